@@ -1,0 +1,1 @@
+"""async_refimport: bulk, crash-safe reference genome imports into AWS HealthOmics."""

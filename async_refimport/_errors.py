@@ -1,0 +1,125 @@
+"""The exception tree of async_refimport.
+
+Every exception the library raises on purpose derives from :class:`RefImportError`::
+
+    RefImportError
+    ├── ValidationFailed              one or more requests or manifest rows are invalid
+    │   ├── RequestValidationError    requests given through the API (carries every FieldError)
+    │   └── ManifestError             rows of a manifest file (carries FieldErrors with line numbers)
+    ├── ServiceError                  HealthOmics answered with an error (or did not answer)
+    │   ├── TransientServiceError     worth retrying: throttling, 408, 500, connection errors
+    │   ├── StoreBusyError            402: the store is running someone else's import job
+    │   └── PermanentServiceError     400/403/404: retrying cannot help
+    ├── JournalError                  the local journal is unusable (schema, locking, corruption)
+    └── ImporterClosedError           the Importer was closed and cannot be reused
+
+Errors carry their context (store id, job id, row name, field) as attributes, not only in the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field of one request or manifest row.
+
+    Attributes:
+        field: The field's name as the user wrote it (``name``, ``source_file``, ``tags.env`` ...).
+        reason: What is wrong, in words a user can act on.
+        line: The 1-based line of the manifest the row came from, when it came from a file.
+        source: The manifest path, when the row came from a file.
+        row_name: The row's reference name, when it has one.
+    """
+
+    field: str
+    reason: str
+    line: int | None = None
+    source: str | None = None
+    row_name: str | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.source is not None and self.line is not None:
+            where = f"{self.source}:{self.line}: "
+        elif self.line is not None:
+            where = f"line {self.line}: "
+        elif self.row_name:
+            where = f"{self.row_name}: "
+        return f"{where}{self.field}: {self.reason}"
+
+
+class RefImportError(Exception):
+    """Base class of every error async_refimport raises on purpose."""
+
+
+class ValidationFailed(RefImportError):
+    """Input was rejected before anything was sent; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(str(e) for e in self.errors[:50])
+        more = f"\n... and {len(self.errors) - 50} more" if len(self.errors) > 50 else ""
+        super().__init__(f"{len(self.errors)} invalid field(s):\n{lines}{more}")
+
+
+class RequestValidationError(ValidationFailed):
+    """Requests passed to the API failed validation; nothing was journaled or sent."""
+
+
+class ManifestError(ValidationFailed):
+    """Rows of a manifest failed validation; each FieldError names its file and line."""
+
+
+class ServiceError(RefImportError):
+    """An error answered by (or on the way to) HealthOmics.
+
+    Attributes:
+        code: The service's error code (``ThrottlingException``) or a local one (``ConnectionError``).
+        operation: The API operation, e.g. ``StartReferenceImportJob``.
+        store_id: The reference store concerned, when known.
+        status: The HTTP status, when there was a response.
+        ambiguous: True when the request may have taken effect although it failed (408, lost connection).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        operation: str,
+        store_id: str | None = None,
+        status: int | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.operation = operation
+        self.store_id = store_id
+        self.status = status
+        self.ambiguous = ambiguous
+
+    def __str__(self) -> str:
+        return f"{self.operation}: {self.code}: {self.message}"
+
+
+class TransientServiceError(ServiceError):
+    """Throttling, timeouts, server errors and lost connections: retried with backoff."""
+
+
+class StoreBusyError(ServiceError):
+    """The store already runs an import job (402): wait for it instead of failing."""
+
+
+class PermanentServiceError(ServiceError):
+    """Validation, access or not-found errors: retrying cannot help; the rows fail with this message."""
+
+
+class JournalError(RefImportError):
+    """The journal cannot be used (newer schema, unreadable file, inconsistent state)."""
+
+
+class ImporterClosedError(RefImportError):
+    """The Importer has been closed; create a new one."""

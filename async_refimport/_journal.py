@@ -1,0 +1,669 @@
+"""The journal: the single, durable source of truth about every row and every import job.
+
+The :class:`Journal` protocol is the seam where other backends (a DynamoDB journal shared by several
+hosts) plug in; :class:`SQLiteJournal` is the local implementation.
+
+Durability rules (see DESIGN.md, "Write ahead"):
+
+* a job's rows and clientToken are committed (``begin_job``) *before* StartReferenceImportJob is sent,
+  and its job id (``record_job_id``) right after the service answered;
+* a unique partial index allows at most one active (PENDING or RUNNING) job per store, so two
+  processes sharing one journal file can never double-book a store;
+* SQLite runs in WAL mode with ``synchronous=FULL``: a committed transaction survives kill -9 and
+  power loss; the file is created with mode 0600 (it names buckets, roles and stores).
+
+All SQLite work happens on one dedicated worker thread (one connection, one writer), never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ._errors import JournalError
+from ._models import ImportRequest, RowResult, RowState, StoreRef
+
+SCHEMA_VERSION = 1
+_T = TypeVar("_T")
+
+
+class JobState(StrEnum):
+    """A job as the journal sees it.
+
+    PENDING: written ahead, no job id known yet (Start not sent, in flight, or lost in a crash).
+    RUNNING: the service gave a job id; the job may still be running.
+    DONE: settled; every row of it is final or requeued.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRow:
+    """A row as a lane needs it to build a StartReferenceImportJob source."""
+
+    row_id: int
+    name: str
+    source_file: str
+    role_arn: str
+    description: str | None
+    tags: Mapping[str, str]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One import job, from its write-ahead on."""
+
+    id: int
+    store: StoreRef
+    client_token: str
+    role_arn: str
+    state: JobState
+    written_at: float
+    job_id: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    status: str | None = None
+    message: str | None = None
+    rows: tuple[QueuedRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What happened to one row of a finished job."""
+
+    row_id: int
+    state: RowState
+    reference_id: str | None = None
+    message: str | None = None
+
+
+class Journal(Protocol):
+    """What the engine needs from durable storage."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def add_rows(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]], submission: str | None = None
+    ) -> list[int]: ...
+    async def stores_with_work(self) -> list[StoreRef]: ...
+    async def queued_rows(self, store: StoreRef, limit: int) -> list[QueuedRow]: ...
+    async def queued_count(self, store: StoreRef) -> int: ...
+    async def mark_present(self, settlements: Sequence[Settlement]) -> None: ...
+    async def begin_job(
+        self, store: StoreRef, rows: Sequence[QueuedRow], client_token: str
+    ) -> JobRecord: ...
+    async def record_job_id(self, job: JobRecord, job_id: str) -> JobRecord: ...
+    async def finish_job(
+        self,
+        job: JobRecord,
+        settlements: Sequence[Settlement],
+        *,
+        status: str,
+        message: str | None = None,
+        requeue: Sequence[int] = (),
+        max_attempts: int = 3,
+    ) -> list[RowResult]: ...
+    async def unfinished_jobs(self, store: StoreRef) -> list[JobRecord]: ...
+    async def results(self, row_ids: Sequence[int] | None = None) -> list[RowResult]: ...
+    async def jobs(self, store: StoreRef | None = None) -> list[JobRecord]: ...
+    async def counts(self) -> dict[StoreRef, dict[RowState, int]]: ...
+    async def acquire_lease(self, store: StoreRef, owner: str, ttl: float) -> bool: ...
+    async def release_lease(self, store: StoreRef, owner: str) -> None: ...
+    async def compact(self, older_than: float) -> int: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    store_key TEXT NOT NULL,
+    client_token TEXT NOT NULL UNIQUE,
+    role_arn TEXT NOT NULL,
+    state TEXT NOT NULL,
+    job_id TEXT,
+    written_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    status TEXT,
+    message TEXT
+);
+-- At most one active job per store, whichever process asks: the journal's own guard against
+-- double-booking a store.
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_active_per_store
+    ON jobs (store_key) WHERE state IN ('PENDING', 'RUNNING');
+CREATE TABLE IF NOT EXISTS rows (
+    id INTEGER PRIMARY KEY,
+    store_key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source_file TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    description TEXT,
+    tags TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    job INTEGER REFERENCES jobs (id),
+    reference_id TEXT,
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    submission TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (store_key, name)
+);
+CREATE INDEX IF NOT EXISTS rows_by_store_state ON rows (store_key, state, id);
+CREATE INDEX IF NOT EXISTS rows_by_job ON rows (job);
+CREATE TABLE IF NOT EXISTS leases (
+    store_key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+_ROW_COLUMNS = (
+    "rows.id, rows.store_key, rows.name, rows.source_file, rows.state, rows.reference_id, "
+    "jobs.job_id, rows.message, rows.attempts"
+)
+
+
+def _row_result(r: sqlite3.Row) -> RowResult:
+    store = StoreRef.from_key(r[1])
+    return RowResult(
+        row_id=r[0],
+        store_id=store.store_id,
+        region=store.region,
+        name=r[2],
+        source_file=r[3],
+        state=RowState(r[4]),
+        reference_id=r[5],
+        job_id=r[6],
+        message=r[7],
+        attempts=r[8],
+    )
+
+
+def _queued_row(r: sqlite3.Row) -> QueuedRow:
+    return QueuedRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
+
+
+def default_journal_path() -> Path:
+    """``$REFIMPORT_JOURNAL``, else ``$XDG_STATE_HOME/refimport/journal.sqlite``
+    (``~/.local/state/refimport/journal.sqlite``)."""
+    explicit = os.environ.get("REFIMPORT_JOURNAL")
+    if explicit:
+        return Path(explicit)
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "refimport" / "journal.sqlite"
+
+
+class SQLiteJournal:
+    """The journal in one SQLite file (WAL, synchronous=FULL, mode 0600).
+
+    Several processes may share one file: SQLite's locking serialises writers (each write is one
+    ``BEGIN IMMEDIATE`` transaction) and the unique index on active jobs keeps stores single-booked.
+
+    Args:
+        path: The journal file; its directory is created (mode 0700) when missing.
+        clock: Wall-clock seconds, injectable for tests.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._conn: sqlite3.Connection | None = None
+        # One connection used from one thread at a time: SQLite's single writer, off the event loop.
+        self._limiter = anyio.CapacityLimiter(1)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._conn
+        if conn is None:
+            raise JournalError(f"journal {self.path} is not open")
+
+        def call() -> _T:
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise JournalError(f"journal {self.path}: {exc}") from exc
+
+        # Shielded: a cancelled caller must not leave a transaction half-applied on the connection.
+        with anyio.CancelScope(shield=True):
+            result = await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        return result
+
+    def _write(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        return result
+
+    async def __aenter__(self) -> SQLiteJournal:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        self._conn = await anyio.to_thread.run_sync(self._connect, limiter=self._limiter)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():
+                # Create it 0600 before SQLite opens it: it names buckets, roles and stores.
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        def apply(c: sqlite3.Connection) -> None:
+            c.executescript("SAVEPOINT schema; " + _SCHEMA + " RELEASE schema;")
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} has schema {row[0]}, newer than this version "
+                    f"understands ({SCHEMA_VERSION}); upgrade async-refimport"
+                )
+
+        self._write(conn, apply)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    # -- intake ---------------------------------------------------------------------------------
+
+    async def add_rows(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]], submission: str | None = None
+    ) -> list[int]:
+        """Journal requests as QUEUED rows; returns one row id per request, in order.
+
+        A name already journaled for the store keeps its row: a final IMPORTED/ALREADY_PRESENT row is
+        returned as is (a re-run sends nothing new), a FAILED row is queued again with the new fields
+        (a re-run retries failures), a queued or submitted row is left alone.
+        """
+        now = self._clock()
+
+        def add(conn: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            for store, req in requests:
+                tags = json.dumps(dict(req.tags), sort_keys=True)
+                found = conn.execute(
+                    "SELECT id, state FROM rows WHERE store_key = ? AND name = ?",
+                    (store.key, req.name),
+                ).fetchone()
+                if found is None:
+                    cur = conn.execute(
+                        "INSERT INTO rows (store_key, name, source_file, role_arn, description, tags,"
+                        " state, submission, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)",
+                        (
+                            store.key,
+                            req.name,
+                            req.source_file,
+                            req.role_arn,
+                            req.description,
+                            tags,
+                            submission,
+                            now,
+                            now,
+                        ),
+                    )
+                    assert cur.lastrowid is not None
+                    ids.append(cur.lastrowid)
+                    continue
+                row_id, state = found
+                if state == RowState.FAILED:
+                    conn.execute(
+                        "UPDATE rows SET source_file = ?, role_arn = ?, description = ?, tags = ?,"
+                        " state = 'QUEUED', job = NULL, message = NULL, reference_id = NULL,"
+                        " attempts = 0, submission = ?, updated_at = ? WHERE id = ?",
+                        (
+                            req.source_file,
+                            req.role_arn,
+                            req.description,
+                            tags,
+                            submission,
+                            now,
+                            row_id,
+                        ),
+                    )
+                ids.append(row_id)
+            return ids
+
+        return await self._run(lambda conn: self._write(conn, add))
+
+    async def stores_with_work(self) -> list[StoreRef]:
+        """Stores with queued rows or an unfinished job."""
+
+        def query(conn: sqlite3.Connection) -> list[StoreRef]:
+            keys = conn.execute(
+                "SELECT DISTINCT store_key FROM rows WHERE state IN ('QUEUED', 'SUBMITTED')"
+                " UNION SELECT store_key FROM jobs WHERE state IN ('PENDING', 'RUNNING')"
+            ).fetchall()
+            return [StoreRef.from_key(k[0]) for k in keys]
+
+        return await self._run(query)
+
+    async def queued_rows(self, store: StoreRef, limit: int) -> list[QueuedRow]:
+        """The oldest queued rows of a store that share one role ARN (one job has one role)."""
+
+        def query(conn: sqlite3.Connection) -> list[QueuedRow]:
+            rows = conn.execute(
+                "SELECT id, name, source_file, role_arn, description, tags, attempts FROM rows"
+                " WHERE store_key = ?1 AND state = 'QUEUED' AND role_arn = ("
+                "   SELECT role_arn FROM rows WHERE store_key = ?1 AND state = 'QUEUED'"
+                "   ORDER BY id LIMIT 1)"
+                " ORDER BY id LIMIT ?2",
+                (store.key, limit),
+            ).fetchall()
+            return [_queued_row(r) for r in rows]
+
+        return await self._run(query)
+
+    async def queued_count(self, store: StoreRef) -> int:
+        def query(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM rows WHERE store_key = ? AND state = 'QUEUED'", (store.key,)
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(query)
+
+    async def mark_present(self, settlements: Sequence[Settlement]) -> None:
+        """Settle queued rows without a job (their name already exists in the store)."""
+        now = self._clock()
+
+        def update(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE rows SET state = ?, reference_id = ?, message = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'QUEUED'",
+                [(s.state.value, s.reference_id, s.message, now, s.row_id) for s in settlements],
+            )
+
+        await self._run(lambda conn: self._write(conn, update))
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def begin_job(
+        self, store: StoreRef, rows: Sequence[QueuedRow], client_token: str
+    ) -> JobRecord:
+        """Write a job ahead of its Start call: its token and rows, committed.
+
+        Raises:
+            JournalError: the store already has an active job (possibly another process's), or a row
+                is no longer queued.
+        """
+        if not rows:
+            raise ValueError("a job needs at least one row")
+        now = self._clock()
+        role_arn = rows[0].role_arn
+
+        def begin(conn: sqlite3.Connection) -> JobRecord:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO jobs (store_key, client_token, role_arn, state, written_at)"
+                    " VALUES (?, ?, ?, 'PENDING', ?)",
+                    (store.key, client_token, role_arn, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(f"store {store} already has an active job ({exc})") from exc
+            job = cur.lastrowid
+            assert job is not None
+            changed = conn.executemany(
+                "UPDATE rows SET state = 'SUBMITTED', job = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ? AND state = 'QUEUED'",
+                [(job, now, r.row_id) for r in rows],
+            ).rowcount
+            if changed != len(rows):
+                raise JournalError(f"store {store}: {len(rows) - changed} row(s) were not queued")
+            return JobRecord(
+                id=job,
+                store=store,
+                client_token=client_token,
+                role_arn=role_arn,
+                state=JobState.PENDING,
+                written_at=now,
+                rows=tuple(rows),
+            )
+
+        return await self._run(lambda conn: self._write(conn, begin))
+
+    async def record_job_id(self, job: JobRecord, job_id: str) -> JobRecord:
+        now = self._clock()
+
+        def record(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE jobs SET job_id = ?, state = 'RUNNING', started_at = ? WHERE id = ?",
+                (job_id, now, job.id),
+            )
+
+        await self._run(lambda conn: self._write(conn, record))
+        return JobRecord(
+            id=job.id,
+            store=job.store,
+            client_token=job.client_token,
+            role_arn=job.role_arn,
+            state=JobState.RUNNING,
+            written_at=job.written_at,
+            job_id=job_id,
+            started_at=now,
+            rows=job.rows,
+        )
+
+    async def finish_job(
+        self,
+        job: JobRecord,
+        settlements: Sequence[Settlement],
+        *,
+        status: str,
+        message: str | None = None,
+        requeue: Sequence[int] = (),
+        max_attempts: int = 3,
+    ) -> list[RowResult]:
+        """Settle a job's rows and close the job, in one transaction.
+
+        Rows in ``requeue`` go back to QUEUED unless they have had ``max_attempts`` jobs already, in
+        which case they fail with ``message``. Returns the rows' results after the change.
+        """
+        now = self._clock()
+
+        def finish(conn: sqlite3.Connection) -> list[RowResult]:
+            conn.executemany(
+                "UPDATE rows SET state = ?, reference_id = ?, message = ?, updated_at = ?"
+                " WHERE id = ? AND job = ?",
+                [
+                    (s.state.value, s.reference_id, s.message, now, s.row_id, job.id)
+                    for s in settlements
+                ],
+            )
+            for row_id in requeue:
+                conn.execute(
+                    "UPDATE rows SET state = CASE WHEN attempts >= ?1 THEN 'FAILED' ELSE 'QUEUED' END,"
+                    " message = ?2, updated_at = ?3 WHERE id = ?4 AND job = ?5",
+                    (max_attempts, message or f"job ended {status}", now, row_id, job.id),
+                )
+            conn.execute(
+                "UPDATE jobs SET state = 'DONE', status = ?, message = ?, finished_at = ?"
+                " WHERE id = ?",
+                (status, message, now, job.id),
+            )
+            rows = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM rows LEFT JOIN jobs ON rows.job = jobs.id"
+                " WHERE rows.job = ?",
+                (job.id,),
+            ).fetchall()
+            return [_row_result(r) for r in rows]
+
+        return await self._run(lambda conn: self._write(conn, finish))
+
+    async def unfinished_jobs(self, store: StoreRef) -> list[JobRecord]:
+        def query(conn: sqlite3.Connection) -> list[JobRecord]:
+            jobs = conn.execute(
+                "SELECT id FROM jobs WHERE store_key = ? AND state IN ('PENDING', 'RUNNING')"
+                " ORDER BY id",
+                (store.key,),
+            ).fetchall()
+            return [self._job(conn, j[0]) for j in jobs]
+
+        return await self._run(query)
+
+    def _job(self, conn: sqlite3.Connection, job: int, with_rows: bool = True) -> JobRecord:
+        j = conn.execute(
+            "SELECT id, store_key, client_token, role_arn, state, written_at, job_id, started_at,"
+            " finished_at, status, message FROM jobs WHERE id = ?",
+            (job,),
+        ).fetchone()
+        rows: tuple[QueuedRow, ...] = ()
+        if with_rows:
+            rows = tuple(
+                _queued_row(r)
+                for r in conn.execute(
+                    "SELECT id, name, source_file, role_arn, description, tags, attempts FROM rows"
+                    " WHERE job = ? ORDER BY id",
+                    (job,),
+                )
+            )
+        return JobRecord(
+            id=j[0],
+            store=StoreRef.from_key(j[1]),
+            client_token=j[2],
+            role_arn=j[3],
+            state=JobState(j[4]),
+            written_at=j[5],
+            job_id=j[6],
+            started_at=j[7],
+            finished_at=j[8],
+            status=j[9],
+            message=j[10],
+            rows=rows,
+        )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def results(self, row_ids: Sequence[int] | None = None) -> list[RowResult]:
+        """Rows' current results: the given ids in order, or every row."""
+
+        def query(conn: sqlite3.Connection) -> list[RowResult]:
+            base = f"SELECT {_ROW_COLUMNS} FROM rows LEFT JOIN jobs ON rows.job = jobs.id"
+            if row_ids is None:
+                return [_row_result(r) for r in conn.execute(base + " ORDER BY rows.id")]
+            found: dict[int, RowResult] = {}
+            ids = list(row_ids)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in conn.execute(base + f" WHERE rows.id IN ({marks})", chunk):
+                    found[r[0]] = _row_result(r)
+            return [found[i] for i in ids if i in found]
+
+        return await self._run(query)
+
+    async def jobs(self, store: StoreRef | None = None) -> list[JobRecord]:
+        """Every job (without its rows), oldest first."""
+
+        def query(conn: sqlite3.Connection) -> list[JobRecord]:
+            if store is None:
+                ids = conn.execute("SELECT id FROM jobs ORDER BY id").fetchall()
+            else:
+                ids = conn.execute(
+                    "SELECT id FROM jobs WHERE store_key = ? ORDER BY id", (store.key,)
+                ).fetchall()
+            return [self._job(conn, i[0], with_rows=False) for i in ids]
+
+        return await self._run(query)
+
+    async def counts(self) -> dict[StoreRef, dict[RowState, int]]:
+        def query(conn: sqlite3.Connection) -> dict[StoreRef, dict[RowState, int]]:
+            out: dict[StoreRef, dict[RowState, int]] = {}
+            for key, state, n in conn.execute(
+                "SELECT store_key, state, count(*) FROM rows GROUP BY store_key, state"
+            ):
+                out.setdefault(StoreRef.from_key(key), {})[RowState(state)] = n
+            return out
+
+        return await self._run(query)
+
+    # -- several processes, long runs -----------------------------------------------------------
+
+    async def acquire_lease(self, store: StoreRef, owner: str, ttl: float) -> bool:
+        """Take or renew the right to drive ``store`` for ``ttl`` seconds; False if another owner holds it."""
+        now = self._clock()
+
+        def take(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO leases (store_key, owner, expires_at) VALUES (?1, ?2, ?3)"
+                " ON CONFLICT (store_key) DO UPDATE SET owner = ?2, expires_at = ?3"
+                " WHERE leases.owner = ?2 OR leases.expires_at < ?4",
+                (store.key, owner, now + ttl, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(lambda conn: self._write(conn, take))
+
+    async def release_lease(self, store: StoreRef, owner: str) -> None:
+        def release(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM leases WHERE store_key = ? AND owner = ?", (store.key, owner))
+
+        await self._run(lambda conn: self._write(conn, release))
+
+    async def compact(self, older_than: float) -> int:
+        """Forget final rows and finished jobs settled before ``older_than`` (epoch seconds)."""
+
+        def purge(conn: sqlite3.Connection) -> int:
+            n = conn.execute(
+                "DELETE FROM rows WHERE state IN ('IMPORTED', 'ALREADY_PRESENT', 'FAILED')"
+                " AND updated_at < ?",
+                (older_than,),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM jobs WHERE state = 'DONE' AND finished_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM rows WHERE rows.job = jobs.id)",
+                (older_than,),
+            )
+            return int(n)
+
+        return await self._run(lambda conn: self._write(conn, purge))
+
+
+def tags_of(items: Iterable[tuple[str, Any]]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in items}
