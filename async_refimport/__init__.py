@@ -1,1 +1,85 @@
-"""async_refimport: bulk, crash-safe reference genome imports into AWS HealthOmics."""
+"""async_refimport: bulk, crash-safe imports of reference genomes into AWS HealthOmics.
+
+The public API (everything else is private and may change)::
+
+    from async_refimport import Importer, ImportRequest
+
+    async with Importer(journal="refimport.sqlite", region="us-east-1") as imp:
+        ids = await imp.submit([ImportRequest(store_id, role_arn, "s3://bucket/hg38.fa", "hg38")])
+        results = await imp.wait(ids)
+
+The local HealthOmics emulator lives in :mod:`async_refimport.emulator`.
+"""
+
+from ._errors import FieldError as FieldError
+from ._errors import ImporterClosedError as ImporterClosedError
+from ._errors import JournalError as JournalError
+from ._errors import ManifestError as ManifestError
+from ._errors import PermanentServiceError as PermanentServiceError
+from ._errors import RefImportError as RefImportError
+from ._errors import RequestValidationError as RequestValidationError
+from ._errors import ServiceError as ServiceError
+from ._errors import StoreBusyError as StoreBusyError
+from ._errors import TransientServiceError as TransientServiceError
+from ._errors import ValidationFailed as ValidationFailed
+from ._events import Event as Event
+from ._events import JobFinished as JobFinished
+from ._events import JobStarted as JobStarted
+from ._events import RequestRetried as RequestRetried
+from ._events import RowSettled as RowSettled
+from ._events import RowsQueued as RowsQueued
+from ._events import StoreChecked as StoreChecked
+from ._gateway import AwsGateway as AwsGateway
+from ._gateway import OmicsGateway as OmicsGateway
+from ._importer import Importer as Importer
+from ._importer import ImporterSettings as ImporterSettings
+from ._importer import StorePlan as StorePlan
+from ._journal import Journal as Journal
+from ._journal import SQLiteJournal as SQLiteJournal
+from ._journal import default_journal_path as default_journal_path
+from ._models import ImportRequest as ImportRequest
+from ._models import RowResult as RowResult
+from ._models import RowState as RowState
+from ._models import StoreRef as StoreRef
+from ._models import validate_request as validate_request
+from ._pacing import PacingPolicy as PacingPolicy
+from ._polling import PollingPolicy as PollingPolicy
+from ._retry import RetryPolicy as RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AwsGateway",
+    "Event",
+    "FieldError",
+    "ImportRequest",
+    "Importer",
+    "ImporterClosedError",
+    "ImporterSettings",
+    "JobFinished",
+    "JobStarted",
+    "Journal",
+    "JournalError",
+    "ManifestError",
+    "OmicsGateway",
+    "PacingPolicy",
+    "PermanentServiceError",
+    "PollingPolicy",
+    "RefImportError",
+    "RequestRetried",
+    "RequestValidationError",
+    "RetryPolicy",
+    "RowResult",
+    "RowSettled",
+    "RowState",
+    "RowsQueued",
+    "SQLiteJournal",
+    "ServiceError",
+    "StoreBusyError",
+    "StoreChecked",
+    "StorePlan",
+    "TransientServiceError",
+    "ValidationFailed",
+    "default_journal_path",
+    "validate_request",
+]

@@ -103,7 +103,7 @@ class Journal(Protocol):
     async def stores_with_work(self) -> list[StoreRef]: ...
     async def queued_rows(self, store: StoreRef, limit: int) -> list[QueuedRow]: ...
     async def queued_count(self, store: StoreRef) -> int: ...
-    async def mark_present(self, settlements: Sequence[Settlement]) -> None: ...
+    async def settle_queued(self, settlements: Sequence[Settlement]) -> None: ...
     async def begin_job(
         self, store: StoreRef, rows: Sequence[QueuedRow], client_token: str
     ) -> JobRecord: ...
@@ -119,6 +119,7 @@ class Journal(Protocol):
         max_attempts: int = 3,
     ) -> list[RowResult]: ...
     async def unfinished_jobs(self, store: StoreRef) -> list[JobRecord]: ...
+    async def known_job_ids(self, store: StoreRef) -> set[str]: ...
     async def results(self, row_ids: Sequence[int] | None = None) -> list[RowResult]: ...
     async def jobs(self, store: StoreRef | None = None) -> list[JobRecord]: ...
     async def counts(self) -> dict[StoreRef, dict[RowState, int]]: ...
@@ -409,8 +410,8 @@ class SQLiteJournal:
 
         return await self._run(query)
 
-    async def mark_present(self, settlements: Sequence[Settlement]) -> None:
-        """Settle queued rows without a job (their name already exists in the store)."""
+    async def settle_queued(self, settlements: Sequence[Settlement]) -> None:
+        """Settle queued rows without a job (name already present, or the store is unusable)."""
         now = self._clock()
 
         def update(conn: sqlite3.Connection) -> None:
@@ -544,6 +545,17 @@ class SQLiteJournal:
                 (store.key,),
             ).fetchall()
             return [self._job(conn, j[0]) for j in jobs]
+
+        return await self._run(query)
+
+    async def known_job_ids(self, store: StoreRef) -> set[str]:
+        """Job ids the journal already holds for a store (a lookup must not adopt them twice)."""
+
+        def query(conn: sqlite3.Connection) -> set[str]:
+            rows = conn.execute(
+                "SELECT job_id FROM jobs WHERE store_key = ? AND job_id IS NOT NULL", (store.key,)
+            ).fetchall()
+            return {r[0] for r in rows}
 
         return await self._run(query)
 

@@ -1,0 +1,399 @@
+"""One lane per reference store: the loop that keeps one store busy with one job at a time.
+
+A lane packs the store's queued rows into jobs of up to ``max_sources_per_job``, writes each job
+ahead in the journal, starts it, waits for it through the completion watcher and settles its rows,
+then starts the next one at once. On start it first resumes whatever the journal says is unfinished.
+It knows the journal and the gateway only through their protocols.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+
+from ._errors import (
+    JournalError,
+    PermanentServiceError,
+    StoreBusyError,
+    TransientServiceError,
+)
+from ._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled, StoreChecked
+from ._gateway import START, JobSnapshot, OmicsGateway, SourceSpec
+from ._journal import JobRecord, Journal, QueuedRow, Settlement
+from ._models import RowState, StoreRef
+from ._polling import CompletionWatcher
+from ._retry import RetryPolicy, retrying
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneSettings:
+    """The lane's knobs (the Importer fills them from its settings)."""
+
+    max_sources_per_job: int = 100
+    max_attempts: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    busy_wait: float = 10.0
+    lookup_margin: float = 60.0
+    existence_ttl: float = 600.0
+    lease_ttl: float = 30.0
+    critical_grace: float = 30.0
+
+
+@dataclass(slots=True)
+class LaneDeps:
+    """What every lane shares."""
+
+    journal: Journal
+    gateway: OmicsGateway
+    watcher: CompletionWatcher
+    emit: Callable[[Event], None]
+    changed: Callable[[], None]
+    owner: str
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+
+
+class Lane:
+    """Drives one store. ``run`` returns only when cancelled (the Importer owns its task)."""
+
+    def __init__(self, store: StoreRef, deps: LaneDeps, settings: LaneSettings) -> None:
+        self.store = store
+        self._deps = deps
+        self._settings = settings
+        self.idle = False
+        self.active_job: str | None = None
+        self._wake = anyio.Event()
+        self._present: dict[str, str] | None = None
+        self._present_at = 0.0
+
+    def notify(self) -> None:
+        """New rows were queued for this store."""
+        self.idle = False
+        self._wake.set()
+
+    async def run(self) -> None:
+        d = self._deps
+        with structlog.contextvars.bound_contextvars(
+            store_id=self.store.store_id, region=self.store.region
+        ):
+            while not await d.journal.acquire_lease(self.store, d.owner, self._settings.lease_ttl):
+                log.info("lane.waiting_for_lease")
+                await d.sleep(self._settings.lease_ttl / 3)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._renew_lease)
+                    await self._work()
+                    tg.cancel_scope.cancel()
+            finally:
+                with anyio.move_on_after(5, shield=True):
+                    await d.journal.release_lease(self.store, d.owner)
+
+    async def _renew_lease(self) -> None:
+        d = self._deps
+        while True:
+            await d.sleep(self._settings.lease_ttl / 3)
+            if not await d.journal.acquire_lease(self.store, d.owner, self._settings.lease_ttl):
+                # Another process took the store over (we were presumed dead): stop driving it.
+                log.error("lane.lease_lost")
+                raise JournalError(f"lost the lease on store {self.store}")
+
+    async def _work(self) -> None:
+        d = self._deps
+        for job in await d.journal.unfinished_jobs(self.store):
+            log.info("import_job.recovering", job_id=job.job_id, client_token=job.client_token)
+            await self._drive(job, recovered=True)
+        while True:
+            self._wake = anyio.Event()
+            rows = await d.journal.queued_rows(self.store, self._settings.max_sources_per_job)
+            if not rows:
+                self.idle = True
+                d.changed()
+                await self._wake.wait()
+                continue
+            self.idle = False
+            rows = await self._skip_present(rows)
+            if not rows:
+                continue
+            token = uuid.uuid4().hex
+            try:
+                job = await d.journal.begin_job(self.store, rows, token)
+            except JournalError as exc:
+                # Another process holds an active job on this store: let it finish first.
+                log.warning("import_job.store_booked", error=str(exc))
+                await d.sleep(self._settings.busy_wait)
+                continue
+            await self._drive(job, recovered=False)
+
+    # -- existence ------------------------------------------------------------------------------
+
+    async def _skip_present(self, rows: list[QueuedRow]) -> list[QueuedRow]:
+        """Settle rows whose name the store already holds; return the rest."""
+        d = self._deps
+        if self._present is None or d.clock() - self._present_at > self._settings.existence_ttl:
+            present = await self._list_present(rows)
+            if present is None:
+                return []
+            self._present, self._present_at = present, d.clock()
+        known = self._present
+        already = [r for r in rows if r.name in known]
+        if already:
+            await self._settle_queued(
+                [
+                    Settlement(
+                        r.row_id, RowState.ALREADY_PRESENT, known[r.name], "already in the store"
+                    )
+                    for r in already
+                ]
+            )
+            d.emit(StoreChecked(self.store, len(already)))
+        return [r for r in rows if r.name not in known]
+
+    async def _list_present(self, rows: list[QueuedRow]) -> dict[str, str] | None:
+        d = self._deps
+        while True:
+            try:
+                refs = await d.gateway.list_references(self.store)
+            except PermanentServiceError as exc:
+                # The store is unusable as configured (no access, no such store): fail what waits
+                # for it rather than retrying for ever.
+                log.error("store.unusable", error=str(exc))
+                await self._fail_queued(f"{exc.code}: {exc.message}")
+                return None
+            except TransientServiceError as exc:
+                log.warning("store.list_failed", error=str(exc))
+                await d.sleep(self._settings.busy_wait)
+                continue
+            log.info("store.checked", references=len(refs))
+            return {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
+
+    async def _fail_queued(self, message: str) -> None:
+        d = self._deps
+        while rows := await d.journal.queued_rows(self.store, 1000):
+            await self._settle_queued(
+                [Settlement(r.row_id, RowState.FAILED, None, message) for r in rows]
+            )
+
+    async def _settle_queued(self, settlements: list[Settlement]) -> None:
+        d = self._deps
+        await d.journal.settle_queued(settlements)
+        for result in await d.journal.results([s.row_id for s in settlements]):
+            d.emit(RowSettled(result))
+
+    # -- one job --------------------------------------------------------------------------------
+
+    async def _drive(self, job: JobRecord, *, recovered: bool) -> None:
+        d = self._deps
+        with structlog.contextvars.bound_contextvars(client_token=job.client_token):
+            if job.job_id is None:
+                started_job = await self._start(job, maybe_sent=recovered)
+                if started_job is None:
+                    return
+                job = started_job
+            assert job.job_id is not None
+            with structlog.contextvars.bound_contextvars(job_id=job.job_id):
+                if recovered and job.started_at is not None:
+                    started = d.clock() - max(0.0, d.wall() - job.started_at)
+                else:
+                    started = d.clock()
+                self.active_job = job.job_id
+                d.emit(
+                    JobStarted(
+                        self.store, job.job_id, job.client_token, len(job.rows), d.wall(), recovered
+                    )
+                )
+                log.info("import_job.started", sources=len(job.rows), recovered=recovered)
+                try:
+                    snapshot = await d.watcher.wait(self.store, job.job_id, len(job.rows), started)
+                except PermanentServiceError as exc:
+                    # The service no longer knows the job (404): nothing was imported by it.
+                    log.error("import_job.lost", error=str(exc))
+                    await self._finish(
+                        job,
+                        [],
+                        requeue=[r.row_id for r in job.rows],
+                        status="LOST",
+                        message=str(exc),
+                    )
+                    return
+                finally:
+                    self.active_job = None
+                await self._settle(job, snapshot)
+
+    async def _start(self, job: JobRecord, *, maybe_sent: bool) -> JobRecord | None:
+        """Get a job id for a written-ahead job: adopt the job if it exists, else start it.
+
+        ``maybe_sent`` says an earlier attempt (a crashed run, an ambiguous 408 or a lost
+        connection) may have created the job; then the service is searched before anything is
+        sent again, because it may have forgotten the clientToken by now.
+        """
+        d = self._deps
+        sources = [SourceSpec(r.source_file, r.name, r.description, dict(r.tags)) for r in job.rows]
+        while True:
+            try:
+                async for attempt in retrying(
+                    self._settings.retry, sleep=d.sleep, on_retry=self._on_start_retry
+                ):
+                    with attempt:
+                        # Shielded: a Start in flight is finished and journaled even if the
+                        # importer is being closed, so that its job id is not lost.
+                        with anyio.move_on_after(self._settings.critical_grace, shield=True):
+                            job_id = await self._find(job, sources) if maybe_sent else None
+                            recovered = job_id is not None
+                            if job_id is None:
+                                try:
+                                    job_id = await d.gateway.start_import(
+                                        self.store, job.role_arn, sources, job.client_token
+                                    )
+                                except TransientServiceError as exc:
+                                    maybe_sent = maybe_sent or exc.ambiguous
+                                    raise
+                            if recovered:
+                                log.info("import_job.adopted", job_id=job_id)
+                            return await d.journal.record_job_id(job, job_id)
+                        # The grace period ran out mid-call: the job stays PENDING and is
+                        # looked up by the next run.
+                        maybe_sent = True
+                        raise TransientServiceError(
+                            "start did not finish within the grace period",
+                            code="Timeout",
+                            operation=START,
+                            store_id=self.store.store_id,
+                            ambiguous=True,
+                        )
+            except StoreBusyError:
+                log.info("store.busy", wait=self._settings.busy_wait)
+                await d.sleep(self._settings.busy_wait)
+            except TransientServiceError as exc:
+                # Retries are exhausted but the rows must not be dropped: the job stays written
+                # ahead; look for it and try again after a pause.
+                log.warning("import_job.start_failed", error=str(exc))
+                maybe_sent = maybe_sent or exc.ambiguous
+                await d.sleep(self._settings.busy_wait)
+            except PermanentServiceError as exc:
+                log.error("import_job.rejected", error=str(exc))
+                settlements = [
+                    Settlement(r.row_id, RowState.FAILED, None, f"{exc.code}: {exc.message}")
+                    for r in job.rows
+                ]
+                await self._finish(job, settlements, status="REJECTED", message=str(exc))
+                return None
+
+    def _on_start_retry(self, attempt: int, error: BaseException, delay: float) -> None:
+        code = getattr(error, "code", type(error).__name__)
+        log.info("import_job.start_retry", attempt=attempt, code=code, delay=round(delay, 3))
+        self._deps.emit(RequestRetried(START, self.store, attempt, str(code), delay))
+
+    async def _find(self, job: JobRecord, sources: list[SourceSpec]) -> str | None:
+        """Find a job the service created for these exact sources since the write-ahead."""
+        d = self._deps
+        since = datetime.fromtimestamp(job.written_at - self._settings.lookup_margin, UTC)
+        known = await d.journal.known_job_ids(self.store)
+        wanted = {(s.source_file, s.name) for s in sources}
+        candidates = [
+            j for j in await d.gateway.list_imports(self.store, since) if j.job_id not in known
+        ]
+        for candidate in candidates:
+            snapshot = await d.gateway.get_import(self.store, candidate.job_id)
+            if {(s.source_file, s.name) for s in snapshot.sources} == wanted:
+                return candidate.job_id
+        log.info("import_job.lookup_empty", candidates=len(candidates))
+        return None
+
+    # -- settling -------------------------------------------------------------------------------
+
+    async def _settle(self, job: JobRecord, snapshot: JobSnapshot) -> None:
+        by_name = {s.name: s for s in snapshot.sources if s.name}
+        by_file = {s.source_file: s for s in snapshot.sources if s.source_file}
+        settlements: list[Settlement] = []
+        requeue: list[int] = []
+        for row in job.rows:
+            source = by_name.get(row.name) or by_file.get(row.source_file)
+            if source is None or source.status not in ("FINISHED", "FAILED"):
+                requeue.append(row.row_id)
+            elif source.status == "FINISHED" and source.reference_id:
+                settlements.append(Settlement(row.row_id, RowState.IMPORTED, source.reference_id))
+                if self._present is not None:
+                    self._present[row.name] = source.reference_id
+            else:
+                settlements.append(await self._failed_source(row, source.message))
+        await self._finish(
+            job, settlements, requeue=requeue, status=snapshot.status, message=snapshot.message
+        )
+
+    async def _failed_source(self, row: QueuedRow, message: str | None) -> Settlement:
+        """A failed source whose name now exists in the store is ALREADY_PRESENT, not FAILED."""
+        try:
+            existing = await self._deps.gateway.list_references(self.store, name=row.name)
+        except (TransientServiceError, PermanentServiceError) as exc:
+            log.warning("store.name_check_failed", name=row.name, error=str(exc))
+            existing = []
+        for ref in existing:
+            if ref.name == row.name and ref.status in (None, "ACTIVE"):
+                if self._present is not None:
+                    self._present[row.name] = ref.reference_id
+                return Settlement(
+                    row.row_id,
+                    RowState.ALREADY_PRESENT,
+                    ref.reference_id,
+                    f"name already in the store ({message or 'import failed'})",
+                )
+        return Settlement(row.row_id, RowState.FAILED, None, message or "import failed")
+
+    async def _finish(
+        self,
+        job: JobRecord,
+        settlements: list[Settlement],
+        *,
+        status: str,
+        message: str | None,
+        requeue: list[int] | None = None,
+    ) -> None:
+        d = self._deps
+        requeue = requeue or []
+        # Shielded: the settlement is one transaction and must land even while closing.
+        with anyio.CancelScope(shield=True):
+            results = await d.journal.finish_job(
+                job,
+                settlements,
+                status=status,
+                message=message,
+                requeue=requeue,
+                max_attempts=self._settings.max_attempts,
+            )
+        counts = {state: 0 for state in RowState}
+        for result in results:
+            counts[result.state] += 1
+            if result.state.is_final:
+                d.emit(RowSettled(result))
+        duration = d.wall() - (job.started_at or job.written_at)
+        log.info(
+            "import_job.finished",
+            job_id=job.job_id,
+            status=status,
+            imported=counts[RowState.IMPORTED],
+            already_present=counts[RowState.ALREADY_PRESENT],
+            failed=counts[RowState.FAILED],
+            requeued=counts[RowState.QUEUED],
+        )
+        d.emit(
+            JobFinished(
+                self.store,
+                job.job_id,
+                status,
+                counts[RowState.IMPORTED],
+                counts[RowState.ALREADY_PRESENT],
+                counts[RowState.FAILED],
+                counts[RowState.QUEUED],
+                duration,
+                d.wall(),
+            )
+        )

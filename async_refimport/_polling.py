@@ -1,0 +1,161 @@
+"""Completion detection: knowing as early as possible, at few calls, that a job has ended.
+
+A store takes one job at a time, so every second between a job's end and our noticing it is a
+second the store sits idle. The stock waiter polls every 30 s; we instead *predict* the job's end from
+earlier jobs of the same store (the service reports each job's creation and completion times) and
+poll right then, then at short intervals that grow if the prediction was far off. When a poll shows
+part of the sources finished, the rest of the job is extrapolated from them.
+
+:class:`CompletionWatcher` is the seam for other detectors (EventBridge events through SQS later);
+lanes only call ``wait``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+import structlog
+
+from ._errors import TransientServiceError
+from ._gateway import JobSnapshot, OmicsGateway
+from ._models import StoreRef
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollingPolicy:
+    """When to poll GetReferenceImportJob.
+
+    Attributes:
+        first_poll: Delay of the first poll when nothing is known about the store yet (seconds).
+        min_interval: The shortest gap between two polls of one job.
+        max_interval: The longest gap between two polls of one job.
+        tail_fraction: After the predicted end has passed, poll every this fraction of the
+            predicted duration (bounded by the two intervals above), doubling each miss.
+        history: How many finished jobs of a store inform the prediction.
+    """
+
+    first_poll: float = 1.0
+    min_interval: float = 0.05
+    max_interval: float = 30.0
+    tail_fraction: float = 0.02
+    history: int = 20
+
+
+class CompletionWatcher(Protocol):
+    """Waits for a started job to end."""
+
+    async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
+        """Return the job's final snapshot; ``started`` is the monotonic time its Start returned."""
+        ...
+
+
+class DurationPredictor:
+    """Predicts a store's next job duration from its last jobs: duration ≈ a + b · sources.
+
+    With jobs of one size (the common case: full packs of 100) this is their mean duration; with
+    mixed sizes, a least-squares line through (sources, duration).
+    """
+
+    def __init__(self, history: int = 20) -> None:
+        self._samples: deque[tuple[int, float]] = deque(maxlen=history)
+
+    def observe(self, sources: int, duration: float) -> None:
+        if duration > 0:
+            self._samples.append((sources, duration))
+
+    def predict(self, sources: int) -> float | None:
+        if not self._samples:
+            return None
+        n = len(self._samples)
+        mean_x = sum(s for s, _ in self._samples) / n
+        mean_y = sum(d for _, d in self._samples) / n
+        var_x = sum((s - mean_x) ** 2 for s, _ in self._samples)
+        if var_x == 0:
+            return mean_y
+        slope = sum((s - mean_x) * (d - mean_y) for s, d in self._samples) / var_x
+        slope = max(0.0, slope)
+        return max(0.0, mean_y + slope * (sources - mean_x))
+
+
+class PollingWatcher:
+    """:class:`CompletionWatcher` that polls GetReferenceImportJob at predicted times.
+
+    Args:
+        gateway: Where to poll.
+        policy: Poll timing.
+        clock: Monotonic seconds (injectable).
+        sleep: Async sleep (injectable).
+    """
+
+    def __init__(
+        self,
+        gateway: OmicsGateway,
+        policy: PollingPolicy = PollingPolicy(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._gateway = gateway
+        self._policy = policy
+        self._clock = clock
+        self._sleep = sleep
+        self._predictors: dict[str, DurationPredictor] = {}
+        self.polls = 0
+
+    def predictor(self, store: StoreRef) -> DurationPredictor:
+        predictor = self._predictors.get(store.key)
+        if predictor is None:
+            predictor = DurationPredictor(self._policy.history)
+            self._predictors[store.key] = predictor
+        return predictor
+
+    def next_delay(
+        self, predicted: float | None, elapsed: float, misses: int, snapshot: JobSnapshot | None
+    ) -> float:
+        """Seconds until the next poll of a job that has run for ``elapsed`` seconds."""
+        p = self._policy
+        if snapshot is not None:
+            total = len(snapshot.sources)
+            finished = sum(1 for s in snapshot.sources if s.status in ("FINISHED", "FAILED"))
+            if total and 0 < finished < total:
+                # Sources are worked through in turn: extrapolate the rest from the done part.
+                remaining = elapsed * (total - finished) / finished
+                return min(p.max_interval, max(p.min_interval, remaining))
+        if predicted is None:
+            return min(p.max_interval, p.first_poll * 2.0**misses)
+        if elapsed < predicted:
+            return predicted - elapsed
+        tail = max(p.min_interval, predicted * p.tail_fraction)
+        return min(p.max_interval, tail * 2.0 ** max(0, misses - 1))
+
+    async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
+        predictor = self.predictor(store)
+        predicted = predictor.predict(sources)
+        misses = 0
+        snapshot: JobSnapshot | None = None
+        while True:
+            elapsed = self._clock() - started
+            await self._sleep(self.next_delay(predicted, elapsed, misses, snapshot))
+            try:
+                self.polls += 1
+                snapshot = await self._gateway.get_import(store, job_id)
+            except TransientServiceError as exc:
+                # The job keeps running whatever our network does: keep watching it.
+                log.warning("import_job.poll_failed", job_id=job_id, error=str(exc))
+                misses += 1
+                continue
+            if snapshot.done:
+                if snapshot.created is not None and snapshot.completed is not None:
+                    duration = (snapshot.completed - snapshot.created).total_seconds()
+                else:
+                    duration = self._clock() - started
+                predictor.observe(sources, duration)
+                return snapshot
+            misses += 1
