@@ -78,6 +78,7 @@ __all__ = [
     "StoreBusyError",
     "StoreChecked",
     "StorePlan",
+    "StoreRef",
     "TransientServiceError",
     "ValidationFailed",
     "default_journal_path",

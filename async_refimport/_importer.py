@@ -150,7 +150,7 @@ class Importer:
         self._stopping = False
         self._state = "new"
         self._tg: TaskGroup | None = None
-        self._lanes_scope = anyio.CancelScope()
+        self._lane_scopes: list[anyio.CancelScope] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -163,7 +163,6 @@ class Importer:
         await self.journal.open()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._run_lanes)
         # Resume whatever an earlier run left unfinished.
         for store in await self.journal.stores_with_work():
             self._lane(store).notify()
@@ -188,10 +187,6 @@ class Importer:
                     await self.gateway.aclose()
                 await self.journal.close()
 
-    async def _run_lanes(self) -> None:
-        with self._lanes_scope:
-            await anyio.sleep_forever()
-
     def stop(self) -> None:
         """Stop starting jobs: lanes stop at their next safe point (a Start in flight is finished
         and journaled first); ``wait`` and ``drain`` return. Jobs running at AWS are resumed by the
@@ -199,7 +194,8 @@ class Importer:
         if self._stopping:
             return
         self._stopping = True
-        self._lanes_scope.cancel()
+        for scope in self._lane_scopes:
+            scope.cancel()
         self._signal_change()
 
     @property
@@ -243,7 +239,10 @@ class Importer:
         return lane
 
     async def _run_lane(self, lane: Lane) -> None:
-        with self._lanes_scope:
+        with anyio.CancelScope() as scope:
+            self._lane_scopes.append(scope)
+            if self._stopping:
+                scope.cancel()
             while True:
                 try:
                     await lane.run()
