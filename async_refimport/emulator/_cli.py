@@ -1,0 +1,144 @@
+"""``refimport emulator``: serve the emulator until SIGINT/SIGTERM.
+
+Prints one JSON line ``{"omics_endpoint_url": ..., "s3_endpoint_url": ..., "region": ...}``
+on stdout once it serves requests, then runs until interrupted and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+import structlog
+
+from ._faults import Faults
+from ._server import Emulator
+from ._service import DEFAULT_TOKEN_TTL
+
+
+def _latency(text: str) -> float | tuple[float, float]:
+    if ":" in text:
+        low, high = text.split(":", 1)
+        return (float(low), float(high))
+    return float(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``refimport emulator``."""
+    p = argparse.ArgumentParser(
+        prog="refimport emulator",
+        description="Run a local AWS HealthOmics reference-store emulator (with an embedded S3).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free port)")
+    p.add_argument("--region", default="us-east-1", help="Region reported for clients")
+    p.add_argument(
+        "--time-scale", type=float, default=1.0, help="multiplier of simulated durations"
+    )
+    p.add_argument(
+        "--store-quota", type=int, default=1, help="reference stores per account and Region"
+    )
+    p.add_argument(
+        "--token-ttl",
+        type=float,
+        default=DEFAULT_TOKEN_TTL,
+        help="seconds a clientToken is remembered",
+    )
+    p.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help="read sources from this S3 instead of an embedded one",
+    )
+    p.add_argument(
+        "--tps", type=float, default=5.0, help="calls/s per account, Region and operation (0: off)"
+    )
+    p.add_argument(
+        "--p-timeout", type=float, default=0.0, help="probability of 408 after the call ran"
+    )
+    p.add_argument(
+        "--p-500", type=float, default=0.0, help="probability of 500 before the call runs"
+    )
+    p.add_argument("--p-drop", type=float, default=0.0, help="probability of a dropped connection")
+    p.add_argument(
+        "--p-drop-after",
+        type=float,
+        default=0.0,
+        help="probability of a dropped connection after the call ran",
+    )
+    p.add_argument(
+        "--latency", type=_latency, default=0.0, help="added seconds per call: S or LOW:HIGH"
+    )
+    p.add_argument(
+        "--fault-operations",
+        default=None,
+        help="comma-separated operations the random faults apply to (default: all)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of fault draws and ids")
+    p.add_argument("--log-level", default="WARNING", help="log level of the emulator's own logs")
+    return p
+
+
+def _configure_logging(level: str) -> None:
+    # The entry point, not the library, owns logging.
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.WARNING
+    logging.getLogger("werkzeug").setLevel(max(numeric, logging.WARNING))
+    if not structlog.is_configured():
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(numeric),
+            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        )
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    ops = args.fault_operations
+    faults = Faults(
+        tps=args.tps or None,
+        p_timeout=args.p_timeout,
+        p_500=args.p_500,
+        p_drop=args.p_drop,
+        p_drop_after=args.p_drop_after,
+        latency=args.latency,
+        operations=frozenset(o.strip() for o in ops.split(",") if o.strip()) if ops else None,
+        seed=args.seed,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Emulator(
+            host=args.host,
+            port=args.port,
+            region=args.region,
+            time_scale=args.time_scale,
+            faults=faults,
+            store_quota=args.store_quota,
+            token_ttl=args.token_ttl,
+            s3_endpoint_url=args.s3_endpoint_url,
+            seed=args.seed,
+        ) as emu:
+            print(json.dumps(emu.endpoints()), flush=True)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``refimport emulator`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        faults_check = Faults(p_timeout=args.p_timeout, p_500=args.p_500, p_drop=args.p_drop)
+    except ValueError as exc:
+        print(f"refimport emulator: {exc}", file=sys.stderr)
+        return 2
+    del faults_check
+    _configure_logging(args.log_level)
+    asyncio.run(_serve(args))
+    return 0

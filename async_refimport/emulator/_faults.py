@@ -1,0 +1,166 @@
+"""Fault injection: throttling by token bucket, timeouts, 500s, dropped connections, latency.
+
+Every random draw comes from one ``random.Random(seed)``, so a run with the same seed and the
+same sequence of requests injects the same faults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FaultKind", "Faults"]
+
+#: Fault kinds as counted in ``stats()["faults"]``.
+FaultKind = str
+FAULT_KINDS: tuple[FaultKind, ...] = ("drop", "drop_after", "internal_error", "latency", "timeout")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong, and how often.
+
+    Attributes:
+        tps: sustained calls per second allowed per (account, Region, operation), like the
+            service's default 5 TPS; ``None`` or ``0`` disables throttling (429 ThrottlingException).
+        burst: token-bucket capacity; defaults to ``max(1, tps)``.
+        tps_per_operation: per-operation overrides of ``tps`` (``None``/``0`` there disables it).
+        p_timeout: probability of 408 RequestTimeoutException *after* the operation ran (for
+            StartReferenceImportJob the job exists: the ambiguous case).
+        p_500: probability of 500 InternalServerException before anything is done.
+        p_drop: probability of closing the connection without a response, before anything is done.
+        p_drop_after: probability of closing the connection without a response after the
+            operation ran (ambiguous, like ``p_timeout``).
+        latency: added delay in seconds per call: a number, or a ``(low, high)`` uniform range.
+        operations: operations the random faults and latency apply to; ``None`` means all.
+        seed: seed of the fault generator.
+    """
+
+    tps: float | None = 5.0
+    burst: float | None = None
+    tps_per_operation: Mapping[str, float | None] = field(default_factory=dict)
+    p_timeout: float = 0.0
+    p_500: float = 0.0
+    p_drop: float = 0.0
+    p_drop_after: float = 0.0
+    latency: float | tuple[float, float] = 0.0
+    operations: frozenset[str] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("p_timeout", "p_500", "p_drop", "p_drop_after"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {p}")
+        if self.operations is not None and not isinstance(self.operations, frozenset):
+            object.__setattr__(self, "operations", frozenset(self.operations))
+        if isinstance(self.latency, list):
+            object.__setattr__(self, "latency", tuple(self.latency))
+
+    @classmethod
+    def none(cls) -> Faults:
+        """No faults and no throttling."""
+        return cls(tps=None)
+
+    def replace(self, **changes: Any) -> Faults:
+        """Return a copy with ``changes`` applied (unknown names raise ``TypeError``)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the settings as JSON-compatible values (as ``/_emulator/config`` accepts them)."""
+        data = dataclasses.asdict(self)
+        data["tps_per_operation"] = dict(self.tps_per_operation)
+        data["operations"] = sorted(self.operations) if self.operations is not None else None
+        data["latency"] = list(self.latency) if isinstance(self.latency, tuple) else self.latency
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], base: Faults | None = None) -> Faults:
+        """Build from JSON values; keys left out keep ``base``'s (or the default) values."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+        changes = dict(data)
+        if changes.get("operations") is not None:
+            changes["operations"] = frozenset(changes["operations"])
+        if isinstance(changes.get("latency"), list):
+            changes["latency"] = tuple(changes["latency"])
+        return dataclasses.replace(base or cls(), **changes)
+
+
+class TokenBucket:
+    """Classic token bucket refilled at ``rate`` per second up to ``capacity``."""
+
+    def __init__(self, rate: float, capacity: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._tokens = capacity
+        self._stamp = clock()
+
+    def take(self) -> bool:
+        """Take one token if there is one."""
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class FaultInjector:
+    """Draws the faults for each call from :class:`Faults` and a seeded generator."""
+
+    def __init__(self, faults: Faults, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
+        self.configure(faults)
+
+    def configure(self, faults: Faults) -> None:
+        """Switch to new settings: reseeds the generator and refills every bucket."""
+        self.faults = faults
+        self.rng = random.Random(faults.seed)
+        self._buckets.clear()
+
+    def admit(self, account: str, region: str, operation: str) -> bool:
+        """Return False when the call must be throttled."""
+        f = self.faults
+        tps = (
+            f.tps_per_operation.get(operation, f.tps) if operation in f.tps_per_operation else f.tps
+        )
+        if not tps:
+            return True
+        key = (account, region, operation)
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.rate != tps:
+            capacity = f.burst if f.burst else max(1.0, float(tps))
+            bucket = self._buckets[key] = TokenBucket(float(tps), capacity, self._clock)
+        return bucket.take()
+
+    def targets(self, operation: str) -> bool:
+        """Whether the random faults apply to ``operation``."""
+        ops = self.faults.operations
+        return ops is None or operation in ops
+
+    def roll(self, p: float) -> bool:
+        """Draw with probability ``p`` (no draw at all when ``p`` is 0, to keep sequences stable)."""
+        return p > 0.0 and self.rng.random() < p
+
+    def latency(self) -> float:
+        """Seconds to delay this call."""
+        lat = self.faults.latency
+        if isinstance(lat, tuple):
+            low, high = lat
+            return self.rng.uniform(low, high) if high > 0 else 0.0
+        return float(lat)
+
+
+def normalise_operations(ops: Iterable[str] | None) -> frozenset[str] | None:
+    """Frozen set of operation names, or None for all operations."""
+    return None if ops is None else frozenset(ops)

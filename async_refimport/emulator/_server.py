@@ -1,0 +1,472 @@
+"""The HTTP face of the emulator: an aiohttp server speaking botocore's ``omics`` REST-JSON.
+
+Each request goes through: route (by the model's method and ``requestUri``) → SigV4 presence
+(403) → throttling (429) → targeted faults before the call (latency, dropped connection, 500)
+→ model validation (400) → the operation → targeted faults after it (dropped connection, 408).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from aiohttp import web
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ._faults import FaultInjector, Faults
+from ._model import RequestValidationFailed, error_status, match_route, parse_request, serialize
+from ._service import (
+    DEFAULT_TOKEN_TTL,
+    JOB_OVERHEAD_S,
+    THROUGHPUT_BASES_PER_S,
+    ApiError,
+    Caller,
+    Service,
+)
+
+log = structlog.get_logger(__name__)
+
+#: Dummy credentials handed out by :meth:`Emulator.client_kwargs`.
+ACCESS_KEY_ID = "AKIAEMULATOR00000000"
+SECRET_ACCESS_KEY = "emulator-secret"
+
+_CREDENTIAL = re.compile(r"Credential=([^/\s,]+)/(\d{8})/([^/\s,]+)/([^/\s,]+)/aws4_request")
+
+
+def account_for(access_key_id: str) -> str:
+    """Derive the 12-digit account id the emulator assigns to an access key id.
+
+    A key id that is itself 12 digits is used as is (handy to pick an account in tests);
+    any other key maps to ``int(sha256(key)) mod 10**12``, zero-padded, so distinct keys
+    behave as distinct accounts with their own store quota.
+    """
+    if access_key_id.isdigit() and len(access_key_id) == 12:
+        return access_key_id
+    digest = int(hashlib.sha256(access_key_id.encode()).hexdigest(), 16)
+    return f"{digest % 10**12:012d}"
+
+
+class _Dropped(Exception):
+    """The connection was closed on purpose, without a response."""
+
+
+class Emulator:
+    """A local HealthOmics reference-store service (plus an embedded moto S3 server).
+
+    Use as ``async with Emulator(...) as emu:``; point clients at :attr:`omics_endpoint_url`
+    (see :meth:`client_kwargs`). An instance runs once: it cannot be reopened after it closed.
+
+    Args:
+        host: interface to bind (loopback by default).
+        port: TCP port; 0 picks a free one.
+        region: Region used by :meth:`client_kwargs` (requests may use any Region).
+        time_scale: multiplies every simulated duration (0.001 turns 30 s into 30 ms).
+        faults: fault settings; ``None`` means :class:`Faults` defaults (5 TPS throttling, no faults).
+        store_quota: reference stores allowed per account and Region.
+        token_ttl: seconds a clientToken is remembered (real seconds, not scaled).
+        s3_endpoint_url: S3 to read sources from; ``None`` starts an embedded moto S3 server.
+        s3_credentials: (key id, secret) for that S3; dummy ones by default.
+        job_overhead: fixed seconds per import job (before scaling).
+        throughput: bases per second per source (before scaling).
+        seed: seed for the ids the emulator assigns.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+        time_scale: float = 1.0,
+        faults: Faults | None = None,
+        store_quota: int = 1,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
+        s3_endpoint_url: str | None = None,
+        s3_credentials: tuple[str, str] = ("testing", "testing"),
+        job_overhead: float = JOB_OVERHEAD_S,
+        throughput: float = THROUGHPUT_BASES_PER_S,
+        seed: int = 0,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self.region = region
+        self._s3_url = s3_endpoint_url
+        self._s3_credentials = s3_credentials
+        self._faults = FaultInjector(faults if faults is not None else Faults())
+        self.service = Service(
+            s3_reader=self._read_s3,
+            time_scale=time_scale,
+            store_quota=store_quota,
+            token_ttl=token_ttl,
+            job_overhead=job_overhead,
+            throughput=throughput,
+            seed=seed,
+        )
+        self._initial: dict[str, Any] = {
+            "faults": self._faults.faults,
+            "time_scale": time_scale,
+            "token_ttl": token_ttl,
+            "store_quota": store_quota,
+            "job_overhead": job_overhead,
+            "throughput": throughput,
+        }
+        self._stack: AsyncExitStack | None = None
+        self._state = "new"
+        self._url: str | None = None
+        self._s3: Any = None
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise RuntimeError("an Emulator runs once; create a new one")
+        self._state = "opening"
+        stack = AsyncExitStack()
+        try:
+            if self._s3_url is None:
+                self._s3_url = await self._start_moto(stack)
+            self._s3 = await stack.enter_async_context(self._s3_client())
+            app = web.Application(client_max_size=16 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+            # Jobs stop before the server does, so no job outlives the loop.
+            stack.push_async_callback(self.service.aclose)
+            host, port = runner.addresses[0][:2]
+            shown = f"[{host}]" if ":" in host else host
+            self._url = f"http://{shown}:{port}"
+        except BaseException:
+            await stack.aclose()
+            self._state = "closed"
+            raise
+        self._stack = stack
+        self._state = "open"
+        log.debug("emulator.started", omics=self._url, s3=self._s3_url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop jobs, the HTTP server and the embedded S3 server."""
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+        self._state = "closed"
+
+    async def _start_moto(self, stack: AsyncExitStack) -> str:
+        from moto.server import ThreadedMotoServer  # heavy import, only when embedded S3 is used
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        await asyncio.to_thread(server.start)
+        stack.push_async_callback(asyncio.to_thread, server.stop)
+        host, port = server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def _s3_client(self) -> Any:
+        import aioboto3
+        from aiobotocore.config import AioConfig
+
+        key, secret = self._s3_credentials
+        return aioboto3.Session().client(
+            "s3",
+            endpoint_url=self._s3_url,
+            region_name=self.region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=AioConfig(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+        )
+
+    async def _read_s3(
+        self, bucket: str, key: str, on_chunk: Callable[[bytes], None]
+    ) -> dict[str, str]:
+        try:
+            resp = await self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
+                raise KeyError(key) from None
+            raise
+        body = resp["Body"]
+        try:
+            async for chunk in body.iter_chunks(1 << 20):
+                on_chunk(chunk)
+        finally:
+            body.close()
+        return dict(resp.get("Metadata") or {})
+
+    # -- public face ---------------------------------------------------------------------------
+
+    @property
+    def omics_endpoint_url(self) -> str:
+        """Base URL of the HealthOmics API."""
+        if self._url is None:
+            raise RuntimeError("the emulator is not running")
+        return self._url
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        """Base URL of the S3 the sources are read from."""
+        if self._s3_url is None:
+            raise RuntimeError("the emulator is not running")
+        return self._s3_url
+
+    @property
+    def faults(self) -> Faults:
+        """Current fault settings."""
+        return self._faults.faults
+
+    def endpoints(self) -> dict[str, str]:
+        """The JSON the CLI prints: both endpoint URLs and the Region."""
+        return {
+            "omics_endpoint_url": self.omics_endpoint_url,
+            "s3_endpoint_url": self.s3_endpoint_url,
+            "region": self.region,
+        }
+
+    def client_kwargs(
+        self, service: str = "omics", *, max_attempts: int | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``boto3.client(service, **kw)`` or ``aioboto3.Session().client``.
+
+        Args:
+            service: ``"omics"`` or ``"s3"``.
+            max_attempts: total attempts per call (1 = botocore never retries); ``None`` keeps
+                botocore's default retry settings.
+        """
+        return client_kwargs(self.endpoints(), service, max_attempts=max_attempts)
+
+    def config(self) -> dict[str, Any]:
+        """Current runtime settings."""
+        s = self.service
+        return {
+            "time_scale": s.time_scale,
+            "token_ttl": s.token_ttl,
+            "store_quota": s.store_quota,
+            "job_overhead": s.job_overhead,
+            "throughput": s.throughput,
+            "faults": self._faults.faults.to_json(),
+        }
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters, jobs and references (the same JSON as ``GET /_emulator/stats``)."""
+        out = self.service.stats()
+        out["config"] = self.config()
+        return out
+
+    async def reset(self, *, settings: bool = False) -> None:
+        """Drop all state (stores, jobs, references, tokens, counters).
+
+        Objects in S3 are left alone. Fault generators are reseeded and buckets refilled.
+
+        Args:
+            settings: also restore the settings given at construction (undoing
+                :meth:`configure`); by default the current settings are kept.
+        """
+        await self.service.reset()
+        if settings:
+            self.configure(**self._initial)
+        else:
+            self._faults.configure(self._faults.faults)
+
+    def forget_tokens(self) -> int:
+        """Forget every clientToken, as if their time to live had passed."""
+        return self.service.forget_tokens()
+
+    def configure(
+        self,
+        *,
+        faults: Faults | None = None,
+        time_scale: float | None = None,
+        token_ttl: float | None = None,
+        store_quota: int | None = None,
+        job_overhead: float | None = None,
+        throughput: float | None = None,
+    ) -> dict[str, Any]:
+        """Change settings at runtime; returns the resulting :meth:`config`."""
+        s = self.service
+        if faults is not None:
+            self._faults.configure(faults)
+        if time_scale is not None:
+            s.time_scale = float(time_scale)
+        if token_ttl is not None:
+            s.token_ttl = float(token_ttl)
+        if store_quota is not None:
+            s.store_quota = int(store_quota)
+        if job_overhead is not None:
+            s.job_overhead = float(job_overhead)
+        if throughput is not None:
+            s.throughput = float(throughput)
+        return self.config()
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path.startswith("/_emulator/"):
+            return await self._inspect(request)
+        found = match_route(request.method, request.path)
+        if found is None:
+            return _error(
+                "UnknownOperationException", f"No operation at {request.method} {request.path}", 404
+            )
+        route, uri_params = found
+        op = route.operation
+        counters = self.service.counters
+        counters.calls[op.name] += 1
+        try:
+            return await self._call(request, op, uri_params)
+        except ApiError as exc:
+            counters.errors[exc.code] += 1
+            return _error(exc.code, exc.message)
+        except _Dropped:
+            if request.transport is not None:
+                request.transport.abort()
+            # Nothing can be sent any more; aiohttp sees the closed transport and moves on.
+            raise asyncio.CancelledError from None
+
+    async def _call(
+        self, request: web.Request, op: Any, uri_params: dict[str, str]
+    ) -> web.StreamResponse:
+        caller = _caller(request)
+        inj = self._faults
+        counters = self.service.counters
+        if not inj.admit(caller.account, caller.region, op.name):
+            counters.throttled[op.name] += 1
+            raise ApiError("ThrottlingException", "Rate exceeded")
+        targeted = inj.targets(op.name)
+        if targeted:
+            delay = inj.latency()
+            if delay > 0:
+                counters.faults["latency"] += 1
+                await asyncio.sleep(delay)
+            if inj.roll(inj.faults.p_drop):
+                counters.faults["drop"] += 1
+                raise _Dropped
+            if inj.roll(inj.faults.p_500):
+                counters.faults["internal_error"] += 1
+                raise ApiError("InternalServerException", "Injected internal error")
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise ApiError("ValidationException", "Request body is not valid JSON") from None
+        try:
+            params = parse_request(op, uri_params, request.query, body)
+        except RequestValidationFailed as exc:
+            raise ApiError("ValidationException", str(exc)) from None
+        handler = getattr(self.service, _snake(op.name))
+        result = handler(caller, params)
+        if targeted:
+            if inj.roll(inj.faults.p_drop_after):
+                counters.faults["drop_after"] += 1
+                raise _Dropped
+            if inj.roll(inj.faults.p_timeout):
+                counters.faults["timeout"] += 1
+                raise ApiError(
+                    "RequestTimeoutException", "Injected request timeout (the operation ran)"
+                )
+        payload = serialize(op.output_shape, result)
+        return web.json_response(
+            payload,
+            status=int(op.http.get("responseCode", 200)),
+            headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        )
+
+    async def _inspect(self, request: web.Request) -> web.StreamResponse:
+        action = request.path.removeprefix("/_emulator/").strip("/")
+        try:
+            if action == "stats" and request.method == "GET":
+                return web.json_response(await self.stats())
+            if action == "config" and request.method == "GET":
+                return web.json_response(self.config())
+            if action == "config" and request.method == "POST":
+                data = await request.json()
+                if not isinstance(data, dict):
+                    raise ValueError("expected a JSON object")
+                return web.json_response(self._configure_json(data))
+            if action == "reset" and request.method == "POST":
+                await self.reset(settings=request.query.get("settings", "") in ("1", "true"))
+                return web.json_response({"reset": True})
+            if action == "forget-tokens" and request.method == "POST":
+                return web.json_response({"forgotten": self.forget_tokens()})
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response(
+            {"message": f"unknown inspection call {request.method} {request.path}"}, status=404
+        )
+
+    def _configure_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        allowed = {"faults", "time_scale", "token_ttl", "store_quota", "job_overhead", "throughput"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        faults = None
+        if data.get("faults") is not None:
+            faults = Faults.from_json(data["faults"], base=self._faults.faults)
+        return self.configure(
+            faults=faults,
+            time_scale=data.get("time_scale"),
+            token_ttl=data.get("token_ttl"),
+            store_quota=data.get("store_quota"),
+            job_overhead=data.get("job_overhead"),
+            throughput=data.get("throughput"),
+        )
+
+
+def client_kwargs(
+    endpoints: dict[str, str], service: str = "omics", *, max_attempts: int | None = None
+) -> dict[str, Any]:
+    """Client keyword arguments for an emulator described by its endpoint JSON."""
+    if service not in ("omics", "s3"):
+        raise ValueError(f"the emulator serves 'omics' and 's3', not {service!r}")
+    options: dict[str, Any] = {"inject_host_prefix": False}
+    if service == "s3":
+        options["s3"] = {"addressing_style": "path"}
+    if max_attempts is not None:
+        options["retries"] = {"mode": "standard", "total_max_attempts": max_attempts}
+    return {
+        "endpoint_url": endpoints[f"{service}_endpoint_url"],
+        "region_name": endpoints["region"],
+        "aws_access_key_id": ACCESS_KEY_ID,
+        "aws_secret_access_key": SECRET_ACCESS_KEY,
+        "config": Config(**options),
+    }
+
+
+def _caller(request: web.Request) -> Caller:
+    auth = request.headers.get("Authorization", "")
+    m = _CREDENTIAL.search(auth)
+    if not auth.startswith("AWS4-HMAC-SHA256") or m is None:
+        raise ApiError("AccessDeniedException", "Missing or malformed SigV4 Authorization header")
+    access_key, _date, region, _service = m.groups()
+    return Caller(account=account_for(access_key), region=region)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _error(code: str, message: str, status: int | None = None) -> web.Response:
+    return web.json_response(
+        {"message": message},
+        status=status if status is not None else error_status(code),
+        headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())},
+    )

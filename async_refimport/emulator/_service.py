@@ -1,0 +1,608 @@
+"""The emulated reference-store service: state, semantics and the import-job runner.
+
+Transport-free: :class:`Service` methods take parsed request members and return response
+members (or raise :class:`ApiError`); the HTTP layer lives in ``_server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from ._fasta import FastaError, FastaScanner
+
+log = structlog.get_logger(__name__)
+
+#: Duration model defaults (before ``time_scale``): fixed overhead per job, bases per second.
+JOB_OVERHEAD_S = 30.0
+THROUGHPUT_BASES_PER_S = 20_000_000.0
+#: S3 user metadata key (``x-amz-meta-emulated-bases``) overriding the base count for durations.
+EMULATED_BASES_META = "emulated-bases"
+#: Default time the service remembers a clientToken, in seconds (an assumption).
+DEFAULT_TOKEN_TTL = 86_400.0
+_ACTIVE_JOB = ("SUBMITTED", "IN_PROGRESS", "CANCELLING")
+_STATUS_MAX = 127  # JobStatusMessage max length in the model
+
+
+class ApiError(Exception):
+    """An error response: ``code`` names the model's error shape."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: derived from the SigV4 credential scope."""
+
+    account: str
+    region: str
+
+
+@dataclass
+class Store:
+    id: str
+    arn: str
+    account: str
+    region: str
+    name: str
+    description: str | None
+    sse_config: dict[str, Any]
+    tags: dict[str, str]
+    creation_time: datetime
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "arn": self.arn,
+            "name": self.name,
+            "description": self.description,
+            "sseConfig": self.sse_config,
+            "creationTime": self.creation_time,
+        }
+
+
+@dataclass
+class Source:
+    source_file: str
+    name: str
+    description: str | None
+    tags: dict[str, str]
+    status: str = "NOT_STARTED"
+    status_message: str | None = None
+    reference_id: str | None = None
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "sourceFile": self.source_file,
+            "status": self.status,
+            "statusMessage": self.status_message,
+            "name": self.name,
+            "description": self.description,
+            "tags": self.tags or None,
+            "referenceId": self.reference_id,
+        }
+
+
+@dataclass
+class Job:
+    id: str
+    store_id: str
+    role_arn: str
+    client_token: str | None
+    sources: list[Source]
+    creation_time: datetime
+    status: str = "SUBMITTED"
+    status_message: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "referenceStoreId": self.store_id,
+            "roleArn": self.role_arn,
+            "status": self.status,
+            "creationTime": self.creation_time,
+            "completionTime": self.completion_time,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        def epoch(t: datetime | None) -> float | None:
+            return t.timestamp() if t else None
+
+        def iso(t: datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
+        return {
+            "store_id": self.store_id,
+            "job_id": self.id,
+            "client_token": self.client_token,
+            "sources": len(self.sources),
+            "status": self.status,
+            "status_message": self.status_message,
+            "created": iso(self.creation_time),
+            "started": iso(self.start_time),
+            "completed": iso(self.completion_time),
+            "created_epoch": epoch(self.creation_time),
+            "started_epoch": epoch(self.start_time),
+            "completed_epoch": epoch(self.completion_time),
+            "source_statuses": [
+                {
+                    "name": s.name,
+                    "status": s.status,
+                    "message": s.status_message,
+                    "reference_id": s.reference_id,
+                }
+                for s in self.sources
+            ],
+        }
+
+
+@dataclass
+class Reference:
+    id: str
+    arn: str
+    store_id: str
+    md5: str
+    name: str
+    description: str | None
+    tags: dict[str, str]
+    creation_time: datetime
+    job_id: str
+    source_file: str
+    content_length: int
+    status: str = "ACTIVE"
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "arn": self.arn,
+            "referenceStoreId": self.store_id,
+            "md5": self.md5,
+            "status": self.status,
+            "name": self.name,
+            "description": self.description,
+            "creationTime": self.creation_time,
+            "updateTime": self.creation_time,
+        }
+
+
+@dataclass
+class _Token:
+    fingerprint: str
+    result_id: str
+    stamp: float
+
+
+@dataclass
+class Counters:
+    """What the inspection endpoint reports besides jobs and references."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    rejected_concurrent_starts: int = 0
+    name_conflicts: int = 0
+
+
+#: Reads an S3 object: ``(bucket, key, on_chunk) -> user metadata``; raises KeyError if missing.
+S3Reader = Callable[[str, str, Callable[[bytes], None]], Awaitable[dict[str, str]]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= _STATUS_MAX else message[: _STATUS_MAX - 3] + "..."
+
+
+class Service:
+    """State and semantics of the emulated HealthOmics reference stores."""
+
+    def __init__(
+        self,
+        *,
+        s3_reader: S3Reader,
+        time_scale: float = 1.0,
+        store_quota: int = 1,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
+        job_overhead: float = JOB_OVERHEAD_S,
+        throughput: float = THROUGHPUT_BASES_PER_S,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.time_scale = time_scale
+        self.store_quota = store_quota
+        self.token_ttl = token_ttl
+        self.job_overhead = job_overhead
+        self.throughput = throughput
+        self._seed = seed
+        self._clock = clock
+        self._read = s3_reader
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.stores: dict[str, Store] = {}
+        self.jobs: dict[str, Job] = {}
+        self.references: dict[str, Reference] = {}
+        self.tokens: dict[tuple[str, str, str, str], _Token] = {}
+        self.counters = Counters()
+        self._ids = random.Random(self._seed)
+        self._used_ids: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Cancel every running job task and wait for them to end."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def reset(self) -> None:
+        """Cancel running jobs and drop every store, job, reference, token and counter."""
+        await self.aclose()
+        self._reset_state()
+
+    def forget_tokens(self) -> int:
+        """Forget every remembered clientToken; returns how many were dropped."""
+        n = len(self.tokens)
+        self.tokens.clear()
+        return n
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = str(self._ids.randrange(10**9, 10**10))
+            if candidate not in self._used_ids:
+                self._used_ids.add(candidate)
+                return candidate
+
+    def _store(self, caller: Caller, store_id: str) -> Store:
+        store = self.stores.get(store_id)
+        if store is None or (store.account, store.region) != (caller.account, caller.region):
+            raise ApiError("ResourceNotFoundException", f"Reference store {store_id} not found")
+        return store
+
+    def _idempotent(
+        self, caller: Caller, operation: str, token: str | None, request: dict[str, Any]
+    ) -> tuple[tuple[str, str, str, str] | None, str, str | None]:
+        """Look up ``token``: returns (key, fingerprint, id of the earlier result or None)."""
+        fingerprint = json.dumps(
+            {k: v for k, v in request.items() if k != "clientToken"}, sort_keys=True, default=str
+        )
+        if token is None:
+            return None, fingerprint, None
+        key = (caller.account, caller.region, operation, token)
+        entry = self.tokens.get(key)
+        if entry is not None and self._clock() - entry.stamp > self.token_ttl:
+            del self.tokens[key]
+            entry = None
+        if entry is None:
+            return key, fingerprint, None
+        if entry.fingerprint != fingerprint:
+            raise ApiError(
+                "ValidationException",
+                f"clientToken {token!r} was already used with different request parameters",
+            )
+        return key, fingerprint, entry.result_id
+
+    def _remember(
+        self, key: tuple[str, str, str, str] | None, fingerprint: str, result_id: str
+    ) -> None:
+        if key is not None:
+            self.tokens[key] = _Token(fingerprint, result_id, self._clock())
+
+    # -- operations ------------------------------------------------------------------------
+
+    def create_reference_store(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        key, fp, earlier = self._idempotent(
+            caller, "CreateReferenceStore", req.get("clientToken"), req
+        )
+        if earlier is not None and earlier in self.stores:
+            return self.stores[earlier].detail()
+        owned = [
+            s
+            for s in self.stores.values()
+            if (s.account, s.region) == (caller.account, caller.region)
+        ]
+        if len(owned) >= self.store_quota:
+            raise ApiError(
+                "ServiceQuotaExceededException",
+                f"Reference store quota ({self.store_quota} per account per Region) exceeded",
+            )
+        store_id = self._new_id()
+        store = Store(
+            id=store_id,
+            arn=f"arn:aws:omics:{caller.region}:{caller.account}:referenceStore/{store_id}",
+            account=caller.account,
+            region=caller.region,
+            name=req["name"],
+            description=req.get("description"),
+            sse_config=req.get("sseConfig") or {"type": "KMS"},
+            tags=req.get("tags") or {},
+            creation_time=_now(),
+        )
+        self.stores[store_id] = store
+        self._remember(key, fp, store_id)
+        return store.detail()
+
+    def get_reference_store(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        return self._store(caller, req["id"]).detail()
+
+    def list_reference_stores(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        flt = req.get("filter") or {}
+        items = [
+            s
+            for s in self.stores.values()
+            if (s.account, s.region) == (caller.account, caller.region)
+            and ("name" not in flt or s.name == flt["name"])
+            and _in_window(s.creation_time, flt)
+        ]
+        page, token = _paginate(items, req)
+        return {"referenceStores": [s.detail() for s in page], "nextToken": token}
+
+    def start_reference_import_job(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        store = self._store(caller, req["referenceStoreId"])
+        key, fp, earlier = self._idempotent(
+            caller, "StartReferenceImportJob", req.get("clientToken"), req
+        )
+        if earlier is not None and earlier in self.jobs:
+            return self.jobs[earlier].summary()
+        busy = [j for j in self.jobs.values() if j.store_id == store.id and j.status in _ACTIVE_JOB]
+        if busy:
+            self.counters.rejected_concurrent_starts += 1
+            raise ApiError(
+                "ServiceQuotaExceededException",
+                f"Reference store {store.id} already has an active import job ({busy[0].id})",
+            )
+        job = Job(
+            id=self._new_id(),
+            store_id=store.id,
+            role_arn=req["roleArn"],
+            client_token=req.get("clientToken"),
+            sources=[
+                Source(s["sourceFile"], s["name"], s.get("description"), s.get("tags") or {})
+                for s in req["sources"]
+            ],
+            creation_time=_now(),
+        )
+        self.jobs[job.id] = job
+        self._remember(key, fp, job.id)
+        log.debug(
+            "emulator.job.submitted", store_id=store.id, job_id=job.id, sources=len(job.sources)
+        )
+        self._spawn(self._run(job))
+        return job.summary()
+
+    def get_reference_import_job(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        self._store(caller, req["referenceStoreId"])
+        job = self.jobs.get(req["id"])
+        if job is None or job.store_id != req["referenceStoreId"]:
+            raise ApiError("ResourceNotFoundException", f"Import job {req['id']} not found")
+        out = job.summary()
+        out["statusMessage"] = job.status_message
+        out["sources"] = [s.item() for s in job.sources]
+        return out
+
+    def list_reference_import_jobs(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        store = self._store(caller, req["referenceStoreId"])
+        flt = req.get("filter") or {}
+        items = [
+            j
+            for j in self.jobs.values()
+            if j.store_id == store.id
+            and ("status" not in flt or j.status == flt["status"])
+            and _in_window(j.creation_time, flt)
+        ]
+        page, token = _paginate(items, req)
+        return {"importJobs": [j.summary() for j in page], "nextToken": token}
+
+    def list_references(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        store = self._store(caller, req["referenceStoreId"])
+        flt = req.get("filter") or {}
+        items = [
+            r
+            for r in self.references.values()
+            if r.store_id == store.id
+            and ("name" not in flt or r.name == flt["name"])
+            and ("md5" not in flt or r.md5 == flt["md5"])
+            and _in_window(r.creation_time, flt)
+        ]
+        page, token = _paginate(items, req)
+        return {"references": [r.item() for r in page], "nextToken": token}
+
+    def _reference(self, caller: Caller, req: dict[str, Any]) -> Reference:
+        self._store(caller, req["referenceStoreId"])
+        ref = self.references.get(req["id"])
+        if ref is None or ref.store_id != req["referenceStoreId"]:
+            raise ApiError("ResourceNotFoundException", f"Reference {req['id']} not found")
+        return ref
+
+    def get_reference_metadata(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        ref = self._reference(caller, req)
+        out = ref.item()
+        out.update(
+            creationType="IMPORT",
+            creationJobId=ref.job_id,
+            files={
+                "source": {
+                    "totalParts": 1,
+                    "partSize": max(1, ref.content_length),
+                    "contentLength": max(1, ref.content_length),
+                }
+            },
+        )
+        return out
+
+    def delete_reference(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
+        ref = self._reference(caller, req)
+        # Deleting is immediate here: the reference vanishes and its name is free again.
+        del self.references[ref.id]
+        return {}
+
+    # -- the job runner ------------------------------------------------------------------
+
+    async def _sleep(self, seconds: float) -> None:
+        delay = seconds * self.time_scale
+        await asyncio.sleep(delay if delay > 0 else 0)
+
+    def _active_name(self, store_id: str, name: str) -> Reference | None:
+        for ref in self.references.values():
+            if ref.store_id == store_id and ref.name == name and ref.status == "ACTIVE":
+                return ref
+        return None
+
+    def _conflict(self, job: Job, src: Source) -> bool:
+        existing = self._active_name(job.store_id, src.name)
+        if existing is None:
+            return False
+        self.counters.name_conflicts += 1
+        src.status, src.status_message = (
+            "FAILED",
+            _clip(
+                f"Reference name {src.name!r} already exists in the store (reference {existing.id})"
+            ),
+        )
+        return True
+
+    async def _run(self, job: Job) -> None:
+        """Move ``job`` through its life; durations follow the documented model."""
+        await self._sleep(self.job_overhead / 2)
+        job.status, job.start_time = "IN_PROGRESS", _now()
+        for src in job.sources:
+            src.status = "IN_PROGRESS"
+            if self._conflict(job, src):
+                continue
+            scanner = FastaScanner()
+            try:
+                bucket, key = _split_s3(src.source_file)
+                meta = await self._read(bucket, key, scanner.feed)
+                scanner.finish()
+            except KeyError:
+                src.status, src.status_message = (
+                    "FAILED",
+                    _clip(f"Source file not found: {src.source_file}"),
+                )
+                continue
+            except FastaError as exc:
+                src.status, src.status_message = "FAILED", _clip(f"Invalid FASTA: {exc}")
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any S3 failure fails this source, not the emulator
+                src.status, src.status_message = "FAILED", _clip(f"Cannot read source: {exc}")
+                continue
+            bases = int(meta.get(EMULATED_BASES_META, scanner.bases))
+            await self._sleep(bases / self.throughput)
+            # Checked again after the wait: another source may have taken the name meanwhile.
+            if self._conflict(job, src):
+                continue
+            ref_id = self._new_id()
+            store = self.stores[job.store_id]
+            self.references[ref_id] = Reference(
+                id=ref_id,
+                arn=f"arn:aws:omics:{store.region}:{store.account}:referenceStore/{store.id}/reference/{ref_id}",
+                store_id=store.id,
+                md5=scanner.md5,
+                name=src.name,
+                description=src.description,
+                tags=src.tags,
+                creation_time=_now(),
+                job_id=job.id,
+                source_file=src.source_file,
+                content_length=scanner.bases,
+            )
+            src.status, src.reference_id = "FINISHED", ref_id
+        await self._sleep(self.job_overhead / 2)
+        failed = sum(s.status == "FAILED" for s in job.sources)
+        if failed == 0:
+            job.status = "COMPLETED"
+        elif failed == len(job.sources):
+            job.status, job.status_message = "FAILED", "All sources failed"
+        else:
+            job.status = "COMPLETED_WITH_FAILURES"
+            job.status_message = _clip(f"{failed} of {len(job.sources)} sources failed")
+        job.completion_time = _now()
+        log.debug("emulator.job.ended", store_id=job.store_id, job_id=job.id, status=job.status)
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        c = self.counters
+        refs: dict[str, list[dict[str, Any]]] = {s: [] for s in self.stores}
+        for r in self.references.values():
+            refs.setdefault(r.store_id, []).append(
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "md5": r.md5,
+                    "status": r.status,
+                    "job_id": r.job_id,
+                    "source_file": r.source_file,
+                    "created": r.creation_time.isoformat(),
+                    "created_epoch": r.creation_time.timestamp(),
+                }
+            )
+        return {
+            "calls": dict(c.calls),
+            "throttled": dict(c.throttled),
+            "errors": dict(c.errors),
+            "faults": dict(c.faults),
+            "rejected_concurrent_starts": c.rejected_concurrent_starts,
+            "name_conflicts": c.name_conflicts,
+            "stores": [
+                {"id": s.id, "arn": s.arn, "name": s.name, "account": s.account, "region": s.region}
+                for s in self.stores.values()
+            ],
+            "jobs": [j.stats() for j in self.jobs.values()],
+            "references": refs,
+            "tokens_remembered": len(self.tokens),
+        }
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _in_window(t: datetime, flt: dict[str, Any]) -> bool:
+    after, before = flt.get("createdAfter"), flt.get("createdBefore")
+    return (after is None or t >= after) and (before is None or t <= before)
+
+
+def _paginate(items: list[Any], req: dict[str, Any]) -> tuple[list[Any], str | None]:
+    """Offset pagination; the token is the opaque offset of the next page."""
+    limit = req.get("maxResults") or 100
+    token = req.get("nextToken")
+    start = 0
+    if token is not None:
+        try:
+            start = int(token.removeprefix("offset-"))
+        except ValueError:
+            raise ApiError("ValidationException", f"Invalid nextToken {token!r}") from None
+    page = items[start : start + limit]
+    more = start + limit < len(items)
+    return page, (f"offset-{start + limit}" if more else None)
