@@ -1,11 +1,27 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 STORE_ID = "1234567890"
 ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Dummy credentials and no user config: tests never reach, nor depend on, a real account."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEMULATORTESTKEY0")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret-not-real")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_OMICS", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    yield
 
 
 @pytest.fixture
