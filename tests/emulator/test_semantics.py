@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import botocore.exceptions
 import pytest
-import requests
 from botocore.config import Config
 
 from async_refimport.emulator import EmulatorThread, bgzip, gzip_bytes, make_fasta
@@ -243,10 +245,14 @@ def test_source_statuses_progress(
 
 
 def test_no_auth_header_is_403(emulator: EmulatorThread) -> None:
-    resp = requests.post(f"{emulator.omics_endpoint_url}/referencestores", json={}, timeout=5)
-    assert resp.status_code == 403
-    assert resp.headers["x-amzn-ErrorType"] == "AccessDeniedException"
-    assert "message" in resp.json()
+    req = urllib.request.Request(
+        f"{emulator.omics_endpoint_url}/referencestores", data=b"{}", method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=5)
+    assert exc.value.code == 403
+    assert exc.value.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    assert "message" in json.loads(exc.value.read())
 
 
 def test_unsigned_boto3_is_403(emulator: EmulatorThread) -> None:
