@@ -372,6 +372,10 @@ class Lane:
         counts = {state: 0 for state in RowState}
         for result in results:
             counts[result.state] += 1
+            if result.state is RowState.FAILED:
+                log.warning(
+                    "row.failed", job_id=job.job_id, name=result.name, message=result.message
+                )
             if result.state.is_final:
                 d.emit(RowSettled(result))
         duration = d.wall() - (job.started_at or job.written_at)

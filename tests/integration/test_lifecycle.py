@@ -1,0 +1,92 @@
+"""Closing mid-import, resuming, progress events and log hygiene, against the emulator."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from async_refimport import (
+    Importer,
+    ImporterSettings,
+    JobFinished,
+    JobStarted,
+    PollingPolicy,
+    RowSettled,
+    RowState,
+    SQLiteJournal,
+)
+from async_refimport._journal import JobState
+from async_refimport.emulator import EmulatorThread
+from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
+
+FAST = ImporterSettings(
+    polling=PollingPolicy(first_poll=0.02, min_interval=0.01, max_interval=0.3),
+    busy_wait=0.05,
+    lookup_margin=5.0,
+    lease_ttl=1.0,
+)
+
+
+async def test_close_mid_job_then_resume_finishes_everything_once(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
+) -> None:
+    emulator.configure(time_scale=0.01)  # jobs of ~0.3 s: long enough to close in the middle
+    store_id = create_store(emulator, "us-east-1")
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 60, "stop"))
+    async with Importer(journal_path, settings=FAST, max_sources_per_job=20) as imp:
+        async with imp.subscribe() as events:
+            await imp.submit(requests)
+            async for event in events:
+                if isinstance(event, JobStarted):
+                    break
+    # Closed while a job ran at the service: the journal knows it, with its id.
+    async with SQLiteJournal(journal_path) as journal:
+        [running] = [j for j in await journal.jobs() if j.state is not JobState.DONE]
+        assert running.state is JobState.RUNNING and running.job_id is not None
+    async with Importer(journal_path, settings=FAST, max_sources_per_job=20) as imp:
+        results = await imp.wait([r.row_id for r in await imp.results()])
+    assert Counter(r.state for r in results) == {RowState.IMPORTED: 60}
+    stats = emulator.stats()
+    assert len(stats["jobs"]) == 3  # the interrupted job was adopted, not started again
+    assert stats["name_conflicts"] == 0 and stats["rejected_concurrent_starts"] == 0
+    assert overlapping_jobs(stats) == []
+
+
+async def test_progress_events_and_bounded_polling(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
+) -> None:
+    store_id = create_store(emulator, "us-east-1")
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 200, "events"))
+    seen: Counter[type] = Counter()
+    async with Importer(journal_path, settings=FAST, max_sources_per_job=20) as imp:
+        async with imp.subscribe() as events:
+            ids = await imp.submit(requests)
+            async for event in events:
+                seen[type(event)] += 1
+                if seen[RowSettled] == len(ids) and seen[JobFinished] == 10:
+                    break
+    assert seen[JobStarted] == seen[JobFinished] == 10
+    stats = emulator.stats()
+    gets = stats["calls"]["GetReferenceImportJob"]
+    # Predicted polling: a handful of Get calls per job, not one per poll interval.
+    assert gets / len(stats["jobs"]) <= 6, stats["calls"]
+
+
+async def test_logs_name_the_job_and_never_the_credentials(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
+) -> None:
+    store_id = create_store(emulator, "us-east-1")
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 5, "logs"))
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        async with Importer(journal_path, settings=FAST) as imp:
+            await imp.wait(await imp.submit(requests))
+    finished = [e for e in logs if e["event"] == "import_job.finished"]
+    assert finished and finished[0]["store_id"] == store_id
+    assert finished[0]["job_id"] and finished[0]["client_token"]
+    text = repr(logs)
+    assert "emulator-secret-not-real" not in text and "AKIAEMULATORTESTKEY0" not in text
