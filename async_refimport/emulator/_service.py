@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 
 from ._fasta import FastaError, FastaScanner
+from ._faults import FAULT_KINDS
+from ._model import OPERATIONS
 
 log = structlog.get_logger(__name__)
 
@@ -567,10 +569,10 @@ class Service:
                 }
             )
         return {
-            "calls": dict(c.calls),
-            "throttled": dict(c.throttled),
+            "calls": {op: c.calls[op] for op in OPERATIONS},
+            "throttled": {op: c.throttled[op] for op in OPERATIONS},
             "errors": dict(c.errors),
-            "faults": dict(c.faults),
+            "faults": {kind: c.faults[kind] for kind in FAULT_KINDS},
             "rejected_concurrent_starts": c.rejected_concurrent_starts,
             "name_conflicts": c.name_conflicts,
             "stores": [

@@ -195,3 +195,14 @@ def test_filters(
 def test_bad_next_token_is_a_validation_error(omics: Any, store_id: str, operation: str) -> None:
     with pytest.raises(omics.exceptions.ValidationException):
         getattr(omics, operation)(referenceStoreId=store_id, nextToken="garbage")
+
+
+def test_host_prefix_can_be_disabled_by_environment(
+    emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+    kw = emulator.client_kwargs()
+    del kw["config"]  # no inject_host_prefix=False: the environment variable does it
+    assert boto3.client("omics", **kw).list_reference_stores()["referenceStores"] == []

@@ -25,6 +25,10 @@ def code_of(exc: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> tuple
     return resp["Error"]["Code"], resp["ResponseMetadata"]["HTTPStatusCode"]
 
 
+def faults_fired(stats: dict[str, Any]) -> dict[str, int]:
+    return {k: v for k, v in stats["faults"].items() if v}
+
+
 def sources(uri: str, name: str) -> list[dict[str, str]]:
     return [{"sourceFile": uri, "name": name}]
 
@@ -43,7 +47,7 @@ def test_ambiguous_timeout_leaves_one_job_and_the_token_finds_it(
         )
     assert code_of(exc) == ("RequestTimeoutException", 408)
     stats = emulator.stats()
-    assert len(stats["jobs"]) == 1 and stats["faults"] == {"timeout": 1}
+    assert len(stats["jobs"]) == 1 and faults_fired(stats) == {"timeout": 1}
     (job,) = stats["jobs"]
     assert job["client_token"] == "amb"
     emulator.configure(faults=Faults.none())
@@ -63,7 +67,7 @@ def test_internal_errors_happen_before_anything(omics: Any, emulator: EmulatorTh
         omics.create_reference_store(name="never")
     assert code_of(exc) == ("InternalServerException", 500)
     stats = emulator.stats()
-    assert stats["stores"] == [] and stats["faults"] == {"internal_error": 1}
+    assert stats["stores"] == [] and faults_fired(stats) == {"internal_error": 1}
     assert stats["errors"] == {"InternalServerException": 1}
 
 
@@ -73,7 +77,7 @@ def test_dropped_connection_is_a_botocore_connection_error(
     emulator.configure(faults=Faults(tps=None, p_drop=1.0))
     with pytest.raises(botocore.exceptions.ConnectionClosedError):
         omics.list_reference_stores()
-    assert emulator.stats()["faults"] == {"drop": 1}
+    assert faults_fired(emulator.stats()) == {"drop": 1}
     emulator.configure(faults=Faults.none())
     assert omics.list_reference_stores()["referenceStores"] == []  # the server lives on
 
@@ -97,7 +101,7 @@ def test_drop_after_the_call_ran_is_ambiguous(
             sources=sources(fasta_uri("drop-a"), "drop-a"),
         )
     stats = emulator.stats()
-    assert len(stats["jobs"]) == 1 and stats["faults"] == {"drop_after": 1}
+    assert len(stats["jobs"]) == 1 and faults_fired(stats) == {"drop_after": 1}
 
 
 def test_latency(omics: Any, emulator: EmulatorThread) -> None:
@@ -114,7 +118,7 @@ def test_latency(omics: Any, emulator: EmulatorThread) -> None:
     t0 = time.monotonic()
     omics.list_reference_stores()
     assert 0.05 <= time.monotonic() - t0
-    assert emulator.stats()["faults"] == {"latency": 2}
+    assert faults_fired(emulator.stats()) == {"latency": 2}
 
 
 def test_throttling_at_the_configured_tps(
@@ -224,7 +228,7 @@ def test_inspection_endpoint(
     assert _http(emulator, "POST", "/_emulator/forget-tokens") == (200, {"forgotten": 1})
     assert _http(emulator, "POST", "/_emulator/reset")[0] == 200
     _, stats = _http(emulator, "GET", "/_emulator/stats")
-    assert stats["jobs"] == [] and stats["stores"] == [] and stats["calls"] == {}
+    assert stats["jobs"] == [] and stats["stores"] == [] and not any(stats["calls"].values())
     assert stats["config"]["faults"]["p_500"] == 1.0  # reset keeps the settings
     _http(emulator, "POST", "/_emulator/reset?settings=1")
     assert _http(emulator, "GET", "/_emulator/config")[1]["faults"]["p_500"] == 0.0
