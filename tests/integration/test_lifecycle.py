@@ -90,3 +90,28 @@ async def test_logs_name_the_job_and_never_the_credentials(
     assert finished[0]["job_id"] and finished[0]["client_token"]
     text = repr(logs)
     assert "emulator-secret-not-real" not in text and "AKIAEMULATORTESTKEY0" not in text
+
+
+async def test_store_busy_with_someone_elses_job_waits_instead_of_failing(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
+) -> None:
+    import boto3
+
+    from tests.conftest import ROLE_ARN
+
+    emulator.configure(time_scale=0.02)  # the other job runs ~0.6 s
+    store_id = create_store(emulator, "us-east-1")
+    [(name, uri)] = genomes(s3_fasta, 1, "theirs")
+    kwargs = emulator.client_kwargs()
+    kwargs.pop("aws_access_key_id")
+    kwargs.pop("aws_secret_access_key")
+    boto3.client("omics", **kwargs).start_reference_import_job(
+        referenceStoreId=store_id, roleArn=ROLE_ARN, sources=[{"sourceFile": uri, "name": name}]
+    )
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 5, "ours"))
+    async with Importer(journal_path, settings=FAST) as imp:
+        results = await imp.wait(await imp.submit(requests))
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    stats = emulator.stats()
+    assert stats["rejected_concurrent_starts"] >= 1  # we did meet the busy store
+    assert overlapping_jobs(stats) == []
