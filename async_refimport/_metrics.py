@@ -1,0 +1,181 @@
+"""Prometheus metrics of one worker, in a registry of its own (never the process-global one).
+
+Two kinds of numbers:
+
+* counted from the engine's events as they happen (jobs started and finished, job durations,
+  retries, rows settled, spool files filed);
+* read when scraped (rows by state and queue depth per store, from the journal; API calls and
+  throttles per operation, from the pacer's limiters) through a custom collector, so nothing is
+  double-counted across restarts of a counter and memory does not grow with the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import anyio
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled
+from ._importer import Importer
+from ._models import RowState, StoreRef
+
+# Import jobs run from seconds (emulator) to many minutes (human genomes at AWS).
+_JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0, float("inf"))
+
+
+@dataclass
+class _Snapshot:
+    """What the scrape-time collector reports; refreshed (asynchronously) before each scrape."""
+
+    counts: dict[StoreRef, dict[RowState, int]] = field(default_factory=dict)
+    active: dict[StoreRef, str | None] = field(default_factory=dict)
+    api: dict[tuple[str, str, str], tuple[int, int, float]] = field(default_factory=dict)
+
+
+class _JournalCollector(Collector):
+    def __init__(self) -> None:
+        self.snapshot = _Snapshot()
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        snap = self.snapshot
+        rows = GaugeMetricFamily(
+            "refimport_rows",
+            "Rows in the journal by store and state",
+            labels=["store_id", "region", "state"],
+        )
+        depth = GaugeMetricFamily(
+            "refimport_queue_depth",
+            "Rows waiting for a job (QUEUED) per store",
+            labels=["store_id", "region"],
+        )
+        for store, states in sorted(snap.counts.items(), key=lambda kv: kv[0].key):
+            for state in RowState:
+                rows.add_metric([store.store_id, store.region, state.value], states.get(state, 0))
+            depth.add_metric([store.store_id, store.region], states.get(RowState.QUEUED, 0))
+        active = GaugeMetricFamily(
+            "refimport_store_active_job",
+            "1 while this worker drives an import job on the store",
+            labels=["store_id", "region"],
+        )
+        for store, job in sorted(snap.active.items(), key=lambda kv: kv[0].key):
+            active.add_metric([store.store_id, store.region], 1 if job else 0)
+        calls = CounterMetricFamily(
+            "refimport_api_calls", "HealthOmics API calls sent", labels=["operation", "region"]
+        )
+        throttles = CounterMetricFamily(
+            "refimport_api_throttles",
+            "Calls answered with throttling",
+            labels=["operation", "region"],
+        )
+        rate = GaugeMetricFamily(
+            "refimport_api_rate",
+            "Current paced call rate (calls/s)",
+            labels=["operation", "region"],
+        )
+        totals: dict[tuple[str, str], list[float]] = {}
+        for (_credentials, region, operation), (n, t, r) in snap.api.items():
+            acc = totals.setdefault((operation, region), [0.0, 0.0, 0.0])
+            acc[0] += n
+            acc[1] += t
+            acc[2] = max(acc[2], r)
+        for (operation, region), (n_calls, n_throttles, current) in sorted(totals.items()):
+            calls.add_metric([operation, region], n_calls)
+            throttles.add_metric([operation, region], n_throttles)
+            rate.add_metric([operation, region], current)
+        return [rows, depth, active, calls, throttles, rate]
+
+
+class WorkerMetrics:
+    """The worker's metrics; feed it events with :meth:`observe`, serve :meth:`render`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.jobs_started = Counter(
+            "refimport_jobs_started",
+            "Import jobs started (or adopted after a restart)",
+            ["store_id", "region", "recovered"],
+            registry=r,
+        )
+        self.jobs_finished = Counter(
+            "refimport_jobs_finished",
+            "Import jobs ended, by final status",
+            ["store_id", "region", "status"],
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "refimport_job_duration_seconds",
+            "Wall time from Start to settled, per import job",
+            ["store_id", "region"],
+            buckets=_JOB_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "refimport_api_retries",
+            "API calls retried after a transient error",
+            ["operation", "code"],
+            registry=r,
+        )
+        self.rows_settled = Counter(
+            "refimport_rows_settled", "Rows that reached a final state", ["state"], registry=r
+        )
+        self.spool_files = Counter(
+            "refimport_spool_files",
+            "Manifests filed by the spool",
+            ["destination"],
+            registry=r,
+        )
+        self.http_submissions = Counter(
+            "refimport_http_submissions",
+            "POST /v1/imports answers, by HTTP status",
+            ["status"],
+            registry=r,
+        )
+        self._journal = _JournalCollector()
+        r.register(self._journal)
+
+    def observe(self, event: Event) -> None:
+        if isinstance(event, JobStarted):
+            s = event.store
+            self.jobs_started.labels(s.store_id, s.region, str(event.recovered).lower()).inc()
+        elif isinstance(event, JobFinished):
+            s = event.store
+            self.jobs_finished.labels(s.store_id, s.region, event.status).inc()
+            self.job_duration.labels(s.store_id, s.region).observe(event.duration)
+        elif isinstance(event, RequestRetried):
+            self.retries.labels(event.operation, event.code).inc()
+        elif isinstance(event, RowSettled):
+            self.rows_settled.labels(event.result.state.value).inc()
+
+    async def consume(self, importer: Importer) -> None:
+        """Count the Importer's events until it closes."""
+        async with importer.subscribe() as events:
+            async for event in events:
+                self.observe(event)
+
+    async def refresh(self, importer: Importer) -> None:
+        """Read the journal and the pacer for the scrape-time metrics."""
+        counts = await importer.journal.counts()
+        snap = _Snapshot(
+            counts=counts,
+            active={store: lane.active_job for store, lane in importer.lanes().items()},
+            api={
+                key: (lim.calls, lim.throttles, lim.rate)
+                for key, lim in importer.pacer.limiters().items()
+            },
+        )
+        self._journal.snapshot = snap
+
+    async def render(self, importer: Importer | None) -> bytes:
+        if importer is not None:
+            with anyio.move_on_after(5):
+                await self.refresh(importer)
+        return generate_latest(self.registry)
+
+    def names(self) -> Iterator[str]:
+        for family in self.registry.collect():
+            yield family.name

@@ -1,0 +1,546 @@
+"""The worker's spool directory: manifests dropped into ``incoming/`` are imported, then filed.
+
+Layout (every directory is created on start)::
+
+    SPOOL/incoming/     drop manifests here, atomically (write ``.NAME.tmp``, then rename)
+    SPOOL/processing/   picked up; rows journaled under submission id ``spool:NAME``
+    SPOOL/done/         every row IMPORTED or ALREADY_PRESENT, with ``NAME.report.json``
+    SPOOL/failed/       some row FAILED, or the manifest was invalid, with ``NAME.report.json``
+
+Only complete files are picked up: names starting with ``.`` or ending in ``.tmp``, ``.part`` or
+``~`` are ignored, and a file must look the same (size and mtime) on two consecutive scans.
+
+The state survives restarts: a file still in ``processing/`` when the worker starts is resumed.
+Its row ids were saved next to it (``.NAME.ids.json``) right after they were journaled; without
+that file the manifest is submitted again, which the journal makes idempotent (one row per store
+and name). The report is written before the manifest is moved, so a crash in between at worst
+writes the report again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import structlog
+from anyio.abc import TaskGroup
+
+from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
+from ._importer import Importer
+from ._models import ImportRequest, RowResult, RowState, validate_requests
+
+log = structlog.get_logger(__name__)
+
+SUBDIRS = ("incoming", "processing", "done", "failed")
+_IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".swp")
+
+# Manifest keys as users write them, with the API's own camelCase names as aliases.
+_ALIASES = {
+    "sourceFile": "source_file",
+    "source": "source_file",
+    "roleArn": "role_arn",
+    "referenceStoreId": "store_id",
+    "storeId": "store_id",
+    "endpointUrl": "endpoint_url",
+}
+_KNOWN = frozenset(
+    {
+        "store_id",
+        "role_arn",
+        "source_file",
+        "name",
+        "description",
+        "tags",
+        "region",
+        "endpoint_url",
+        "profile",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RowDefaults:
+    """Values for fields a manifest row or HTTP request leaves out (the worker's flags)."""
+
+    store_id: str | None = None
+    role_arn: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+
+
+def _parse_tags(value: Any) -> tuple[dict[str, str], str | None]:
+    if value is None or value == "":
+        return {}, None
+    if isinstance(value, Mapping):
+        return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}, None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                loaded = json.loads(text)
+            except json.JSONDecodeError as exc:
+                return {}, f"not a JSON object: {exc.msg}"
+            if not isinstance(loaded, dict):
+                return {}, "must be a JSON object"
+            return {str(k): str(v) for k, v in loaded.items()}, None
+        tags: dict[str, str] = {}
+        for part in text.split(";"):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep:
+                return {}, f"expected k=v;k2=v2 or a JSON object, got {part!r}"
+            tags[key.strip()] = val.strip()
+        return tags, None
+    return {}, "must be an object of strings"
+
+
+def request_from_fields(
+    fields: Mapping[str, Any],
+    defaults: RowDefaults,
+    *,
+    line: int | None = None,
+    source: str | None = None,
+) -> tuple[ImportRequest | None, list[FieldError]]:
+    """Build one request from a manifest row or a JSON object, filling in ``defaults``.
+
+    Returns:
+        The request (None when it cannot be built) and the problems found building it; the
+        request is validated against the service model separately.
+    """
+    values: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for key, value in fields.items():
+        canonical = _ALIASES.get(str(key), str(key))
+        if canonical not in _KNOWN:
+            errors.append(FieldError(str(key), "unknown field", line, source))
+            continue
+        values[canonical] = value
+    row_name = values.get("name") if isinstance(values.get("name"), str) else None
+
+    def text(field: str, default: str | None = None) -> str | None:
+        value = values.get(field)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str):
+            errors.append(FieldError(field, "must be a string", line, source, row_name))
+            return default
+        return value
+
+    store_id = text("store_id", defaults.store_id)
+    role_arn = text("role_arn", defaults.role_arn)
+    source_file = text("source_file")
+    name = text("name")
+    for field, value in (
+        ("store_id", store_id),
+        ("role_arn", role_arn),
+        ("source_file", source_file),
+        ("name", name),
+    ):
+        if value is None and not any(e.field == field for e in errors):
+            hint = " (or give the worker a default)" if field in ("store_id", "role_arn") else ""
+            errors.append(FieldError(field, f"is required{hint}", line, source, row_name))
+    tags, tag_error = _parse_tags(values.get("tags"))
+    if tag_error:
+        errors.append(FieldError("tags", tag_error, line, source, row_name))
+    if errors:
+        return None, errors
+    assert store_id and role_arn and source_file and name
+    return (
+        ImportRequest(
+            store_id=store_id,
+            role_arn=role_arn,
+            source_file=source_file,
+            name=name,
+            description=text("description"),
+            tags=tags,
+            region=text("region", defaults.region),
+            endpoint_url=text("endpoint_url", defaults.endpoint_url),
+            profile=text("profile", defaults.profile),
+        ),
+        errors,
+    )
+
+
+def requests_from_rows(
+    rows: Sequence[tuple[int | None, Mapping[str, Any]]],
+    defaults: RowDefaults,
+    *,
+    source: str | None = None,
+    default_region: str | None = None,
+) -> tuple[list[ImportRequest], list[FieldError]]:
+    """Build and validate a whole submission; every problem names its line (or 1-based index)."""
+    requests: list[ImportRequest] = []
+    lines: list[int | None] = []
+    errors: list[FieldError] = []
+    for line, fields in rows:
+        request, problems = request_from_fields(fields, defaults, line=line, source=source)
+        errors.extend(problems)
+        if request is not None:
+            requests.append(request)
+            lines.append(line)
+    if not errors:
+        by_name = {r.name: line for r, line in zip(requests, lines, strict=True)}
+        for e in validate_requests(requests, default_region):
+            line = by_name.get(e.row_name or "")
+            errors.append(FieldError(e.field, e.reason, line, source, e.row_name))
+    return requests, errors
+
+
+def read_manifest_rows(path: Path) -> list[tuple[int | None, dict[str, Any]]]:
+    """Rows of a CSV, TSV, JSON Lines or JSON manifest, with their 1-based line numbers.
+
+    Raises:
+        ManifestError: the file cannot be read as a manifest at all.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([FieldError("file", f"cannot read: {exc}", None, str(path))]) from exc
+    suffix = path.suffix.lower()
+    rows: list[tuple[int | None, dict[str, Any]]] = []
+    if suffix in (".jsonl", ".ndjson"):
+        for number, raw in enumerate(text.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                item = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(
+                    [FieldError("line", f"not JSON: {exc.msg}", number, str(path))]
+                ) from exc
+            if not isinstance(item, dict):
+                raise ManifestError([FieldError("line", "not a JSON object", number, str(path))])
+            rows.append((number, item))
+        return rows
+    if suffix == ".json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(
+                [FieldError("file", f"not JSON: {exc.msg}", exc.lineno, str(path))]
+            ) from exc
+        items = doc.get("requests") if isinstance(doc, dict) else doc
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ManifestError(
+                [
+                    FieldError(
+                        "file", 'expected a list of objects or {"requests": [...]}', None, str(path)
+                    )
+                ]
+            )
+        return [(None, item) for item in items]
+    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise ManifestError([FieldError("file", "empty manifest (no header)", 1, str(path))])
+    for item in reader:
+        extra = item.pop(None, None)  # csv puts overflow values under the key None
+        if extra:
+            raise ManifestError(
+                [FieldError("line", "more values than header columns", reader.line_num, str(path))]
+            )
+        rows.append((reader.line_num, {k: v for k, v in item.items() if v not in (None, "")}))
+    return rows
+
+
+def parse_manifest(
+    path: Path, defaults: RowDefaults, default_region: str | None = None
+) -> list[ImportRequest]:
+    """Read and validate a manifest file.
+
+    Raises:
+        ManifestError: with every bad row, each naming its line.
+    """
+    rows = read_manifest_rows(path)
+    requests, errors = requests_from_rows(
+        rows, defaults, source=path.name, default_region=default_region
+    )
+    if errors:
+        raise ManifestError(errors)
+    if not requests:
+        raise ManifestError([FieldError("file", "no rows", None, path.name)])
+    return requests
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def report_item(result: RowResult) -> dict[str, Any]:
+    """One row in the report format shared with ``refimport import --json``."""
+    return {
+        "store_id": result.store_id,
+        "name": result.name,
+        "source_file": result.source_file,
+        "status": result.state.value,
+        "reference_id": result.reference_id,
+        "job_id": result.job_id,
+        "message": result.message,
+    }
+
+
+def report_document(
+    results: Sequence[RowResult], errors: Sequence[FieldError] = ()
+) -> dict[str, Any]:
+    """``{"summary": {...}, "items": [...]}`` (plus ``errors`` for an invalid manifest)."""
+    states = [r.state for r in results]
+    doc: dict[str, Any] = {
+        "summary": {
+            "total": len(results),
+            "imported": states.count(RowState.IMPORTED),
+            "already_present": states.count(RowState.ALREADY_PRESENT),
+            "failed": states.count(RowState.FAILED),
+        },
+        "items": [report_item(r) for r in results],
+    }
+    if errors:
+        doc["errors"] = [field_error_dict(e) for e in errors]
+    return doc
+
+
+def field_error_dict(error: FieldError) -> dict[str, Any]:
+    return {
+        "line": error.line,
+        "row_name": error.row_name,
+        "field": error.field,
+        "reason": error.reason,
+        "message": str(error),
+    }
+
+
+def _write_atomic(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _free_name(directory: Path, name: str) -> str:
+    """``name``, or ``name.N`` when a file (or its report) of that name was already filed there."""
+    candidate, n = name, 1
+    while (directory / candidate).exists() or (directory / f"{candidate}.report.json").exists():
+        candidate = f"{name}.{n}"
+        n += 1
+    return candidate
+
+
+# -- the spool ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolOutcome:
+    """A manifest was filed: where, and its report's summary."""
+
+    name: str
+    destination: str
+    summary: Mapping[str, int]
+
+
+class Spool:
+    """Watches ``DIR/incoming/`` and carries each manifest through to ``done/`` or ``failed/``.
+
+    Args:
+        root: The spool directory.
+        importer: The open Importer rows are submitted to.
+        defaults: Field values for rows that leave them out.
+        scan_interval: Seconds between scans of ``incoming/``.
+        on_filed: Called when a manifest is filed (metrics).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        importer: Importer,
+        defaults: RowDefaults,
+        *,
+        scan_interval: float = 0.5,
+        on_filed: Callable[[SpoolOutcome], None] | None = None,
+        retry_interval: float = 5.0,
+    ) -> None:
+        self.root = root
+        self.importer = importer
+        self.defaults = defaults
+        self.scan_interval = scan_interval
+        self.retry_interval = retry_interval
+        self._on_filed = on_filed
+        self._in_flight: set[str] = set()
+        self._seen: dict[str, tuple[int, int]] = {}
+        self.running = False
+        self.dirs = {name: root / name for name in SUBDIRS}
+
+    @property
+    def in_flight(self) -> int:
+        """Manifests picked up and not yet filed."""
+        return len(self._in_flight)
+
+    def prepare(self) -> None:
+        for directory in self.dirs.values():
+            directory.mkdir(parents=True, exist_ok=True)
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Resume ``processing/``, then scan ``incoming/`` until cancelled."""
+        await anyio.to_thread.run_sync(self.prepare)
+        async with anyio.create_task_group() as tg:
+            for path in await anyio.to_thread.run_sync(self._listing, self.dirs["processing"]):
+                log.info("spool.resuming", file=path.name)
+                self._in_flight.add(path.name)
+                tg.start_soon(self._process, path, True, name=f"spool {path.name}")
+            self.running = True
+            task_status.started()
+            try:
+                while True:
+                    await self._scan(tg)
+                    await anyio.sleep(self.scan_interval)
+            finally:
+                self.running = False
+
+    @staticmethod
+    def _listing(directory: Path) -> list[Path]:
+        out = []
+        with os.scandir(directory) as it:
+            for entry in it:
+                name = entry.name
+                if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES):
+                    continue
+                if name.endswith(".report.json") or not entry.is_file(follow_symlinks=False):
+                    continue
+                out.append(Path(entry.path))
+        return sorted(out)
+
+    def _stable(self, paths: list[Path]) -> list[Path]:
+        """Files that looked the same on the previous scan (a non-atomic writer is done)."""
+        ready: list[Path] = []
+        seen: dict[str, tuple[int, int]] = {}
+        for path in paths:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            mark = (st.st_size, st.st_mtime_ns)
+            seen[path.name] = mark
+            if self._seen.get(path.name) == mark:
+                ready.append(path)
+        self._seen = seen
+        return ready
+
+    async def _scan(self, tg: TaskGroup) -> None:
+        if self.importer.stopping:
+            return
+        listing = await anyio.to_thread.run_sync(self._listing, self.dirs["incoming"])
+        for path in await anyio.to_thread.run_sync(self._stable, listing):
+            if path.name in self._in_flight:
+                continue  # a file of that name is still being imported; take this one after
+            target = self.dirs["processing"] / path.name
+            try:
+                await anyio.to_thread.run_sync(os.rename, path, target)
+            except FileNotFoundError:
+                continue  # someone else took it
+            self._seen.pop(path.name, None)
+            log.info("spool.picked_up", file=path.name)
+            self._in_flight.add(path.name)
+            tg.start_soon(self._process, target, False, name=f"spool {path.name}")
+
+    def _ids_path(self, path: Path) -> Path:
+        return path.with_name(f".{path.name}.ids.json")
+
+    async def _process(self, path: Path, resumed: bool) -> None:
+        with structlog.contextvars.bound_contextvars(spool_file=path.name):
+            try:
+                while True:
+                    try:
+                        await self._carry(path, resumed)
+                        return
+                    except ImporterClosedError:
+                        log.info("spool.left_for_next_start")
+                        return
+                    except Exception as exc:
+                        # One bad file must never stop the worker: log, and try it again later
+                        # (a journal locked by another process, a full disk...).
+                        log.exception("spool.file_error", error=str(exc))
+                    if self.importer.stopping:
+                        return
+                    await anyio.sleep(self.retry_interval)
+                    resumed = True
+            finally:
+                self._in_flight.discard(path.name)
+
+    async def _carry(self, path: Path, resumed: bool) -> None:
+        imp = self.importer
+        ids: list[int] | None = None
+        ids_path = self._ids_path(path)
+        if resumed:
+            ids = await anyio.to_thread.run_sync(_read_ids, ids_path)
+        if ids is None:
+            try:
+                requests = await anyio.to_thread.run_sync(
+                    parse_manifest, path, self.defaults, imp.region
+                )
+            except ManifestError as exc:
+                log.warning("spool.invalid_manifest", errors=len(exc.errors))
+                await self._file(path, "failed", report_document([], exc.errors))
+                return
+            try:
+                ids = await imp.submit(requests, submission=f"spool:{path.name}")
+            except RequestValidationError as exc:
+                await self._file(path, "failed", report_document([], exc.errors))
+                return
+            await anyio.to_thread.run_sync(
+                _write_atomic, ids_path, json.dumps({"ids": ids, "at": time.time()})
+            )
+            log.info("spool.submitted", rows=len(ids))
+        results = await imp.wait(ids)
+        if len(results) != len(ids) or not all(r.state.is_final for r in results):
+            if imp.stopping:
+                return  # resumed on the next start
+            if len(results) != len(ids):
+                # Rows were compacted away (the file sat in processing/ past the retention):
+                # submit again; the journal keeps it idempotent.
+                await anyio.to_thread.run_sync(_unlink, ids_path)
+                await self._carry(path, resumed=False)
+            return
+        destination = "done" if all(r.ok for r in results) else "failed"
+        await self._file(path, destination, report_document(results))
+
+    async def _file(self, path: Path, destination: str, report: dict[str, Any]) -> None:
+        directory = self.dirs[destination]
+
+        def move() -> str:
+            name = _free_name(directory, path.name)
+            _write_atomic(directory / f"{name}.report.json", json.dumps(report, indent=2) + "\n")
+            os.rename(path, directory / name)
+            _unlink(self._ids_path(path))
+            return name
+
+        name = await anyio.to_thread.run_sync(move)
+        log.info("spool.filed", destination=destination, **report["summary"])
+        if self._on_filed is not None:
+            self._on_filed(SpoolOutcome(name, destination, report["summary"]))
+
+
+def _read_ids(path: Path) -> list[int] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ids = doc.get("ids") if isinstance(doc, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        return None
+    return ids
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)

@@ -1,0 +1,398 @@
+"""``refimport worker``: a long-lived process taking work from a spool directory and HTTP.
+
+::
+
+    refimport worker --spool /var/spool/refimport --http-port 8470 \\
+        --store-id 1234567890 --role-arn arn:aws:iam::123456789012:role/OmicsImport
+
+One :class:`~async_refimport.Importer` serves both intakes. The worker prints one JSON line on
+stdout once it takes work (``{"http": "http://127.0.0.1:8470", "spool": ..., "pid": ...}``) and
+logs JSON lines on stderr.
+
+Shutdown is two-step: the first SIGTERM or SIGINT stops both intakes (``/readyz`` answers 503,
+POSTs 503, the spool stops scanning), lets a Start call in flight finish and be journaled, and
+exits 0; jobs still running at AWS are picked up by the next start on the same journal. If that
+takes longer than ``--grace`` seconds, or a second signal arrives, the process exits at once,
+which the write-ahead journal also survives.
+
+For weeks-long runs the journal is compacted every ``--compact-interval`` seconds, forgetting
+rows settled more than ``--retention`` days ago. Several workers may share one journal: each store
+is driven by the one holding its lease, and a worker adopts the stores of one that died.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+from aiohttp import web
+
+from ._http_intake import TOKEN_ENV, build_app
+from ._importer import Importer, ImporterSettings
+from ._journal import default_journal_path
+from ._metrics import WorkerMetrics
+from ._pacing import PacingPolicy
+from ._spool import RowDefaults, Spool, SpoolOutcome
+
+log = structlog.get_logger(__name__)
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """Everything ``refimport worker`` is told on its command line."""
+
+    spool: Path | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    journal: Path | None = None
+    defaults: RowDefaults = field(default_factory=RowDefaults)
+    grace: float = 30.0
+    retention_days: float = 30.0
+    compact_interval: float = 3600.0
+    scan_interval: float = 0.5
+    rescan_interval: float = 5.0
+    owner: str | None = None
+    token: str | None = None
+    settings: ImporterSettings = field(default_factory=ImporterSettings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="refimport worker",
+        description="Run until stopped, importing manifests from a spool directory and HTTP.",
+    )
+    p.add_argument(
+        "--spool", type=Path, help="spool directory (incoming/, processing/, done/, failed/)"
+    )
+    p.add_argument(
+        "--http-host", default="127.0.0.1", help="HTTP intake interface (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="HTTP intake port (0: any free port; default: no HTTP)",
+    )
+    p.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        help="journal file (default: %(default)s → $REFIMPORT_JOURNAL or the XDG state dir)",
+    )
+    p.add_argument("--store-id", help="store for rows that name none")
+    p.add_argument("--role-arn", help="IAM role for rows that name none")
+    p.add_argument("--region", help="Region for rows that name none (default: AWS configuration)")
+    p.add_argument(
+        "--endpoint-url", help="HealthOmics endpoint for rows that name none (an emulator)"
+    )
+    p.add_argument("--profile", help="AWS profile for rows that name none")
+    p.add_argument(
+        "--grace", type=float, default=30.0, help="seconds to stop after SIGTERM (default 30)"
+    )
+    p.add_argument(
+        "--retention",
+        type=float,
+        default=30.0,
+        help="days finished rows stay in the journal (default 30)",
+    )
+    p.add_argument(
+        "--compact-interval", type=float, default=3600.0, help="seconds between journal compactions"
+    )
+    p.add_argument("--scan-interval", type=float, default=0.5, help="seconds between spool scans")
+    p.add_argument(
+        "--rescan-interval",
+        type=float,
+        default=5.0,
+        help="seconds between looks for work queued by other processes on the journal",
+    )
+    p.add_argument(
+        "--max-sources-per-job", type=int, default=None, help="rows per import job (1..100)"
+    )
+    p.add_argument(
+        "--api-rate", type=float, default=None, help="calls/s per operation and Region (default 5)"
+    )
+    p.add_argument(
+        "--lease-ttl", type=float, default=None, help="seconds a store lease lasts unrenewed"
+    )
+    p.add_argument("--busy-wait", type=float, default=None, help="seconds to wait on a busy store")
+    p.add_argument("--owner", default=None, help="this worker's name in store leases")
+    p.add_argument("--log-format", choices=("json", "console"), default="json")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> WorkerConfig:
+    settings = ImporterSettings()
+    changes: dict[str, Any] = {}
+    if args.max_sources_per_job is not None:
+        changes["max_sources_per_job"] = args.max_sources_per_job
+    if args.api_rate is not None:
+        changes["pacing"] = replace(PacingPolicy(), rate=args.api_rate)
+    if args.lease_ttl is not None:
+        changes["lease_ttl"] = args.lease_ttl
+    if args.busy_wait is not None:
+        changes["busy_wait"] = args.busy_wait
+    # Leave a margin inside the grace period for closing the journal and the HTTP server.
+    changes["shutdown_grace"] = max(0.5, args.grace * 0.7)
+    settings = replace(settings, **changes)
+    return WorkerConfig(
+        spool=args.spool,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        journal=args.journal,
+        defaults=RowDefaults(
+            store_id=args.store_id,
+            role_arn=args.role_arn,
+            region=args.region,
+            endpoint_url=args.endpoint_url,
+            profile=args.profile,
+        ),
+        grace=args.grace,
+        retention_days=args.retention,
+        compact_interval=args.compact_interval,
+        scan_interval=args.scan_interval,
+        rescan_interval=args.rescan_interval,
+        owner=args.owner,
+        token=os.environ.get(TOKEN_ENV) or None,
+        settings=settings,
+    )
+
+
+# -- logging ------------------------------------------------------------------------------------
+
+_SECRET_KEYS = ("token", "secret", "password", "authorization", "credentials")
+
+
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if any(s in key.lower() for s in _SECRET_KEYS) and key != "client_token":
+            event[key] = "***"
+    return event
+
+
+def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+    """JSON lines (or console) on stderr; the worker, not the library, configures logging."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+
+
+# -- the worker ---------------------------------------------------------------------------------
+
+
+class Worker:
+    """Runs the intakes and the maintenance around one Importer until :meth:`shutdown`."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.metrics = WorkerMetrics()
+        self.importer: Importer | None = None
+        self.spool: Spool | None = None
+        self.http_url: str | None = None
+        self._stopping = False
+        self._stop = anyio.Event()
+
+    def ready(self) -> bool:
+        imp = self.importer
+        if self._stopping or imp is None or imp.stopping:
+            return False
+        return self.spool is None or self.spool.running
+
+    def shutdown(self) -> None:
+        """Stop intake and the Importer (the first step of the two-step shutdown)."""
+        self._stopping = True
+        self._stop.set()
+
+    async def run(self, *, announce: bool = True) -> None:
+        cfg = self.config
+        journal = cfg.journal or default_journal_path()
+        async with Importer(
+            journal,
+            region=cfg.defaults.region,
+            settings=cfg.settings,
+            owner=cfg.owner,
+        ) as imp:
+            self.importer = imp
+            runner: web.AppRunner | None = None
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self.metrics.consume, imp, name="metrics")
+                    if cfg.spool is not None:
+                        self.spool = Spool(
+                            cfg.spool,
+                            imp,
+                            cfg.defaults,
+                            scan_interval=cfg.scan_interval,
+                            on_filed=self._filed,
+                        )
+                        await tg.start(self.spool.run)
+                    if cfg.http_port is not None:
+                        runner = await self._start_http(imp)
+                    tg.start_soon(self._maintain, imp, name="maintenance")
+                    log.info(
+                        "worker.ready",
+                        http=self.http_url,
+                        spool=str(cfg.spool) if cfg.spool else None,
+                        journal=str(journal),
+                    )
+                    if announce:
+                        line = {
+                            "http": self.http_url,
+                            "spool": str(cfg.spool) if cfg.spool else None,
+                            "journal": str(journal),
+                            "pid": os.getpid(),
+                        }
+                        print(json.dumps(line), flush=True)
+                    await self._stop.wait()
+                    log.info("worker.stopping")
+                    imp.stop()
+                    tg.cancel_scope.cancel()
+            finally:
+                if runner is not None:
+                    with anyio.move_on_after(max(1.0, cfg.grace * 0.2), shield=True):
+                        await runner.cleanup()
+        log.info("worker.stopped")
+
+    async def _start_http(self, imp: Importer) -> web.AppRunner:
+        cfg = self.config
+        app = build_app(imp, self.metrics, cfg.defaults, self.ready, token=cfg.token)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=max(1.0, cfg.grace * 0.2))
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.http_url = f"http://{shown}:{port}"
+        return runner
+
+    def _filed(self, outcome: SpoolOutcome) -> None:
+        self.metrics.spool_files.labels(outcome.destination).inc()
+
+    async def _maintain(self, imp: Importer) -> None:
+        cfg = self.config
+        next_compact = time.monotonic()
+        while not imp.stopping:
+            if time.monotonic() >= next_compact:
+                older_than = time.time() - cfg.retention_days * DAY
+                try:
+                    removed = await imp.journal.compact(older_than)
+                except Exception as exc:  # a locked journal: try again next time
+                    log.warning("journal.compact_failed", error=str(exc))
+                else:
+                    if removed:
+                        log.info("journal.compacted", rows=removed)
+                next_compact = time.monotonic() + cfg.compact_interval
+            try:
+                await self._adopt(imp)
+            except Exception as exc:
+                log.warning("worker.rescan_failed", error=str(exc))
+            await anyio.sleep(cfg.rescan_interval)
+
+    async def _adopt(self, imp: Importer) -> None:
+        # Rows another process queued on the shared journal, or left behind when it died, need a
+        # lane here too: it waits for the store's lease and drives the store once it holds it.
+        # An idle lane only wakes on this process's submits, so poke it as well.
+        for store in await imp.journal.stores_with_work():
+            if imp.stopping:
+                return
+            # TODO(engine): a public Importer method for this (see the worker's report).
+            imp._lane(store).notify()
+
+
+def _install_hard_stop(grace: float) -> None:
+    """Second step of shutdown: exit at once after ``grace`` seconds or on a second signal.
+
+    The journal is written ahead, so an exit at any point leaves it consistent.
+    """
+
+    def hard_exit(reason: str) -> None:
+        log.warning("worker.hard_exit", reason=reason)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    timer = threading.Timer(grace, hard_exit, args=("grace period over",))
+    timer.daemon = True
+    timer.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: hard_exit("second signal"))
+
+
+async def _serve(config: WorkerConfig) -> None:
+    worker = Worker(config)
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("worker.signal", signal=signal.Signals(signum).name)
+                break
+        _install_hard_stop(config.grace)
+        worker.shutdown()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_signals)
+        await worker.run()
+        tg.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``refimport worker``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.spool is None and args.http_port is None:
+        parser.error("give --spool DIR, --http-port P, or both")
+    configure_logging(args.log_format, args.log_level)
+    config = config_from_args(args)
+    if (
+        config.token is None
+        and config.http_port is not None
+        and config.http_host
+        not in (
+            "127.0.0.1",
+            "localhost",
+            "::1",
+        )
+    ):
+        log.warning("worker.http_unauthenticated", host=config.http_host, hint=f"set {TOKEN_ENV}")
+    try:
+        anyio.run(_serve, config)
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
