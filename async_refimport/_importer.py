@@ -336,14 +336,18 @@ class Importer:
                 r.row_id for r in await self.journal.results(row_ids) if not r.state.is_final
             }
             while pending and not self._stopping:
-                with anyio.move_on_after(1.0):
+                heard = False
+                with anyio.move_on_after(0.5):
                     async for event in events:
                         if isinstance(event, RowSettled):
+                            heard = True
                             pending.discard(event.result.row_id)
                             if not pending:
                                 break
-                if pending:
-                    # Rows may settle in another process sharing the journal.
+                        elif self._stopping:
+                            break
+                if pending and not heard:
+                    # Quiet here: the rows may be settling in another process sharing the journal.
                     pending = {
                         r.row_id
                         for r in await self.journal.results(sorted(pending))
