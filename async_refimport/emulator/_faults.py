@@ -9,15 +9,14 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FaultKind", "Faults"]
+__all__ = ["FAULT_KINDS", "Faults"]
 
 #: Fault kinds as counted in ``stats()["faults"]``.
-FaultKind = str
-FAULT_KINDS: tuple[FaultKind, ...] = ("drop", "drop_after", "internal_error", "latency", "timeout")
+FAULT_KINDS: tuple[str, ...] = ("drop", "drop_after", "internal_error", "latency", "timeout")
 
 
 @dataclass(frozen=True)
@@ -159,8 +158,3 @@ class FaultInjector:
             low, high = lat
             return self.rng.uniform(low, high) if high > 0 else 0.0
         return float(lat)
-
-
-def normalise_operations(ops: Iterable[str] | None) -> frozenset[str] | None:
-    """Frozen set of operation names, or None for all operations."""
-    return None if ops is None else frozenset(ops)

@@ -122,6 +122,11 @@ class EmulatorThread:
         """Region used by :meth:`client_kwargs`."""
         return self.emulator.region
 
+    @property
+    def faults(self) -> Faults:
+        """Current fault settings (change them with :meth:`configure`)."""
+        return self.emulator.faults
+
     def endpoints(self) -> dict[str, str]:
         """Endpoint URLs and Region, as the CLI prints them."""
         return self.emulator.endpoints()
