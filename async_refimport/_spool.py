@@ -36,7 +36,7 @@ from anyio.abc import TaskGroup
 
 from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
 from ._importer import Importer
-from ._models import ImportRequest, RowResult, RowState, validate_requests
+from ._models import ImportRequest, RowResult, RowState, validate_request
 
 log = structlog.get_logger(__name__)
 
@@ -181,19 +181,30 @@ def requests_from_rows(
 ) -> tuple[list[ImportRequest], list[FieldError]]:
     """Build and validate a whole submission; every problem names its line (or 1-based index)."""
     requests: list[ImportRequest] = []
-    lines: list[int | None] = []
     errors: list[FieldError] = []
+    seen: dict[tuple[str, str, str], int | None] = {}
     for line, fields in rows:
         request, problems = request_from_fields(fields, defaults, line=line, source=source)
         errors.extend(problems)
-        if request is not None:
-            requests.append(request)
-            lines.append(line)
-    if not errors:
-        by_name = {r.name: line for r, line in zip(requests, lines, strict=True)}
-        for e in validate_requests(requests, default_region):
-            line = by_name.get(e.row_name or "")
-            errors.append(FieldError(e.field, e.reason, line, source, e.row_name))
+        if request is None:
+            continue
+        requests.append(request)
+        found = validate_request(request)
+        region = request.region or default_region
+        if region is None:
+            found.append(FieldError("region", "no Region given and no default Region configured"))
+        key = (region or "", request.store_id, request.name)
+        if key in seen:
+            where = f" (line {seen[key]})" if seen[key] is not None else ""
+            found.append(
+                FieldError(
+                    "name",
+                    f"{request.name!r} is requested twice for store {request.store_id}{where}",
+                )
+            )
+        else:
+            seen[key] = line
+        errors.extend(FieldError(e.field, e.reason, line, source, request.name) for e in found)
     return requests, errors
 
 
