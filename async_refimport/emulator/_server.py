@@ -74,7 +74,8 @@ class Emulator:
         store_quota: reference stores allowed per account and Region.
         token_ttl: seconds a clientToken is remembered (real seconds, not scaled).
         s3_endpoint_url: S3 to read sources from; ``None`` starts an embedded moto S3 server.
-        s3_credentials: (key id, secret) for that S3; dummy ones by default.
+        s3_credentials: (key id, secret) for that S3; dummy ones by default; ``None`` uses
+            the default AWS credential chain (for a real S3).
         job_overhead: fixed seconds per import job (before scaling).
         throughput: bases per second per source (before scaling).
         seed: seed for the ids the emulator assigns.
@@ -91,7 +92,7 @@ class Emulator:
         store_quota: int = 1,
         token_ttl: float = DEFAULT_TOKEN_TTL,
         s3_endpoint_url: str | None = None,
-        s3_credentials: tuple[str, str] = ("testing", "testing"),
+        s3_credentials: tuple[str, str] | None = ("testing", "testing"),
         job_overhead: float = JOB_OVERHEAD_S,
         throughput: float = THROUGHPUT_BASES_PER_S,
         seed: int = 0,
@@ -185,14 +186,16 @@ class Emulator:
         import aioboto3
         from aiobotocore.config import AioConfig
 
-        key, secret = self._s3_credentials
+        creds: dict[str, str] = {}
+        if self._s3_credentials is not None:
+            key, secret = self._s3_credentials
+            creds = {"aws_access_key_id": key, "aws_secret_access_key": secret}
         return aioboto3.Session().client(
             "s3",
             endpoint_url=self._s3_url,
             region_name=self.region,
-            aws_access_key_id=key,
-            aws_secret_access_key=secret,
             config=AioConfig(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+            **creds,
         )
 
     async def _read_s3(
