@@ -1,0 +1,105 @@
+"""The embedding example (examples/aiohttp_service.py) against the emulator."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import aiohttp
+import anyio
+from aiohttp import web
+
+from async_refimport import ImporterSettings, PollingPolicy, RetryPolicy
+from async_refimport.emulator import EmulatorThread
+from tests.conftest import ROLE_ARN
+from tests.integration.helpers import genomes
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "aiohttp_service.py"
+FAST = ImporterSettings(
+    retry=RetryPolicy(attempts=10, initial=0.02, max_backoff=0.5, max_elapsed=60),
+    polling=PollingPolicy(first_poll=0.02, min_interval=0.01, max_interval=0.5),
+    busy_wait=0.05,
+)
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("aiohttp_service_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_example_service_submits_waits_and_streams_events(
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    store_id: str,
+    tmp_path: Path,
+) -> None:
+    example = load_example()
+    app = example.create_app(tmp_path / "svc.sqlite", region=emulator.region, settings=FAST)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    base = f"http://{host}:{port}"
+    items = genomes(s3_fasta, 5, "embed")
+    body = {
+        "requests": [
+            {
+                "store_id": store_id,
+                "role_arn": ROLE_ARN,
+                "source_file": uri,
+                "name": name,
+                "endpoint_url": emulator.omics_endpoint_url,
+            }
+            for name, uri in items
+        ]
+    }
+    settled: list[dict] = []
+    all_settled = anyio.Event()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/events") as stream:
+
+                async def read_events() -> None:
+                    async for line in stream.content:
+                        event = json.loads(line)
+                        if event["type"] == "RowSettled":
+                            settled.append(event)
+                            if len(settled) == len(items):
+                                all_settled.set()
+                                return
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read_events)
+                    bad = {"requests": [{**body["requests"][0], "name": "x"}]}
+                    async with http.post(f"{base}/imports", json=bad) as resp:
+                        assert resp.status == 400
+                        [error] = (await resp.json())["errors"]
+                        assert error["field"] == "name"
+                    async with http.post(f"{base}/imports", json=body) as resp:
+                        assert resp.status == 202
+                        ids = (await resp.json())["ids"]
+                    results = []
+                    for row_id in ids:
+                        async with http.get(f"{base}/imports/{row_id}?wait=60") as resp:
+                            results.append(await resp.json())
+                    with anyio.fail_after(30):
+                        await all_settled.wait()
+    finally:
+        # Not under a timeout scope: the Importer's task group was entered outside of it (setup).
+        began = time.monotonic()
+        await runner.cleanup()
+    # Open event streams must not hold up the shutdown (aiohttp would wait 60 s for them).
+    assert time.monotonic() - began < 10
+
+    assert [r["state"] for r in results] == ["IMPORTED"] * 5
+    refs = {r["name"]: r["id"] for r in emulator.stats()["references"][store_id]}
+    assert {r["name"]: r["reference_id"] for r in results} == refs
+    assert {e["result"]["row_id"] for e in settled} == set(ids)
