@@ -20,6 +20,8 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -28,9 +30,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ._errors import FieldError, ImporterClosedError, RequestValidationError
 from ._importer import Importer
+from ._manifest import Manifest, ManifestDefaults
+from ._manifest import _Builder as _ManifestBuilder
 from ._metrics import WorkerMetrics
 from ._models import RowResult, RowState
-from ._spool import RowDefaults, field_error_dict, report_item, requests_from_rows
+from ._report import report_item
+from ._spool import field_error_dict
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +45,7 @@ _OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 IMPORTER_KEY = web.AppKey("importer", Importer)
 METRICS_KEY = web.AppKey("metrics", WorkerMetrics)
-DEFAULTS_KEY = web.AppKey("defaults", RowDefaults)
+DEFAULTS_KEY = web.AppKey("defaults", ManifestDefaults)
 READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,7 +56,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def _row(result: RowResult) -> dict[str, Any]:
-    item = report_item(result)
+    item: dict[str, Any] = dict(report_item(result))
     item.update(
         row_id=result.row_id,
         region=result.region,
@@ -103,20 +108,11 @@ async def _submit(request: web.Request) -> web.Response:
     submission = doc.get("submission")
     if submission is not None and not isinstance(submission, str):
         return answer(400, {"errors": [{"field": "submission", "reason": "must be a string"}]})
-    errors: list[FieldError] = []
-    rows: list[tuple[int | None, dict[str, Any]]] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append(FieldError("requests", "must be an object", index + 1))
-        else:
-            rows.append((index + 1, item))
-    # "line" is the 1-based position in the list: every problem names its request.
-    requests, problems = requests_from_rows(
-        rows, request.app[DEFAULTS_KEY], default_region=imp.region
-    )
-    errors += problems
-    if errors:
-        return answer(400, {"errors": [_index_error(e) for e in errors]})
+    defaults = request.app[DEFAULTS_KEY]
+    manifest = requests_from_objects(items, replace(defaults, region=defaults.region or imp.region))
+    if manifest.errors:
+        return answer(400, {"errors": [_index_error(e) for e in manifest.errors]})
+    requests = manifest.requests
     try:
         ids = await imp.submit(requests, submission=submission or "http")
     except RequestValidationError as exc:
@@ -127,9 +123,22 @@ async def _submit(request: web.Request) -> web.Response:
     return answer(202, {"ids": ids})
 
 
+def requests_from_objects(items: list[Any], defaults: ManifestDefaults) -> Manifest:
+    """Check JSON objects exactly as rows of a JSON Lines manifest; "lines" are 1-based indexes."""
+    # The manifest reader's row builder, so both intakes accept the same fields the same way.
+    builder = _ManifestBuilder(Path("request"), "jsonl", defaults)
+    for index, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            builder._json_row(index, item)
+        else:
+            builder.error(index, "requests", "must be an object")
+    return builder.manifest
+
+
 def _index_error(error: FieldError) -> dict[str, Any]:
     out = field_error_dict(error)
     out["index"] = out.pop("line")
+    out["message"] = str(replace(error, source=None))
     return out
 
 
@@ -196,7 +205,7 @@ async def _metrics(request: web.Request) -> web.Response:
 def build_app(
     importer: Importer,
     metrics: WorkerMetrics,
-    defaults: RowDefaults,
+    defaults: ManifestDefaults,
     ready: Callable[[], bool],
     *,
     token: str | None = None,

@@ -19,13 +19,11 @@ writes the report again.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,284 +34,37 @@ from anyio.abc import TaskGroup
 
 from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
 from ._importer import Importer
-from ._models import ImportRequest, RowResult, RowState, validate_request
+from ._manifest import ManifestDefaults, format_error, read_manifest
+from ._models import ImportRequest, RowResult
+from ._report import json_document
 
 log = structlog.get_logger(__name__)
 
 SUBDIRS = ("incoming", "processing", "done", "failed")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".swp")
 
-# Manifest keys as users write them, with the API's own camelCase names as aliases.
-_ALIASES = {
-    "sourceFile": "source_file",
-    "source": "source_file",
-    "roleArn": "role_arn",
-    "referenceStoreId": "store_id",
-    "storeId": "store_id",
-    "endpointUrl": "endpoint_url",
-}
-_KNOWN = frozenset(
-    {
-        "store_id",
-        "role_arn",
-        "source_file",
-        "name",
-        "description",
-        "tags",
-        "region",
-        "endpoint_url",
-        "profile",
-    }
-)
 
-
-@dataclass(frozen=True, slots=True)
-class RowDefaults:
-    """Values for fields a manifest row or HTTP request leaves out (the worker's flags)."""
-
-    store_id: str | None = None
-    role_arn: str | None = None
-    region: str | None = None
-    endpoint_url: str | None = None
-    profile: str | None = None
-
-
-def _parse_tags(value: Any) -> tuple[dict[str, str], str | None]:
-    if value is None or value == "":
-        return {}, None
-    if isinstance(value, Mapping):
-        return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}, None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            try:
-                loaded = json.loads(text)
-            except json.JSONDecodeError as exc:
-                return {}, f"not a JSON object: {exc.msg}"
-            if not isinstance(loaded, dict):
-                return {}, "must be a JSON object"
-            return {str(k): str(v) for k, v in loaded.items()}, None
-        tags: dict[str, str] = {}
-        for part in text.split(";"):
-            if not part.strip():
-                continue
-            key, sep, val = part.partition("=")
-            if not sep:
-                return {}, f"expected k=v;k2=v2 or a JSON object, got {part!r}"
-            tags[key.strip()] = val.strip()
-        return tags, None
-    return {}, "must be an object of strings"
-
-
-def request_from_fields(
-    fields: Mapping[str, Any],
-    defaults: RowDefaults,
-    *,
-    line: int | None = None,
-    source: str | None = None,
-) -> tuple[ImportRequest | None, list[FieldError]]:
-    """Build one request from a manifest row or a JSON object, filling in ``defaults``.
-
-    Returns:
-        The request (None when it cannot be built) and the problems found building it; the
-        request is validated against the service model separately.
-    """
-    values: dict[str, Any] = {}
-    errors: list[FieldError] = []
-    for key, value in fields.items():
-        canonical = _ALIASES.get(str(key), str(key))
-        if canonical not in _KNOWN:
-            errors.append(FieldError(str(key), "unknown field", line, source))
-            continue
-        values[canonical] = value
-    row_name = values.get("name") if isinstance(values.get("name"), str) else None
-
-    def text(field: str, default: str | None = None) -> str | None:
-        value = values.get(field)
-        if value is None or value == "":
-            return default
-        if not isinstance(value, str):
-            errors.append(FieldError(field, "must be a string", line, source, row_name))
-            return default
-        return value
-
-    store_id = text("store_id", defaults.store_id)
-    role_arn = text("role_arn", defaults.role_arn)
-    source_file = text("source_file")
-    name = text("name")
-    for field, value in (
-        ("store_id", store_id),
-        ("role_arn", role_arn),
-        ("source_file", source_file),
-        ("name", name),
-    ):
-        if value is None and not any(e.field == field for e in errors):
-            hint = " (or give the worker a default)" if field in ("store_id", "role_arn") else ""
-            errors.append(FieldError(field, f"is required{hint}", line, source, row_name))
-    tags, tag_error = _parse_tags(values.get("tags"))
-    if tag_error:
-        errors.append(FieldError("tags", tag_error, line, source, row_name))
-    if errors:
-        return None, errors
-    assert store_id and role_arn and source_file and name
-    return (
-        ImportRequest(
-            store_id=store_id,
-            role_arn=role_arn,
-            source_file=source_file,
-            name=name,
-            description=text("description"),
-            tags=tags,
-            region=text("region", defaults.region),
-            endpoint_url=text("endpoint_url", defaults.endpoint_url),
-            profile=text("profile", defaults.profile),
-        ),
-        errors,
-    )
-
-
-def requests_from_rows(
-    rows: Sequence[tuple[int | None, Mapping[str, Any]]],
-    defaults: RowDefaults,
-    *,
-    source: str | None = None,
-    default_region: str | None = None,
-) -> tuple[list[ImportRequest], list[FieldError]]:
-    """Build and validate a whole submission; every problem names its line (or 1-based index)."""
-    requests: list[ImportRequest] = []
-    errors: list[FieldError] = []
-    seen: dict[tuple[str, str, str], int | None] = {}
-    for line, fields in rows:
-        request, problems = request_from_fields(fields, defaults, line=line, source=source)
-        errors.extend(problems)
-        if request is None:
-            continue
-        requests.append(request)
-        found = validate_request(request)
-        region = request.region or default_region
-        if region is None:
-            found.append(FieldError("region", "no Region given and no default Region configured"))
-        key = (region or "", request.store_id, request.name)
-        if key in seen:
-            where = f" (line {seen[key]})" if seen[key] is not None else ""
-            found.append(
-                FieldError(
-                    "name",
-                    f"{request.name!r} is requested twice for store {request.store_id}{where}",
-                )
-            )
-        else:
-            seen[key] = line
-        errors.extend(FieldError(e.field, e.reason, line, source, request.name) for e in found)
-    return requests, errors
-
-
-def read_manifest_rows(path: Path) -> list[tuple[int | None, dict[str, Any]]]:
-    """Rows of a CSV, TSV, JSON Lines or JSON manifest, with their 1-based line numbers.
-
-    Raises:
-        ManifestError: the file cannot be read as a manifest at all.
-    """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError([FieldError("file", f"cannot read: {exc}", None, str(path))]) from exc
-    suffix = path.suffix.lower()
-    rows: list[tuple[int | None, dict[str, Any]]] = []
-    if suffix in (".jsonl", ".ndjson"):
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                item = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(
-                    [FieldError("line", f"not JSON: {exc.msg}", number, str(path))]
-                ) from exc
-            if not isinstance(item, dict):
-                raise ManifestError([FieldError("line", "not a JSON object", number, str(path))])
-            rows.append((number, item))
-        return rows
-    if suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(
-                [FieldError("file", f"not JSON: {exc.msg}", exc.lineno, str(path))]
-            ) from exc
-        items = doc.get("requests") if isinstance(doc, dict) else doc
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise ManifestError(
-                [
-                    FieldError(
-                        "file", 'expected a list of objects or {"requests": [...]}', None, str(path)
-                    )
-                ]
-            )
-        return [(None, item) for item in items]
-    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    if not reader.fieldnames:
-        raise ManifestError([FieldError("file", "empty manifest (no header)", 1, str(path))])
-    for item in reader:
-        extra = item.pop(None, None)  # csv puts overflow values under the key None
-        if extra:
-            raise ManifestError(
-                [FieldError("line", "more values than header columns", reader.line_num, str(path))]
-            )
-        rows.append((reader.line_num, {k: v for k, v in item.items() if v not in (None, "")}))
-    return rows
-
-
-def parse_manifest(
-    path: Path, defaults: RowDefaults, default_region: str | None = None
-) -> list[ImportRequest]:
-    """Read and validate a manifest file.
+def parse_manifest(path: Path, defaults: ManifestDefaults) -> list[ImportRequest]:
+    """Read and validate a manifest file (CSV, TSV or JSON Lines, as ``refimport import``).
 
     Raises:
         ManifestError: with every bad row, each naming its line.
     """
-    rows = read_manifest_rows(path)
-    requests, errors = requests_from_rows(
-        rows, defaults, source=path.name, default_region=default_region
-    )
-    if errors:
-        raise ManifestError(errors)
-    if not requests:
+    manifest = read_manifest(path, defaults)
+    manifest.raise_for_errors()
+    if not manifest.rows:
         raise ManifestError([FieldError("file", "no rows", None, path.name)])
-    return requests
+    return manifest.requests
 
 
 # -- reports ------------------------------------------------------------------------------------
 
 
-def report_item(result: RowResult) -> dict[str, Any]:
-    """One row in the report format shared with ``refimport import --json``."""
-    return {
-        "store_id": result.store_id,
-        "name": result.name,
-        "source_file": result.source_file,
-        "status": result.state.value,
-        "reference_id": result.reference_id,
-        "job_id": result.job_id,
-        "message": result.message,
-    }
-
-
 def report_document(
     results: Sequence[RowResult], errors: Sequence[FieldError] = ()
 ) -> dict[str, Any]:
-    """``{"summary": {...}, "items": [...]}`` (plus ``errors`` for an invalid manifest)."""
-    states = [r.state for r in results]
-    doc: dict[str, Any] = {
-        "summary": {
-            "total": len(results),
-            "imported": states.count(RowState.IMPORTED),
-            "already_present": states.count(RowState.ALREADY_PRESENT),
-            "failed": states.count(RowState.FAILED),
-        },
-        "items": [report_item(r) for r in results],
-    }
+    """The report of ``refimport import --json`` (plus ``errors`` for an invalid manifest)."""
+    doc = json_document(results)
     if errors:
         doc["errors"] = [field_error_dict(e) for e in errors]
     return doc
@@ -325,7 +76,7 @@ def field_error_dict(error: FieldError) -> dict[str, Any]:
         "row_name": error.row_name,
         "field": error.field,
         "reason": error.reason,
-        "message": str(error),
+        "message": format_error(error),
     }
 
 
@@ -374,7 +125,7 @@ class Spool:
         self,
         root: Path,
         importer: Importer,
-        defaults: RowDefaults,
+        defaults: ManifestDefaults,
         *,
         scan_interval: float = 0.5,
         on_filed: Callable[[SpoolOutcome], None] | None = None,
@@ -497,9 +248,8 @@ class Spool:
             ids = await anyio.to_thread.run_sync(_read_ids, ids_path)
         if ids is None:
             try:
-                requests = await anyio.to_thread.run_sync(
-                    parse_manifest, path, self.defaults, imp.region
-                )
+                defaults = replace(self.defaults, region=self.defaults.region or imp.region)
+                requests = await anyio.to_thread.run_sync(parse_manifest, path, defaults)
             except ManifestError as exc:
                 log.warning("spool.invalid_manifest", errors=len(exc.errors))
                 await self._file(path, "failed", report_document([], exc.errors))

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,9 +40,11 @@ from aiohttp import web
 from ._http_intake import TOKEN_ENV, build_app
 from ._importer import Importer, ImporterSettings
 from ._journal import default_journal_path
+from ._logconfig import configure_logging
+from ._manifest import ManifestDefaults
 from ._metrics import WorkerMetrics
 from ._pacing import PacingPolicy
-from ._spool import RowDefaults, Spool, SpoolOutcome
+from ._spool import Spool, SpoolOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +59,7 @@ class WorkerConfig:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     journal: Path | None = None
-    defaults: RowDefaults = field(default_factory=RowDefaults)
+    defaults: ManifestDefaults = field(default_factory=ManifestDefaults)
     grace: float = 30.0
     retention_days: float = 30.0
     compact_interval: float = 3600.0
@@ -131,7 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--busy-wait", type=float, default=None, help="seconds to wait on a busy store")
     p.add_argument("--owner", default=None, help="this worker's name in store leases")
     p.add_argument("--log-format", choices=("json", "console"), default="json")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=1,
+        help="more logs (-v: debug); the worker logs info by default",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p
 
 
@@ -154,7 +161,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         http_host=args.http_host,
         http_port=args.http_port,
         journal=args.journal,
-        defaults=RowDefaults(
+        defaults=ManifestDefaults(
             store_id=args.store_id,
             role_arn=args.role_arn,
             region=args.region,
@@ -170,44 +177,6 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         token=os.environ.get(TOKEN_ENV) or None,
         settings=settings,
     )
-
-
-# -- logging ------------------------------------------------------------------------------------
-
-_SECRET_KEYS = ("token", "secret", "password", "authorization", "credentials")
-
-
-def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event):
-        if any(s in key.lower() for s in _SECRET_KEYS) and key != "client_token":
-            event[key] = "***"
-    return event
-
-
-def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
-    """JSON lines (or console) on stderr; the worker, not the library, configures logging."""
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        numeric = logging.INFO
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
 
 
 # -- the worker ---------------------------------------------------------------------------------
@@ -374,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.spool is None and args.http_port is None:
         parser.error("give --spool DIR, --http-port P, or both")
-    configure_logging(args.log_format, args.log_level)
+    configure_logging(args.log_format, 0 if args.quiet else args.verbose)
     config = config_from_args(args)
     if (
         config.token is None

@@ -128,7 +128,8 @@ def create_app(
             # Leaving the block stops the Importer: no new job starts; a Start call in flight is
             # finished and journaled; jobs running at AWS resume on the next start.
 
-    app[EVENT_STREAMS] = set()
+    streams: set[anyio.CancelScope] = set()
+    app[EVENT_STREAMS] = streams
     app.cleanup_ctx.append(importer_lifespan)
     app.on_shutdown.append(close_event_streams)
     app.router.add_post("/imports", submit)
