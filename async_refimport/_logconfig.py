@@ -79,9 +79,14 @@ def configure_logging(format: LogFormat = "console", verbosity: int = 0) -> None
 
     Args:
         format: ``console`` (human lines, coloured on a terminal) or ``json`` (one object a line).
-        verbosity: 0 shows warnings and errors, 1 (``-v``) info, 2 (``-vv``) debug.
+        verbosity: -1 errors only, 0 warnings and errors, 1 (``-v``) info, 2 (``-vv``) debug,
+            3 also the AWS SDK's and the emulator's own loggers.
     """
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    level = (
+        logging.ERROR
+        if verbosity < 0
+        else {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    )
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if format == "json"
@@ -102,4 +107,7 @@ def configure_logging(format: LogFormat = "console", verbosity: int = 0) -> None
         cache_logger_on_first_use=False,
     )
     # botocore and friends log through stdlib logging: keep them quiet unless asked.
-    logging.basicConfig(level=logging.DEBUG if verbosity >= 3 else logging.WARNING, stream=sys.stderr)
+    stdlib_level = logging.DEBUG if verbosity >= 3 else logging.WARNING
+    logging.basicConfig(level=stdlib_level, stream=sys.stderr)
+    for noisy in ("botocore", "aiobotocore", "aiohttp.access", "werkzeug", "moto"):
+        logging.getLogger(noisy).setLevel(stdlib_level)

@@ -154,9 +154,7 @@ def read_manifest(
         else:
             builder.read_delimited("\t" if fmt == "tsv" else ",")
     except OSError as exc:
-        raise ManifestError(
-            [FieldError("file", exc.strerror or str(exc), source=source)]
-        ) from exc
+        raise ManifestError([FieldError("file", exc.strerror or str(exc), source=source)]) from exc
     return builder.manifest
 
 
@@ -178,7 +176,9 @@ class _Builder:
     # -- CSV / TSV ------------------------------------------------------------------------------
 
     def read_delimited(self, delimiter: str) -> None:
-        with open(self.manifest.path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        with open(
+            self.manifest.path, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        ) as f:
             reader = csv.reader(f, delimiter=delimiter, strict=True)
             try:
                 header = next(reader, None)

@@ -1,0 +1,240 @@
+"""``refimport demo``: the whole tool on a laptop, with no AWS account.
+
+Starts the embedded HealthOmics emulator (compressed clock, realistic throttling), uploads a few
+hundred small synthetic genomes and two broken files to its S3, creates a reference store in each
+of three Regions (the service allows one per account and Region), writes a manifest, and imports
+it through the real engine with the progress display. Ends with the summary and an HTML report.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+
+from ._manifest import ManifestDefaults, format_error, read_manifest
+from ._models import RowState
+
+DEMO_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+DEMO_BUCKET = "refimport-demo"
+DEMO_ROLE_ARN = "arn:aws:iam::123456789012:role/HealthOmicsImportRole"
+# Emulated seconds → real seconds: an emulated 30 s job start-up takes ~2 s here.
+DEFAULT_TIME_SCALE = 0.06
+ROWS_PER_JOB = 25
+
+_ORGANISMS = (
+    "Escherichia_coli",
+    "Salmonella_enterica",
+    "Staphylococcus_aureus",
+    "Mycobacterium_tuberculosis",
+    "Bacillus_subtilis",
+    "Pseudomonas_aeruginosa",
+    "Klebsiella_pneumoniae",
+    "Listeria_monocytogenes",
+    "Vibrio_cholerae",
+    "Streptococcus_pneumoniae",
+    "Saccharomyces_cerevisiae",
+    "Plasmodium_falciparum",
+    "Candida_albicans",
+    "Aspergillus_fumigatus",
+    "Arabidopsis_thaliana",
+    "Caenorhabditis_elegans",
+)
+
+
+def _isolate_aws_env(workdir: Path, access_key_id: str, secret: str) -> None:
+    """Point the AWS SDK at demo credentials only: the demo must never touch a real account."""
+    os.environ["AWS_ACCESS_KEY_ID"] = access_key_id
+    os.environ["AWS_SECRET_ACCESS_KEY"] = secret
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_OMICS"):
+        os.environ.pop(var, None)
+    os.environ["AWS_CONFIG_FILE"] = str(workdir / "no-aws-config")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "no-aws-credentials")
+    os.environ["AWS_REGION"] = DEMO_REGIONS[0]
+
+
+def _genomes(rows: int) -> list[dict[str, Any]]:
+    rng = random.Random(42)
+    out = []
+    for i in range(rows):
+        organism = _ORGANISMS[i % len(_ORGANISMS)]
+        name = f"{organism}_str{i + 1:04d}"
+        # Emulated sizes, from small bacteria to small eukaryotes: jobs take longer as they grow.
+        bases = int(rng.lognormvariate(15.5, 0.8))
+        out.append(
+            {
+                "name": name,
+                "key": f"genomes/{organism}/{name}.fa",
+                "store": i % len(DEMO_REGIONS),
+                "bases": max(bases, 500_000),
+                "seed": i,
+                "description": f"{organism.replace('_', ' ')} strain {i + 1:04d} (synthetic)",
+            }
+        )
+    return out
+
+
+def run_demo(
+    *, rows: int = 300, workdir: Path = Path("refimport-demo"), time_scale: float | None = None
+) -> int:
+    """Run the demo; returns the exit code (0 when every row but the two broken ones imported)."""
+    from ._cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, print_summary, run_import
+
+    try:
+        from .emulator import EMULATED_BASES_META, EmulatorThread, Faults, make_fasta
+        from .emulator._server import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        Console(stderr=True).print(
+            f"[red]error:[/] the demo needs the emulator: pip install 'async-refimport[emulator]' ({exc})"
+        )
+        return 2
+    import boto3
+
+    err = Console(stderr=True, highlight=False)
+    out = Console(highlight=False)
+    scale = DEFAULT_TIME_SCALE if time_scale is None else time_scale
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    journal = workdir / "journal.sqlite"
+    # A fresh emulator knows none of an earlier demo's jobs: start from a fresh journal too.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{journal}{suffix}").unlink(missing_ok=True)
+    _isolate_aws_env(workdir, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+    started = time.monotonic()
+
+    err.rule("[bold]refimport demo[/]")
+    with EmulatorThread(time_scale=scale, faults=Faults(tps=5.0)) as emu:
+        err.print(
+            f"Emulated HealthOmics at [cyan]{emu.omics_endpoint_url}[/] (S3 at {emu.s3_endpoint_url}); "
+            f"its clock runs {1 / scale:.0f} times faster than real time, and it throttles at 5 TPS "
+            "like AWS."
+        )
+        genomes = _genomes(rows)
+        with err.status(f"Uploading {rows} synthetic genomes and 2 broken files to S3…"):
+            s3 = boto3.client("s3", **emu.client_kwargs("s3"))
+            s3.create_bucket(Bucket=DEMO_BUCKET)
+
+            def put(g: dict[str, Any]) -> None:
+                body = make_fasta(g["name"], 2_000, seed=g["seed"]).encode()
+                s3.put_object(
+                    Bucket=DEMO_BUCKET,
+                    Key=g["key"],
+                    Body=body,
+                    Metadata={EMULATED_BASES_META: str(g["bases"])},
+                )
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(put, genomes))
+            broken = [
+                (
+                    "broken/lab_notes.fa",
+                    b"These are lab notes, not a FASTA file.\n",
+                    "lab_notes_not_fasta",
+                ),
+                (
+                    "broken/duplicate_contigs.fa",
+                    (
+                        make_fasta("contig1", 600, seed=1) + make_fasta("contig1", 600, seed=2)
+                    ).encode(),
+                    "duplicate_contig_names",
+                ),
+            ]
+            for key, body, _ in broken:
+                s3.put_object(Bucket=DEMO_BUCKET, Key=key, Body=body)
+
+        stores: list[str] = []
+        for region in DEMO_REGIONS:
+            kwargs = emu.client_kwargs("omics")
+            kwargs["region_name"] = region
+            omics = boto3.client("omics", **kwargs)
+            stores.append(omics.create_reference_store(name=f"demo-{region}")["id"])
+        err.print(
+            "Created one reference store per Region (the service's quota): "
+            + ", ".join(f"[bold]{s}[/] ({r})" for s, r in zip(stores, DEMO_REGIONS, strict=True))
+        )
+
+        manifest = workdir / "manifest.csv"
+        with open(manifest, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["source_file", "name", "description", "tags", "store_id", "region"])
+            for g in genomes:
+                writer.writerow(
+                    [
+                        f"s3://{DEMO_BUCKET}/{g['key']}",
+                        g["name"],
+                        g["description"],
+                        "project=demo;kind=synthetic",
+                        stores[g["store"]],
+                        DEMO_REGIONS[g["store"]],
+                    ]
+                )
+            for key, _, name in broken:
+                writer.writerow(
+                    [
+                        f"s3://{DEMO_BUCKET}/{key}",
+                        name,
+                        "deliberately broken",
+                        "project=demo",
+                        stores[0],
+                        DEMO_REGIONS[0],
+                    ]
+                )
+        defaults = ManifestDefaults(role_arn=DEMO_ROLE_ARN, endpoint_url=emu.omics_endpoint_url)
+        parsed = read_manifest(manifest, defaults)
+        if parsed.errors:  # pragma: no cover - the demo writes a valid manifest
+            for e in parsed.errors:
+                err.print(format_error(e), markup=False)
+            return 2
+        err.print(
+            f"Wrote [bold]{manifest}[/] ({len(parsed.rows)} rows). Importing, {ROWS_PER_JOB} "
+            "genomes per job, one job at a time per store…\n"
+        )
+        outcome = run_import(
+            parsed.requests,
+            journal=journal,
+            region=DEMO_REGIONS[0],
+            max_sources_per_job=ROWS_PER_JOB,
+        )
+        if outcome is None:  # pragma: no cover - validated above
+            return 2
+        stats = emu.stats()
+
+    import anyio
+
+    from ._cli import build_report
+
+    report = workdir / "report.html"
+    report.write_text(anyio.run(build_report, journal, "html"), encoding="utf-8")
+    print_summary(outcome.results, out)
+    elapsed = time.monotonic() - started
+    calls = stats.get("calls", {})
+    throttled = sum(stats.get("throttled", {}).values())
+    failed = [r for r in outcome.results if r.state is RowState.FAILED]
+    expected = {name for _, _, name in broken}
+    err.print(
+        Panel.fit(
+            f"Imported {sum(1 for r in outcome.results if r.ok)} of {len(outcome.results)} genomes "
+            f"in {elapsed:.0f} s using {calls.get('StartReferenceImportJob', 0)} Start calls "
+            f"({throttled} throttled calls absorbed by pacing).\n"
+            f"The {len(failed)} failure(s) are the deliberately broken files.\n\n"
+            f"HTML report:  [bold]{report}[/]\n"
+            f"Manifest:     {manifest}\n"
+            f"Journal:      {journal}\n\n"
+            f"Next: refimport status --journal {journal}\n"
+            f"      refimport report --journal {journal} --format csv",
+            title="demo finished",
+            border_style="green",
+        )
+    )
+    if outcome.stopped:
+        return EXIT_INTERRUPTED
+    if {r.name for r in failed} - expected:
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,258 @@
+"""The progress display of ``refimport import``: it renders the Importer's events.
+
+On a terminal: a live bar per store and one overall (rows done of total, failures, ETA, the job
+running now). Otherwise: a plain line every few seconds, so CI logs and ``nohup`` files stay
+readable. Everything goes to stderr; stdout is kept for the summary and ``--json``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled, StoreChecked
+from ._models import RowResult, RowState
+
+
+@dataclass(slots=True)
+class StoreProgress:
+    """Counters of one store (keyed by store id and Region, as rows are)."""
+
+    label: str
+    total: int = 0
+    imported: int = 0
+    already_present: int = 0
+    failed: int = 0
+    jobs_done: int = 0
+    job: str = ""
+    retries: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.imported + self.already_present + self.failed
+
+
+def _key(store_id: str, region: str) -> tuple[str, str]:
+    return (store_id, region)
+
+
+class ImportProgress:
+    """Tracks rows per store from events and shows them (live bars or plain lines).
+
+    Args:
+        console: Where to draw (stderr).
+        live: Live bars (default: when the console is a terminal).
+        interval: Seconds between plain lines.
+        clock: Monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        live: bool | None = None,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.console = console
+        self.live = console.is_terminal if live is None else live
+        self.interval = interval
+        self.clock = clock
+        self.stores: dict[tuple[str, str], StoreProgress] = {}
+        self._row_ids: set[int] | None = None
+        self._started = clock()
+        self._done_at_start = 0
+        self._progress: Progress | None = None
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+        self._overall: TaskID | None = None
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def set_rows(self, results: Iterable[RowResult]) -> None:
+        """Totals from the submitted rows; rows already final (a resumed run) count as done."""
+        self._row_ids = set()
+        for r in results:
+            self._row_ids.add(r.row_id)
+            s = self._store(r.store_id, r.region)
+            s.total += 1
+            self._count(s, r.state, +1)
+        self._done_at_start = self.done
+        self._started = self.clock()
+        self._refresh_all()
+
+    def _store(self, store_id: str, region: str) -> StoreProgress:
+        key = _key(store_id, region)
+        s = self.stores.get(key)
+        if s is None:
+            s = self.stores[key] = StoreProgress(f"{store_id} ({region})")
+        return s
+
+    @staticmethod
+    def _count(s: StoreProgress, state: RowState, n: int) -> None:
+        if state is RowState.IMPORTED:
+            s.imported += n
+        elif state is RowState.ALREADY_PRESENT:
+            s.already_present += n
+        elif state is RowState.FAILED:
+            s.failed += n
+
+    @property
+    def total(self) -> int:
+        return sum(s.total for s in self.stores.values())
+
+    @property
+    def done(self) -> int:
+        return sum(s.done for s in self.stores.values())
+
+    def eta(self) -> float | None:
+        """Seconds left at the rate seen in this run, or None before the first row settles."""
+        settled = self.done - self._done_at_start
+        if settled <= 0:
+            return None
+        rate = settled / max(self.clock() - self._started, 1e-6)
+        return (self.total - self.done) / rate
+
+    def handle(self, event: Event) -> None:
+        """Apply one Importer event."""
+        if isinstance(event, RowSettled):
+            r = event.result
+            if self._row_ids is not None and r.row_id not in self._row_ids:
+                return  # another caller's row (a shared journal)
+            self._count(self._store(r.store_id, r.region), r.state, +1)
+            self._refresh(r.store_id, r.region)
+        elif isinstance(event, JobStarted):
+            s = self._store(event.store.store_id, event.store.region)
+            s.job = f"job {event.job_id} · {event.rows} rows"
+            self._refresh(event.store.store_id, event.store.region)
+        elif isinstance(event, JobFinished):
+            s = self._store(event.store.store_id, event.store.region)
+            s.jobs_done += 1
+            s.job = f"last job {event.status.lower()} in {event.duration:.1f} s"
+            self._refresh(event.store.store_id, event.store.region)
+        elif isinstance(event, StoreChecked):
+            s = self._store(event.store.store_id, event.store.region)
+            if event.already_present:
+                s.job = f"{event.already_present} already in the store"
+            self._refresh(event.store.store_id, event.store.region)
+        elif isinstance(event, RequestRetried):
+            self._store(event.store.store_id, event.store.region).retries += 1
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def __enter__(self) -> ImportProgress:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}", justify="left"),
+                BarColumn(bar_width=None),
+                MofNCompleteColumn(),
+                TextColumn("[red]{task.fields[failed]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("[dim]{task.fields[job]}"),
+                console=self.console,
+                refresh_per_second=8,
+                transient=False,
+                expand=True,
+            )
+            self._progress.start()
+            self._overall = self._progress.add_task("all stores", total=None, failed="", job="")
+            self._refresh_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._refresh_all()
+            self._progress.stop()
+            self._progress = None
+        else:
+            self.print_line()
+
+    def _refresh_all(self) -> None:
+        for store_id, region in list(self.stores):
+            self._refresh(store_id, region)
+
+    def _refresh(self, store_id: str, region: str) -> None:
+        p = self._progress
+        if p is None:
+            return
+        key = _key(store_id, region)
+        s = self.stores[key]
+        task = self._tasks.get(key)
+        failed = f"✗ {s.failed}" if s.failed else ""
+        if task is None:
+            task = p.add_task(s.label, total=s.total or None, failed=failed, job=s.job)
+            self._tasks[key] = task
+        p.update(task, total=s.total or None, completed=s.done, failed=failed, job=s.job)
+        if self._overall is not None:
+            total_failed = sum(x.failed for x in self.stores.values())
+            busy = sum(1 for x in self.stores.values() if x.job.startswith("job "))
+            p.update(
+                self._overall,
+                total=self.total or None,
+                completed=self.done,
+                failed=f"✗ {total_failed}" if total_failed else "",
+                job=f"{busy}/{len(self.stores)} stores importing",
+            )
+
+    def line(self) -> str:
+        """One plain progress line."""
+        imported = sum(s.imported for s in self.stores.values())
+        present = sum(s.already_present for s in self.stores.values())
+        failed = sum(s.failed for s in self.stores.values())
+        jobs = sum(s.jobs_done for s in self.stores.values())
+        eta = self.eta()
+        eta_text = f", ETA {_duration(eta)}" if eta is not None and self.done < self.total else ""
+        return (
+            f"refimport: {self.done}/{self.total} rows done (imported {imported}, "
+            f"already present {present}, failed {failed}), {jobs} jobs finished, "
+            f"{len(self.stores)} store(s), {_duration(self.clock() - self._started)} elapsed"
+            f"{eta_text}"
+        )
+
+    def print_line(self) -> None:
+        self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
+
+    async def run(self, events: AsyncIterator[Event]) -> None:
+        """Consume events until the stream ends (or the caller cancels), drawing as they come."""
+        if self.live:
+            async for event in events:
+                self.handle(event)
+            return
+        async with anyio.create_task_group() as tg:
+
+            async def tick() -> None:
+                while True:
+                    await anyio.sleep(self.interval)
+                    self.print_line()
+
+            tg.start_soon(tick)
+            async for event in events:
+                self.handle(event)
+            tg.cancel_scope.cancel()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -1,0 +1,263 @@
+"""Reports of a journal's rows and jobs: CSV, JSON and a self-contained HTML page.
+
+The JSON document is the one ``refimport import --json`` prints::
+
+    {"summary": {"total": 3, "imported": 2, "already_present": 0, "failed": 1},
+     "items": [{"store_id", "name", "source_file", "status", "reference_id", "job_id", "message"}]}
+
+The HTML report has the summary, a timeline of jobs per store (inline SVG: one bar per job, one lane
+per store, so idle gaps between jobs are visible) and the failures. It loads nothing from outside.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from typing import Any, Literal
+
+from ._journal import JobRecord
+from ._models import RowResult, RowState
+
+ReportFormat = Literal["csv", "json", "html"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "json", "html")
+ITEM_FIELDS = ("store_id", "name", "source_file", "status", "reference_id", "job_id", "message")
+
+
+def report_item(result: RowResult) -> dict[str, str | None]:
+    """One row of a report (``status`` is the row's state: IMPORTED, ALREADY_PRESENT, FAILED ...)."""
+    return {
+        "store_id": result.store_id,
+        "name": result.name,
+        "source_file": result.source_file,
+        "status": result.state.value,
+        "reference_id": result.reference_id,
+        "job_id": result.job_id,
+        "message": result.message,
+    }
+
+
+def summarize(results: Iterable[RowResult]) -> dict[str, int]:
+    """``total``, ``imported``, ``already_present``, ``failed`` (plus ``pending`` when not all final)."""
+    counts = Counter(r.state for r in results)
+    summary = {
+        "total": sum(counts.values()),
+        "imported": counts[RowState.IMPORTED],
+        "already_present": counts[RowState.ALREADY_PRESENT],
+        "failed": counts[RowState.FAILED],
+    }
+    pending = counts[RowState.QUEUED] + counts[RowState.SUBMITTED]
+    if pending:
+        summary["pending"] = pending
+    return summary
+
+
+def json_document(results: Sequence[RowResult]) -> dict[str, Any]:
+    """The document of ``import --json`` and ``report --format json``."""
+    return {"summary": summarize(results), "items": [report_item(r) for r in results]}
+
+
+def render_json(results: Sequence[RowResult]) -> str:
+    return json.dumps(json_document(results), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_csv(results: Sequence[RowResult]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=ITEM_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({k: "" if v is None else v for k, v in report_item(r).items()})
+    return out.getvalue()
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+
+_STATUS_COLOURS = {
+    "COMPLETED": "#2e9e5b",
+    "COMPLETED_WITH_FAILURES": "#e0a100",
+    "FAILED": "#d64545",
+    "CANCELLED": "#8a8a8a",
+}
+_RUNNING_COLOUR = "#3b82f6"
+
+
+@dataclass(frozen=True, slots=True)
+class _Bar:
+    lane: str
+    start: float
+    end: float
+    job: JobRecord
+    rows: int
+
+
+def _lane_name(store_id: str, region: str) -> str:
+    return f"{store_id} ({region})"
+
+
+def _bars(jobs: Sequence[JobRecord], results: Sequence[RowResult], now: float) -> list[_Bar]:
+    rows_per_job = Counter(r.job_id for r in results if r.job_id)
+    bars = []
+    for job in jobs:
+        start = job.started_at or job.written_at
+        end = job.finished_at or now
+        bars.append(
+            _Bar(
+                _lane_name(job.store.store_id, job.store.region),
+                start,
+                max(end, start),
+                job,
+                rows_per_job.get(job.job_id, 0) if job.job_id else 0,
+            )
+        )
+    return bars
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _timeline_svg(bars: Sequence[_Bar]) -> str:
+    if not bars:
+        return "<p class=muted>No import jobs were started.</p>"
+    lanes = sorted({b.lane for b in bars})
+    t0 = min(b.start for b in bars)
+    t1 = max(b.end for b in bars)
+    span = max(t1 - t0, 1e-3)
+    label_w, plot_w, lane_h, top = 190, 820, 30, 24
+    height = top + lane_h * len(lanes) + 10
+
+    def x(t: float) -> float:
+        return label_w + (t - t0) / span * plot_w
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {label_w + plot_w + 20} {height}"'
+        f' width="100%" role="img" aria-label="Import jobs per store over time">'
+    ]
+    for i in range(6):
+        t = t0 + span * i / 5
+        px = x(t)
+        parts.append(
+            f'<line x1="{px:.1f}" y1="{top - 6}" x2="{px:.1f}" y2="{height - 10}" class="grid"/>'
+            f'<text x="{px:.1f}" y="{top - 10}" class="tick">+{_fmt_seconds(t - t0)}</text>'
+        )
+    for li, lane in enumerate(lanes):
+        y = top + li * lane_h
+        lane_bars = [b for b in bars if b.lane == lane]
+        busy = sum(b.end - b.start for b in lane_bars)
+        parts.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{plot_w}" height="{lane_h - 6}" class="lane"/>'
+            f'<text x="4" y="{y + lane_h / 2 + 4}" class="label">{escape(lane)}'
+            f" · busy {100 * busy / span:.0f}%</text>"
+        )
+        for b in lane_bars:
+            colour = _STATUS_COLOURS.get(b.job.status or "", _RUNNING_COLOUR)
+            if b.job.finished_at is None:
+                colour = _RUNNING_COLOUR
+            w = max(x(b.end) - x(b.start), 1.5)
+            tip = (
+                f"job {b.job.job_id or '(not started)'} · {b.job.status or b.job.state.value}"
+                f" · {b.rows} rows · {_fmt_seconds(b.end - b.start)}"
+            )
+            if b.job.message:
+                tip += f" · {b.job.message}"
+            parts.append(
+                f'<rect x="{x(b.start):.2f}" y="{y + 5}" width="{w:.2f}" height="{lane_h - 10}"'
+                f' fill="{colour}" rx="2"><title>{escape(tip)}</title></rect>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem}
+.muted{color:#6e7781}.cards{display:flex;gap:1rem;flex-wrap:wrap;margin:1rem 0}
+.card{border:1px solid #d0d7de;border-radius:8px;padding:.7rem 1.1rem;min-width:9rem}
+.card b{display:block;font-size:1.6rem}.ok b{color:#2e9e5b}.present b{color:#3b82f6}.bad b{color:#d64545}
+table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}code{font-size:12px}
+svg .grid{stroke:#d0d7de;stroke-width:1}svg .tick{font-size:11px;fill:#6e7781;text-anchor:middle}
+svg .lane{fill:#f6f8fa}svg .label{font-size:12px;fill:#1f2328}
+.legend span{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin:0 .3rem 0 1rem;vertical-align:middle}
+"""
+
+
+def render_html(
+    results: Sequence[RowResult],
+    jobs: Sequence[JobRecord],
+    *,
+    title: str = "refimport report",
+    now: float | None = None,
+) -> str:
+    """A self-contained HTML page: summary, per-store job timeline, per-store table, failures."""
+    now = time.time() if now is None else now
+    summary = summarize(results)
+    generated = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    bars = _bars(jobs, results, now)
+    span = (max(b.end for b in bars) - min(b.start for b in bars)) if bars else 0.0
+
+    per_store: dict[str, Counter[RowState]] = {}
+    for r in results:
+        per_store.setdefault(_lane_name(r.store_id, r.region), Counter())[r.state] += 1
+    store_rows = "".join(
+        f"<tr><td>{escape(store)}</td><td>{sum(c.values())}</td><td>{c[RowState.IMPORTED]}</td>"
+        f"<td>{c[RowState.ALREADY_PRESENT]}</td><td>{c[RowState.FAILED]}</td>"
+        f"<td>{c[RowState.QUEUED] + c[RowState.SUBMITTED]}</td>"
+        f"<td>{sum(1 for b in bars if b.lane == store)}</td></tr>"
+        for store, c in sorted(per_store.items())
+    )
+    failures = [r for r in results if r.state is RowState.FAILED]
+    failure_rows = "".join(
+        f"<tr><td>{escape(_lane_name(r.store_id, r.region))}</td><td>{escape(r.name)}</td>"
+        f"<td><code>{escape(r.source_file)}</code></td><td>{escape(r.job_id or '')}</td>"
+        f"<td>{escape(r.message or '')}</td></tr>"
+        for r in failures
+    )
+    failures_html = (
+        "<table><tr><th>Store</th><th>Name</th><th>Source</th><th>Job</th><th>Reason</th></tr>"
+        f"{failure_rows}</table>"
+        if failures
+        else "<p class=muted>No failures.</p>"
+    )
+    pending = summary.get("pending", 0)
+    pending_card = f"<div class=card><b>{pending}</b>pending</div>" if pending else ""
+    legend = "".join(
+        f'<span style="background:{c}"></span>{escape(s.replace("_", " ").lower())}'
+        for s, c in [*_STATUS_COLOURS.items(), ("RUNNING", _RUNNING_COLOUR)]
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{escape(title)}</h1>
+<p class=muted>Generated {generated} · {len(jobs)} import jobs · {_fmt_seconds(span)} from the first job to the last</p>
+<div class=cards>
+<div class=card><b>{summary["total"]}</b>rows</div>
+<div class="card ok"><b>{summary["imported"]}</b>imported</div>
+<div class="card present"><b>{summary["already_present"]}</b>already present</div>
+<div class="card bad"><b>{summary["failed"]}</b>failed</div>
+{pending_card}
+</div>
+<h2>Where the time went</h2>
+<p class=muted>One lane per store, one bar per import job (hover for details). A store runs one job
+at a time: gaps between bars are time the store sat idle.</p>
+{_timeline_svg(bars)}
+<p class="legend muted">{legend}</p>
+<h2>Stores</h2>
+<table><tr><th>Store</th><th>Rows</th><th>Imported</th><th>Already present</th><th>Failed</th><th>Pending</th><th>Jobs</th></tr>
+{store_rows}</table>
+<h2>Failures ({len(failures)})</h2>
+{failures_html}
+</body></html>
+"""
