@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -66,14 +67,17 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "soak.json")
     args = p.parse_args()
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIAEMULATORTESTKEY0")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "emulator-secret-not-real")
-    os.environ.setdefault("AWS_REGION", "us-east-1")
+    os.environ["AWS_REGION"] = "us-east-1"
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     work = Path(tempfile.mkdtemp(prefix="refimport-soak-"))
     spool, journal = work / "spool", work / "journal.sqlite"
     (spool / "incoming").mkdir(parents=True)
 
     with EmulatorThread(time_scale=args.time_scale, faults=Faults.none()) as emu:
+        # The worker must act as the same (emulated) account that created the stores.
+        kw = emu.client_kwargs()
+        os.environ["AWS_ACCESS_KEY_ID"] = kw["aws_access_key_id"]
+        os.environ["AWS_SECRET_ACCESS_KEY"] = kw["aws_secret_access_key"]
         stores: list[tuple[str, str]] = []
         for region in REGIONS[: args.stores]:
             kwargs = emu.client_kwargs()
