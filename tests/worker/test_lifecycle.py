@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from async_refimport.emulator import EmulatorThread
+from async_refimport.emulator import EmulatorThread, Faults
 from tests.integration.helpers import (
     REGIONS,
     create_store,
@@ -154,3 +154,35 @@ def test_a_store_is_taken_over_when_its_worker_dies(
     assert_each_reference_once(emulator, {store_id: {n for n, _ in items}})
     other.signal(signal.SIGTERM)
     assert other.wait(15) == 0
+
+
+def test_sigterm_while_a_start_call_hangs_still_exits_within_the_grace_period(
+    start_worker: Callable[..., WorkerProcess],
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    store_id: str,
+    tmp_path: Path,
+) -> None:
+    # The Start call takes 4 s to answer: longer than the grace period the worker is given.
+    emulator.configure(
+        faults=Faults(tps=None, latency=4.0, operations=frozenset({"StartReferenceImportJob"}))
+    )
+    spool, journal = tmp_path / "spool", tmp_path / "j.sqlite"
+    args = ("--spool", str(spool), "--journal", str(journal), "--store-id", store_id)
+    args += ("--grace", "2")
+    items = genomes(s3_fasta, 6, "hang")
+    first = start_worker(*args)
+    drop(spool, "hang.csv", "name,source_file\n" + "\n".join(f"{n},{u}" for n, u in items))
+    wait_for(lambda: emulator.stats()["calls"]["StartReferenceImportJob"] >= 1, 30, 0.02)
+    began = time.monotonic()
+    first.signal(signal.SIGTERM)
+    assert first.wait(10) == 0
+    assert time.monotonic() - began < 2.5
+
+    # The restart cannot know whether the Start took effect: it must find out, not send twice.
+    emulator.configure(faults=Faults.none())
+    second = start_worker(*args)
+    wait_for(lambda: (spool / "done" / "hang.csv").exists(), 60)
+    assert_each_reference_once(emulator, {store_id: {n for n, _ in items}})
+    second.signal(signal.SIGTERM)
+    assert second.wait(15) == 0
