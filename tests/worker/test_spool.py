@@ -75,6 +75,14 @@ def test_spool_files_end_in_done_or_failed_with_reports(
     wait_for(lambda: (spool / "done" / "again.csv").exists(), 60)
     assert report(spool, "done", "again.csv")["summary"]["total"] == 3
 
+    # The same file name again: filed beside the first, its rows not sent again.
+    starts = emulator.stats()["calls"]["StartReferenceImportJob"]
+    drop(spool, "good.csv", csv_manifest(good))
+    wait_for(lambda: (spool / "done" / "good.csv.1").exists(), 60)
+    assert report(spool, "done", "good.csv.1")["summary"]["imported"] == 8
+    assert report(spool, "done", "good.csv")["summary"]["imported"] == 8
+    assert emulator.stats()["calls"]["StartReferenceImportJob"] == starts
+
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     names = references_by_store(emulator.stats())[store_id]
