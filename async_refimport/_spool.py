@@ -256,6 +256,9 @@ class Spool:
                         log.exception("spool.file_error", error=str(exc))
                     if self.importer.stopping:
                         return
+                    if not await anyio.to_thread.run_sync(path.exists):
+                        log.warning("spool.file_vanished")  # removed by hand: nothing to file
+                        return
                     await anyio.sleep(self.retry_interval)
                     resumed = True
             finally:
