@@ -111,10 +111,11 @@ def _write_atomic(path: Path, data: str) -> None:
 
 
 def _free_name(directory: Path, name: str) -> str:
-    """``name``, or ``name.N`` when a file (or its report) of that name was already filed there."""
+    """``name``, or ``stem.N.ext`` when a file (or its report) of that name was filed there already."""
+    path = Path(name)
     candidate, n = name, 1
     while (directory / candidate).exists() or (directory / f"{candidate}.report.json").exists():
-        candidate = f"{name}.{n}"
+        candidate = f"{path.stem}.{n}{path.suffix}"
         n += 1
     return candidate
 

@@ -78,8 +78,8 @@ def test_spool_files_end_in_done_or_failed_with_reports(
     # The same file name again: filed beside the first, its rows not sent again.
     starts = emulator.stats()["calls"]["StartReferenceImportJob"]
     drop(spool, "good.csv", csv_manifest(good))
-    wait_for(lambda: (spool / "done" / "good.csv.1").exists(), 60)
-    assert report(spool, "done", "good.csv.1")["summary"]["imported"] == 8
+    wait_for(lambda: (spool / "done" / "good.1.csv").exists(), 60)
+    assert report(spool, "done", "good.1.csv")["summary"]["imported"] == 8
     assert report(spool, "done", "good.csv")["summary"]["imported"] == 8
     assert emulator.stats()["calls"]["StartReferenceImportJob"] == starts
 
