@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -275,11 +276,16 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    # Messages are not wrapped by rich: a terminal wraps them, and log files keep whole lines.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _out() -> Console:
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or redirected: rich would assume 80 columns and truncate the tables.
+        console.width = max(console.width, 120)
+    return console
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -420,14 +426,21 @@ async def _import(
 
 
 async def _watch_signals(imp: Any, err: Console) -> None:
+    first_at: float | None = None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            if imp.stopping:
+            now = time.monotonic()
+            if first_at is not None and now - first_at < 0.5:
+                # One keypress can arrive twice (to the process and to its group, e.g. under
+                # `timeout` or `make`): a deliberate second Ctrl-C comes later.
+                continue
+            if first_at is not None:
                 # Second signal: leave now. The journal is written ahead, so this is as safe as a
                 # crash; the next run recovers the job that was being started.
                 sys.stderr.write("\nrefimport: exiting now; re-run the same command to resume.\n")
                 sys.stderr.flush()
                 os._exit(EXIT_INTERRUPTED)
+            first_at = now
             err.print(
                 "\n[yellow]Interrupted:[/] no new jobs will be started; "
                 "press Ctrl-C again to exit at once."

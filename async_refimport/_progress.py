@@ -40,6 +40,7 @@ class StoreProgress:
     jobs_done: int = 0
     job: str = ""
     retries: int = 0
+    last_retry: str = ""
 
     @property
     def done(self) -> int:
@@ -149,7 +150,12 @@ class ImportProgress:
                 s.job = f"{event.already_present} already in the store"
             self._refresh(event.store.store_id, event.store.region)
         elif isinstance(event, RequestRetried):
-            self._store(event.store.store_id, event.store.region).retries += 1
+            s = self._store(event.store.store_id, event.store.region)
+            s.retries += 1
+            s.last_retry = f"{event.operation}: {event.code}"
+            if not s.job.startswith("job "):
+                s.job = f"retrying {event.operation} ({event.code}), attempt {event.attempt}"
+            self._refresh(event.store.store_id, event.store.region)
 
     # -- rendering ------------------------------------------------------------------------------
 
@@ -220,13 +226,16 @@ class ImportProgress:
         present = sum(s.already_present for s in self.stores.values())
         failed = sum(s.failed for s in self.stores.values())
         jobs = sum(s.jobs_done for s in self.stores.values())
+        retries = sum(s.retries for s in self.stores.values())
+        last = next((s.last_retry for s in self.stores.values() if s.last_retry), "")
+        retry_text = f", {retries} calls retried (last: {last})" if retries else ""
         eta = self.eta()
         eta_text = f", ETA {_duration(eta)}" if eta is not None and self.done < self.total else ""
         return (
             f"refimport: {self.done}/{self.total} rows done (imported {imported}, "
             f"already present {present}, failed {failed}), {jobs} jobs finished, "
             f"{len(self.stores)} store(s), {_duration(self.clock() - self._started)} elapsed"
-            f"{eta_text}"
+            f"{retry_text}{eta_text}"
         )
 
     def print_line(self) -> None:

@@ -291,3 +291,16 @@ def test_help_and_delegated_commands(cli: Callable[..., Run]) -> None:
     assert cli("worker", "--help").code == 0
     assert cli("import").code == 2
     assert cli().code == 2
+
+
+def test_demo_runs_end_to_end(cli: Callable[..., Run], tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    run = cli("demo", "--rows", "12", "--workdir", workdir, "--time-scale", "0.002")
+    assert run.code == 0, run.stderr
+    assert "refimport summary" in run.stdout
+    assert "lab_notes_not_fasta" in run.stdout and "duplicate_contig_names" in run.stdout
+    assert "demo finished" in run.stderr
+    assert len((workdir / "manifest.csv").read_text().splitlines()) == 1 + 12 + 2
+    assert "<svg" in (workdir / "report.html").read_text()
+    status = cli("status", "--journal", workdir / "journal.sqlite", "--json")
+    assert sum(s["counts"]["IMPORTED"] for s in status.json()["stores"]) == 12
