@@ -11,6 +11,7 @@ The public API (everything else is private and may change)::
 The local HealthOmics emulator lives in :mod:`async_refimport.emulator`.
 """
 
+from ._errors import CredentialsError as CredentialsError
 from ._errors import FieldError as FieldError
 from ._errors import ImporterClosedError as ImporterClosedError
 from ._errors import JournalError as JournalError
@@ -29,6 +30,7 @@ from ._events import RequestRetried as RequestRetried
 from ._events import RowSettled as RowSettled
 from ._events import RowsQueued as RowsQueued
 from ._events import StoreChecked as StoreChecked
+from ._events import StorePaused as StorePaused
 from ._gateway import AwsGateway as AwsGateway
 from ._gateway import OmicsGateway as OmicsGateway
 from ._importer import Importer as Importer
@@ -50,6 +52,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AwsGateway",
+    "CredentialsError",
     "Event",
     "FieldError",
     "ImportRequest",
@@ -77,6 +80,7 @@ __all__ = [
     "ServiceError",
     "StoreBusyError",
     "StoreChecked",
+    "StorePaused",
     "StorePlan",
     "StoreRef",
     "TransientServiceError",

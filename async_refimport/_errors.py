@@ -10,6 +10,7 @@ Every exception the library raises on purpose derives from :class:`RefImportErro
     │   ├── TransientServiceError     worth retrying: throttling, 408, 500, connection errors
     │   ├── StoreBusyError            402: the store is running someone else's import job
     │   └── PermanentServiceError     400/403/404: retrying cannot help
+    │       └── CredentialsError      no, expired or invalid credentials, unknown profile
     ├── JournalError                  the local journal is unusable (schema, locking, corruption)
     └── ImporterClosedError           the Importer was closed and cannot be reused
 
@@ -115,6 +116,14 @@ class StoreBusyError(ServiceError):
 
 class PermanentServiceError(ServiceError):
     """Validation, access or not-found errors: retrying cannot help; the rows fail with this message."""
+
+
+class CredentialsError(PermanentServiceError):
+    """The caller's credentials are missing, expired or rejected.
+
+    At a store's first call it fails the store's rows (nothing can work); later, while jobs run,
+    the lane pauses instead: temporary credentials are often refreshed by the credentials chain.
+    """
 
 
 class JournalError(RefImportError):

@@ -69,4 +69,15 @@ class RequestRetried:
     delay: float
 
 
-Event = RowsQueued | StoreChecked | JobStarted | JobFinished | RowSettled | RequestRetried
+@dataclass(frozen=True, slots=True)
+class StorePaused:
+    """The store's lane waits out an error that needs no row to fail (expired credentials, a
+    revoked permission while a job runs); it tries again by itself."""
+
+    store: StoreRef
+    reason: str
+
+
+Event = (
+    RowsQueued | StoreChecked | JobStarted | JobFinished | RowSettled | RequestRetried | StorePaused
+)

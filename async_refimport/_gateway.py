@@ -23,6 +23,7 @@ import structlog
 from botocore.config import Config
 
 from ._errors import (
+    CredentialsError,
     PermanentServiceError,
     ServiceError,
     StoreBusyError,
@@ -130,6 +131,26 @@ _TRANSIENT_CODES = frozenset(
         "ServiceUnavailableException",
     }
 )
+_CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "MissingAuthenticationTokenException",
+    }
+)
+_CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.ProfileNotFound,
+    botocore.exceptions.TokenRetrievalError,
+    botocore.exceptions.SSOError,
+    botocore.exceptions.NoRegionError,
+)
 _THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 _AMBIGUOUS_CODES = frozenset({"RequestTimeoutException", "RequestTimeout"})
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -146,34 +167,41 @@ def is_throttle(error: BaseException) -> bool:
 
 
 def map_error(error: BaseException, operation: str, store: StoreRef) -> ServiceError | None:
-    """Map a botocore/aiohttp exception onto the error tree; None if it is not a service error."""
+    """Map a botocore/aiohttp exception onto the error tree; None if it is not a service error.
+
+    Ambiguity (the request may have taken effect) is set for 408, 5xx and broken connections:
+    a 500 can come back after the service created the job.
+    """
     if isinstance(error, ServiceError):
         return error
+    context: dict[str, Any] = {"operation": operation, "store_id": store.store_id}
     if isinstance(error, botocore.exceptions.ClientError):
         err = error.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
         message = str(err.get("Message", "") or error)
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) or None
-        kwargs: dict[str, Any] = {
-            "code": code,
-            "operation": operation,
-            "store_id": store.store_id,
-            "status": status,
-        }
+        context.update(code=code, status=status)
         if code == "ServiceQuotaExceededException" and operation == START:
-            return StoreBusyError(message, **kwargs)
+            return StoreBusyError(message, **context)
         if code in _TRANSIENT_CODES or (status is not None and status >= 500):
-            return TransientServiceError(message, ambiguous=code in _AMBIGUOUS_CODES, **kwargs)
-        return PermanentServiceError(message, **kwargs)
+            ambiguous = code in _AMBIGUOUS_CODES or status is None or status >= 500
+            return TransientServiceError(message, ambiguous=ambiguous, **context)
+        if code in _CREDENTIAL_CODES:
+            return CredentialsError(message, **context)
+        return PermanentServiceError(message, **context)
     if isinstance(error, _CONNECTION_ERRORS):
         # The request may have reached the service before the connection broke.
         return TransientServiceError(
             str(error) or type(error).__name__,
             code=type(error).__name__,
-            operation=operation,
-            store_id=store.store_id,
             ambiguous=True,
+            **context,
         )
+    if isinstance(error, _CREDENTIAL_ERRORS):
+        return CredentialsError(str(error), code=type(error).__name__, **context)
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        # Configuration and parameter errors: nothing a retry can fix.
+        return PermanentServiceError(str(error), code=type(error).__name__, **context)
     return None
 
 

@@ -43,6 +43,10 @@ from ._retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
+# Seconds without a locally settled row before wait() re-reads the journal: rows may settle in
+# another process sharing it. Long enough that a 100k-row wait() costs little.
+_QUIET_RECHECK = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class ImporterSettings:
@@ -59,6 +63,8 @@ class ImporterSettings:
         existence_ttl: Seconds before a store's list of existing names is fetched again.
         lease_ttl: Seconds a process holds a store without renewing (several processes, one journal).
         shutdown_grace: Seconds a Start in flight may take to finish while closing.
+        rescan_interval: Seconds an idle lane waits before looking at the journal again (rows
+            queued by another process sharing the journal).
     """
 
     max_sources_per_job: int = MAX_SOURCES_PER_JOB
@@ -71,6 +77,7 @@ class ImporterSettings:
     existence_ttl: float = 600.0
     lease_ttl: float = 30.0
     shutdown_grace: float = 30.0
+    rescan_interval: float = 30.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_sources_per_job <= MAX_SOURCES_PER_JOB:
@@ -231,6 +238,7 @@ class Importer:
                     existence_ttl=s.existence_ttl,
                     lease_ttl=s.lease_ttl,
                     critical_grace=s.shutdown_grace,
+                    rescan_interval=s.rescan_interval,
                 ),
             )
             self._lanes[store.key] = lane
@@ -335,9 +343,10 @@ class Importer:
             pending = {
                 r.row_id for r in await self.journal.results(row_ids) if not r.state.is_final
             }
+            quiet = 0.0
             while pending and not self._stopping:
                 heard = False
-                with anyio.move_on_after(0.5):
+                with anyio.move_on_after(1.0):
                     async for event in events:
                         if isinstance(event, RowSettled):
                             heard = True
@@ -346,8 +355,10 @@ class Importer:
                                 break
                         elif self._stopping:
                             break
-                if pending and not heard:
+                quiet = 0.0 if heard else quiet + 1.0
+                if pending and quiet >= _QUIET_RECHECK:
                     # Quiet here: the rows may be settling in another process sharing the journal.
+                    quiet = 0.0
                     pending = {
                         r.row_id
                         for r in await self.journal.results(sorted(pending))

@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from ._errors import JournalError
+from ._errors import FieldError, JournalError, RequestValidationError
 from ._models import ImportRequest, RowResult, RowState, StoreRef
 
 SCHEMA_VERSION = 1
@@ -105,7 +105,11 @@ class Journal(Protocol):
     async def queued_count(self, store: StoreRef) -> int: ...
     async def settle_queued(self, settlements: Sequence[Settlement]) -> None: ...
     async def begin_job(
-        self, store: StoreRef, rows: Sequence[QueuedRow], client_token: str
+        self,
+        store: StoreRef,
+        rows: Sequence[QueuedRow],
+        client_token: str,
+        owner: str | None = None,
     ) -> JobRecord: ...
     async def record_job_id(self, job: JobRecord, job_id: str) -> JobRecord: ...
     async def finish_job(
@@ -292,18 +296,19 @@ class SQLiteJournal:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        def apply(c: sqlite3.Connection) -> None:
-            c.executescript("SAVEPOINT schema; " + _SCHEMA + " RELEASE schema;")
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self.path} has schema {row[0]}, newer than this version "
-                    f"understands ({SCHEMA_VERSION}); upgrade async-refimport"
-                )
-
-        self._write(conn, apply)
+        # One script, one transaction: two processes creating a fresh journal at once both succeed.
+        conn.executescript(
+            "BEGIN IMMEDIATE;"
+            + _SCHEMA
+            + f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+            + "COMMIT;"
+        )
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if int(row[0]) > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has schema {row[0]}, newer than this version "
+                f"understands ({SCHEMA_VERSION}); upgrade async-refimport"
+            )
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -321,15 +326,20 @@ class SQLiteJournal:
         A name already journaled for the store keeps its row: a final IMPORTED/ALREADY_PRESENT row is
         returned as is (a re-run sends nothing new), a FAILED row is queued again with the new fields
         (a re-run retries failures), a queued or submitted row is left alone.
+
+        Raises:
+            RequestValidationError: a name is already journaled for its store with another source
+                file (nothing is added then).
         """
         now = self._clock()
 
         def add(conn: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
+            conflicts: list[FieldError] = []
             for store, req in requests:
                 tags = json.dumps(dict(req.tags), sort_keys=True)
                 found = conn.execute(
-                    "SELECT id, state FROM rows WHERE store_key = ? AND name = ?",
+                    "SELECT id, state, source_file FROM rows WHERE store_key = ? AND name = ?",
                     (store.key, req.name),
                 ).fetchone()
                 if found is None:
@@ -352,8 +362,17 @@ class SQLiteJournal:
                     assert cur.lastrowid is not None
                     ids.append(cur.lastrowid)
                     continue
-                row_id, state = found
-                if state == RowState.FAILED:
+                row_id, state, source_file = found
+                if state != RowState.FAILED and source_file != req.source_file:
+                    conflicts.append(
+                        FieldError(
+                            "source_file",
+                            f"{req.name!r} is already {state.lower()} in store {store.store_id} "
+                            f"from {source_file}",
+                            row_name=req.name,
+                        )
+                    )
+                elif state == RowState.FAILED:
                     conn.execute(
                         "UPDATE rows SET source_file = ?, role_arn = ?, description = ?, tags = ?,"
                         " state = 'QUEUED', job = NULL, message = NULL, reference_id = NULL,"
@@ -369,6 +388,8 @@ class SQLiteJournal:
                         ),
                     )
                 ids.append(row_id)
+            if conflicts:
+                raise RequestValidationError(conflicts)
             return ids
 
         return await self._run(lambda conn: self._write(conn, add))
@@ -426,13 +447,20 @@ class SQLiteJournal:
     # -- jobs -----------------------------------------------------------------------------------
 
     async def begin_job(
-        self, store: StoreRef, rows: Sequence[QueuedRow], client_token: str
+        self,
+        store: StoreRef,
+        rows: Sequence[QueuedRow],
+        client_token: str,
+        owner: str | None = None,
     ) -> JobRecord:
         """Write a job ahead of its Start call: its token and rows, committed.
 
+        Args:
+            owner: When given, the job is only written while ``owner`` holds the store's lease.
+
         Raises:
-            JournalError: the store already has an active job (possibly another process's), or a row
-                is no longer queued.
+            JournalError: the store already has an active job (possibly another process's), another
+                owner holds its lease, or a row is no longer queued.
         """
         if not rows:
             raise ValueError("a job needs at least one row")
@@ -440,6 +468,12 @@ class SQLiteJournal:
         role_arn = rows[0].role_arn
 
         def begin(conn: sqlite3.Connection) -> JobRecord:
+            if owner is not None:
+                lease = conn.execute(
+                    "SELECT owner, expires_at FROM leases WHERE store_key = ?", (store.key,)
+                ).fetchone()
+                if lease is not None and lease[0] != owner and lease[1] >= now:
+                    raise JournalError(f"store {store} is leased by {lease[0]}")
             try:
                 cur = conn.execute(
                     "INSERT INTO jobs (store_key, client_token, role_arn, state, written_at)"
@@ -473,10 +507,13 @@ class SQLiteJournal:
         now = self._clock()
 
         def record(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE jobs SET job_id = ?, state = 'RUNNING', started_at = ? WHERE id = ?",
+            changed = conn.execute(
+                "UPDATE jobs SET job_id = ?, state = 'RUNNING', started_at = ?"
+                " WHERE id = ? AND state = 'PENDING'",
                 (job_id, now, job.id),
-            )
+            ).rowcount
+            if changed != 1:
+                raise JournalError(f"job {job.client_token} is no longer pending (taken over?)")
 
         await self._run(lambda conn: self._write(conn, record))
         return JobRecord(
@@ -509,6 +546,10 @@ class SQLiteJournal:
         now = self._clock()
 
         def finish(conn: sqlite3.Connection) -> list[RowResult]:
+            state = conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
+            if state is not None and state[0] == JobState.DONE:
+                # Settled already (by another process that took the store over): keep its verdict.
+                return results_of_job(conn)
             conn.executemany(
                 "UPDATE rows SET state = ?, reference_id = ?, message = ?, updated_at = ?"
                 " WHERE id = ? AND job = ?",
@@ -528,6 +569,9 @@ class SQLiteJournal:
                 " WHERE id = ?",
                 (status, message, now, job.id),
             )
+            return results_of_job(conn)
+
+        def results_of_job(conn: sqlite3.Connection) -> list[RowResult]:
             rows = conn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM rows LEFT JOIN jobs ON rows.job = jobs.id"
                 " WHERE rows.job = ?",

@@ -18,12 +18,22 @@ import anyio
 import structlog
 
 from ._errors import (
+    CredentialsError,
     JournalError,
     PermanentServiceError,
+    ServiceError,
     StoreBusyError,
     TransientServiceError,
 )
-from ._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled, StoreChecked
+from ._events import (
+    Event,
+    JobFinished,
+    JobStarted,
+    RequestRetried,
+    RowSettled,
+    StoreChecked,
+    StorePaused,
+)
 from ._gateway import START, JobSnapshot, OmicsGateway, SourceSpec
 from ._journal import JobRecord, Journal, QueuedRow, Settlement
 from ._models import RowState, StoreRef
@@ -31,6 +41,8 @@ from ._polling import CompletionWatcher
 from ._retry import RetryPolicy, retrying
 
 log = structlog.get_logger(__name__)
+
+_LIVE = (None, "ACTIVE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,7 @@ class LaneSettings:
     existence_ttl: float = 600.0
     lease_ttl: float = 30.0
     critical_grace: float = 30.0
+    rescan_interval: float = 30.0
 
 
 @dataclass(slots=True)
@@ -117,7 +130,9 @@ class Lane:
             if not rows:
                 self.idle = True
                 d.changed()
-                await self._wake.wait()
+                # Another process sharing the journal may queue rows for this store too.
+                with anyio.move_on_after(self._settings.rescan_interval):
+                    await self._wake.wait()
                 continue
             self.idle = False
             rows = await self._skip_present(rows)
@@ -125,7 +140,7 @@ class Lane:
                 continue
             token = uuid.uuid4().hex
             try:
-                job = await d.journal.begin_job(self.store, rows, token)
+                job = await d.journal.begin_job(self.store, rows, token, owner=d.owner)
             except JournalError as exc:
                 # Another process holds an active job on this store: let it finish first.
                 log.warning("import_job.store_booked", error=str(exc))
@@ -138,11 +153,20 @@ class Lane:
     async def _skip_present(self, rows: list[QueuedRow]) -> list[QueuedRow]:
         """Settle rows whose name the store already holds; return the rest."""
         d = self._deps
-        if self._present is None or d.clock() - self._present_at > self._settings.existence_ttl:
-            present = await self._list_present(rows)
+        if self._present is None:
+            present = await self._list_present()
             if present is None:
                 return []
             self._present, self._present_at = present, d.clock()
+        elif d.clock() - self._present_at > self._settings.existence_ttl:
+            try:
+                refs = await d.gateway.list_references(self.store)
+            except ServiceError as exc:
+                # The first listing worked: keep it; names taken since are caught when settling.
+                log.warning("store.relist_failed", error=str(exc))
+            else:
+                self._present = {r.name: r.reference_id for r in refs if r.status in _LIVE}
+            self._present_at = d.clock()
         known = self._present
         already = [r for r in rows if r.name in known]
         if already:
@@ -157,14 +181,15 @@ class Lane:
             d.emit(StoreChecked(self.store, len(already)))
         return [r for r in rows if r.name not in known]
 
-    async def _list_present(self, rows: list[QueuedRow]) -> dict[str, str] | None:
+    async def _list_present(self) -> dict[str, str] | None:
+        """The store's names at first use; on a permanent error the store's rows fail."""
         d = self._deps
         while True:
             try:
                 refs = await d.gateway.list_references(self.store)
             except PermanentServiceError as exc:
-                # The store is unusable as configured (no access, no such store): fail what waits
-                # for it rather than retrying for ever.
+                # The store is unusable as configured (no credentials, no access, no such store):
+                # fail what waits for it with the reason rather than retrying for ever.
                 log.error("store.unusable", error=str(exc))
                 await self._fail_queued(f"{exc.code}: {exc.message}")
                 return None
@@ -173,7 +198,7 @@ class Lane:
                 await d.sleep(self._settings.busy_wait)
                 continue
             log.info("store.checked", references=len(refs))
-            return {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
+            return {r.name: r.reference_id for r in refs if r.status in _LIVE}
 
     async def _fail_queued(self, message: str) -> None:
         d = self._deps
@@ -212,21 +237,39 @@ class Lane:
                 )
                 log.info("import_job.started", sources=len(job.rows), recovered=recovered)
                 try:
-                    snapshot = await d.watcher.wait(self.store, job.job_id, len(job.rows), started)
-                except PermanentServiceError as exc:
-                    # The service no longer knows the job (404): nothing was imported by it.
-                    log.error("import_job.lost", error=str(exc))
+                    snapshot = await self._watch(job, started)
+                finally:
+                    self.active_job = None
+                if snapshot is None:
+                    log.error("import_job.lost")
                     await self._finish(
                         job,
                         [],
                         requeue=[r.row_id for r in job.rows],
                         status="LOST",
-                        message=str(exc),
+                        message="the service no longer knows the import job",
                     )
                     return
-                finally:
-                    self.active_job = None
                 await self._settle(job, snapshot)
+
+    async def _watch(self, job: JobRecord, started: float) -> JobSnapshot | None:
+        """The job's final snapshot; None when the service says it does not exist (404)."""
+        d = self._deps
+        assert job.job_id is not None
+        while True:
+            try:
+                return await d.watcher.wait(self.store, job.job_id, len(job.rows), started)
+            except PermanentServiceError as exc:
+                if exc.code == "ResourceNotFoundException":
+                    return None
+                # Expired credentials or a revoked permission: the job runs on regardless. Keep
+                # it and its rows as they are, and look again after a pause.
+                self._pause(exc)
+                await d.sleep(self._settings.busy_wait)
+
+    def _pause(self, error: BaseException) -> None:
+        log.error("store.paused", error=str(error), wait=self._settings.busy_wait)
+        self._deps.emit(StorePaused(self.store, str(error)))
 
     async def _start(self, job: JobRecord, *, maybe_sent: bool) -> JobRecord | None:
         """Get a job id for a written-ahead job: adopt the job if it exists, else start it.
@@ -243,24 +286,25 @@ class Lane:
                     self._settings.retry, sleep=d.sleep, on_retry=self._on_start_retry
                 ):
                     with attempt:
-                        # Shielded: a Start in flight is finished and journaled even if the
-                        # importer is being closed, so that its job id is not lost.
+                        if maybe_sent:
+                            found = await self._find(job, sources)
+                            if found is not None:
+                                log.info("import_job.adopted", job_id=found)
+                                with anyio.CancelScope(shield=True):
+                                    adopted = await d.journal.record_job_id(job, found)
+                                return adopted
+                        # Shielded: a Start in flight is finished and its id journaled even while
+                        # the importer closes, so the next run need not search for it.
                         with anyio.move_on_after(self._settings.critical_grace, shield=True):
-                            job_id = await self._find(job, sources) if maybe_sent else None
-                            recovered = job_id is not None
-                            if job_id is None:
-                                try:
-                                    job_id = await d.gateway.start_import(
-                                        self.store, job.role_arn, sources, job.client_token
-                                    )
-                                except TransientServiceError as exc:
-                                    maybe_sent = maybe_sent or exc.ambiguous
-                                    raise
-                            if recovered:
-                                log.info("import_job.adopted", job_id=job_id)
+                            try:
+                                job_id = await d.gateway.start_import(
+                                    self.store, job.role_arn, sources, job.client_token
+                                )
+                            except TransientServiceError as exc:
+                                maybe_sent = maybe_sent or exc.ambiguous
+                                raise
                             return await d.journal.record_job_id(job, job_id)
-                        # The grace period ran out mid-call: the job stays PENDING and is
-                        # looked up by the next run.
+                        # The grace period ran out mid-call: the job stays written ahead.
                         maybe_sent = True
                         raise TransientServiceError(
                             "start did not finish within the grace period",
@@ -270,6 +314,8 @@ class Lane:
                             ambiguous=True,
                         )
             except StoreBusyError:
+                # Someone else's job, or ours if an ambiguous attempt created it: `maybe_sent`
+                # makes the next round look for it first.
                 log.info("store.busy", wait=self._settings.busy_wait)
                 await d.sleep(self._settings.busy_wait)
             except TransientServiceError as exc:
@@ -279,6 +325,13 @@ class Lane:
                 maybe_sent = maybe_sent or exc.ambiguous
                 await d.sleep(self._settings.busy_wait)
             except PermanentServiceError as exc:
+                if maybe_sent or isinstance(exc, CredentialsError):
+                    # The job may exist (an earlier attempt was ambiguous), or the credentials
+                    # lapsed mid-run: failing its rows could orphan a running import. Keep the
+                    # job written ahead and try again after a pause.
+                    self._pause(exc)
+                    await d.sleep(self._settings.busy_wait)
+                    continue
                 log.error("import_job.rejected", error=str(exc))
                 settlements = [
                     Settlement(r.row_id, RowState.FAILED, None, f"{exc.code}: {exc.message}")
@@ -314,6 +367,7 @@ class Lane:
         by_name = {s.name: s for s in snapshot.sources if s.name}
         by_file = {s.source_file: s for s in snapshot.sources if s.source_file}
         settlements: list[Settlement] = []
+        failed: list[tuple[QueuedRow, str | None]] = []
         requeue: list[int] = []
         for row in job.rows:
             source = by_name.get(row.name) or by_file.get(row.source_file)
@@ -324,29 +378,49 @@ class Lane:
                 if self._present is not None:
                     self._present[row.name] = source.reference_id
             else:
-                settlements.append(await self._failed_source(row, source.message))
+                failed.append((row, source.message))
+        if failed:
+            existing = await self._existing_names([row.name for row, _ in failed])
+            for row, message in failed:
+                if row.name in existing:
+                    # The name was taken (by another client, or before a crash): it is present.
+                    if self._present is not None:
+                        self._present[row.name] = existing[row.name]
+                    settlements.append(
+                        Settlement(
+                            row.row_id,
+                            RowState.ALREADY_PRESENT,
+                            existing[row.name],
+                            f"name already in the store ({message or 'import failed'})",
+                        )
+                    )
+                else:
+                    settlements.append(
+                        Settlement(row.row_id, RowState.FAILED, None, message or "import failed")
+                    )
         await self._finish(
             job, settlements, requeue=requeue, status=snapshot.status, message=snapshot.message
         )
 
-    async def _failed_source(self, row: QueuedRow, message: str | None) -> Settlement:
-        """A failed source whose name now exists in the store is ALREADY_PRESENT, not FAILED."""
+    async def _existing_names(self, names: list[str]) -> dict[str, str]:
+        """Which of ``names`` the store holds now: one filtered call per name when they are few,
+        else one listing of the store (whichever needs fewer paced calls)."""
+        gateway = self._deps.gateway
+        pages = len(self._present or {}) // 100 + 1
         try:
-            existing = await self._deps.gateway.list_references(self.store, name=row.name)
-        except (TransientServiceError, PermanentServiceError) as exc:
-            log.warning("store.name_check_failed", name=row.name, error=str(exc))
-            existing = []
-        for ref in existing:
-            if ref.name == row.name and ref.status in (None, "ACTIVE"):
-                if self._present is not None:
-                    self._present[row.name] = ref.reference_id
-                return Settlement(
-                    row.row_id,
-                    RowState.ALREADY_PRESENT,
-                    ref.reference_id,
-                    f"name already in the store ({message or 'import failed'})",
-                )
-        return Settlement(row.row_id, RowState.FAILED, None, message or "import failed")
+            if len(names) <= pages:
+                found: dict[str, str] = {}
+                for name in names:
+                    for ref in await gateway.list_references(self.store, name=name):
+                        if ref.name == name and ref.status in _LIVE:
+                            found[name] = ref.reference_id
+                return found
+            refs = await gateway.list_references(self.store)
+        except ServiceError as exc:
+            log.warning("store.name_check_failed", error=str(exc))
+            return {}
+        wanted = set(names)
+        return {r.name: r.reference_id for r in refs if r.name in wanted and r.status in _LIVE}
 
     async def _finish(
         self,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from async_refimport import (
+    CredentialsError,
     Importer,
     ImporterClosedError,
     ImporterSettings,
@@ -17,7 +18,9 @@ from async_refimport import (
     RetryPolicy,
     RowState,
     SQLiteJournal,
+    StorePaused,
     StoreRef,
+    TransientServiceError,
 )
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.unit.fakes import FakeOmics, transient
@@ -185,3 +188,81 @@ async def test_closed_importer_refuses_reuse(journal_path: Path) -> None:
             pass
     with pytest.raises(ImporterClosedError):
         await imp.submit(requests(1))
+
+
+async def test_500_after_creation_is_resolved_by_lookup_not_a_second_job(
+    journal_path: Path,
+) -> None:
+    error = TransientServiceError(
+        "oops", code="InternalServerException", operation="Start", status=500, ambiguous=True
+    )
+    fake = FakeOmics(start_faults=[error], create_before_fault=True)
+    original = fake.start_import
+
+    async def forgetful_start(*args: object) -> str:
+        fake.tokens.clear()
+        return await original(*args)  # type: ignore[arg-type]
+
+    fake.start_import = forgetful_start  # type: ignore[method-assign]
+    async with importer(journal_path, fake) as imp:
+        results = await imp.wait(await imp.submit(requests(5)))
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    assert len(fake.jobs) == 1
+
+
+async def test_a_403_while_polling_pauses_instead_of_losing_the_job(journal_path: Path) -> None:
+    fake = FakeOmics(polls_to_finish=2)
+    original = fake.get_import
+    denied = [CredentialsError("expired", code="ExpiredTokenException", operation="Get")]
+
+    async def flaky_get(*args: object) -> object:
+        if denied and fake.calls.get("get", 0) >= 1:
+            raise denied.pop()
+        return await original(*args)  # type: ignore[arg-type]
+
+    fake.get_import = flaky_get  # type: ignore[method-assign]
+    paused = []
+    async with importer(journal_path, fake) as imp:
+        async with imp.subscribe() as events:
+            ids = await imp.submit(requests(3))
+            results = await imp.wait(ids)
+            while True:
+                event = events.receive_nowait()  # type: ignore[attr-defined]
+                if isinstance(event, StorePaused):
+                    paused.append(event)
+                    break
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    assert len(fake.jobs) == 1
+    assert "expired" in paused[0].reason
+
+
+async def test_permanent_lookup_error_after_an_ambiguous_start_keeps_the_job(
+    journal_path: Path,
+) -> None:
+    fake = FakeOmics(start_faults=[transient()], create_before_fault=True)
+    original = fake.list_imports
+    denied = [PermanentServiceError("no", code="AccessDeniedException", operation="List")]
+
+    async def flaky_list(*args: object) -> object:
+        if denied:
+            raise denied.pop()
+        return await original(*args)  # type: ignore[arg-type]
+
+    fake.list_imports = flaky_list  # type: ignore[method-assign]
+    async with importer(journal_path, fake) as imp:
+        results = await imp.wait(await imp.submit(requests(3)))
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    assert len(fake.jobs) == 1
+
+
+async def test_same_name_from_another_source_is_refused(journal_path: Path) -> None:
+    fake = FakeOmics()
+    async with importer(journal_path, fake) as imp:
+        await imp.wait(await imp.submit(requests(1)))
+        other = ImportRequest(
+            STORE_ID, ROLE_ARN, "s3://genomes/elsewhere.fa", "ref0", region="us-east-1"
+        )
+        with pytest.raises(RequestValidationError) as info:
+            await imp.submit([other])
+    [error] = info.value.errors
+    assert error.field == "source_file" and "s3://genomes/ref0.fa" in error.reason

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
 
 from async_refimport import (
+    CredentialsError,
     PermanentServiceError,
     RetryPolicy,
     StoreBusyError,
@@ -31,7 +38,9 @@ def client_error(code: str, status: int) -> ClientError:
     [
         ("ThrottlingException", 429, TransientServiceError, False),
         ("RequestTimeoutException", 408, TransientServiceError, True),
-        ("InternalServerException", 500, TransientServiceError, False),
+        # A 500 may come back after the job was created: as ambiguous as a timeout.
+        ("InternalServerException", 500, TransientServiceError, True),
+        ("ExpiredTokenException", 403, CredentialsError, False),
         ("ServiceQuotaExceededException", 402, StoreBusyError, False),
         ("ValidationException", 400, PermanentServiceError, False),
         ("AccessDeniedException", 403, PermanentServiceError, False),
@@ -59,6 +68,16 @@ def test_quota_exceeded_outside_start_is_permanent() -> None:
 def test_connection_errors_are_transient_and_ambiguous() -> None:
     mapped = map_error(EndpointConnectionError(endpoint_url="http://x"), START, STORE)
     assert isinstance(mapped, TransientServiceError) and mapped.ambiguous
+
+
+@pytest.mark.parametrize(
+    "error",
+    [NoCredentialsError(), ProfileNotFound(profile="nope"), NoRegionError()],
+)
+def test_local_credential_and_config_errors_are_credentials_errors(error: Exception) -> None:
+    mapped = map_error(error, START, STORE)
+    assert isinstance(mapped, CredentialsError)
+    assert mapped.code == type(error).__name__
 
 
 def test_unrelated_errors_are_not_mapped() -> None:
