@@ -75,6 +75,8 @@ class ImportProgress:
         self.clock = clock
         self.stores: dict[tuple[str, str], StoreProgress] = {}
         self._row_ids: set[int] | None = None
+        # Rows counted as final: an event racing with set_rows() must not count a row twice.
+        self._final: set[int] = set()
         self._started = clock()
         self._done_at_start = 0
         self._progress: Progress | None = None
@@ -88,12 +90,23 @@ class ImportProgress:
         self._row_ids = set()
         for r in results:
             self._row_ids.add(r.row_id)
+            if r.state.is_final:
+                self._final.add(r.row_id)
             s = self._store(r.store_id, r.region)
             s.total += 1
             self._count(s, r.state, +1)
         self._done_at_start = self.done
         self._started = self.clock()
         self._refresh_all()
+        if not self.live:
+            resumed = f" ({self.done} already done)" if self.done else ""
+            self.console.print(
+                f"refimport: {self.total} rows in {len(self.stores)} store(s){resumed}; "
+                f"a progress line every {self.interval:.0f} s",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
 
     def _store(self, store_id: str, region: str) -> StoreProgress:
         key = _key(store_id, region)
@@ -133,6 +146,9 @@ class ImportProgress:
             r = event.result
             if self._row_ids is not None and r.row_id not in self._row_ids:
                 return  # another caller's row (a shared journal)
+            if r.row_id in self._final:
+                return
+            self._final.add(r.row_id)
             self._count(self._store(r.store_id, r.region), r.state, +1)
             self._refresh(r.store_id, r.region)
         elif isinstance(event, JobStarted):

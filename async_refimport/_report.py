@@ -133,14 +133,14 @@ def _timeline_svg(bars: Sequence[_Bar]) -> str:
     t0 = min(b.start for b in bars)
     t1 = max(b.end for b in bars)
     span = max(t1 - t0, 1e-3)
-    label_w, plot_w, lane_h, top = 190, 820, 30, 24
+    label_w, plot_w, lane_h, top = 200, 800, 38, 24
     height = top + lane_h * len(lanes) + 10
 
     def x(t: float) -> float:
         return label_w + (t - t0) / span * plot_w
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {label_w + plot_w + 20} {height}"'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {label_w + plot_w + 30} {height}"'
         f' width="100%" role="img" aria-label="Import jobs per store over time">'
     ]
     for i in range(6):
@@ -156,8 +156,9 @@ def _timeline_svg(bars: Sequence[_Bar]) -> str:
         busy = sum(b.end - b.start for b in lane_bars)
         parts.append(
             f'<rect x="{label_w}" y="{y + 3}" width="{plot_w}" height="{lane_h - 6}" class="lane"/>'
-            f'<text x="4" y="{y + lane_h / 2 + 4}" class="label">{escape(lane)}'
-            f" · busy {100 * busy / span:.0f}%</text>"
+            f'<text x="4" y="{y + 16}" class="label">{escape(lane)}</text>'
+            f'<text x="4" y="{y + 31}" class="sub">{len(lane_bars)} jobs · '
+            f"busy {100 * busy / span:.0f}% of the run</text>"
         )
         for b in lane_bars:
             colour = _STATUS_COLOURS.get(b.job.status or "", _RUNNING_COLOUR)
@@ -187,7 +188,7 @@ h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}code{font-size:12px}
 svg .grid{stroke:#d0d7de;stroke-width:1}svg .tick{font-size:11px;fill:#6e7781;text-anchor:middle}
-svg .lane{fill:#f6f8fa}svg .label{font-size:12px;fill:#1f2328}
+svg .lane{fill:#f6f8fa}svg .label{font-size:12px;fill:#1f2328}svg .sub{font-size:11px;fill:#6e7781}
 .legend span{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin:0 .3rem 0 1rem;vertical-align:middle}
 """
 
