@@ -26,7 +26,7 @@ import anyio
 from rich.console import Console
 from rich.table import Table
 
-from ._errors import ManifestError, RefImportError, RequestValidationError
+from ._errors import JournalError, ManifestError, RefImportError, RequestValidationError
 from ._journal import JobState, SQLiteJournal, default_journal_path
 from ._logconfig import configure_logging
 from ._manifest import FORMATS, ManifestDefaults, format_error, read_manifest
@@ -253,6 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err().print("[yellow]Interrupted.[/] Run the same command again to resume.")
         return EXIT_INTERRUPTED
+    except JournalError as exc:
+        _err().print(f"[red]error:[/] journal: {exc}", markup=True)
+        return EXIT_USAGE
+    except RefImportError as exc:
+        _err().print(f"[red]error:[/] {exc}")
+        return EXIT_FAILED
+    except OSError as exc:  # an unreadable manifest, an unwritable journal directory ...
+        _err().print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
     return code
 
 
