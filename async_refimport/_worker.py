@@ -153,6 +153,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         changes["lease_ttl"] = args.lease_ttl
     if args.busy_wait is not None:
         changes["busy_wait"] = args.busy_wait
+    changes["rescan_interval"] = args.rescan_interval
     # Leave a margin inside the grace period for closing the journal and the HTTP server.
     changes["shutdown_grace"] = max(0.5, args.grace * 0.7)
     settings = replace(settings, **changes)
@@ -291,14 +292,17 @@ class Worker:
             await anyio.sleep(cfg.rescan_interval)
 
     async def _adopt(self, imp: Importer) -> None:
-        # Rows another process queued on the shared journal, or left behind when it died, need a
-        # lane here too: it waits for the store's lease and drives the store once it holds it.
-        # An idle lane only wakes on this process's submits, so poke it as well.
+        # Rows another process queued on the shared journal, or left behind when it died, need
+        # a lane here too: it waits for the store's lease and drives the store once it holds it
+        # (lanes this process already has rescan the journal by themselves).
+        known = {store.key for store in imp.lanes()}
         for store in await imp.journal.stores_with_work():
             if imp.stopping:
                 return
-            # TODO(engine): a public Importer method for this (see the worker's report).
-            imp._lane(store).notify()
+            if store.key not in known:
+                log.info("worker.adopting_store", store_id=store.store_id, region=store.region)
+                # TODO(engine): a public Importer method for this (see the worker's report).
+                imp._lane(store).notify()
 
 
 def _install_hard_stop(grace: float) -> None:
