@@ -23,6 +23,8 @@ from tests.conftest import ROLE_ARN
 from tests.integration.helpers import create_store
 
 WORKER = [sys.executable, "-m", "async_refimport._worker"]
+#: The same worker, reached the way users start it: ``refimport worker ...``.
+CLI_WORKER = [sys.executable, "-m", "async_refimport._cli", "worker"]
 
 
 @dataclass
@@ -111,7 +113,9 @@ def start_worker(
     started: list[WorkerProcess] = []
     counter = iter(range(1000))
 
-    def start(*args: str, token: str | None = None, name: str | None = None) -> WorkerProcess:
+    def start(
+        *args: str, token: str | None = None, name: str | None = None, cli: bool = False
+    ) -> WorkerProcess:
         label = name or f"worker{next(counter)}"
         log_path = tmp_path / f"{label}.{len(started)}.log"
         env = dict(os.environ)
@@ -120,7 +124,7 @@ def start_worker(
         if token is not None:
             env["REFIMPORT_WORKER_TOKEN"] = token
         cmd = [
-            *WORKER,
+            *(CLI_WORKER if cli else WORKER),
             "--endpoint-url",
             emulator.omics_endpoint_url,
             "--region",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from async_refimport.emulator import EmulatorThread
 from tests.integration.helpers import genomes, references_by_store
-from tests.worker.conftest import WorkerProcess, csv_manifest, drop, wait_for
+from tests.worker.conftest import CLI_WORKER, WorkerProcess, csv_manifest, drop, wait_for
 
 
 def report(spool: Path, where: str, name: str) -> dict:
@@ -25,7 +26,13 @@ def test_spool_files_end_in_done_or_failed_with_reports(
 ) -> None:
     spool = tmp_path / "spool"
     worker = start_worker(
-        "--spool", str(spool), "--journal", str(tmp_path / "j.sqlite"), "--store-id", store_id
+        "--spool",
+        str(spool),
+        "--journal",
+        str(tmp_path / "j.sqlite"),
+        "--store-id",
+        store_id,
+        cli=True,
     )
     good = genomes(s3_fasta, 8, "spool-good")
     mixed = genomes(s3_fasta, 3, "spool-mixed")
@@ -88,3 +95,14 @@ def test_spool_files_end_in_done_or_failed_with_reports(
     names = references_by_store(emulator.stats())[store_id]
     assert sorted(names) == sorted({n for n, _ in good + mixed + again})
     assert any(e.get("event") == "worker.ready" for e in worker.logs())
+
+
+def test_worker_needs_an_intake() -> None:
+    done = subprocess.run(
+        [*CLI_WORKER, "--role-arn", "arn:aws:iam::1:role/x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--spool" in done.stderr
