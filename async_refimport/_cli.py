@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -494,11 +495,18 @@ def print_summary(results: Sequence[RowResult], console: Console, *, skipped: in
         per_store.setdefault(key, Counter())[r.state] += 1
         if r.job_id:
             jobs.setdefault(key, set()).add(r.job_id)
-    table = Table(title="refimport summary", title_justify="left")
+    table = Table(
+        title="refimport summary",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("Store", no_wrap=True, min_width=10)
     table.add_column("Region", no_wrap=True)
-    for col in ("Rows", "Imported", "Already present", "Failed", "Unfinished", "Jobs"):
-        table.add_column(col, justify="right")
+    # Short headers: the table must fit 80 columns (CI logs, narrow terminals) without truncation.
+    for col in ("Rows", "Imported", "Present", "Failed", "Pending", "Jobs"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     total: Counter[RowState] = Counter()
     for (store_id, region), c in sorted(per_store.items()):
         total.update(c)
