@@ -158,7 +158,7 @@ def run_script(
 def bench(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     """Run every peer and this project on one workload; ratios are peer / project."""
     time_scale = 0.01 if quick else 0.02
-    stores, per_store = (2, 50) if quick else (2, 200)
+    stores, per_store = (2, 50) if quick else (2, 300)
     repeats = 1 if quick else 3
     section = "Peers"
     note = (

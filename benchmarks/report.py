@@ -73,6 +73,15 @@ def write_results(
         "",
         *[f"- {h}" for h in headline],
         "",
+        "## Goals",
+        "",
+        *[
+            f"- {f.section} — {f.name}: median {_fmt(f.median)} {f.unit}, goal {f.goal}: "
+            + ("**holds**" if f.holds else "**missed**")
+            for f in figures
+            if f.goal and f.holds is not None
+        ],
+        "",
         "Every figure below is min / median / max over the repeats (n).",
     ]
     section = None

@@ -8,6 +8,9 @@ account hammering Get and List in every Region) and ambiguous 408s after Start a
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -22,25 +25,47 @@ NEIGHBOUR_TPS = 4.5
 
 
 class NoisyNeighbour:
-    """Another client of the same account: hammers GetReferenceImportJob and
-    ListReferenceImportJobs in every Region, ignoring every error."""
+    """Another client of the same account, in its own process (so that it never competes with the
+    measured importer for the GIL): hammers GetReferenceImportJob and ListReferenceImportJobs in
+    every Region at ``tps`` each, ignoring every error."""
 
     def __init__(self, emu: EmulatorProcess, stores: dict[str, str], tps: float) -> None:
-        self._emu = emu
-        self._stores = stores
-        self._tps = tps
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._args = [
+            sys.executable,
+            "-m",
+            "benchmarks.throughput",
+            json.dumps({"endpoints": emu.endpoints, "stores": stores, "tps": tps}),
+        ]
+        self._proc: subprocess.Popen[str] | None = None
         self.calls = 0
-        self._lock = threading.Lock()
 
-    def _hammer(self, region: str, store_id: str) -> None:
-        omics = self._emu.client(
-            "omics", region, retries={"mode": "standard", "total_max_attempts": 1}
+    def __enter__(self) -> NoisyNeighbour:
+        self._proc = subprocess.Popen(
+            self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        interval = 1.0 / self._tps
+        assert self._proc.stdout is not None
+        self._proc.stdout.readline()  # "ready": it hammers from now on
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._proc is not None
+        # Closing its stdin tells the neighbour to stop and report its call count.
+        out, _ = self._proc.communicate(timeout=60)
+        self.calls = int(out.strip().splitlines()[-1])
+
+
+def _neighbour_main(spec: dict[str, Any]) -> None:
+    emu = EmulatorProcess(time_scale=1.0)
+    emu.endpoints = spec["endpoints"]
+    stop = threading.Event()
+    calls = [0]
+    lock = threading.Lock()
+
+    def hammer(region: str, store_id: str) -> None:
+        omics = emu.client("omics", region, retries={"mode": "standard", "total_max_attempts": 1})
+        interval = 1.0 / float(spec["tps"])
         next_at = time.monotonic()
-        while not self._stop.is_set():
+        while not stop.is_set():
             for operation in ("get", "list"):
                 try:
                     if operation == "get":
@@ -48,27 +73,27 @@ class NoisyNeighbour:
                     else:
                         omics.list_reference_import_jobs(referenceStoreId=store_id, maxResults=1)
                 except Exception:
-                    pass  # a throttled or failed call is still a call that took the bucket's token
-                with self._lock:
-                    self.calls += 1
+                    pass  # a throttled or failed call still took the bucket's token
+                with lock:
+                    calls[0] += 1
             next_at += interval
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
+            stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def __enter__(self) -> NoisyNeighbour:
-        for region, store_id in self._stores.items():
-            t = threading.Thread(target=self._hammer, args=(region, store_id), daemon=True)
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
+    threads = [
+        threading.Thread(target=hammer, args=item, daemon=True) for item in spec["stores"].items()
+    ]
+    for t in threads:
+        t.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    stop.set()
+    for t in threads:
+        t.join()
+    print(calls[0])
 
 
 def bench(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
-    time_scale = 0.02 if quick else 0.05
+    time_scale = 0.02 if quick else 0.1
     stores, per_store = (3, 300) if quick else (5, 800)
     repeats = 1 if quick else 3
     job = 55 * time_scale
@@ -99,6 +124,9 @@ def bench(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                 return figures[key]
 
             settings = project_settings(time_scale, rates_scaled=False)
+            # The goals are set for a quiet service; under faults the figures are reported as is.
+            goal_util = "≥ 0.99" if scenario == "quiet" else None
+            goal_calls = "≤ 0.04" if scenario == "quiet" else None
             for rep in range(repeats):
                 emu.reset()
                 faults = Faults.none()
@@ -127,9 +155,14 @@ def bench(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                     f"calls/ref {own_calls / run.references:.4f}  failures {run.failures}",
                     flush=True,
                 )
-                fig("lane utilization (all lanes)", "share", "≥ 0.99").add(util)
+                fig("lane utilization (all lanes)", "share", goal_util).add(util)
                 fig("lane utilization (worst lane)", "share").add(worst)
-                fig("API calls per imported reference", "calls", "≤ 0.04").add(
+                # Each lane's first job is polled blind (nothing predicts its end yet).
+                steady = {store: jobs[1:] for store, jobs in run.timelines.items() if len(jobs) > 1}
+                fig("lane utilization, each lane's first job left out", "share", goal_util).add(
+                    utilization(steady)[0]
+                )
+                fig("API calls per imported reference", "calls", goal_calls).add(
                     own_calls / run.references
                 )
                 fig("makespan", "s").add(run.makespan)
@@ -155,3 +188,7 @@ def bench(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
 def _faults_json(faults: Faults) -> dict[str, Any]:
     data: dict[str, Any] = faults.to_json()
     return data
+
+
+if __name__ == "__main__":
+    _neighbour_main(json.loads(sys.argv[1]))
