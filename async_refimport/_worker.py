@@ -37,6 +37,7 @@ import anyio
 import structlog
 from aiohttp import web
 
+from ._errors import RefImportError
 from ._http_intake import TOKEN_ENV, build_app
 from ._importer import Importer, ImporterSettings
 from ._journal import default_journal_path
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--journal",
         type=Path,
         default=None,
-        help="journal file (default: %(default)s → $REFIMPORT_JOURNAL or the XDG state dir)",
+        help="journal file (default: $REFIMPORT_JOURNAL, else ~/.local/state/refimport/journal.sqlite)",
     )
     p.add_argument("--store-id", help="store for rows that name none")
     p.add_argument("--role-arn", help="IAM role for rows that name none")
@@ -348,22 +349,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.spool is None and args.http_port is None:
         parser.error("give --spool DIR, --http-port P, or both")
     configure_logging(args.log_format, 0 if args.quiet else args.verbose)
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     if (
         config.token is None
         and config.http_port is not None
-        and config.http_host
-        not in (
-            "127.0.0.1",
-            "localhost",
-            "::1",
-        )
+        and config.http_host not in ("127.0.0.1", "localhost", "::1")
     ):
         log.warning("worker.http_unauthenticated", host=config.http_host, hint=f"set {TOKEN_ENV}")
     try:
         anyio.run(_serve, config)
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 0
+    except (RefImportError, OSError) as exc:
+        # A journal that cannot be opened, a port in use: say so in one line, not a traceback.
+        log.error("worker.failed", error=str(exc))
+        return 1
     return 0
 
 
