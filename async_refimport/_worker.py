@@ -363,11 +363,21 @@ def main(argv: list[str] | None = None) -> int:
         anyio.run(_serve, config)
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 0
-    except (RefImportError, OSError) as exc:
+    except Exception as exc:
+        cause = _sole_cause(exc)
+        if not isinstance(cause, RefImportError | OSError):
+            raise
         # A journal that cannot be opened, a port in use: say so in one line, not a traceback.
-        log.error("worker.failed", error=str(exc))
+        log.error("worker.failed", error=str(cause))
         return 1
     return 0
+
+
+def _sole_cause(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) task-group exception groups, if there is just one."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from async_refimport.emulator import EmulatorThread
 from tests.integration.helpers import genomes
-from tests.worker.conftest import WorkerProcess, wait_for
+from tests.worker.conftest import CLI_WORKER, WorkerProcess, wait_for
 
 TOKEN = "s3cr3t-test-token"
 
@@ -130,3 +133,20 @@ def test_http_intake_submit_query_and_metrics(
 
     worker.signal(signal.SIGINT)
     assert worker.wait(30) == 0
+
+
+def test_a_port_in_use_fails_with_one_log_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*CLI_WORKER, "--http-port", str(port), "--journal", str(tmp_path / "j.sqlite")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    last = json.loads(done.stderr.strip().splitlines()[-1])
+    assert last["event"] == "worker.failed" and "address already in use" in last["error"]
+    assert "Traceback" not in done.stderr
