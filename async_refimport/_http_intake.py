@@ -34,7 +34,8 @@ from ._manifest import Manifest, ManifestDefaults
 from ._manifest import _Builder as _ManifestBuilder
 from ._metrics import WorkerMetrics
 from ._models import RowResult, RowState
-from ._spool import field_error_dict, report_item
+from ._report import report_item
+from ._spool import field_error_dict
 
 log = structlog.get_logger(__name__)
 

@@ -35,7 +35,8 @@ from anyio.abc import TaskGroup
 from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
 from ._importer import Importer
 from ._manifest import ManifestDefaults, format_error, read_manifest
-from ._models import ImportRequest, RowResult, RowState
+from ._models import ImportRequest, RowResult
+from ._report import json_document
 
 log = structlog.get_logger(__name__)
 
@@ -59,33 +60,11 @@ def parse_manifest(path: Path, defaults: ManifestDefaults) -> list[ImportRequest
 # -- reports ------------------------------------------------------------------------------------
 
 
-def report_item(result: RowResult) -> dict[str, Any]:
-    """One row, in the item format of ``refimport import --json``."""
-    return {
-        "store_id": result.store_id,
-        "name": result.name,
-        "source_file": result.source_file,
-        "status": result.state.value,
-        "reference_id": result.reference_id,
-        "job_id": result.job_id,
-        "message": result.message,
-    }
-
-
 def report_document(
     results: Sequence[RowResult], errors: Sequence[FieldError] = ()
 ) -> dict[str, Any]:
     """The document of ``refimport import --json`` (plus ``errors`` for an invalid manifest)."""
-    states = [r.state for r in results]
-    doc: dict[str, Any] = {
-        "summary": {
-            "total": len(results),
-            "imported": states.count(RowState.IMPORTED),
-            "already_present": states.count(RowState.ALREADY_PRESENT),
-            "failed": states.count(RowState.FAILED),
-        },
-        "items": [report_item(r) for r in results],
-    }
+    doc = json_document(results)
     if errors:
         doc["errors"] = [field_error_dict(e) for e in errors]
     return doc
