@@ -373,6 +373,10 @@ def bench(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             new(f"scaling {tag}: makespan / lower bound", "x", note=snote).add(
                 r["makespan_s"] / r["lower_bound_s"]
             )
+            jobs_per_lane = r["jobs"] / stores
+            new(f"scaling {tag}: store idle time per job", "ms", note=snote).add(
+                (r["makespan_s"] - r["lower_bound_s"]) / jobs_per_lane * 1000
+            )
             new(f"scaling {tag}: CPU seconds", "s", note=snote).add(r["cpu_s"])
             new(f"scaling {tag}: peak memory per row", "bytes", note=snote).add(
                 r["peak_bytes_per_row"]
