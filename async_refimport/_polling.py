@@ -34,6 +34,8 @@ class PollingPolicy:
 
     Attributes:
         first_poll: Delay of the first poll when nothing is known about the store yet (seconds).
+        growth: Without a prediction, each poll comes at ``growth`` times the job's age, so a
+            job is noticed at most ``growth - 1`` of its duration late, in O(log duration) polls.
         min_interval: The shortest gap between two polls of one job.
         max_interval: The longest gap between two polls of one job.
         tail_fraction: After the predicted end has passed, poll every this fraction of the
@@ -42,6 +44,7 @@ class PollingPolicy:
     """
 
     first_poll: float = 1.0
+    growth: float = 1.5
     min_interval: float = 0.05
     max_interval: float = 30.0
     tail_fraction: float = 0.02
@@ -107,6 +110,8 @@ class PollingWatcher:
         self._clock = clock
         self._sleep = sleep
         self._predictors: dict[str, DurationPredictor] = {}
+        # Every store's jobs, for a store's first job: stores of one user import similar genomes.
+        self._pooled = DurationPredictor(policy.history)
         self.polls = 0
 
     def predictor(self, store: StoreRef) -> DurationPredictor:
@@ -121,15 +126,21 @@ class PollingWatcher:
     ) -> float:
         """Seconds until the next poll of a job that has run for ``elapsed`` seconds."""
         p = self._policy
+        extrapolated: float | None = None
         if snapshot is not None:
             total = len(snapshot.sources)
             finished = sum(1 for s in snapshot.sources if s.status in ("FINISHED", "FAILED"))
             if total and 0 < finished < total:
-                # Sources are worked through in turn: extrapolate the rest from the done part.
-                remaining = elapsed * (total - finished) / finished
-                return min(p.max_interval, max(p.min_interval, remaining))
+                # Sources are worked through in turn: extrapolate the rest from the done part
+                # (an upper bound: the job's age also counts its start-up).
+                extrapolated = elapsed * (total - finished) / finished
         if predicted is None:
-            return min(p.max_interval, p.first_poll * 2.0**misses)
+            delay = p.first_poll if misses == 0 else max(p.first_poll, elapsed * (p.growth - 1))
+            if extrapolated is not None:
+                delay = min(delay, extrapolated)
+            return min(p.max_interval, max(p.min_interval, delay))
+        if extrapolated is not None and elapsed >= predicted:
+            return min(p.max_interval, max(p.min_interval, extrapolated))
         if elapsed < predicted:
             return predicted - elapsed
         tail = max(p.min_interval, predicted * p.tail_fraction)
@@ -138,6 +149,8 @@ class PollingWatcher:
     async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
         predictor = self.predictor(store)
         predicted = predictor.predict(sources)
+        if predicted is None:
+            predicted = self._pooled.predict(sources)
         misses = 0
         snapshot: JobSnapshot | None = None
         while True:
@@ -157,5 +170,6 @@ class PollingWatcher:
                 else:
                     duration = self._clock() - started
                 predictor.observe(sources, duration)
+                self._pooled.observe(sources, duration)
                 return snapshot
             misses += 1

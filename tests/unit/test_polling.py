@@ -29,10 +29,23 @@ def test_first_poll_lands_on_the_predicted_end_then_tightens() -> None:
     assert w.next_delay(predicted=100.0, elapsed=102.0, misses=2, snapshot=None) == 4.0
 
 
-def test_unknown_duration_backs_off_exponentially_to_the_cap() -> None:
-    w = PollingWatcher(FakeOmics(), PollingPolicy(first_poll=1.0, max_interval=30.0))
-    delays = [w.next_delay(None, 0.0, m, None) for m in range(7)]
-    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+def test_unknown_duration_polls_geometrically_to_the_cap() -> None:
+    w = PollingWatcher(FakeOmics(), PollingPolicy(first_poll=1.0, growth=1.5, max_interval=30.0))
+    elapsed, times = 0.0, []
+    for misses in range(12):
+        elapsed += w.next_delay(None, elapsed, misses, None)
+        times.append(elapsed)
+    assert times[:5] == [1.0, 2.0, 3.0, 4.5, 6.75]  # each poll at 1.5x the job's age
+    assert times[-1] - times[-2] == 30.0  # never more than max_interval apart
+
+
+def test_first_job_uses_partial_progress_when_it_is_sooner() -> None:
+    w = PollingWatcher(FakeOmics(), PollingPolicy(first_poll=1.0, growth=1.5))
+    sources = tuple(
+        SourceStatus(f"r{i}", None, "FINISHED" if i < 90 else "IN_PROGRESS") for i in range(100)
+    )
+    snap = JobSnapshot("1", "IN_PROGRESS", None, None, None, sources)
+    assert abs(w.next_delay(None, 9.0, 1, snap) - 1.0) < 1e-9
 
 
 def test_partial_progress_extrapolates_the_rest() -> None:
@@ -41,5 +54,5 @@ def test_partial_progress_extrapolates_the_rest() -> None:
         SourceStatus(f"r{i}", None, "FINISHED" if i < 25 else "IN_PROGRESS") for i in range(100)
     )
     snap = JobSnapshot("1", "IN_PROGRESS", None, None, None, sources)
-    # A quarter done after 10 s: about 30 s to go.
-    assert w.next_delay(None, 10.0, 1, snap) == 30.0
+    # A quarter done after 10 s of a job predicted at 8 s: about 30 s to go.
+    assert w.next_delay(8.0, 10.0, 1, snap) == 30.0
