@@ -12,6 +12,7 @@ lanes only call ``wait``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ class PollingPolicy:
 
     first_poll: float = 1.0
     growth: float = 1.5
-    min_interval: float = 0.05
+    min_interval: float = 0.02
     max_interval: float = 30.0
     tail_fraction: float = 0.02
     history: int = 20
@@ -74,6 +75,22 @@ class DurationPredictor:
             self._samples.append((sources, duration))
 
     def predict(self, sources: int) -> float | None:
+        fit = self._fit()
+        if fit is None:
+            return None
+        mean_x, mean_y, slope = fit
+        return max(0.0, mean_y + slope * (sources - mean_x))
+
+    def spread(self) -> float:
+        """The typical error of a prediction (root mean square of the residuals), 0 if unknown."""
+        fit = self._fit()
+        if fit is None or len(self._samples) < 2:
+            return 0.0
+        mean_x, mean_y, slope = fit
+        residuals = [d - (mean_y + slope * (s - mean_x)) for s, d in self._samples]
+        return math.sqrt(sum(r * r for r in residuals) / len(residuals))
+
+    def _fit(self) -> tuple[float, float, float] | None:
         if not self._samples:
             return None
         n = len(self._samples)
@@ -81,10 +98,9 @@ class DurationPredictor:
         mean_y = sum(d for _, d in self._samples) / n
         var_x = sum((s - mean_x) ** 2 for s, _ in self._samples)
         if var_x == 0:
-            return mean_y
+            return mean_x, mean_y, 0.0
         slope = sum((s - mean_x) * (d - mean_y) for s, d in self._samples) / var_x
-        slope = max(0.0, slope)
-        return max(0.0, mean_y + slope * (sources - mean_x))
+        return mean_x, mean_y, max(0.0, slope)
 
 
 class PollingWatcher:
@@ -122,9 +138,19 @@ class PollingWatcher:
         return predictor
 
     def next_delay(
-        self, predicted: float | None, elapsed: float, misses: int, snapshot: JobSnapshot | None
+        self,
+        predicted: float | None,
+        elapsed: float,
+        misses: int,
+        snapshot: JobSnapshot | None,
+        spread: float = 0.0,
     ) -> float:
-        """Seconds until the next poll of a job that has run for ``elapsed`` seconds."""
+        """Seconds until the next poll of a job that has run for ``elapsed`` seconds.
+
+        ``spread`` is the predictor's typical error: the first poll comes half a spread after the
+        predicted end (most jobs are done by then), and later polls are a spread apart, so the
+        store idles about a spread per job whatever the jobs' length.
+        """
         p = self._policy
         extrapolated: float | None = None
         if snapshot is not None:
@@ -141,21 +167,25 @@ class PollingWatcher:
             return min(p.max_interval, max(p.min_interval, delay))
         if extrapolated is not None and elapsed >= predicted:
             return min(p.max_interval, max(p.min_interval, extrapolated))
-        if elapsed < predicted:
-            return predicted - elapsed
-        tail = max(p.min_interval, predicted * p.tail_fraction)
+        first = predicted + spread / 2
+        if elapsed < first:
+            return first - elapsed
+        tail = predicted * p.tail_fraction
+        if spread > 0:
+            tail = min(tail, max(spread, predicted * p.tail_fraction / 10))
+        tail = max(p.min_interval, tail)
         return min(p.max_interval, tail * 2.0 ** max(0, misses - 1))
 
     async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
         predictor = self.predictor(store)
-        predicted = predictor.predict(sources)
+        predicted, spread = predictor.predict(sources), predictor.spread()
         if predicted is None:
-            predicted = self._pooled.predict(sources)
+            predicted, spread = self._pooled.predict(sources), self._pooled.spread()
         misses = 0
         snapshot: JobSnapshot | None = None
         while True:
             elapsed = self._clock() - started
-            await self._sleep(self.next_delay(predicted, elapsed, misses, snapshot))
+            await self._sleep(self.next_delay(predicted, elapsed, misses, snapshot, spread))
             try:
                 self.polls += 1
                 snapshot = await self._gateway.get_import(store, job_id)

@@ -56,3 +56,13 @@ def test_partial_progress_extrapolates_the_rest() -> None:
     snap = JobSnapshot("1", "IN_PROGRESS", None, None, None, sources)
     # A quarter done after 10 s of a job predicted at 8 s: about 30 s to go.
     assert w.next_delay(8.0, 10.0, 1, snap) == 30.0
+
+
+def test_spread_sets_the_first_poll_and_the_tail() -> None:
+    p = DurationPredictor()
+    for d in (99.0, 101.0, 99.0, 101.0):
+        p.observe(100, d)
+    assert p.predict(100) == 100.0 and p.spread() == 1.0
+    w = PollingWatcher(FakeOmics(), PollingPolicy(min_interval=0.01, tail_fraction=0.02))
+    assert w.next_delay(100.0, 0.0, 0, None, spread=1.0) == 100.5  # half a spread late
+    assert w.next_delay(100.0, 100.5, 1, None, spread=1.0) == 1.0  # then a spread apart
