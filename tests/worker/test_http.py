@@ -150,3 +150,30 @@ def test_a_port_in_use_fails_with_one_log_line(tmp_path: Path) -> None:
     last = json.loads(done.stderr.strip().splitlines()[-1])
     assert last["event"] == "worker.failed" and "address already in use" in last["error"]
     assert "Traceback" not in done.stderr
+
+
+def test_finished_rows_are_compacted_after_the_retention(
+    start_worker: Callable[..., WorkerProcess],
+    s3_fasta: Callable[..., str],
+    store_id: str,
+    tmp_path: Path,
+) -> None:
+    # Retention of about a second, compaction twice a second.
+    worker = start_worker(
+        "--http-port", "0", "--journal", str(tmp_path / "j.sqlite"), "--store-id", store_id,
+        "--retention", str(1 / 86_400), "--compact-interval", "0.5",
+    )  # fmt: skip
+    items = genomes(s3_fasta, 3, "compact")
+    body = {"requests": [{"name": n, "source_file": u} for n, u in items]}
+    status, answer, _ = worker.request("POST", "/v1/imports", body)
+    assert status == 202
+    ids = answer["ids"]
+    wait_for(
+        lambda: all(worker.request("GET", f"/v1/imports/{i}")[1].get("final", True) for i in ids),
+        60,
+    )
+    wait_for(lambda: worker.request("GET", f"/v1/imports/{ids[0]}")[0] == 404, 30)
+    assert worker.request("GET", "/v1/stores")[1]["stores"] == []
+    assert any(e.get("event") == "journal.compacted" for e in worker.logs())
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
