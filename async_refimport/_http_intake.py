@@ -11,6 +11,10 @@ Routes::
     GET  /readyz              readiness: journal open and intake running (503 otherwise)
     GET  /metrics             Prometheus text
 
+Requests take the fields of a manifest row (``source_file``, ``name``, ``description``, ``tags``,
+``store_id``, ``role_arn``, ``region``); the endpoint URL and AWS profile come from the worker's
+flags only, so a client cannot point the worker's credentials at another endpoint.
+
 When the environment variable ``REFIMPORT_WORKER_TOKEN`` is set, every route but ``/healthz`` and
 ``/readyz`` requires ``Authorization: Bearer <token>``.
 """

@@ -120,6 +120,8 @@ class Spool:
         defaults: Field values for rows that leave them out.
         scan_interval: Seconds between scans of ``incoming/``.
         on_filed: Called when a manifest is filed (metrics).
+        retry_interval: Seconds before a file that hit an unexpected error is tried again.
+        max_in_flight: Files carried at once; more wait in ``incoming/``.
     """
 
     def __init__(
@@ -131,12 +133,16 @@ class Spool:
         scan_interval: float = 0.5,
         on_filed: Callable[[SpoolOutcome], None] | None = None,
         retry_interval: float = 5.0,
+        max_in_flight: int = 200,
     ) -> None:
         self.root = root
         self.importer = importer
         self.defaults = defaults
         self.scan_interval = scan_interval
         self.retry_interval = retry_interval
+        # Each file in flight awaits its rows through one event subscription: bound them, and
+        # leave the rest in incoming/ (the journal packs rows across files anyway).
+        self.max_in_flight = max_in_flight
         self._on_filed = on_filed
         self._in_flight: set[str] = set()
         self._seen: dict[str, tuple[int, int]] = {}
@@ -205,6 +211,8 @@ class Spool:
             return
         listing = await anyio.to_thread.run_sync(self._listing, self.dirs["incoming"])
         for path in await anyio.to_thread.run_sync(self._stable, listing):
+            if len(self._in_flight) >= self.max_in_flight:
+                break
             if path.name in self._in_flight:
                 continue  # a file of that name is still being imported; take this one after
             target = self.dirs["processing"] / path.name
