@@ -171,8 +171,7 @@ class Importer:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         # Resume whatever an earlier run left unfinished.
-        for store in await self.journal.stores_with_work():
-            self._lane(store).notify()
+        await self.adopt()
         return self
 
     async def __aexit__(
@@ -403,6 +402,21 @@ class Importer:
             jobs = math.ceil(remaining / self.settings.max_sources_per_job)
             plans.append(StorePlan(store, len(reqs), present, jobs))
         return plans
+
+    async def adopt(self) -> list[StoreRef]:
+        """Start lanes for stores with work in the journal that this Importer does not drive yet.
+
+        Rows queued by another process sharing the journal, or left behind by one that died, are
+        then picked up: each new lane waits for its store's lease. Returns the adopted stores.
+        """
+        self._check_open()
+        adopted = []
+        for store in await self.journal.stores_with_work():
+            if store.key not in self._lanes:
+                log.info("store.adopted", store_id=store.store_id, region=store.region)
+                self._lane(store).notify()
+                adopted.append(store)
+        return adopted
 
     def lanes(self) -> dict[StoreRef, Lane]:
         """The stores driven by this Importer, with their lanes (queue depth lives in the journal)."""

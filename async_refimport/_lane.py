@@ -98,8 +98,11 @@ class Lane:
         with structlog.contextvars.bound_contextvars(
             store_id=self.store.store_id, region=self.store.region
         ):
+            waited = False
             while not await d.journal.acquire_lease(self.store, d.owner, self._settings.lease_ttl):
-                log.info("lane.waiting_for_lease")
+                # Another process drives the store; take over if its lease lapses (it died).
+                (log.debug if waited else log.info)("lane.waiting_for_lease")
+                waited = True
                 await d.sleep(self._settings.lease_ttl / 3)
             try:
                 async with anyio.create_task_group() as tg:

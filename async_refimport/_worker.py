@@ -296,14 +296,9 @@ class Worker:
         # Rows another process queued on the shared journal, or left behind when it died, need
         # a lane here too: it waits for the store's lease and drives the store once it holds it
         # (lanes this process already has rescan the journal by themselves).
-        known = {store.key for store in imp.lanes()}
-        for store in await imp.journal.stores_with_work():
-            if imp.stopping:
-                return
-            if store.key not in known:
-                log.info("worker.adopting_store", store_id=store.store_id, region=store.region)
-                # TODO(engine): a public Importer method for this (see the worker's report).
-                imp._lane(store).notify()
+        if not imp.stopping:
+            for store in await imp.adopt():
+                log.info("worker.adopted_store", store_id=store.store_id, region=store.region)
 
 
 def _install_hard_stop(grace: float) -> None:
