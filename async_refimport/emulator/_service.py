@@ -11,7 +11,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -242,6 +242,9 @@ class Service:
         self.stores: dict[str, Store] = {}
         self.jobs: dict[str, Job] = {}
         self.references: dict[str, Reference] = {}
+        # Indexes, so that listing a store and checking a name stay cheap at 100k references.
+        self._store_refs: dict[str, dict[str, Reference]] = {}
+        self._active_names: dict[tuple[str, str], Reference] = {}
         self.tokens: dict[tuple[str, str, str, str], _Token] = {}
         self.counters = Counters()
         self._ids = random.Random(self._seed)
@@ -425,14 +428,21 @@ class Service:
     def list_references(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
         store = self._store(caller, req["referenceStoreId"])
         flt = req.get("filter") or {}
-        items = [
-            r
-            for r in self.references.values()
-            if r.store_id == store.id
-            and ("name" not in flt or r.name == flt["name"])
-            and ("md5" not in flt or r.md5 == flt["md5"])
-            and _in_window(r.creation_time, flt)
-        ]
+        if "name" in flt:
+            named = self._active_names.get((store.id, flt["name"]))
+            candidates: Iterable[Reference] = [named] if named is not None else []
+        else:
+            candidates = self._store_refs.get(store.id, {}).values()
+        if not flt:
+            items = list(candidates)  # a plain listing: a C-speed copy, not a Python-level scan
+        else:
+            items = [
+                r
+                for r in candidates
+                if ("name" not in flt or r.name == flt["name"])
+                and ("md5" not in flt or r.md5 == flt["md5"])
+                and _in_window(r.creation_time, flt)
+            ]
         page, token = _paginate(items, req)
         return {"references": [r.item() for r in page], "nextToken": token}
 
@@ -463,6 +473,9 @@ class Service:
         ref = self._reference(caller, req)
         # Deleting is immediate here: the reference vanishes and its name is free again.
         del self.references[ref.id]
+        del self._store_refs[ref.store_id][ref.id]
+        if self._active_names.get((ref.store_id, ref.name)) is ref:
+            del self._active_names[(ref.store_id, ref.name)]
         return {}
 
     # -- the job runner ------------------------------------------------------------------
@@ -472,10 +485,8 @@ class Service:
         await asyncio.sleep(delay if delay > 0 else 0)
 
     def _active_name(self, store_id: str, name: str) -> Reference | None:
-        for ref in self.references.values():
-            if ref.store_id == store_id and ref.name == name and ref.status == "ACTIVE":
-                return ref
-        return None
+        ref = self._active_names.get((store_id, name))
+        return ref if ref is not None and ref.status == "ACTIVE" else None
 
     def _conflict(self, job: Job, src: Source) -> bool:
         existing = self._active_name(job.store_id, src.name)
@@ -524,7 +535,7 @@ class Service:
                 continue
             ref_id = self._new_id()
             store = self.stores[job.store_id]
-            self.references[ref_id] = Reference(
+            ref = self.references[ref_id] = Reference(
                 id=ref_id,
                 arn=f"arn:aws:omics:{store.region}:{store.account}:referenceStore/{store.id}/reference/{ref_id}",
                 store_id=store.id,
@@ -537,6 +548,8 @@ class Service:
                 source_file=src.source_file,
                 content_length=scanner.bases,
             )
+            self._store_refs.setdefault(store.id, {})[ref_id] = ref
+            self._active_names[(store.id, src.name)] = ref
             src.status, src.reference_id = "FINISHED", ref_id
         await self._sleep(self.job_overhead / 2)
         failed = sum(s.status == "FAILED" for s in job.sources)
