@@ -109,6 +109,267 @@ class OmicsGateway(Protocol):
 
     async def get_import(self, store: StoreRef, job_id: str) -> JobSnapshot: ...
 
+    async def list_imports(
+        self, store: StoreRef, created_after: datetime | None = None
+    ) -> list[JobSummary]: ...
+
+    async def list_references(
+        self, store: StoreRef, name: str | None = None
+    ) -> list[ExistingReference]: ...
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestTimeoutException",
+        "RequestTimeout",
+        "InternalServerException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+_CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "MissingAuthenticationTokenException",
+    }
+)
+_CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.ProfileNotFound,
+    botocore.exceptions.TokenRetrievalError,
+    botocore.exceptions.SSOError,
+    botocore.exceptions.NoRegionError,
+)
+_THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+_AMBIGUOUS_CODES = frozenset({"RequestTimeoutException", "RequestTimeout"})
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+def is_throttle(error: BaseException) -> bool:
+    return isinstance(error, ServiceError) and error.code in _THROTTLE_CODES
+
+
+def map_error(error: BaseException, operation: str, store: StoreRef) -> ServiceError | None:
+    """Map a botocore/aiohttp exception onto the error tree; None if it is not a service error.
+
+    Ambiguity (the request may have taken effect) is set for 408, 5xx and broken connections:
+    a 500 can come back after the service created the job.
+    """
+    if isinstance(error, ServiceError):
+        return error
+    context: dict[str, Any] = {"operation": operation, "store_id": store.store_id}
+    if isinstance(error, botocore.exceptions.ClientError):
+        err = error.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        message = str(err.get("Message", "") or error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) or None
+        context.update(code=code, status=status)
+        if code == "ServiceQuotaExceededException" and operation == START:
+            return StoreBusyError(message, **context)
+        if code in _TRANSIENT_CODES or (status is not None and status >= 500):
+            ambiguous = code in _AMBIGUOUS_CODES or status is None or status >= 500
+            return TransientServiceError(message, ambiguous=ambiguous, **context)
+        if code in _CREDENTIAL_CODES:
+            return CredentialsError(message, **context)
+        return PermanentServiceError(message, **context)
+    if isinstance(error, _CONNECTION_ERRORS):
+        # The request may have reached the service before the connection broke.
+        return TransientServiceError(
+            str(error) or type(error).__name__,
+            code=type(error).__name__,
+            ambiguous=True,
+            **context,
+        )
+    if isinstance(error, _CREDENTIAL_ERRORS):
+        return CredentialsError(str(error), code=type(error).__name__, **context)
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        # Configuration and parameter errors: nothing a retry can fix.
+        return PermanentServiceError(str(error), code=type(error).__name__, **context)
+    return None
+
+
+class AwsGateway:
+    """:class:`OmicsGateway` over aioboto3: one client per (profile, Region, endpoint), created lazily.
+
+    Args:
+        pacer: The shared rate limiters.
+        retry: Retry policy for the calls that are safe to repeat (Get and List).
+        sleep: Async sleep used by backoff (injectable).
+        on_retry: Told about every retry (for events and metrics).
+        connect_timeout: Seconds to open a connection.
+        read_timeout: Seconds to wait for a response.
+    """
+
+    def __init__(
+        self,
+        *,
+        pacer: Pacer,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        on_retry: Callable[[str, StoreRef, int, BaseException, float], None] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self._pacer = pacer
+        self._retry = retry
+        self._sleep = sleep
+        self._on_retry = on_retry
+        self._timeouts = (connect_timeout, read_timeout)
+        self._stack = AsyncExitStack()
+        self._clients: dict[tuple[str | None, str, str | None], Any] = {}
+        self._sessions: dict[str | None, Any] = {}
+        self._lock = anyio.Lock()
+
+    async def __aenter__(self) -> AwsGateway:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stack.aclose()
+        self._clients.clear()
+
+    async def _client(self, store: StoreRef) -> Any:
+        key = (store.profile, store.region, store.endpoint_url)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        async with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                import aioboto3  # imported lazily: it is slow to import and not needed by readers
+
+                session = self._sessions.get(store.profile)
+                if session is None:
+                    session = aioboto3.Session(profile_name=store.profile)
+                    self._sessions[store.profile] = session
+                config = Config(
+                    # tenacity owns retries: botocore must not multiply attempts.
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                    connect_timeout=self._timeouts[0],
+                    read_timeout=self._timeouts[1],
+                    # botocore prefixes the host with "control-storage-" even for a custom
+                    # endpoint_url; an emulator or VPC endpoint has no such host.
+                    inject_host_prefix=store.endpoint_url is None,
+                    max_pool_connections=50,
+                )
+                client = await self._stack.enter_async_context(
+                    session.client(
+                        "omics",
+                        region_name=store.region,
+                        endpoint_url=store.endpoint_url,
+                        config=config,
+                    )
+                )
+                self._clients[key] = client
+        return client
+
+    def _credentials_key(self, store: StoreRef) -> str:
+        return f"{store.profile or ''}@{store.endpoint_url or 'aws'}"
+
+    async def _once(
+        self, store: StoreRef, operation: str, call: Callable[[Any], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """One paced attempt, its failure mapped onto the error tree."""
+        client = await self._client(store)
+        limiter = self._pacer.limiter(self._credentials_key(store), store.region, operation)
+        await limiter.acquire()
+        try:
+            response = await call(client)
+        except Exception as exc:
+            mapped = map_error(exc, operation, store)
+            if mapped is None:
+                raise
+            if is_throttle(mapped):
+                limiter.on_throttle()
+            raise mapped from exc
+        limiter.on_success()
+        return response
+
+    async def _retried(
+        self, store: StoreRef, operation: str, call: Callable[[Any], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        on_retry: OnRetry | None = None
+        if self._on_retry is not None:
+            hook = self._on_retry
+
+            def on_retry(attempt: int, error: BaseException, delay: float) -> None:
+                hook(operation, store, attempt, error, delay)
+
+        async for attempt in retrying(self._retry, sleep=self._sleep, on_retry=on_retry):
+            with attempt:
+                return await self._once(store, operation, call)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def start_import(
+        self, store: StoreRef, role_arn: str, sources: Sequence[SourceSpec], client_token: str
+    ) -> str:
+        items: list[dict[str, Any]] = []
+        for s in sources:
+            item: dict[str, Any] = {"sourceFile": s.source_file, "name": s.name}
+            if s.description is not None:
+                item["description"] = s.description
+            if s.tags:
+                item["tags"] = dict(s.tags)
+            items.append(item)
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.start_reference_import_job(
+                referenceStoreId=store.store_id,
+                roleArn=role_arn,
+                clientToken=client_token,
+                sources=items,
+            )
+            return response
+
+        response = await self._once(store, START, call)
+        return str(response["id"])
+
+    async def get_import(self, store: StoreRef, job_id: str) -> JobSnapshot:
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.get_reference_import_job(
+                referenceStoreId=store.store_id, id=job_id
+            )
+            return response
+
+        r = await self._retried(store, GET, call)
+        return JobSnapshot(
+            job_id=str(r["id"]),
+            status=str(r["status"]),
+            message=r.get("statusMessage"),
+            created=r.get("creationTime"),
+            completed=r.get("completionTime"),
+            sources=tuple(
+                SourceStatus(
+                    name=s.get("name"),
+                    source_file=s.get("sourceFile"),
+                    status=str(s["status"]),
+                    reference_id=s.get("referenceId"),
+                    message=s.get("statusMessage"),
+                )
+                for s in r.get("sources", [])
+            ),
+        )
+
     async def _list_all(
         self, store: StoreRef, operation: str, method: str, items_key: str, flt: dict[str, Any]
     ) -> list[dict[str, Any]]:
