@@ -3,6 +3,7 @@ settings compressed by the emulator's time scale, and timeline arithmetic."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -21,7 +22,6 @@ from async_refimport import (
     ImporterSettings,
     ImportRequest,
     PacingPolicy,
-    PollingPolicy,
     RetryPolicy,
 )
 from async_refimport.emulator import EMULATED_BASES_META, make_fasta
@@ -275,12 +275,11 @@ def project_settings(time_scale: float, *, rates_scaled: bool) -> ImporterSettin
             max_backoff=retry.max_backoff * r,
         ),
         pacing=PacingPolicy(rate=default.pacing.rate / r, min_rate=default.pacing.min_rate / r),
-        polling=PollingPolicy(
+        polling=dataclasses.replace(
+            polling,
             first_poll=polling.first_poll * s,
             min_interval=polling.min_interval * s,
             max_interval=polling.max_interval * s,
-            tail_fraction=polling.tail_fraction,
-            history=polling.history,
         ),
         busy_wait=default.busy_wait * s,
         lookup_margin=5.0,
