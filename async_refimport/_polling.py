@@ -37,6 +37,10 @@ class PollingPolicy:
         first_poll: Delay of the first poll when nothing is known about the store yet (seconds).
         growth: Without a prediction, each poll comes at ``growth`` times the job's age, so a
             job is noticed at most ``growth - 1`` of its duration late, in O(log duration) polls.
+        wrap_up_fraction: Once every source is done but the job is not, poll again after this
+            fraction of the job's age.
+        miss_penalty: What polling too early costs on top of the tail interval (seconds): the
+            next Get waits for a slot of the paced budget, 1/5 s at AWS's 5 TPS.
         min_interval: The shortest gap between two polls of one job.
         max_interval: The longest gap between two polls of one job.
         tail_fraction: After the predicted end has passed, poll every this fraction of the
@@ -46,6 +50,8 @@ class PollingPolicy:
 
     first_poll: float = 1.0
     growth: float = 1.5
+    wrap_up_fraction: float = 0.05
+    miss_penalty: float = 0.2
     min_interval: float = 0.02
     max_interval: float = 30.0
     tail_fraction: float = 0.02
@@ -147,9 +153,8 @@ class PollingWatcher:
     ) -> float:
         """Seconds until the next poll of a job that has run for ``elapsed`` seconds.
 
-        ``spread`` is the predictor's typical error: the first poll comes half a spread after the
-        predicted end (most jobs are done by then), and later polls are a spread apart, so the
-        store idles about a spread per job whatever the jobs' length.
+        ``spread`` is the predictor's typical error: the first poll comes a margin after the
+        predicted end (see ``_margin``), and later polls are a spread apart.
         """
         p = self._policy
         extrapolated: float | None = None
@@ -160,6 +165,9 @@ class PollingWatcher:
                 # Sources are worked through in turn: extrapolate the rest from the done part
                 # (an upper bound: the job's age also counts its start-up).
                 extrapolated = elapsed * (total - finished) / finished
+            elif total and finished == total:
+                # Every source is done: only the job's wrap-up is left, a small part of it.
+                extrapolated = elapsed * p.wrap_up_fraction
         if predicted is None:
             delay = p.first_poll if misses == 0 else max(p.first_poll, elapsed * (p.growth - 1))
             if extrapolated is not None:
@@ -167,7 +175,7 @@ class PollingWatcher:
             return min(p.max_interval, max(p.min_interval, delay))
         if extrapolated is not None and elapsed >= predicted:
             return min(p.max_interval, max(p.min_interval, extrapolated))
-        first = predicted + spread / 2
+        first = predicted + self._margin(spread)
         if elapsed < first:
             return first - elapsed
         tail = predicted * p.tail_fraction
@@ -175,6 +183,27 @@ class PollingWatcher:
             tail = min(tail, max(spread, predicted * p.tail_fraction / 10))
         tail = max(p.min_interval, tail)
         return min(p.max_interval, tail * 2.0 ** max(0, misses - 1))
+
+    def _margin(self, spread: float) -> float:
+        """How long after the predicted end to poll first.
+
+        Polling late idles the store for the margin; polling early costs a miss, and a miss costs
+        more than its share of the job, since the next poll also waits for a slot of the paced Get
+        budget (``miss_penalty``). With normally distributed errors of ``spread``, the expected
+        idle time of a margin of k spreads is spread·(k·Φ(k) + φ(k)) + (1 - Φ(k))·miss_penalty;
+        the best k among a few is taken.
+        """
+        if spread <= 0:
+            return 0.0
+        penalty = max(self._policy.miss_penalty, spread)
+
+        def cost(k: float) -> float:
+            cdf = 0.5 * (1 + math.erf(k / math.sqrt(2)))
+            pdf = math.exp(-k * k / 2) / math.sqrt(2 * math.pi)
+            return spread * (k * cdf + pdf) + (1 - cdf) * penalty
+
+        best = min((k / 4 for k in range(13)), key=cost)
+        return best * spread
 
     async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
         predictor = self.predictor(store)

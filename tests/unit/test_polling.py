@@ -63,6 +63,12 @@ def test_spread_sets_the_first_poll_and_the_tail() -> None:
     for d in (99.0, 101.0, 99.0, 101.0):
         p.observe(100, d)
     assert p.predict(100) == 100.0 and p.spread() == 1.0
-    w = PollingWatcher(FakeOmics(), PollingPolicy(min_interval=0.01, tail_fraction=0.02))
-    assert w.next_delay(100.0, 0.0, 0, None, spread=1.0) == 100.5  # half a spread late
-    assert w.next_delay(100.0, 100.5, 1, None, spread=1.0) == 1.0  # then a spread apart
+    w = PollingWatcher(
+        FakeOmics(), PollingPolicy(min_interval=0.01, tail_fraction=0.02, miss_penalty=0.2)
+    )
+    # A spread larger than what a miss costs: poll at the predicted end, then a spread apart.
+    assert w.next_delay(100.0, 0.0, 0, None, spread=1.0) == 100.0
+    assert w.next_delay(100.0, 100.0, 1, None, spread=1.0) == 1.0
+    # Misses cost more than a small spread: poll later, in spreads.
+    assert w.next_delay(100.0, 0.0, 0, None, spread=0.01) >= 100.02
+    assert w.next_delay(100.0, 0.0, 0, None, spread=0.0) == 100.0
