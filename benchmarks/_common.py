@@ -267,6 +267,14 @@ def project_settings(time_scale: float, *, rates_scaled: bool) -> ImporterSettin
     r = s if rates_scaled else 1.0
     polling = default.polling
     retry = default.retry
+    polling_changes = {
+        "first_poll": polling.first_poll * s,
+        "min_interval": polling.min_interval * s,
+        "max_interval": polling.max_interval * s,
+    }
+    if hasattr(polling, "miss_penalty"):
+        # The cost of a missed poll is a wait for a paced Get slot: it follows the rates.
+        polling_changes["miss_penalty"] = polling.miss_penalty * r
     return ImporterSettings(
         retry=RetryPolicy(
             attempts=retry.attempts,
@@ -275,12 +283,7 @@ def project_settings(time_scale: float, *, rates_scaled: bool) -> ImporterSettin
             max_backoff=retry.max_backoff * r,
         ),
         pacing=PacingPolicy(rate=default.pacing.rate / r, min_rate=default.pacing.min_rate / r),
-        polling=dataclasses.replace(
-            polling,
-            first_poll=polling.first_poll * s,
-            min_interval=polling.min_interval * s,
-            max_interval=polling.max_interval * s,
-        ),
+        polling=dataclasses.replace(polling, **polling_changes),
         busy_wait=default.busy_wait * s,
         lookup_margin=5.0,
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from async_refimport.emulator import Faults
 
-from ._common import EmulatorProcess, Figure, Workload, project_settings, utilization
+from ._common import GENOME_BASES, EmulatorProcess, Figure, Workload, project_settings, utilization
 from .peers import run_project
 
 NEIGHBOUR_TPS = 4.5
@@ -96,7 +96,7 @@ def bench(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     time_scale = 0.02 if quick else 0.1
     stores, per_store = (3, 300) if quick else (5, 800)
     repeats = 1 if quick else 3
-    job = 55 * time_scale
+    job = (30 + 100 * GENOME_BASES / 20e6) * time_scale
     figures: dict[str, Figure] = {}
     chart: dict[str, Any] = {}
     with EmulatorProcess(time_scale=time_scale) as emu:
