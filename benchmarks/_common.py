@@ -267,7 +267,7 @@ def project_settings(time_scale: float, *, rates_scaled: bool) -> ImporterSettin
     r = s if rates_scaled else 1.0
     polling = default.polling
     retry = default.retry
-    polling_changes = {
+    polling_changes: dict[str, Any] = {
         "first_poll": polling.first_poll * s,
         "min_interval": polling.min_interval * s,
         "max_interval": polling.max_interval * s,
