@@ -150,11 +150,14 @@ class PollingWatcher:
         misses: int,
         snapshot: JobSnapshot | None,
         spread: float = 0.0,
+        baseline: tuple[float, int] | None = None,
     ) -> float:
         """Seconds until the next poll of a job that has run for ``elapsed`` seconds.
 
         ``spread`` is the predictor's typical error: the first poll comes a margin after the
-        predicted end (see ``_margin``), and later polls are a spread apart.
+        predicted end (see ``_margin``), and later polls are a spread apart. ``baseline`` is an
+        earlier poll's (age, sources done): the pace since then predicts the rest of the sources
+        better than the job's whole age, which also counts its start-up.
         """
         p = self._policy
         extrapolated: float | None = None
@@ -162,10 +165,14 @@ class PollingWatcher:
             total = len(snapshot.sources)
             finished = sum(1 for s in snapshot.sources if s.status in ("FINISHED", "FAILED"))
             if total and 0 < finished < total:
-                # Sources are worked through in turn: extrapolate the rest from the done part
-                # (an upper bound: the job's age also counts its start-up).
-                extrapolated = elapsed * (total - finished) / finished
-            elif total and finished == total:
+                # Sources are worked through in turn: extrapolate the rest from the pace since
+                # the baseline, else from the job's age (an upper bound: it counts start-up too).
+                if baseline is not None and finished > baseline[1] and elapsed > baseline[0]:
+                    rate = (finished - baseline[1]) / (elapsed - baseline[0])
+                    extrapolated = (total - finished) / rate
+                else:
+                    extrapolated = elapsed * (total - finished) / finished
+            elif total and finished == total and predicted is None:
                 # Every source is done: only the job's wrap-up is left, a small part of it.
                 extrapolated = elapsed * p.wrap_up_fraction
         if predicted is None:
@@ -212,12 +219,18 @@ class PollingWatcher:
             predicted, spread = self._pooled.predict(sources), self._pooled.spread()
         misses = 0
         snapshot: JobSnapshot | None = None
+        baseline: tuple[float, int] | None = None
         while True:
             elapsed = self._clock() - started
-            await self._sleep(self.next_delay(predicted, elapsed, misses, snapshot, spread))
+            await self._sleep(
+                self.next_delay(predicted, elapsed, misses, snapshot, spread, baseline)
+            )
             try:
                 self.polls += 1
                 snapshot = await self._gateway.get_import(store, job_id)
+                if baseline is None and snapshot.status == "IN_PROGRESS":
+                    done = sum(1 for s in snapshot.sources if s.status in ("FINISHED", "FAILED"))
+                    baseline = (self._clock() - started, done)
             except TransientServiceError as exc:
                 # The job keeps running whatever our network does: keep watching it.
                 log.warning("import_job.poll_failed", job_id=job_id, error=str(exc))

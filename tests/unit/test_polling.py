@@ -72,3 +72,14 @@ def test_spread_sets_the_first_poll_and_the_tail() -> None:
     # Misses cost more than a small spread: poll later, in spreads.
     assert w.next_delay(100.0, 0.0, 0, None, spread=0.01) >= 100.02
     assert w.next_delay(100.0, 0.0, 0, None, spread=0.0) == 100.0
+
+
+def test_pace_since_an_earlier_poll_predicts_the_rest() -> None:
+    w = PollingWatcher(FakeOmics(), PollingPolicy())
+    sources = tuple(
+        SourceStatus(f"r{i}", None, "FINISHED" if i < 50 else "IN_PROGRESS") for i in range(100)
+    )
+    snap = JobSnapshot("1", "IN_PROGRESS", None, None, None, sources)
+    # 10 sources at age 20 s (a slow start), 50 at 30 s: 4 a second, so 12.5 s to go,
+    # where the whole age alone would say 30 s.
+    assert w.next_delay(None, 30.0, 2, snap, baseline=(20.0, 10)) == 12.5
