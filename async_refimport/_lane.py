@@ -87,6 +87,7 @@ class Lane:
         self._wake = anyio.Event()
         self._present: dict[str, str] | None = None
         self._present_at = 0.0
+        self._sent_at: float | None = None
 
     def notify(self) -> None:
         """New rows were queued for this store."""
@@ -230,8 +231,11 @@ class Lane:
             with structlog.contextvars.bound_contextvars(job_id=job.job_id):
                 if recovered and job.started_at is not None:
                     started = d.clock() - max(0.0, d.wall() - job.started_at)
+                elif self._sent_at is not None:
+                    started = self._sent_at
                 else:
                     started = d.clock()
+                self._sent_at = None
                 self.active_job = job.job_id
                 d.emit(
                     JobStarted(
@@ -300,6 +304,9 @@ class Lane:
                         # the importer closes, so the next run need not search for it.
                         with anyio.move_on_after(self._settings.critical_grace, shield=True):
                             try:
+                                # The job's clock starts when the request leaves, not when the
+                                # answer (and its journal write) is back: polls then land on time.
+                                self._sent_at = d.clock()
                                 job_id = await d.gateway.start_import(
                                     self.store, job.role_arn, sources, job.client_token
                                 )
