@@ -45,8 +45,9 @@ def child(
 def test_sigkill_at_random_moments_never_duplicates_or_loses_a_row(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path
 ) -> None:
-    # Jobs of ~0.15 s, and tokens forgotten after 0.3 s: recovery cannot lean on the token.
-    emulator.configure(time_scale=0.005, token_ttl=0.3)
+    # Jobs of ~0.4 s (the work spans every round), and tokens forgotten after 0.3 s: recovery
+    # cannot lean on the token.
+    emulator.configure(time_scale=0.012, token_ttl=0.3)
     requests = []
     for region in ("us-east-1", "eu-west-1"):
         store_id = create_store(emulator, region)
@@ -71,7 +72,7 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_row(
         else:
             kills += proc.returncode == -9
         time.sleep(0.05)
-    assert kills >= 5, "the test must actually kill the importer many times"
+    assert kills >= 5, f"the test must actually kill the importer many times (killed {kills})"
 
     final = child(journal, manifest, p_crash=0.0, seed=0, log=log)
     assert final.wait(timeout=150) == 0, log.read_text()[-3000:]
