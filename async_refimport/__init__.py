@@ -15,11 +15,13 @@ from ._errors import CredentialsError as CredentialsError
 from ._errors import FieldError as FieldError
 from ._errors import ImporterClosedError as ImporterClosedError
 from ._errors import JournalError as JournalError
+from ._errors import LeaseLostError as LeaseLostError
 from ._errors import ManifestError as ManifestError
 from ._errors import PermanentServiceError as PermanentServiceError
 from ._errors import RefImportError as RefImportError
 from ._errors import RequestValidationError as RequestValidationError
 from ._errors import ServiceError as ServiceError
+from ._errors import StoreBookedError as StoreBookedError
 from ._errors import StoreBusyError as StoreBusyError
 from ._errors import TransientServiceError as TransientServiceError
 from ._errors import ValidationFailed as ValidationFailed
@@ -63,6 +65,7 @@ __all__ = [
     "JobStarted",
     "Journal",
     "JournalError",
+    "LeaseLostError",
     "ManifestError",
     "OmicsGateway",
     "PacingPolicy",
@@ -78,6 +81,7 @@ __all__ = [
     "RowsQueued",
     "SQLiteJournal",
     "ServiceError",
+    "StoreBookedError",
     "StoreBusyError",
     "StoreChecked",
     "StorePaused",

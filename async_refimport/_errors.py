@@ -11,7 +11,9 @@ Every exception the library raises on purpose derives from :class:`RefImportErro
     │   ├── StoreBusyError            402: the store is running someone else's import job
     │   └── PermanentServiceError     400/403/404: retrying cannot help
     │       └── CredentialsError      no, expired or invalid credentials, unknown profile
-    ├── JournalError                  the local journal is unusable (schema, locking, corruption)
+    ├── JournalError                  the journal is unusable (schema, full disk, missing table, access)
+    ├── StoreBookedError              the journal already holds an active job for the store
+    ├── LeaseLostError                another worker holds the store's lease: this one is fenced out
     └── ImporterClosedError           the Importer was closed and cannot be reused
 
 Errors carry their context (store id, job id, row name, field) as attributes, not only in the message.
@@ -128,6 +130,35 @@ class CredentialsError(PermanentServiceError):
 
 class JournalError(RefImportError):
     """The journal cannot be used (newer schema, unreadable file, inconsistent state)."""
+
+
+class StoreBookedError(RefImportError):
+    """The store already has an active job in the journal (possibly another process's).
+
+    Not a failure: the lane waits for that job to end. Kept apart from :class:`JournalError` so
+    that a journal that cannot be written (a full disk) is never mistaken for a busy store.
+
+    Attributes:
+        store_key: The journal's key of the store.
+    """
+
+    def __init__(self, message: str, *, store_key: str) -> None:
+        super().__init__(message)
+        self.store_key = store_key
+
+
+class LeaseLostError(RefImportError):
+    """Another process holds the store's lease: every write this one tries for the store is refused.
+
+    Attributes:
+        store_key: The journal's key of the store.
+        owner: The lease holder this process is, or was.
+    """
+
+    def __init__(self, message: str, *, store_key: str, owner: str | None = None) -> None:
+        super().__init__(message)
+        self.store_key = store_key
+        self.owner = owner
 
 
 class ImporterClosedError(RefImportError):

@@ -31,7 +31,13 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from ._errors import FieldError, JournalError, RequestValidationError
+from ._errors import (
+    FieldError,
+    JournalError,
+    LeaseLostError,
+    RequestValidationError,
+    StoreBookedError,
+)
 from ._models import ImportRequest, RowResult, RowState, StoreRef
 
 SCHEMA_VERSION = 1
@@ -92,8 +98,23 @@ class Settlement:
     message: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A result document owed to a submitter once every row of its submission is final."""
+
+    submission: str
+    reply_to: str
+    row_ids: tuple[int, ...]
+
+
 class Journal(Protocol):
-    """What the engine needs from durable storage."""
+    """What the engine needs from durable storage.
+
+    Fencing: the writes that change a store's rows or jobs (``begin_job``, ``record_job_id``,
+    ``finish_job``, ``settle_queued``) take the caller's lease ``owner``; given one, the journal
+    refuses the write with :class:`LeaseLostError` unless that owner still holds the store's lease.
+    ``begin_job`` raises :class:`StoreBookedError` when the store already has an active job.
+    """
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -103,7 +124,13 @@ class Journal(Protocol):
     async def stores_with_work(self) -> list[StoreRef]: ...
     async def queued_rows(self, store: StoreRef, limit: int) -> list[QueuedRow]: ...
     async def queued_count(self, store: StoreRef) -> int: ...
-    async def settle_queued(self, settlements: Sequence[Settlement]) -> None: ...
+    async def settle_queued(
+        self,
+        settlements: Sequence[Settlement],
+        *,
+        store: StoreRef | None = None,
+        owner: str | None = None,
+    ) -> None: ...
     async def begin_job(
         self,
         store: StoreRef,
@@ -111,7 +138,9 @@ class Journal(Protocol):
         client_token: str,
         owner: str | None = None,
     ) -> JobRecord: ...
-    async def record_job_id(self, job: JobRecord, job_id: str) -> JobRecord: ...
+    async def record_job_id(
+        self, job: JobRecord, job_id: str, *, owner: str | None = None
+    ) -> JobRecord: ...
     async def finish_job(
         self,
         job: JobRecord,
@@ -121,6 +150,7 @@ class Journal(Protocol):
         message: str | None = None,
         requeue: Sequence[int] = (),
         max_attempts: int = 3,
+        owner: str | None = None,
     ) -> list[RowResult]: ...
     async def unfinished_jobs(self, store: StoreRef) -> list[JobRecord]: ...
     async def known_job_ids(self, store: StoreRef) -> set[str]: ...
@@ -130,6 +160,9 @@ class Journal(Protocol):
     async def acquire_lease(self, store: StoreRef, owner: str, ttl: float) -> bool: ...
     async def release_lease(self, store: StoreRef, owner: str) -> None: ...
     async def compact(self, older_than: float) -> int: ...
+    async def add_outbox(self, submission: str, reply_to: str, row_ids: Sequence[int]) -> None: ...
+    async def due_outbox(self, limit: int = 100) -> list[OutboxEntry]: ...
+    async def close_outbox(self, submission: str) -> bool: ...
 
 
 _SCHEMA = """
@@ -176,6 +209,14 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    submission TEXT PRIMARY KEY,
+    reply_to TEXT NOT NULL,
+    row_ids TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (created_at) WHERE sent_at IS NULL;
 """
 
 _ROW_COLUMNS = (
@@ -244,6 +285,10 @@ class SQLiteJournal:
         def call() -> _T:
             try:
                 return fn(conn)
+            except (StoreBookedError, LeaseLostError):
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.rollback()
@@ -263,6 +308,22 @@ class SQLiteJournal:
             raise
         conn.commit()
         return result
+
+    @staticmethod
+    def _check_lease(conn: sqlite3.Connection, store: StoreRef, owner: str | None) -> None:
+        """Fencing: refuse a write for ``store`` unless ``owner`` holds its lease."""
+        if owner is None:
+            return
+        lease = conn.execute(
+            "SELECT owner FROM leases WHERE store_key = ?", (store.key,)
+        ).fetchone()
+        if lease is None or lease[0] != owner:
+            holder = lease[0] if lease is not None else "nobody"
+            raise LeaseLostError(
+                f"store {store}: the lease is held by {holder}, not {owner}",
+                store_key=store.key,
+                owner=owner,
+            )
 
     async def __aenter__(self) -> SQLiteJournal:
         await self.open()
@@ -431,11 +492,21 @@ class SQLiteJournal:
 
         return await self._run(query)
 
-    async def settle_queued(self, settlements: Sequence[Settlement]) -> None:
+    async def settle_queued(
+        self,
+        settlements: Sequence[Settlement],
+        *,
+        store: StoreRef | None = None,
+        owner: str | None = None,
+    ) -> None:
         """Settle queued rows without a job (name already present, or the store is unusable)."""
         now = self._clock()
+        if owner is not None and store is None:
+            raise ValueError("fencing by owner needs the store")
 
         def update(conn: sqlite3.Connection) -> None:
+            if store is not None:
+                self._check_lease(conn, store, owner)
             conn.executemany(
                 "UPDATE rows SET state = ?, reference_id = ?, message = ?, updated_at = ?"
                 " WHERE id = ? AND state = 'QUEUED'",
@@ -459,8 +530,9 @@ class SQLiteJournal:
             owner: When given, the job is only written while ``owner`` holds the store's lease.
 
         Raises:
-            JournalError: the store already has an active job (possibly another process's), another
-                owner holds its lease, or a row is no longer queued.
+            StoreBookedError: the store already has an active job (possibly another process's).
+            LeaseLostError: another owner holds the store's lease.
+            JournalError: a row is no longer queued, or the journal cannot be written.
         """
         if not rows:
             raise ValueError("a job needs at least one row")
@@ -473,7 +545,9 @@ class SQLiteJournal:
                     "SELECT owner, expires_at FROM leases WHERE store_key = ?", (store.key,)
                 ).fetchone()
                 if lease is not None and lease[0] != owner and lease[1] >= now:
-                    raise JournalError(f"store {store} is leased by {lease[0]}")
+                    raise LeaseLostError(
+                        f"store {store} is leased by {lease[0]}", store_key=store.key, owner=owner
+                    )
             try:
                 cur = conn.execute(
                     "INSERT INTO jobs (store_key, client_token, role_arn, state, written_at)"
@@ -481,7 +555,9 @@ class SQLiteJournal:
                     (store.key, client_token, role_arn, now),
                 )
             except sqlite3.IntegrityError as exc:
-                raise JournalError(f"store {store} already has an active job ({exc})") from exc
+                raise StoreBookedError(
+                    f"store {store} already has an active job", store_key=store.key
+                ) from exc
             job = cur.lastrowid
             assert job is not None
             changed = conn.executemany(
@@ -503,10 +579,13 @@ class SQLiteJournal:
 
         return await self._run(lambda conn: self._write(conn, begin))
 
-    async def record_job_id(self, job: JobRecord, job_id: str) -> JobRecord:
+    async def record_job_id(
+        self, job: JobRecord, job_id: str, *, owner: str | None = None
+    ) -> JobRecord:
         now = self._clock()
 
         def record(conn: sqlite3.Connection) -> None:
+            self._check_lease(conn, job.store, owner)
             changed = conn.execute(
                 "UPDATE jobs SET job_id = ?, state = 'RUNNING', started_at = ?"
                 " WHERE id = ? AND state = 'PENDING'",
@@ -537,6 +616,7 @@ class SQLiteJournal:
         message: str | None = None,
         requeue: Sequence[int] = (),
         max_attempts: int = 3,
+        owner: str | None = None,
     ) -> list[RowResult]:
         """Settle a job's rows and close the job, in one transaction.
 
@@ -546,6 +626,7 @@ class SQLiteJournal:
         now = self._clock()
 
         def finish(conn: sqlite3.Connection) -> list[RowResult]:
+            self._check_lease(conn, job.store, owner)
             state = conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
             if state is not None and state[0] == JobState.DONE:
                 # Settled already (by another process that took the store over): keep its verdict.
@@ -711,6 +792,7 @@ class SQLiteJournal:
                 " AND updated_at < ?",
                 (older_than,),
             ).rowcount
+            conn.execute("DELETE FROM outbox WHERE sent_at < ?", (older_than,))
             conn.execute(
                 "DELETE FROM jobs WHERE state = 'DONE' AND finished_at < ?"
                 " AND NOT EXISTS (SELECT 1 FROM rows WHERE rows.job = jobs.id)",
@@ -719,6 +801,65 @@ class SQLiteJournal:
             return int(n)
 
         return await self._run(lambda conn: self._write(conn, purge))
+
+    # -- result documents owed to submitters ------------------------------------------------------
+
+    async def add_outbox(self, submission: str, reply_to: str, row_ids: Sequence[int]) -> None:
+        """Owe ``reply_to`` one result document for ``submission`` once its rows are final.
+
+        Idempotent: a submission already owed (a redelivered message) keeps its first entry.
+        """
+        now = self._clock()
+        ids = json.dumps(list(row_ids))
+
+        def add(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO outbox (submission, reply_to, row_ids, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (submission, reply_to, ids, now),
+            )
+
+        await self._run(lambda conn: self._write(conn, add))
+
+    async def due_outbox(self, limit: int = 100) -> list[OutboxEntry]:
+        """Unsent result documents whose rows are all final (or forgotten by compaction)."""
+
+        def query(conn: sqlite3.Connection) -> list[OutboxEntry]:
+            due: list[OutboxEntry] = []
+            for submission, reply_to, ids_json in conn.execute(
+                "SELECT submission, reply_to, row_ids FROM outbox WHERE sent_at IS NULL"
+                " ORDER BY created_at"
+            ).fetchall():
+                ids = tuple(int(i) for i in json.loads(ids_json))
+                pending = 0
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    pending += conn.execute(
+                        f"SELECT count(*) FROM rows WHERE id IN ({marks})"
+                        " AND state IN ('QUEUED', 'SUBMITTED')",
+                        chunk,
+                    ).fetchone()[0]
+                if not pending:
+                    due.append(OutboxEntry(submission, reply_to, ids))
+                    if len(due) >= limit:
+                        break
+            return due
+
+        return await self._run(query)
+
+    async def close_outbox(self, submission: str) -> bool:
+        """Mark a result document sent; False if it was already (by another process)."""
+        now = self._clock()
+
+        def close(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE outbox SET sent_at = ? WHERE submission = ? AND sent_at IS NULL",
+                (now, submission),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(lambda conn: self._write(conn, close))
 
 
 def tags_of(items: Iterable[tuple[str, Any]]) -> dict[str, str]:

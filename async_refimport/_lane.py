@@ -19,9 +19,10 @@ import structlog
 
 from ._errors import (
     CredentialsError,
-    JournalError,
+    LeaseLostError,
     PermanentServiceError,
     ServiceError,
+    StoreBookedError,
     StoreBusyError,
     TransientServiceError,
 )
@@ -121,7 +122,9 @@ class Lane:
             if not await d.journal.acquire_lease(self.store, d.owner, self._settings.lease_ttl):
                 # Another process took the store over (we were presumed dead): stop driving it.
                 log.error("lane.lease_lost")
-                raise JournalError(f"lost the lease on store {self.store}")
+                raise LeaseLostError(
+                    f"lost the lease on store {self.store}", store_key=self.store.key, owner=d.owner
+                )
 
     async def _work(self) -> None:
         d = self._deps
@@ -145,7 +148,7 @@ class Lane:
             token = uuid.uuid4().hex
             try:
                 job = await d.journal.begin_job(self.store, rows, token, owner=d.owner)
-            except JournalError as exc:
+            except StoreBookedError as exc:
                 # Another process holds an active job on this store: let it finish first.
                 log.warning("import_job.store_booked", error=str(exc))
                 await d.sleep(self._settings.busy_wait)
@@ -213,7 +216,7 @@ class Lane:
 
     async def _settle_queued(self, settlements: list[Settlement]) -> None:
         d = self._deps
-        await d.journal.settle_queued(settlements)
+        await d.journal.settle_queued(settlements, store=self.store, owner=d.owner)
         for result in await d.journal.results([s.row_id for s in settlements]):
             d.emit(RowSettled(result))
 
@@ -298,7 +301,9 @@ class Lane:
                             if found is not None:
                                 log.info("import_job.adopted", job_id=found)
                                 with anyio.CancelScope(shield=True):
-                                    adopted = await d.journal.record_job_id(job, found)
+                                    adopted = await d.journal.record_job_id(
+                                        job, found, owner=d.owner
+                                    )
                                 return adopted
                         # Shielded: a Start in flight is finished and its id journaled even while
                         # the importer closes, so the next run need not search for it.
@@ -313,7 +318,7 @@ class Lane:
                             except TransientServiceError as exc:
                                 maybe_sent = maybe_sent or exc.ambiguous
                                 raise
-                            return await d.journal.record_job_id(job, job_id)
+                            return await d.journal.record_job_id(job, job_id, owner=d.owner)
                         # The grace period ran out mid-call: the job stays written ahead.
                         maybe_sent = True
                         raise TransientServiceError(
@@ -452,6 +457,7 @@ class Lane:
                 message=message,
                 requeue=requeue,
                 max_attempts=self._settings.max_attempts,
+                owner=d.owner,
             )
         counts = {state: 0 for state in RowState}
         for result in results:

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from async_refimport import ImportRequest, JournalError, RowState, SQLiteJournal, StoreRef
+from async_refimport import (
+    ImportRequest,
+    JournalError,
+    RowState,
+    SQLiteJournal,
+    StoreBookedError,
+    StoreRef,
+)
 from async_refimport._journal import JobState, Settlement
 from tests.conftest import ROLE_ARN, STORE_ID
 
@@ -74,7 +81,7 @@ async def test_one_active_job_per_store_across_processes(journal_path: Path) -> 
         rows = await a.queued_rows(STORE, 2)
         await a.begin_job(STORE, rows, "token-a")
         other = await b.queued_rows(STORE, 2)
-        with pytest.raises(JournalError, match="active job"):
+        with pytest.raises(StoreBookedError, match="active job"):
             await b.begin_job(STORE, other, "token-b")
         # The failed attempt left nothing behind: the rows are still queued.
         assert len(await b.queued_rows(STORE, 10)) == 2
