@@ -27,3 +27,22 @@ def _isolated_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
 @pytest.fixture
 def journal_path(tmp_path: Path) -> Path:
     return tmp_path / "journal.sqlite"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server on 127.0.0.1 for the session: DynamoDB, SQS, S3 and EventBridge.
+
+    Point a client at it with ``endpoint_url`` or the standard ``AWS_ENDPOINT_URL_<SERVICE>``
+    variables. Tests keep apart by naming their own tables and queues.
+    """
+    server_mod = pytest.importorskip(
+        "moto.server", reason="needs the emulator extra: pip install 'async-refimport[emulator]'"
+    )
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
