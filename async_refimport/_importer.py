@@ -22,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 
 import anyio
@@ -33,7 +32,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._errors import ImporterClosedError, RequestValidationError, TransientServiceError
 from ._events import Event, RequestRetried, RowSettled, RowsQueued
 from ._gateway import AwsGateway, OmicsGateway
-from ._journal import Journal, SQLiteJournal, default_journal_path
+from ._journal import Journal, resolve_journal
 from ._lane import Lane, LaneDeps, LaneSettings
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
 from ._models import validate_requests as _validate_requests
@@ -109,7 +108,8 @@ class Importer:
     """Imports reference genomes, exactly once, into HealthOmics reference stores.
 
     Args:
-        journal: A journal path (default: :func:`default_journal_path`) or a :class:`Journal`.
+        journal: A SQLite journal path (default: :func:`default_journal_path`), a
+            ``dynamodb://TABLE`` URL (a journal shared by a fleet), or a :class:`Journal`.
         region: Region for requests that name none (default: the AWS SDK's configuration).
         max_sources_per_job: Shortcut for ``settings.max_sources_per_job``.
         settings: Retry, pacing, polling and other knobs.
@@ -135,11 +135,7 @@ class Importer:
         if max_sources_per_job is not None:
             settings = _replace_sources(settings, max_sources_per_job)
         self.settings = settings
-        if journal is None or isinstance(journal, str | os.PathLike):
-            path = Path(journal) if journal is not None else default_journal_path()
-            self.journal: Journal = SQLiteJournal(path)
-        else:
-            self.journal = journal
+        self.journal: Journal = resolve_journal(journal, region=region)
         self.region = region
         self.pacer = Pacer(settings.pacing, sleep=sleep)
         self._own_gateway = gateway is None

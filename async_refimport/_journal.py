@@ -864,3 +864,25 @@ class SQLiteJournal:
 
 def tags_of(items: Iterable[tuple[str, Any]]) -> dict[str, str]:
     return {str(k): str(v) for k, v in items}
+
+
+JOURNAL_URL_HELP = "a SQLite file path, or dynamodb://TABLE for a journal shared by a fleet"
+
+
+def resolve_journal(
+    spec: str | os.PathLike[str] | Journal | None, *, region: str | None = None
+) -> Journal:
+    """The journal a user names: a :class:`Journal` as is, ``dynamodb://TABLE[?region=R]`` for a
+    :class:`~async_refimport.DynamoJournal`, anything else a SQLite path (``None``: the default path).
+
+    Nothing is opened here; ``region`` is the fallback Region of a DynamoDB table.
+    """
+    if spec is None:
+        return SQLiteJournal(default_journal_path())
+    if isinstance(spec, str) and spec.startswith("dynamodb:"):
+        from ._dynamo_journal import DynamoJournal  # lazily: SQLite users never load aioboto3
+
+        return DynamoJournal.from_url(spec, region=region)
+    if isinstance(spec, str | os.PathLike):
+        return SQLiteJournal(spec)
+    return spec

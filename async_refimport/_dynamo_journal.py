@@ -1,0 +1,1407 @@
+"""The journal in one DynamoDB table, shared by every worker of a fleet.
+
+:class:`DynamoJournal` implements the :class:`~async_refimport._journal.Journal` protocol with the
+same invariants as the SQLite journal, enforced by DynamoDB itself rather than by one file's locks:
+
+* **Write ahead.** ``begin_job`` commits the job (its clientToken and row ids) and books the store in
+  one transaction before StartReferenceImportJob is sent.
+* **One active job per store.** The store's item holds ``active_job``; booking is a conditional write
+  (``attribute_not_exists(active_job)``), never a read then a write.
+* **Leases with fencing.** The store's item also holds the lease (owner, expiry). Every write that
+  changes a store's rows or jobs is a transaction that includes a condition on that lease, so a
+  worker that lost it (a paused process, a partition) has every such write refused
+  (:class:`~async_refimport.LeaseLostError`).
+
+Table layout (one table, on-demand billing; created by ``refimport journal init dynamodb://TABLE``)::
+
+    item      pk                 sk        gpk (index by_group)   gsk                        other
+    store     STORE#<store key>  STORE     STORES                 <store key>                lease_owner, lease_expires,
+                                                                                             active_job, n_<STATE> counters
+    row       ROW#<row id>       ROW       Q#<store key> *        <created>#<row id>         store, name, source_file, ...
+    job       JOB#<token>        JOB       J#<store key>          <written>#<token>          row_ids, job_id, state, ...
+    outbox    OUTBOX#<sub id>    OUTBOX    OUTBOX *               <created>#<sub id>         reply_to, row_ids
+
+    * sparse: only queued rows are in the queue, only unsent result documents in the outbox.
+
+Row ids are the first 53 bits of a hash of (store, name): the same row gets the same id on every
+host without a counter item, and they stay exact in JavaScript clients. A row is written once when
+queued and once when settled; while its job runs it stays ``QUEUED`` in the table and is reported
+``SUBMITTED`` because the store's active job lists it (this saves a write per row). Final rows, done
+jobs and sent outbox entries carry a ``ttl`` attribute (settlement time plus the retention): DynamoDB's
+TTL compacts the table, so :meth:`DynamoJournal.compact` has nothing to do. Hot paths read by key or
+query the ``by_group`` index; only ``results()`` of every row (``refimport report``) scans.
+
+A transaction holds at most 100 items: a job's settlement is written in chunks of up to 99 rows, each
+chunk fenced by the store's lease; the last chunk also closes the job and frees the store, so a crash
+between chunks leaves the job active and the next lease holder settles it again (idempotently).
+
+Throttling, transaction conflicts and lost connections are retried with the project's tenacity
+policy; a missing table, denied access or missing credentials raise one clear
+:class:`~async_refimport.JournalError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import botocore.exceptions
+from botocore.config import Config
+
+from ._errors import (
+    FieldError,
+    JournalError,
+    LeaseLostError,
+    RequestValidationError,
+    StoreBookedError,
+    TransientServiceError,
+)
+from ._journal import JobRecord, JobState, OutboxEntry, QueuedRow, Settlement
+from ._models import ImportRequest, RowResult, RowState, StoreRef
+from ._retry import RetryPolicy, retrying
+
+SCHEME = "dynamodb"
+INDEX = "by_group"
+TTL_ATTRIBUTE = "ttl"
+DEFAULT_RETENTION = 30 * 86_400.0
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+        "TransactionConflictException",
+        "LimitExceededException",
+    }
+)
+_TRANSIENT_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    ConnectionError,
+    TimeoutError,
+)
+_CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.ProfileNotFound,
+    botocore.exceptions.NoRegionError,
+)
+_ID_BITS = (1 << 53) - 1
+_BATCH_GET = 100
+_TXN_ROWS = 99
+_WRITERS = 16
+
+
+# -- low-level attribute values --------------------------------------------------------------------
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _get_s(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None else str(value["S"])
+
+
+def _get_n(item: Mapping[str, Any], name: str) -> float | None:
+    value = item.get(name)
+    return None if value is None else float(value["N"])
+
+
+def _key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(pk), "sk": _s(sk)}
+
+
+def row_id_for(store: StoreRef, name: str) -> int:
+    """The row id of ``name`` in ``store``: the same on every host, never 0."""
+    digest = hashlib.blake2b(f"{store.key}\x00{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _ID_BITS or 1
+
+
+def _job_number(token: str) -> int:
+    digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _ID_BITS or 1
+
+
+def _row_key(row_id: int) -> dict[str, dict[str, str]]:
+    return _key(f"ROW#{row_id}", "ROW")
+
+
+def _store_key(store_key: str) -> dict[str, dict[str, str]]:
+    return _key(f"STORE#{store_key}", "STORE")
+
+
+def _job_key(token: str) -> dict[str, dict[str, str]]:
+    return _key(f"JOB#{token}", "JOB")
+
+
+def _order(at: float, tail: str | int) -> str:
+    # Lexicographic order of the index's sort key is the order of time, then of the tail.
+    return f"{at:020.6f}#{tail}"
+
+
+def parse_url(url: str) -> tuple[str, str | None]:
+    """``dynamodb://TABLE[?region=REGION]`` → (table, region)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != SCHEME or not parsed.netloc or parsed.path not in ("", "/"):
+        raise JournalError(f"{url!r} is not a DynamoDB journal URL (dynamodb://TABLE)")
+    query = urllib.parse.parse_qs(parsed.query)
+    region = query.get("region", [None])[0]
+    return parsed.netloc, region
+
+
+def _client_config() -> Config:
+    # tenacity owns retries (one retry layer): botocore must not multiply attempts.
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=20,
+        max_pool_connections=_WRITERS * 2,
+    )
+
+
+class DynamoJournal:
+    """The journal in a DynamoDB table (see the module docstring for the layout).
+
+    Args:
+        table: The table's name (create it with :func:`create_table`).
+        region: The table's Region (default: the AWS SDK's configuration).
+        profile: An AWS profile (default: the standard credentials chain).
+        retention: Seconds a final row, a done job or a sent result document is kept (TTL).
+        retry: Backoff for throttling, transaction conflicts and lost connections.
+        clock: Wall-clock seconds, injectable for tests.
+        sleep: Async sleep used by backoff, injectable for tests.
+
+    The endpoint comes from the standard ``AWS_ENDPOINT_URL_DYNAMODB`` variable (moto, DynamoDB Local).
+    """
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        retention: float = DEFAULT_RETENTION,
+        retry: RetryPolicy = RetryPolicy(attempts=8, max_elapsed=60.0, initial=0.05),
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.table = table
+        self.region = region
+        self.profile = profile
+        self.retention = retention
+        self._retry = retry
+        self._clock = clock
+        self._sleep = sleep
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+        self._writers = anyio.CapacityLimiter(_WRITERS)
+
+    @classmethod
+    def from_url(cls, url: str, *, region: str | None = None) -> DynamoJournal:
+        """A journal for ``dynamodb://TABLE[?region=R]``; ``region`` is the fallback Region."""
+        table, url_region = parse_url(url)
+        return cls(table, region=url_region or region)
+
+    def __repr__(self) -> str:
+        return f"DynamoJournal({self.table!r}, region={self.region!r})"
+
+    def __str__(self) -> str:
+        return f"dynamodb://{self.table}"
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DynamoJournal:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        import aioboto3  # imported lazily: slow to import, and SQLite users never need it
+
+        stack = AsyncExitStack()
+        try:
+            session = aioboto3.Session(profile_name=self.profile)
+            self._client = await stack.enter_async_context(
+                session.client("dynamodb", region_name=self.region, config=_client_config())
+            )
+            self._stack = stack
+            description = await self._call("describe_table", TableName=self.table)
+        except BaseException:
+            self._client = None
+            self._stack = None
+            with anyio.move_on_after(5, shield=True):
+                await stack.aclose()
+            raise
+        keys = {k["AttributeName"]: k["KeyType"] for k in description["Table"]["KeySchema"]}
+        if keys != {"pk": "HASH", "sk": "RANGE"}:
+            await self.close()
+            raise JournalError(
+                f"DynamoDB table {self.table} is not a refimport journal (its keys are {keys}); "
+                f"create one with: refimport journal init dynamodb://<new table>"
+            )
+
+    async def close(self) -> None:
+        stack, self._stack = self._stack, None
+        self._client = None
+        if stack is not None:
+            with anyio.move_on_after(10, shield=True):
+                await stack.aclose()
+
+    def _fail(self, operation: str, error: BaseException) -> JournalError:
+        """One clear line for what no retry can fix."""
+        where = f"DynamoDB table {self.table}"
+        if isinstance(error, botocore.exceptions.ClientError):
+            code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message", "") or str(error)
+            if code == "ResourceNotFoundException":
+                return JournalError(
+                    f"{where} does not exist (Region {self._region_name()}); create it with: "
+                    f"refimport journal init dynamodb://{self.table}"
+                )
+            if code in ("AccessDeniedException", "UnrecognizedClientException"):
+                return JournalError(f"{where}: access denied ({code}): {message}")
+            return JournalError(f"{where}: {operation}: {code}: {message}")
+        if isinstance(error, _CREDENTIAL_ERRORS):
+            return JournalError(f"{where}: no usable AWS credentials or Region: {error}")
+        if isinstance(error, TransientServiceError):
+            return JournalError(f"{where}: {operation} kept failing: {error.code}: {error}")
+        return JournalError(f"{where}: {operation}: {error}")
+
+    def _region_name(self) -> str:
+        client = self._client
+        if client is not None:
+            return str(client.meta.region_name)
+        return self.region or "default"
+
+    async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One DynamoDB call, retried while the failure is transient.
+
+        ``ConditionalCheckFailedException`` and non-transient ``TransactionCanceledException``
+        propagate as botocore's ``ClientError`` for the caller to interpret; everything else that
+        no retry can fix becomes a :class:`JournalError`.
+        """
+        client = self._client
+        if client is None:
+            raise JournalError(f"journal dynamodb://{self.table} is not open")
+        try:
+            async for attempt in retrying(self._retry, sleep=self._sleep):
+                with attempt:
+                    try:
+                        response: dict[str, Any] = await getattr(client, operation)(**kwargs)
+                        return response
+                    except botocore.exceptions.ClientError as exc:
+                        code = str(exc.response.get("Error", {}).get("Code", ""))
+                        if code in _TRANSIENT_CODES or _transient_cancel(exc):
+                            raise TransientServiceError(
+                                str(exc), code=code, operation=operation
+                            ) from exc
+                        raise
+                    except _CONNECTION_ERRORS as exc:
+                        raise TransientServiceError(
+                            str(exc) or type(exc).__name__,
+                            code=type(exc).__name__,
+                            operation=operation,
+                            ambiguous=True,
+                        ) from exc
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise
+            raise self._fail(operation, exc) from exc
+        except TransientServiceError as exc:
+            raise self._fail(operation, exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail(operation, exc) from exc
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        response = await self._call("get_item", TableName=self.table, Key=key, ConsistentRead=True)
+        item = response.get("Item")
+        return dict(item) if item is not None else None
+
+    async def _batch_get(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Consistent reads of many items (any order; missing items are left out)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), _BATCH_GET):
+            pending: list[Mapping[str, Any]] = list(keys[start : start + _BATCH_GET])
+            while pending:
+                response = await self._call(
+                    "batch_get_item",
+                    RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}},
+                )
+                found.extend(response.get("Responses", {}).get(self.table, []))
+                pending = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if pending:
+                    await self._sleep(0.05)
+        return found
+
+    async def _query(self, group: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Items of one group of the index, in order (eventually consistent)."""
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": INDEX,
+                "KeyConditionExpression": "gpk = :g",
+                "ExpressionAttributeValues": {":g": _s(group)},
+            }
+            if limit is not None:
+                kwargs["Limit"] = max(limit - len(items), 1)
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            response = await self._call("query", **kwargs)
+            items.extend(response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if start is None or (limit is not None and len(items) >= limit):
+                return items
+
+    async def _count(self, group: str) -> int:
+        total = 0
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": INDEX,
+                "KeyConditionExpression": "gpk = :g",
+                "ExpressionAttributeValues": {":g": _s(group)},
+                "Select": "COUNT",
+            }
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            response = await self._call("query", **kwargs)
+            total += int(response.get("Count", 0))
+            start = response.get("LastEvaluatedKey")
+            if start is None:
+                return total
+
+    async def _transact(self, items: list[dict[str, Any]]) -> None:
+        await self._call("transact_write_items", TransactItems=items)
+
+    # -- intake ---------------------------------------------------------------------------------
+
+    async def add_rows(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]], submission: str | None = None
+    ) -> list[int]:
+        """Journal requests as QUEUED rows; returns one row id per request, in order.
+
+        The same rules as the SQLite journal: a final IMPORTED/ALREADY_PRESENT row is returned as
+        is, a FAILED row is queued again with the new fields, a queued or running row is left alone,
+        and a name journaled with another source file is refused before anything is written.
+        """
+        now = self._clock()
+        ids = [row_id_for(store, req.name) for store, req in requests]
+        existing = {
+            int(_get_n(item, "id") or 0): item
+            for item in await self._batch_get([_row_key(i) for i in dict.fromkeys(ids)])
+        }
+        conflicts: list[FieldError] = []
+        for row_id, (store, req) in zip(ids, requests, strict=True):
+            item = existing.get(row_id)
+            if item is None:
+                continue
+            if (_get_s(item, "store"), _get_s(item, "name")) != (store.key, req.name):
+                raise JournalError(
+                    f"row id collision between {req.name!r} and {_get_s(item, 'name')!r}"
+                )
+            state = _get_s(item, "state")
+            source = _get_s(item, "source_file")
+            if state != RowState.FAILED and source != req.source_file:
+                shown = RowState.SUBMITTED if state == RowState.QUEUED else state
+                conflicts.append(
+                    FieldError(
+                        "source_file",
+                        f"{req.name!r} is already {str(shown).lower()} in store "
+                        f"{store.store_id} from {source}",
+                        row_name=req.name,
+                    )
+                )
+        if conflicts:
+            raise RequestValidationError(conflicts)
+
+        stores = {store.key: store for store, _ in requests}
+        for store in stores.values():
+            await self._call(
+                "update_item",
+                TableName=self.table,
+                Key=_store_key(store.key),
+                UpdateExpression="SET #store = :k, gpk = :g, gsk = :k",
+                ExpressionAttributeNames={"#store": "store"},
+                ExpressionAttributeValues={":k": _s(store.key), ":g": _s("STORES")},
+            )
+        requeued: dict[str, int] = {}
+        seen: set[int] = set()
+        async with anyio.create_task_group() as tg:
+            for row_id, (store, req) in zip(ids, requests, strict=True):
+                if row_id in seen:
+                    continue
+                seen.add(row_id)
+                item = existing.get(row_id)
+                if item is None:
+                    tg.start_soon(self._put_row, row_id, store, req, submission, now)
+                elif _get_s(item, "state") == RowState.FAILED:
+                    requeued[store.key] = requeued.get(store.key, 0) + 1
+                    tg.start_soon(self._requeue_failed, row_id, store, req, submission, now)
+        for store_key, n in requeued.items():
+            # Cosmetic counters (status): a requeued failure is no longer counted as failed.
+            await self._call(
+                "update_item",
+                TableName=self.table,
+                Key=_store_key(store_key),
+                UpdateExpression="ADD n_FAILED :n",
+                ExpressionAttributeValues={":n": _n(-n)},
+            )
+        return ids
+
+    def _row_fields(
+        self, store: StoreRef, req: ImportRequest, submission: str | None
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "store": _s(store.key),
+            "name": _s(req.name),
+            "source_file": _s(req.source_file),
+            "role_arn": _s(req.role_arn),
+            "tags": _s(json.dumps(dict(req.tags), sort_keys=True)),
+        }
+        if req.description is not None:
+            fields["description"] = _s(req.description)
+        if submission is not None:
+            fields["submission"] = _s(submission)
+        return fields
+
+    async def _put_row(
+        self,
+        row_id: int,
+        store: StoreRef,
+        req: ImportRequest,
+        submission: str | None,
+        now: float,
+    ) -> None:
+        item = {
+            **_row_key(row_id),
+            **self._row_fields(store, req, submission),
+            "id": _n(row_id),
+            "state": _s(RowState.QUEUED),
+            "attempts": _n(0),
+            "created_at": _n(now),
+            "updated_at": _n(now),
+            "gpk": _s(f"Q#{store.key}"),
+            "gsk": _s(_order(now, row_id)),
+        }
+        async with self._writers:
+            try:
+                await self._call(
+                    "put_item",
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except botocore.exceptions.ClientError:
+                # Added meanwhile by another intake (a redelivered message on another worker):
+                # that row stands, exactly as a re-run finds it.
+                pass
+
+    async def _requeue_failed(
+        self,
+        row_id: int,
+        store: StoreRef,
+        req: ImportRequest,
+        submission: str | None,
+        now: float,
+    ) -> None:
+        fields = self._row_fields(store, req, submission)
+        names = {f"#{k}": k for k in fields}
+        values = {f":{k}": v for k, v in fields.items()}
+        sets = ", ".join(f"#{k} = :{k}" for k in fields)
+        async with self._writers:
+            try:
+                await self._call(
+                    "update_item",
+                    TableName=self.table,
+                    Key=_row_key(row_id),
+                    UpdateExpression=f"SET {sets}, #state = :queued, attempts = :zero,"
+                    " updated_at = :now, gpk = :g, gsk = :o"
+                    " REMOVE reference_id, message, job, job_id, #ttl"
+                    + ("" if req.description is not None else ", description")
+                    + ("" if submission is not None else ", submission"),
+                    ConditionExpression="#state = :failed",
+                    ExpressionAttributeNames={**names, "#state": "state", "#ttl": TTL_ATTRIBUTE},
+                    ExpressionAttributeValues={
+                        **values,
+                        ":queued": _s(RowState.QUEUED),
+                        ":failed": _s(RowState.FAILED),
+                        ":zero": _n(0),
+                        ":now": _n(now),
+                        ":g": _s(f"Q#{store.key}"),
+                        ":o": _s(_order(now, row_id)),
+                    },
+                )
+            except botocore.exceptions.ClientError:
+                pass  # requeued meanwhile by another intake
+
+    async def stores_with_work(self) -> list[StoreRef]:
+        """Stores with queued rows or an active job."""
+        stores: list[StoreRef] = []
+        for item in await self._query("STORES"):
+            key = _get_s(item, "store")
+            if key is None:
+                continue
+            if "active_job" in item or await self._query(f"Q#{key}", limit=1):
+                stores.append(StoreRef.from_key(key))
+        return stores
+
+    async def _active(self, store_key: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The store's item and its active job's item (consistent reads)."""
+        store_item = await self._get(_store_key(store_key))
+        token = _get_s(store_item, "active_job") if store_item else None
+        job_item = await self._get(_job_key(token)) if token else None
+        return store_item, job_item
+
+    async def queued_rows(self, store: StoreRef, limit: int) -> list[QueuedRow]:
+        """The oldest queued rows of a store that share one role ARN (one job has one role)."""
+        _, job_item = await self._active(store.key)
+        running = set(_row_ids(job_item)) if job_item else set()
+        wanted: list[int] = []
+        role: str | None = None
+        page = max(limit * 2, 100)
+        fetched = 0
+        while len(wanted) < limit:
+            # The index is eventually consistent: over-read, then confirm every row by key.
+            items = await self._query(f"Q#{store.key}", limit=fetched + page)
+            for item in items[fetched:]:
+                row_id = int(_get_n(item, "id") or 0)
+                if row_id in running:
+                    continue
+                item_role = _get_s(item, "role_arn")
+                role = role or item_role
+                if item_role == role and row_id not in wanted:
+                    wanted.append(row_id)
+                    if len(wanted) >= limit:
+                        break
+            if len(items) < fetched + page:
+                break
+            fetched = len(items)
+        fresh = {
+            int(_get_n(i, "id") or 0): i
+            for i in await self._batch_get([_row_key(r) for r in wanted])
+        }
+        rows = []
+        for row_id in wanted:
+            found = fresh.get(row_id)
+            if found is not None and _get_s(found, "state") == RowState.QUEUED:
+                rows.append(_queued_row(found))
+        return rows
+
+    async def queued_count(self, store: StoreRef) -> int:
+        _, job_item = await self._active(store.key)
+        running = len(_row_ids(job_item)) if job_item else 0
+        return max(0, await self._count(f"Q#{store.key}") - running)
+
+    async def settle_queued(
+        self,
+        settlements: Sequence[Settlement],
+        *,
+        store: StoreRef | None = None,
+        owner: str | None = None,
+    ) -> None:
+        """Settle queued rows without a job (name already present, or the store is unusable)."""
+        if not settlements:
+            return
+        if owner is not None and store is None:
+            raise ValueError("fencing by owner needs the store")
+        now = self._clock()
+        by_store: dict[str, list[Settlement]] = {}
+        if store is not None:
+            by_store[store.key] = list(settlements)
+        else:
+            items = await self._batch_get([_row_key(s.row_id) for s in settlements])
+            where = {int(_get_n(i, "id") or 0): _get_s(i, "store") or "" for i in items}
+            for s in settlements:
+                if s.row_id in where:
+                    by_store.setdefault(where[s.row_id], []).append(s)
+        for store_key, group in by_store.items():
+            pending = list(group)
+            while pending:
+                chunk, pending = pending[:_TXN_ROWS], pending[_TXN_ROWS:]
+                await self._settle_chunk(store_key, chunk, owner, now)
+
+    async def _settle_chunk(
+        self, store_key: str, chunk: list[Settlement], owner: str | None, now: float
+    ) -> None:
+        while chunk:
+            counters = _counter_update([s.state for s in chunk])
+            store_update = _fenced_store_update(
+                self.table, store_key, owner, counters, active_token=None
+            )
+            rows = [
+                {
+                    "Update": {
+                        **self._settle_update(s, job=None, job_id=None, attempts=None, now=now),
+                        "ConditionExpression": "#state = :queued",
+                    }
+                }
+                for s in chunk
+            ]
+            for row in rows:
+                row["Update"]["ExpressionAttributeValues"][":queued"] = _s(RowState.QUEUED)
+            try:
+                await self._transact([store_update, *rows])
+                return
+            except botocore.exceptions.ClientError as exc:
+                reasons = _reasons(exc)
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    raise _lease_lost(store_key, owner) from exc
+                # Rows no longer queued (settled by their job meanwhile) keep their state.
+                failed = {i - 1 for i, r in enumerate(reasons) if r == "ConditionalCheckFailed"}
+                if not failed:
+                    raise self._fail("TransactWriteItems", exc) from exc
+                chunk = [s for i, s in enumerate(chunk) if i not in failed]
+
+    def _settle_update(
+        self,
+        s: Settlement,
+        *,
+        job: str | None,
+        job_id: str | None,
+        attempts: int | None,
+        now: float,
+    ) -> dict[str, Any]:
+        """The Update of one row to a final state."""
+        sets = ["#state = :state", "updated_at = :now", "#ttl = :ttl"]
+        removes = ["gpk", "gsk"]
+        values: dict[str, Any] = {
+            ":state": _s(s.state),
+            ":now": _n(now),
+            ":ttl": _n(int(now + self.retention)),
+        }
+        for name, value in (("reference_id", s.reference_id), ("message", s.message)):
+            if value is not None:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = _s(value)
+            else:
+                removes.append(name)
+        for name, value in (("job", job), ("job_id", job_id)):
+            if value is not None:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = _s(value)
+        if attempts is not None:
+            sets.append("attempts = :attempts")
+            values[":attempts"] = _n(attempts)
+        return {
+            "TableName": self.table,
+            "Key": _row_key(s.row_id),
+            "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            "ExpressionAttributeNames": {"#state": "state", "#ttl": TTL_ATTRIBUTE},
+            "ExpressionAttributeValues": values,
+        }
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def begin_job(
+        self,
+        store: StoreRef,
+        rows: Sequence[QueuedRow],
+        client_token: str,
+        owner: str | None = None,
+    ) -> JobRecord:
+        """Write a job ahead of its Start call and book the store, in one transaction.
+
+        Raises:
+            StoreBookedError: the store already has an active job (possibly another worker's).
+            LeaseLostError: another owner holds the store's lease.
+        """
+        if not rows:
+            raise ValueError("a job needs at least one row")
+        now = self._clock()
+        role_arn = rows[0].role_arn
+        condition = "attribute_not_exists(active_job)"
+        values: dict[str, Any] = {":t": _s(client_token), ":k": _s(store.key), ":g": _s("STORES")}
+        if owner is not None:
+            condition += (
+                " AND (attribute_not_exists(lease_owner) OR lease_owner = :o"
+                " OR lease_expires < :now)"
+            )
+            values.update({":o": _s(owner), ":now": _n(now)})
+        job_item = {
+            **_job_key(client_token),
+            "store": _s(store.key),
+            "client_token": _s(client_token),
+            "role_arn": _s(role_arn),
+            "state": _s(JobState.PENDING),
+            "written_at": _n(now),
+            "row_ids": _s(json.dumps([r.row_id for r in rows])),
+            "gpk": _s(f"J#{store.key}"),
+            "gsk": _s(_order(now, client_token)),
+        }
+        try:
+            await self._transact(
+                [
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _store_key(store.key),
+                            "UpdateExpression": "SET active_job = :t, #store = :k, gpk = :g,"
+                            " gsk = :k",
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeNames": {"#store": "store"},
+                            "ExpressionAttributeValues": values,
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": job_item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except botocore.exceptions.ClientError as exc:
+            reasons = _reasons(exc)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                # The store's item as the condition saw it (a fresh read may already differ).
+                seen = _cancelled_items(exc)[0] or await self._get(_store_key(store.key)) or {}
+                holder = _get_s(seen, "lease_owner")
+                if (
+                    owner is not None
+                    and holder not in (None, owner)
+                    and (_get_n(seen, "lease_expires") or 0.0) >= now
+                ):
+                    raise _lease_lost(store.key, owner) from exc
+                raise StoreBookedError(
+                    f"store {store} already has an active job", store_key=store.key
+                ) from exc
+            raise self._fail("TransactWriteItems", exc) from exc
+        return JobRecord(
+            id=_job_number(client_token),
+            store=store,
+            client_token=client_token,
+            role_arn=role_arn,
+            state=JobState.PENDING,
+            written_at=now,
+            rows=tuple(rows),
+        )
+
+    async def record_job_id(
+        self, job: JobRecord, job_id: str, *, owner: str | None = None
+    ) -> JobRecord:
+        now = self._clock()
+        update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": _job_key(job.client_token),
+                "UpdateExpression": "SET job_id = :j, #state = :running, started_at = :now",
+                "ConditionExpression": "#state = :pending",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":j": _s(job_id),
+                    ":running": _s(JobState.RUNNING),
+                    ":pending": _s(JobState.PENDING),
+                    ":now": _n(now),
+                },
+            }
+        }
+        try:
+            await self._transact(
+                [self._lease_check(job.store.key, owner, job.client_token), update]
+            )
+        except botocore.exceptions.ClientError as exc:
+            reasons = _reasons(exc)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise _lease_lost(job.store.key, owner) from exc
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise JournalError(
+                    f"job {job.client_token} is no longer pending (taken over?)"
+                ) from exc
+            raise self._fail("TransactWriteItems", exc) from exc
+        return JobRecord(
+            id=job.id,
+            store=job.store,
+            client_token=job.client_token,
+            role_arn=job.role_arn,
+            state=JobState.RUNNING,
+            written_at=job.written_at,
+            job_id=job_id,
+            started_at=now,
+            rows=job.rows,
+        )
+
+    def _lease_check(self, store_key: str, owner: str | None, token: str) -> dict[str, Any]:
+        """A ConditionCheck that the job is the store's active one (and ``owner`` holds the lease)."""
+        condition = "active_job = :t"
+        values: dict[str, Any] = {":t": _s(token)}
+        if owner is not None:
+            condition += " AND lease_owner = :o"
+            values[":o"] = _s(owner)
+        return {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": _store_key(store_key),
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    async def finish_job(
+        self,
+        job: JobRecord,
+        settlements: Sequence[Settlement],
+        *,
+        status: str,
+        message: str | None = None,
+        requeue: Sequence[int] = (),
+        max_attempts: int = 3,
+        owner: str | None = None,
+    ) -> list[RowResult]:
+        """Settle a job's rows, close the job and free the store (chunked transactions, fenced).
+
+        Rows in ``requeue`` go back to QUEUED unless they have now taken part in ``max_attempts``
+        jobs, in which case they fail with ``message``. Returns the rows' results after the change.
+        """
+        now = self._clock()
+        current = await self._get(_job_key(job.client_token))
+        if current is not None and _get_s(current, "state") == JobState.DONE:
+            # Settled already (by another worker that took the store over): keep its verdict.
+            return await self.results(_row_ids(current))
+        row_ids = [r.row_id for r in job.rows] or (_row_ids(current) if current else [])
+        attempts = {r.row_id: r.attempts + 1 for r in job.rows}
+        job_id = job.job_id or (_get_s(current, "job_id") if current else None)
+        updates: list[dict[str, Any]] = []
+        final_states: list[RowState] = []
+        for s in settlements:
+            final_states.append(s.state)
+            update = self._settle_update(
+                s, job=job.client_token, job_id=job_id, attempts=attempts.get(s.row_id), now=now
+            )
+            updates.append({"Update": update})
+        note = message or f"job ended {status}"
+        for row_id in requeue:
+            tries = attempts.get(row_id, max_attempts)
+            if tries >= max_attempts:
+                final_states.append(RowState.FAILED)
+                failed = Settlement(row_id, RowState.FAILED, None, note)
+                update = self._settle_update(
+                    failed, job=job.client_token, job_id=job_id, attempts=tries, now=now
+                )
+            else:
+                update = {
+                    "TableName": self.table,
+                    "Key": _row_key(row_id),
+                    "UpdateExpression": "SET message = :m, attempts = :a, updated_at = :now,"
+                    " job = :job",
+                    "ExpressionAttributeValues": {
+                        ":m": _s(note),
+                        ":a": _n(tries),
+                        ":now": _n(now),
+                        ":job": _s(job.client_token),
+                    },
+                }
+            updates.append({"Update": update})
+        close_job: dict[str, Any] = {
+            "Update": {
+                "TableName": self.table,
+                "Key": _job_key(job.client_token),
+                "UpdateExpression": "SET #state = :done, #status = :status, finished_at = :now,"
+                " #ttl = :ttl" + (", message = :m" if message is not None else ""),
+                "ExpressionAttributeNames": {"#state": "state", "#status": "status", "#ttl": "ttl"},
+                "ExpressionAttributeValues": {
+                    ":done": _s(JobState.DONE),
+                    ":status": _s(status),
+                    ":now": _n(now),
+                    ":ttl": _n(int(now + self.retention)),
+                    **({":m": _s(message)} if message is not None else {}),
+                },
+            }
+        }
+        free_store = _fenced_store_update(
+            self.table,
+            job.store.key,
+            owner,
+            _counter_update(final_states),
+            active_token=job.client_token,
+            release=True,
+        )
+        try:
+            while len(updates) > _TXN_ROWS - 1:
+                chunk, updates = updates[:_TXN_ROWS], updates[_TXN_ROWS:]
+                await self._transact(
+                    [self._lease_check(job.store.key, owner, job.client_token), *chunk]
+                )
+            await self._transact([free_store, close_job, *updates])
+        except botocore.exceptions.ClientError as exc:
+            reasons = _reasons(exc)
+            if not reasons or reasons[0] != "ConditionalCheckFailed":
+                raise self._fail("TransactWriteItems", exc) from exc
+            settled = await self._get(_job_key(job.client_token))
+            if settled is not None and _get_s(settled, "state") == JobState.DONE:
+                return await self.results(row_ids)
+            raise _lease_lost(job.store.key, owner) from exc
+        return await self.results(row_ids)
+
+    async def unfinished_jobs(self, store: StoreRef) -> list[JobRecord]:
+        _, job_item = await self._active(store.key)
+        if job_item is None:
+            return []
+        ids = _row_ids(job_item)
+        items = {int(_get_n(i, "id") or 0): i for i in await self._batch_get(_keys(ids))}
+        rows = tuple(_queued_row(items[i]) for i in ids if i in items)
+        return [_job_record(job_item, rows)]
+
+    async def known_job_ids(self, store: StoreRef) -> set[str]:
+        """Job ids the journal holds for a store (the index may lag a just-recorded id by moments)."""
+        return {
+            job_id
+            for item in await self._query(f"J#{store.key}")
+            if (job_id := _get_s(item, "job_id")) is not None
+        }
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def results(self, row_ids: Sequence[int] | None = None) -> list[RowResult]:
+        """Rows' current results: the given ids in order, or every row (a table scan: reports)."""
+        if row_ids is None:
+            items = await self._scan_rows()
+            items.sort(key=lambda i: (_get_n(i, "created_at") or 0.0, _get_n(i, "id") or 0.0))
+        else:
+            found = {int(_get_n(i, "id") or 0): i for i in await self._batch_get(_keys(row_ids))}
+            items = [found[i] for i in row_ids if i in found]
+        running: dict[str, tuple[set[int], str | None]] = {}
+        results = []
+        for item in items:
+            result = _row_result(item)
+            if result.state is RowState.QUEUED:
+                store_key = _get_s(item, "store") or ""
+                if store_key not in running:
+                    _, job_item = await self._active(store_key)
+                    running[store_key] = (
+                        (set(_row_ids(job_item)), _get_s(job_item, "job_id"))
+                        if job_item
+                        else (set(), None)
+                    )
+                ids, job_id = running[store_key]
+                if result.row_id in ids:
+                    result = _replace_result(result, RowState.SUBMITTED, job_id)
+            results.append(result)
+        return results
+
+    async def _scan_rows(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "FilterExpression": "sk = :row",
+                "ExpressionAttributeValues": {":row": _s("ROW")},
+            }
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            response = await self._call("scan", **kwargs)
+            items.extend(response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if start is None:
+                return items
+
+    async def jobs(self, store: StoreRef | None = None) -> list[JobRecord]:
+        """Every job (without its rows), oldest first."""
+        if store is not None:
+            keys = [store.key]
+        else:
+            keys = [k for i in await self._query("STORES") if (k := _get_s(i, "store"))]
+        jobs = [_job_record(item, ()) for key in keys for item in await self._query(f"J#{key}")]
+        jobs.sort(key=lambda j: j.written_at)
+        return jobs
+
+    async def counts(self) -> dict[StoreRef, dict[RowState, int]]:
+        """Rows per store and state. Final states come from counters kept with each settlement
+        (they include rows since compacted by TTL); queued ones from the queue index."""
+        out: dict[StoreRef, dict[RowState, int]] = {}
+        for item in await self._query("STORES"):
+            key = _get_s(item, "store")
+            if key is None:
+                continue
+            fresh = await self._get(_store_key(key)) or item
+            states: dict[RowState, int] = {}
+            for state in (RowState.IMPORTED, RowState.ALREADY_PRESENT, RowState.FAILED):
+                n = int(_get_n(fresh, f"n_{state}") or 0)
+                if n > 0:
+                    states[state] = n
+            token = _get_s(fresh, "active_job")
+            job_item = await self._get(_job_key(token)) if token else None
+            running = len(_row_ids(job_item)) if job_item else 0
+            queued = max(0, await self._count(f"Q#{key}") - running)
+            if queued:
+                states[RowState.QUEUED] = queued
+            if running:
+                states[RowState.SUBMITTED] = running
+            if states:
+                out[StoreRef.from_key(key)] = states
+        return out
+
+    # -- several workers, long runs -------------------------------------------------------------
+
+    async def acquire_lease(self, store: StoreRef, owner: str, ttl: float) -> bool:
+        """Take or renew the right to drive ``store`` for ``ttl`` seconds; False if another owner
+        holds a live lease. Expiry is judged by this host's clock: keep hosts NTP-synchronised
+        and ``ttl`` well above their skew."""
+        now = self._clock()
+        try:
+            await self._call(
+                "update_item",
+                TableName=self.table,
+                Key=_store_key(store.key),
+                UpdateExpression="SET lease_owner = :o, lease_expires = :exp, #store = :k,"
+                " gpk = :g, gsk = :k",
+                ConditionExpression="attribute_not_exists(lease_owner) OR lease_owner = :o"
+                " OR lease_expires < :now",
+                ExpressionAttributeNames={"#store": "store"},
+                ExpressionAttributeValues={
+                    ":o": _s(owner),
+                    ":exp": _n(now + ttl),
+                    ":now": _n(now),
+                    ":k": _s(store.key),
+                    ":g": _s("STORES"),
+                },
+            )
+        except botocore.exceptions.ClientError:
+            return False
+        return True
+
+    async def release_lease(self, store: StoreRef, owner: str) -> None:
+        try:
+            await self._call(
+                "update_item",
+                TableName=self.table,
+                Key=_store_key(store.key),
+                UpdateExpression="REMOVE lease_owner, lease_expires",
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues={":o": _s(owner)},
+            )
+        except botocore.exceptions.ClientError:
+            pass  # not ours any more
+
+    async def lease_holder(self, store: StoreRef) -> tuple[str, float] | None:
+        """Who holds the store's lease and until when (epoch seconds), if anyone."""
+        item = await self._get(_store_key(store.key))
+        owner = _get_s(item, "lease_owner") if item else None
+        if item is None or owner is None:
+            return None
+        return owner, _get_n(item, "lease_expires") or 0.0
+
+    async def compact(self, older_than: float) -> int:
+        """Nothing to do: DynamoDB's TTL deletes final rows, done jobs and sent result documents
+        ``retention`` seconds after they settled."""
+        return 0
+
+    # -- result documents owed to submitters ------------------------------------------------------
+
+    async def add_outbox(self, submission: str, reply_to: str, row_ids: Sequence[int]) -> None:
+        now = self._clock()
+        try:
+            await self._call(
+                "put_item",
+                TableName=self.table,
+                Item={
+                    **_key(f"OUTBOX#{submission}", "OUTBOX"),
+                    "submission": _s(submission),
+                    "reply_to": _s(reply_to),
+                    "row_ids": _s(json.dumps(list(row_ids))),
+                    "created_at": _n(now),
+                    "gpk": _s("OUTBOX"),
+                    "gsk": _s(_order(now, submission)),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except botocore.exceptions.ClientError:
+            pass  # owed already (a redelivered message): the first entry stands
+
+    async def due_outbox(self, limit: int = 100) -> list[OutboxEntry]:
+        due: list[OutboxEntry] = []
+        for item in await self._query("OUTBOX"):
+            ids = _row_ids(item)
+            results = await self.results(ids)
+            if all(r.state.is_final for r in results):
+                due.append(
+                    OutboxEntry(
+                        _get_s(item, "submission") or "", _get_s(item, "reply_to") or "", tuple(ids)
+                    )
+                )
+                if len(due) >= limit:
+                    break
+        return due
+
+    async def close_outbox(self, submission: str) -> bool:
+        now = self._clock()
+        try:
+            await self._call(
+                "update_item",
+                TableName=self.table,
+                Key=_key(f"OUTBOX#{submission}", "OUTBOX"),
+                UpdateExpression="SET sent_at = :now, #ttl = :ttl REMOVE gpk, gsk",
+                ConditionExpression="attribute_exists(gpk)",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":now": _n(now),
+                    ":ttl": _n(int(now + self.retention)),
+                },
+            )
+        except botocore.exceptions.ClientError:
+            return False
+        return True
+
+
+# -- item helpers ----------------------------------------------------------------------------------
+
+
+def _transient_cancel(error: botocore.exceptions.ClientError) -> bool:
+    """A cancelled transaction that another attempt can carry (a conflict, throttling)."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = _reasons(error)
+    return any(r in _TRANSIENT_REASONS for r in reasons) and "ConditionalCheckFailed" not in reasons
+
+
+def _reasons(error: botocore.exceptions.ClientError) -> list[str]:
+    """The per-item codes of a cancelled transaction (``None`` for items that were fine)."""
+    reasons = error.response.get("CancellationReasons")
+    if reasons is None and error.response.get("Error", {}).get("Code") == (
+        "ConditionalCheckFailedException"
+    ):
+        return ["ConditionalCheckFailed"]
+    return [str(r.get("Code", "None")) for r in reasons or []]
+
+
+def _cancelled_items(error: botocore.exceptions.ClientError) -> list[dict[str, Any] | None]:
+    """The items a cancelled transaction's conditions saw (``ReturnValuesOnConditionCheckFailure``)."""
+    return [r.get("Item") for r in error.response.get("CancellationReasons") or []] or [None]
+
+
+def _lease_lost(store_key: str, owner: str | None) -> LeaseLostError:
+    return LeaseLostError(
+        f"store {store_key}: the lease is not held by {owner} (or its job is no longer active)",
+        store_key=store_key,
+        owner=owner,
+    )
+
+
+def _counter_update(states: Iterable[RowState]) -> dict[str, int]:
+    counters: dict[str, int] = {}
+    for state in states:
+        if state.is_final:
+            counters[f"n_{state}"] = counters.get(f"n_{state}", 0) + 1
+    return counters
+
+
+def _fenced_store_update(
+    table: str,
+    store_key: str,
+    owner: str | None,
+    counters: Mapping[str, int],
+    *,
+    active_token: str | None,
+    release: bool = False,
+) -> dict[str, Any]:
+    """An Update of the store's item that is also the transaction's fence."""
+    conditions = ["attribute_exists(pk)"]
+    values: dict[str, Any] = {}
+    if owner is not None:
+        conditions.append("lease_owner = :o")
+        values[":o"] = _s(owner)
+    if active_token is not None:
+        conditions.append("active_job = :t")
+        values[":t"] = _s(active_token)
+    adds = []
+    for i, (name, n) in enumerate(sorted(counters.items())):
+        adds.append(f"{name} :c{i}")
+        values[f":c{i}"] = _n(n)
+    parts = []
+    if adds:
+        parts.append("ADD " + ", ".join(adds))
+    if release:
+        parts.append("REMOVE active_job")
+    if not parts:
+        parts.append("SET #store = #store")
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": _store_key(store_key),
+        "UpdateExpression": " ".join(parts),
+        "ConditionExpression": " AND ".join(conditions),
+    }
+    if values:
+        update["ExpressionAttributeValues"] = values
+    if not adds and not release:
+        update["ExpressionAttributeNames"] = {"#store": "store"}
+    return {"Update": update}
+
+
+def _row_ids(item: Mapping[str, Any] | None) -> list[int]:
+    raw = _get_s(item, "row_ids") if item else None
+    return [int(i) for i in json.loads(raw)] if raw else []
+
+
+def _keys(row_ids: Iterable[int]) -> list[dict[str, dict[str, str]]]:
+    return [_row_key(i) for i in dict.fromkeys(row_ids)]
+
+
+def _queued_row(item: Mapping[str, Any]) -> QueuedRow:
+    return QueuedRow(
+        row_id=int(_get_n(item, "id") or 0),
+        name=_get_s(item, "name") or "",
+        source_file=_get_s(item, "source_file") or "",
+        role_arn=_get_s(item, "role_arn") or "",
+        description=_get_s(item, "description"),
+        tags=json.loads(_get_s(item, "tags") or "{}"),
+        attempts=int(_get_n(item, "attempts") or 0),
+    )
+
+
+def _row_result(item: Mapping[str, Any]) -> RowResult:
+    store = StoreRef.from_key(_get_s(item, "store") or "")
+    return RowResult(
+        row_id=int(_get_n(item, "id") or 0),
+        store_id=store.store_id,
+        region=store.region,
+        name=_get_s(item, "name") or "",
+        source_file=_get_s(item, "source_file") or "",
+        state=RowState(_get_s(item, "state") or RowState.QUEUED),
+        reference_id=_get_s(item, "reference_id"),
+        job_id=_get_s(item, "job_id"),
+        message=_get_s(item, "message"),
+        attempts=int(_get_n(item, "attempts") or 0),
+    )
+
+
+def _replace_result(result: RowResult, state: RowState, job_id: str | None) -> RowResult:
+    return RowResult(
+        row_id=result.row_id,
+        store_id=result.store_id,
+        region=result.region,
+        name=result.name,
+        source_file=result.source_file,
+        state=state,
+        reference_id=result.reference_id,
+        job_id=job_id,
+        message=result.message,
+        attempts=result.attempts + 1,
+    )
+
+
+def _job_record(item: Mapping[str, Any], rows: tuple[QueuedRow, ...]) -> JobRecord:
+    token = _get_s(item, "client_token") or ""
+    return JobRecord(
+        id=_job_number(token),
+        store=StoreRef.from_key(_get_s(item, "store") or ""),
+        client_token=token,
+        role_arn=_get_s(item, "role_arn") or "",
+        state=JobState(_get_s(item, "state") or JobState.PENDING),
+        written_at=_get_n(item, "written_at") or 0.0,
+        job_id=_get_s(item, "job_id"),
+        started_at=_get_n(item, "started_at"),
+        finished_at=_get_n(item, "finished_at"),
+        status=_get_s(item, "status"),
+        message=_get_s(item, "message"),
+        rows=rows,
+    )
+
+
+# -- table management -------------------------------------------------------------------------------
+
+
+async def create_table(
+    table: str,
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    wait: float = 300.0,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> bool:
+    """Create the journal's table (on-demand billing, the ``by_group`` index) and enable its TTL.
+
+    Idempotent: an existing table is left as it is (its TTL is enabled if it was not). Waits until
+    the table is ACTIVE.
+
+    Returns:
+        True if the table was created, False if it existed already.
+
+    Raises:
+        JournalError: the table cannot be created (access denied, no credentials, a table of that
+            name with another layout).
+    """
+    import aioboto3
+
+    journal = DynamoJournal(table, region=region, profile=profile, sleep=sleep)
+    session = aioboto3.Session(profile_name=profile)
+    created = False
+    async with session.client("dynamodb", region_name=region, config=_client_config()) as client:
+        journal._client = client
+        try:
+            try:
+                await journal._call(
+                    "create_table",
+                    TableName=table,
+                    BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=[
+                        {"AttributeName": name, "AttributeType": "S"}
+                        for name in ("pk", "sk", "gpk", "gsk")
+                    ],
+                    KeySchema=[
+                        {"AttributeName": "pk", "KeyType": "HASH"},
+                        {"AttributeName": "sk", "KeyType": "RANGE"},
+                    ],
+                    GlobalSecondaryIndexes=[
+                        {
+                            "IndexName": INDEX,
+                            "KeySchema": [
+                                {"AttributeName": "gpk", "KeyType": "HASH"},
+                                {"AttributeName": "gsk", "KeyType": "RANGE"},
+                            ],
+                            "Projection": {"ProjectionType": "ALL"},
+                        }
+                    ],
+                    Tags=[{"Key": "created-by", "Value": "async-refimport"}],
+                )
+                created = True
+            except JournalError as exc:
+                if "ResourceInUseException" not in str(exc):
+                    raise
+            with anyio.fail_after(wait):
+                while True:
+                    described = await journal._call("describe_table", TableName=table)
+                    if described["Table"].get("TableStatus") == "ACTIVE":
+                        break
+                    await sleep(1.0)
+            ttl = await journal._call("describe_time_to_live", TableName=table)
+            status = ttl.get("TimeToLiveDescription", {}).get("TimeToLiveStatus")
+            if status not in ("ENABLED", "ENABLING"):
+                await journal._call(
+                    "update_time_to_live",
+                    TableName=table,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+                )
+        finally:
+            journal._client = None
+    return created

@@ -1,0 +1,67 @@
+"""The journal contract runs on every backend: a fresh SQLite file or a fresh DynamoDB table (on the
+session's moto server), so the two implementations cannot drift."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from async_refimport import ImportRequest, Journal, StoreRef
+from async_refimport._dynamo_journal import DynamoJournal, create_table
+from async_refimport._journal import SQLiteJournal
+from tests.conftest import ROLE_ARN, STORE_ID
+
+STORE = StoreRef(STORE_ID, "us-east-1")
+
+JournalFactory = Callable[..., Journal]
+"""``factory(clock=None)``: a new, unopened journal on the test's shared storage."""
+
+
+def reqs(
+    n: int, prefix: str = "ref", store: StoreRef = STORE
+) -> list[tuple[StoreRef, ImportRequest]]:
+    return [
+        (
+            store,
+            ImportRequest(store.store_id, ROLE_ARN, f"s3://genomes/{prefix}{i}.fa", f"{prefix}{i}"),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def dynamo_table(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint)
+    table = f"journal-{uuid.uuid4().hex[:12]}"
+    created = anyio.run(lambda: create_table(table, region="us-east-1"))
+    assert created
+    yield table
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def journal_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """What a user passes as --journal for this backend."""
+    if backend == "sqlite":
+        return str(tmp_path / "journal.sqlite")
+    table = request.getfixturevalue("dynamo_table")
+    return f"dynamodb://{table}"
+
+
+@pytest.fixture
+def journal_factory(backend: str, journal_url: str) -> JournalFactory:
+    def make(clock: Callable[[], float] | None = None) -> Journal:
+        extra = {"clock": clock} if clock is not None else {}
+        if backend == "sqlite":
+            return SQLiteJournal(journal_url, **extra)
+        return DynamoJournal(journal_url.removeprefix("dynamodb://"), region="us-east-1", **extra)
+
+    return make
