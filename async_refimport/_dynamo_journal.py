@@ -1197,7 +1197,8 @@ def _reasons(error: botocore.exceptions.ClientError) -> list[str]:
 
 def _cancelled_items(error: botocore.exceptions.ClientError) -> list[dict[str, Any] | None]:
     """The items a cancelled transaction's conditions saw (``ReturnValuesOnConditionCheckFailure``)."""
-    return [r.get("Item") for r in error.response.get("CancellationReasons") or []] or [None]
+    reasons: list[Any] = list(error.response.get("CancellationReasons") or [])
+    return [dict(r["Item"]) if r.get("Item") else None for r in reasons] or [None]
 
 
 def _lease_lost(store_key: str, owner: str | None) -> LeaseLostError:
