@@ -247,7 +247,9 @@ async def main() -> None:
     journal = resolve_journal(sys.argv[1], region="us-east-1")
     won = 0
     async with journal:
-        for round in range(int(sys.argv[3])):
+        round = 0
+        while won < int(sys.argv[3]) and round < 2000:
+            round += 1
             rows = await journal.queued_rows(store, 1)
             if not rows:
                 print(json.dumps({{"won": won, "rows": "none"}}))
@@ -261,7 +263,7 @@ async def main() -> None:
                     requeue=[r.row_id for r in rows], max_attempts=99,
                 )
             except StoreBookedError:
-                pass
+                await anyio.sleep(0.01)  # as a lane waits for a busy store, briefly
     print(json.dumps({{"won": won}}))
 
 anyio.run(main)
@@ -279,7 +281,7 @@ async def test_two_processes_race_for_one_store(
     env = dict(os.environ)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, journal_url, name, "25"],
+            [sys.executable, "-c", script, journal_url, name, "6"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -290,7 +292,7 @@ async def test_two_processes_race_for_one_store(
     for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err.decode()
     won = [json.loads(out)["won"] for out, _ in outputs]
-    assert sum(won) >= 10  # contention costs refusals, never double bookings
+    assert won == [6, 6]  # contention costs refusals, never double bookings
     async with journal_factory() as j:
         jobs = await j.jobs(STORE)
         assert all(job.state is JobState.DONE for job in jobs) and len(jobs) == sum(won)
