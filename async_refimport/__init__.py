@@ -18,6 +18,7 @@ from ._errors import JournalError as JournalError
 from ._errors import LeaseLostError as LeaseLostError
 from ._errors import ManifestError as ManifestError
 from ._errors import PermanentServiceError as PermanentServiceError
+from ._errors import QueueError as QueueError
 from ._errors import RefImportError as RefImportError
 from ._errors import RequestValidationError as RequestValidationError
 from ._errors import ServiceError as ServiceError
@@ -71,6 +72,7 @@ __all__ = [
     "PacingPolicy",
     "PermanentServiceError",
     "PollingPolicy",
+    "QueueError",
     "RefImportError",
     "RequestRetried",
     "RequestValidationError",

@@ -14,6 +14,7 @@ Every exception the library raises on purpose derives from :class:`RefImportErro
     ├── JournalError                  the journal is unusable (schema, full disk, missing table, access)
     ├── StoreBookedError              the journal already holds an active job for the store
     ├── LeaseLostError                another worker holds the store's lease: this one is fenced out
+    ├── QueueError                    an SQS queue does not exist or may not be used
     └── ImporterClosedError           the Importer was closed and cannot be reused
 
 Errors carry their context (store id, job id, row name, field) as attributes, not only in the message.
@@ -159,6 +160,20 @@ class LeaseLostError(RefImportError):
         super().__init__(message)
         self.store_key = store_key
         self.owner = owner
+
+
+class QueueError(RefImportError):
+    """An SQS queue (of requests or of result documents) does not exist or may not be used.
+
+    Attributes:
+        queue_url: The queue concerned.
+        code: The service's error code (``QueueDoesNotExist``, ``AccessDenied`` ...).
+    """
+
+    def __init__(self, message: str, *, queue_url: str, code: str) -> None:
+        super().__init__(message)
+        self.queue_url = queue_url
+        self.code = code
 
 
 class ImporterClosedError(RefImportError):

@@ -1,0 +1,181 @@
+"""Result documents: each SQS request message gets one, sent by any worker of the fleet.
+
+When the SQS intake journals a message it also writes an outbox entry (``Journal.add_outbox``):
+the submission (the message's MessageId), the results queue and the message's row ids. Every
+worker runs a :class:`ResultSender`, which asks the journal for entries whose rows are all final
+(``due_outbox``), sends each one's document and marks it sent (``close_outbox``). The worker that
+received a message may die long before its rows settle: the document is still sent, by whichever
+worker looks next.
+
+The document is the one ``refimport import --json`` prints, plus the request's id::
+
+    {"message_id": "6c0f...", "summary": {"total": 2, "imported": 2, ...}, "items": [...]}
+
+Delivery is **at least once**: the document is sent before the entry is marked sent, so a worker
+that dies in between, or two workers that find the same entry due at once, send it twice.
+Consumers deduplicate by ``message_id``; on a FIFO results queue the MessageId is also the
+deduplication id, so SQS drops copies sent within five minutes of each other.
+
+A document larger than an SQS message (256 KiB) keeps its summary and only the rows that were not
+imported (``items_omitted`` counts the others); if even that is too large, only the summary is
+sent. The full report is always available from ``refimport report`` or ``GET /v1/imports``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from ._errors import CredentialsError, JournalError, QueueError, TransientServiceError
+from ._events import RowSettled
+from ._importer import Importer
+from ._journal import OutboxEntry
+from ._models import RowResult, RowState
+from ._report import json_document
+from ._sqs import MAX_MESSAGE_BYTES, SqsClient
+
+log = structlog.get_logger(__name__)
+
+
+def result_document(message_id: str, results: Sequence[RowResult]) -> str:
+    """The JSON result document of one message, trimmed to fit in one SQS message."""
+    doc: dict[str, Any] = {"message_id": message_id, **json_document(results)}
+    body = json.dumps(doc, default=str)
+    if len(body.encode()) <= MAX_MESSAGE_BYTES:
+        return body
+    kept = [r for r in results if r.state is not RowState.IMPORTED]
+    doc["items"] = json_document(kept)["items"]
+    doc["items_omitted"] = len(results) - len(kept)
+    body = json.dumps(doc, default=str)
+    if len(body.encode()) <= MAX_MESSAGE_BYTES:
+        return body
+    doc["items"] = []
+    doc["items_omitted"] = len(results)
+    return json.dumps(doc, default=str)
+
+
+class ResultSender:
+    """Sends due result documents from the journal's outbox until cancelled.
+
+    It looks when rows settle in this worker (its own lanes), when a message is journaled here,
+    and every ``interval`` seconds otherwise (rows settled by other workers, or documents a dead
+    worker owed).
+
+    Args:
+        importer: The open Importer (its journal holds the outbox; its events wake the sender).
+        sqs: The SQS client.
+        interval: Seconds between looks when nothing settles here.
+        batch: Documents sent per look at most.
+        retry_backoff: Seconds before a document whose send failed is tried again (doubling up
+            to 64 times that).
+        registry: Where to count documents (the worker's Prometheus registry).
+    """
+
+    def __init__(
+        self,
+        importer: Importer,
+        sqs: SqsClient,
+        *,
+        interval: float = 5.0,
+        batch: int = 100,
+        retry_backoff: float = 5.0,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.importer = importer
+        self.sqs = sqs
+        self.interval = interval
+        self.batch = batch
+        self.retry_backoff = retry_backoff
+        #: False while the journal cannot be read (readiness); True after a look succeeds.
+        self.journal_ok = True
+        self._wake = anyio.Event()
+        self._failures: dict[str, tuple[int, float]] = {}
+        self.documents = Counter(
+            "refimport_result_documents",
+            "Result documents sent (duplicate: another worker had sent it first)",
+            ["outcome"],
+            registry=registry,
+        )
+
+    def wake(self) -> None:
+        """Look at the outbox soon (rows settled, or a message was journaled)."""
+        self._wake.set()
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_settles)
+            task_status.started()
+            while True:
+                try:
+                    await self.send_due()
+                except JournalError as exc:
+                    (log.error if self.journal_ok else log.debug)(
+                        "outbox.journal_unreachable", error=str(exc)
+                    )
+                    self.journal_ok = False
+                # Jitter: workers that started together do not look (and send twins) in step.
+                with anyio.move_on_after(self.interval * random.uniform(0.8, 1.2)):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+                # Rows of one job settle together: let a burst end before looking.
+                await anyio.sleep(0.2)
+
+    async def _watch_settles(self) -> None:
+        async with self.importer.subscribe() as events:
+            async for event in events:
+                if isinstance(event, RowSettled):
+                    self.wake()
+
+    async def send_due(self) -> int:
+        """Send every due document once; returns how many were sent."""
+        journal = self.importer.journal
+        entries = await journal.due_outbox(self.batch)
+        self.journal_ok = True
+        sent = 0
+        now = time.monotonic()
+        for entry in entries:
+            failures, not_before = self._failures.get(entry.submission, (0, 0.0))
+            if not_before > now:
+                continue
+            results = await journal.results(entry.row_ids)
+            try:
+                await self.sqs.send(
+                    entry.reply_to,
+                    result_document(entry.submission, results),
+                    dedup_id=entry.submission,
+                )
+            except (QueueError, TransientServiceError, CredentialsError) as exc:
+                self._backoff(entry, failures, exc)
+                continue
+            self._failures.pop(entry.submission, None)
+            first = await journal.close_outbox(entry.submission)
+            self.documents.labels("sent" if first else "duplicate").inc()
+            sent += 1
+            log.info(
+                "outbox.sent",
+                message_id=entry.submission,
+                rows=len(results),
+                duplicate=not first,
+            )
+        return sent
+
+    def _backoff(self, entry: OutboxEntry, failures: int, error: Exception) -> None:
+        delay = self.retry_backoff * 2 ** min(failures, 6)
+        self._failures[entry.submission] = (failures + 1, time.monotonic() + delay)
+        self.documents.labels("failed").inc()
+        log.error(
+            "outbox.send_failed",
+            message_id=entry.submission,
+            reply_to=entry.reply_to,
+            error=str(error),
+            retry_in=delay,
+        )

@@ -1,0 +1,363 @@
+"""The seam to Amazon SQS, and to S3 for manifests a message points at (aioboto3).
+
+:class:`SqsClient` is what the SQS intake and the result sender use. Like the HealthOmics gateway it
+is the one place that maps botocore's errors for these services onto the error tree:
+
+* throttling, server errors and broken connections become
+  :class:`~async_refimport.TransientServiceError` and are retried here (tenacity, botocore's own
+  retries off), except ``ReceiveMessage``, whose caller loops anyway;
+* a queue that does not exist or may not be used becomes :class:`~async_refimport.QueueError`;
+* an S3 object that does not exist or may not be read becomes :class:`ObjectUnavailable`.
+
+Endpoints come from the standard variables (``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_S3``,
+or ``AWS_ENDPOINT_URL``), so moto's server and LocalStack work without a flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import anyio
+import botocore.exceptions
+from botocore.config import Config
+
+from ._errors import CredentialsError, QueueError, RefImportError, TransientServiceError
+from ._retry import RetryPolicy, retrying
+
+RECEIVE = "ReceiveMessage"
+DELETE = "DeleteMessage"
+CHANGE_VISIBILITY = "ChangeMessageVisibility"
+SEND = "SendMessage"
+GET_ATTRIBUTES = "GetQueueAttributes"
+GET_OBJECT = "GetObject"
+
+#: The SQS limit on one message's body, in bytes.
+MAX_MESSAGE_BYTES = 256 * 1024
+
+_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9\-.]{1,61}[a-z0-9])/(.+)", re.DOTALL)
+_TRANSIENT_CODES = frozenset(
+    {
+        "RequestThrottled",
+        "ThrottlingException",
+        "Throttling",
+        "SlowDown",
+        "KmsThrottled",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+_MISSING_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+_CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.ProfileNotFound,
+    botocore.exceptions.TokenRetrievalError,
+    botocore.exceptions.NoRegionError,
+)
+
+
+class ObjectUnavailable(RefImportError):
+    """An S3 object a message points at does not exist or may not be read.
+
+    Attributes:
+        uri: The ``s3://`` URI.
+        code: The service's error code (``NoSuchKey``, ``NoSuchBucket``, ``AccessDenied`` ...).
+    """
+
+    def __init__(self, message: str, *, uri: str, code: str) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One received SQS message.
+
+    Attributes:
+        message_id: The id SQS gave it when it was sent (stable across redeliveries).
+        receipt_handle: The handle of this delivery (to delete it or extend its visibility).
+        body: The message body.
+        receive_count: How many times SQS has delivered it, this time included.
+    """
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → ``(bucket, key)``.
+
+    Raises:
+        ValueError: not an ``s3://bucket/key`` URI.
+    """
+    match = _S3_URI.fullmatch(uri)
+    if match is None:
+        raise ValueError("must be an s3://bucket/key URI")
+    return match.group(1), match.group(2)
+
+
+def classify(error: BaseException, operation: str, resource: str) -> RefImportError | None:
+    """Map a botocore/aiohttp exception onto the error tree; None if it is none of ours.
+
+    Args:
+        error: What the call raised.
+        operation: The API operation (``ReceiveMessage`` ...).
+        resource: The queue URL or ``s3://`` URI concerned (named in the error).
+    """
+    if isinstance(error, RefImportError):
+        return error
+    if isinstance(error, botocore.exceptions.ClientError):
+        err = error.response.get("Error", {})
+        code = str(err.get("QueryErrorCode") or err.get("Code") or "Unknown")
+        raw_code = str(err.get("Code") or code)
+        message = str(err.get("Message", "") or error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) or None
+        if code in _TRANSIENT_CODES or raw_code in _TRANSIENT_CODES or (status or 0) >= 500:
+            return TransientServiceError(
+                message, code=code, operation=operation, status=status, ambiguous=True
+            )
+        if operation == GET_OBJECT:
+            return ObjectUnavailable(f"{resource}: {code}: {message}", uri=resource, code=code)
+        if code in _MISSING_QUEUE_CODES or raw_code in _MISSING_QUEUE_CODES:
+            return QueueError(
+                f"queue {resource} does not exist", queue_url=resource, code="QueueDoesNotExist"
+            )
+        return QueueError(f"queue {resource}: {code}: {message}", queue_url=resource, code=code)
+    if isinstance(error, _CONNECTION_ERRORS):
+        return TransientServiceError(
+            f"{resource}: {error or type(error).__name__}",
+            code=type(error).__name__,
+            operation=operation,
+            ambiguous=True,
+        )
+    if isinstance(error, _CREDENTIAL_ERRORS):
+        return CredentialsError(str(error), code=type(error).__name__, operation=operation)
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        # A malformed queue URL, a bad parameter: nothing a retry can fix.
+        return QueueError(
+            f"queue {resource}: {error}", queue_url=resource, code=type(error).__name__
+        )
+    return None
+
+
+class SqsClient:
+    """SQS queues and S3 objects over aioboto3; clients are created on first use.
+
+    Args:
+        region: The Region of the queues and buckets (default: the AWS configuration).
+        profile: The AWS profile (default: the standard credentials chain).
+        retry: Backoff for the calls that are safe to repeat (every one but ReceiveMessage).
+        sleep: Async sleep used by backoff (injectable).
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        retry: RetryPolicy = RetryPolicy(attempts=5, max_elapsed=60.0),
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._region = region
+        self._profile = profile
+        self._retry = retry
+        self._sleep = sleep
+        self._stack = AsyncExitStack()
+        self._clients: dict[str, Any] = {}
+        self._lock = anyio.Lock()
+
+    async def __aenter__(self) -> SqsClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stack.aclose()
+        self._clients.clear()
+
+    async def _client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        async with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                import aioboto3  # imported lazily: slow to import, and only workers need it
+
+                session = aioboto3.Session(profile_name=self._profile)
+                config = Config(
+                    # tenacity owns retries: botocore must not multiply attempts.
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                    connect_timeout=10,
+                    # A long poll holds the request for up to 20 s before answering.
+                    read_timeout=60,
+                )
+                client = await self._stack.enter_async_context(
+                    session.client(service, region_name=self._region, config=config)
+                )
+                self._clients[service] = client
+        return client
+
+    async def _call(
+        self,
+        service: str,
+        operation: str,
+        resource: str,
+        call: Callable[[Any], Awaitable[dict[str, Any]]],
+        *,
+        retried: bool = True,
+    ) -> dict[str, Any]:
+        async def once() -> dict[str, Any]:
+            try:
+                client = await self._client(service)
+                return await call(client)
+            except Exception as exc:
+                mapped = classify(exc, operation, resource)
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
+
+        if not retried:
+            return await once()
+        async for attempt in retrying(self._retry, sleep=self._sleep):
+            with attempt:
+                return await once()
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    # -- queues ---------------------------------------------------------------------------------
+
+    async def queue_attributes(self, queue_url: str) -> dict[str, str]:
+        """The queue's attributes; the check that it exists and may be used.
+
+        Raises:
+            QueueError: the queue does not exist or may not be used.
+            TransientServiceError: SQS could not be reached.
+        """
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["All"]
+            )
+            return response
+
+        response = await self._call("sqs", GET_ATTRIBUTES, queue_url, call)
+        return {str(k): str(v) for k, v in response.get("Attributes", {}).items()}
+
+    async def receive(
+        self, queue_url: str, *, max_messages: int, wait_time: int, visibility_timeout: int
+    ) -> list[Message]:
+        """One long poll (not retried here: the intake's loop is the retry)."""
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=wait_time,
+                VisibilityTimeout=visibility_timeout,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+            return response
+
+        response = await self._call("sqs", RECEIVE, queue_url, call, retried=False)
+        return [
+            Message(
+                message_id=str(m["MessageId"]),
+                receipt_handle=str(m["ReceiptHandle"]),
+                body=str(m.get("Body", "")),
+                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            )
+            for m in response.get("Messages", [])
+        ]
+
+    async def set_visibility(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
+        """Hide a received message ``seconds`` longer from now (0: hand it back at once)."""
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+            return response
+
+        await self._call("sqs", CHANGE_VISIBILITY, queue_url, call)
+
+    async def delete(self, queue_url: str, receipt_handle: str) -> None:
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.delete_message(
+                QueueUrl=queue_url, ReceiptHandle=receipt_handle
+            )
+            return response
+
+        await self._call("sqs", DELETE, queue_url, call)
+
+    async def send(self, queue_url: str, body: str, *, dedup_id: str | None = None) -> str:
+        """Send one message; returns its MessageId.
+
+        On a FIFO queue (``.fifo``) ``dedup_id`` is its deduplication id (and message group), so
+        SQS itself drops a second copy sent within its five-minute window.
+        """
+        extra: dict[str, str] = {}
+        if queue_url.endswith(".fifo") and dedup_id is not None:
+            extra = {"MessageGroupId": dedup_id[:128], "MessageDeduplicationId": dedup_id[:128]}
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.send_message(
+                QueueUrl=queue_url, MessageBody=body, **extra
+            )
+            return response
+
+        response = await self._call("sqs", SEND, queue_url, call)
+        return str(response.get("MessageId", ""))
+
+    # -- S3 -------------------------------------------------------------------------------------
+
+    async def read_object(self, uri: str, *, max_bytes: int) -> bytes:
+        """The bytes of ``s3://bucket/key``.
+
+        Raises:
+            ObjectUnavailable: no such bucket or key, access denied, or larger than ``max_bytes``.
+            TransientServiceError: S3 could not be reached.
+        """
+        try:
+            bucket, key = split_s3_uri(uri)
+        except ValueError as exc:
+            raise ObjectUnavailable(f"{uri}: {exc}", uri=uri, code="InvalidURI") from exc
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.get_object(Bucket=bucket, Key=key)
+            body = response["Body"]
+            async with body as stream:
+                size = int(response.get("ContentLength") or 0)
+                if size > max_bytes:
+                    raise ObjectUnavailable(
+                        f"{uri}: {size} bytes, more than the {max_bytes} a manifest may have",
+                        uri=uri,
+                        code="TooLarge",
+                    )
+                data = await stream.read()
+            return {"data": data}
+
+        response = await self._call("s3", GET_OBJECT, uri, call)
+        data: bytes = response["data"]
+        return data

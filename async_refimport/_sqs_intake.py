@@ -1,0 +1,481 @@
+"""The worker's SQS intake: import requests arrive as messages on a standard queue.
+
+A message body is one of::
+
+    {"requests": [{"source_file": "s3://b/hg38.fa", "name": "hg38", "store_id": "..."}, ...]}
+    {"manifest": "s3://bucket/refs.csv"}              (optionally "format": "csv"|"tsv"|"jsonl")
+
+The rows take the fields of ``POST /v1/imports`` (those of a manifest row); a manifest object is
+read through S3 and parsed exactly as ``refimport import`` parses a file.
+
+Delivery rules (SQS delivers at least once, to any worker of the fleet):
+
+* A message is deleted only after its rows are journaled, under the submission id = its SQS
+  MessageId: a redelivered message finds its rows journaled already (one row per store and name)
+  and its result document owed already (one outbox entry per submission).
+* While a message is being read and journaled its visibility is extended, so a large manifest is
+  not handed to a second worker half-way.
+* An invalid message (not JSON, invalid rows, a manifest object that does not exist or cannot be
+  read) is rejected as a whole, like an invalid ``POST``: nothing is journaled, the errors are
+  logged and sent as its result document (when there is a results queue), and the message is
+  deleted. It is not left to the queue's redrive policy because the verdict is deterministic: a
+  redelivery would fail the same way, the producer would learn nothing until the dead-letter
+  queue was inspected, and a queue without a redrive policy would redeliver it for ever.
+* A failure that a retry can fix (SQS, S3 or the journal out of reach, the worker stopping) leaves
+  the message on the queue: it comes back after a pause, to this worker or another, and a queue's
+  redrive policy (recommended) bounds how often.
+
+With a results queue, every journaled message is owed one result document through the journal's
+outbox; :mod:`._outbox` sends it once all its rows are final, from whichever worker sees it first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from ._errors import (
+    CredentialsError,
+    FieldError,
+    ImporterClosedError,
+    JournalError,
+    ManifestError,
+    QueueError,
+    RequestValidationError,
+    TransientServiceError,
+    ValidationFailed,
+)
+from ._importer import Importer
+from ._manifest import (
+    FORMATS,
+    Manifest,
+    ManifestDefaults,
+    ManifestFormat,
+    detect_format,
+    read_manifest,
+)
+from ._models import ImportRequest
+from ._report import json_document
+from ._sqs import MAX_MESSAGE_BYTES, Message, ObjectUnavailable, SqsClient
+
+log = structlog.get_logger(__name__)
+
+#: Rows one message may list (a body is at most 256 KiB anyway).
+MAX_REQUESTS_PER_MESSAGE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SqsIntakeSettings:
+    """How the intake polls.
+
+    Attributes:
+        wait_time: Seconds one long poll waits for messages (SQS allows 0..20).
+        visibility_timeout: Seconds a received message stays hidden from other workers; extended
+            every third of it while the message is being journaled.
+        max_in_flight: Messages handled at once; the intake stops receiving beyond that.
+        max_manifest_bytes: The largest manifest object read from S3.
+        retry_delay: Seconds a message that hit a transient failure stays hidden before it is
+            delivered again (to any worker).
+        error_backoff: Seconds between receives while the queue cannot be reached.
+    """
+
+    wait_time: int = 20
+    visibility_timeout: int = 60
+    max_in_flight: int = 20
+    max_manifest_bytes: int = 256 * 1024 * 1024
+    retry_delay: int = 10
+    error_backoff: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.wait_time <= 20:
+            raise ValueError("wait_time must be 0..20 seconds (the SQS limit)")
+        if not 2 <= self.visibility_timeout <= 43_200:
+            raise ValueError("visibility_timeout must be 2..43200 seconds")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+
+
+# -- reading a message -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBody:
+    """A parsed message: rows given inline, or a manifest to read."""
+
+    requests: tuple[ImportRequest, ...] = ()
+    manifest: str | None = None
+    format: ManifestFormat | None = None
+
+
+def _rejected(field: str, reason: str) -> RequestValidationError:
+    return RequestValidationError([FieldError(field, reason, source="message")])
+
+
+def parse_body(body: str, defaults: ManifestDefaults) -> MessageBody:
+    """Check a message body; rows given inline are validated like a JSON Lines manifest.
+
+    Raises:
+        RequestValidationError: with every problem found (``line`` is the row's 1-based index).
+    """
+    # Imported here: the HTTP intake owns the shared row builder (one way to read a row).
+    from ._http_intake import requests_from_objects
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise _rejected("body", "not a JSON document") from None
+    if not isinstance(doc, dict):
+        raise _rejected(
+            "body", 'must be a JSON object: {"requests": [...]} or {"manifest": "s3://..."}'
+        )
+    items, manifest = doc.get("requests"), doc.get("manifest")
+    if (items is None) == (manifest is None):
+        raise _rejected("body", 'give exactly one of "requests" or "manifest"')
+    if manifest is not None:
+        fmt = doc.get("format")
+        if not isinstance(manifest, str) or not manifest.startswith("s3://"):
+            raise _rejected("manifest", "must be an s3://bucket/key URI")
+        if fmt is not None and fmt not in FORMATS:
+            raise _rejected("format", f"must be one of {', '.join(FORMATS)}")
+        return MessageBody(manifest=manifest, format=fmt)
+    if not isinstance(items, list) or not items:
+        raise _rejected("requests", "must be a non-empty list")
+    if len(items) > MAX_REQUESTS_PER_MESSAGE:
+        raise _rejected("requests", f"at most {MAX_REQUESTS_PER_MESSAGE} rows per message")
+    parsed = requests_from_objects(items, defaults)
+    if parsed.errors:
+        raise RequestValidationError([replace(e, source="requests") for e in parsed.errors])
+    return MessageBody(requests=tuple(parsed.requests))
+
+
+async def read_manifest_object(
+    sqs: SqsClient,
+    uri: str,
+    defaults: ManifestDefaults,
+    *,
+    format: ManifestFormat | None = None,
+    max_bytes: int,
+) -> list[ImportRequest]:
+    """Read and validate a manifest stored in S3, as ``refimport import`` reads a file.
+
+    Raises:
+        ManifestError: every bad row (each naming the URI and line), or the object is missing.
+        TransientServiceError: S3 could not be reached.
+    """
+    fmt = format or detect_format(uri)
+    if fmt is None:
+        raise ManifestError(
+            [
+                FieldError(
+                    "format",
+                    'cannot tell the format from the key (.csv, .tsv, .jsonl): add "format"',
+                    source=uri,
+                )
+            ]
+        )
+    try:
+        data = await sqs.read_object(uri, max_bytes=max_bytes)
+    except ObjectUnavailable as exc:
+        raise ManifestError([FieldError("manifest", str(exc), source=uri)]) from exc
+    manifest = await anyio.to_thread.run_sync(_parse_bytes, data, fmt, defaults)
+    errors = [replace(e, source=uri) for e in manifest.errors]
+    if errors:
+        raise ManifestError(errors)
+    if not manifest.rows:
+        raise ManifestError([FieldError("manifest", "no rows", source=uri)])
+    return manifest.requests
+
+
+def _parse_bytes(data: bytes, fmt: ManifestFormat, defaults: ManifestDefaults) -> Manifest:
+    # The manifest reader takes a file: hand it a private temporary copy.
+    fd, name = tempfile.mkstemp(prefix="refimport-manifest-", suffix=f".{fmt}")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return read_manifest(Path(name), defaults, format=fmt)
+    finally:
+        os.unlink(name)
+
+
+# -- result documents ------------------------------------------------------------------------------
+
+
+def error_dict(error: FieldError) -> dict[str, Any]:
+    """One problem of a rejected message, as its result document lists it."""
+    out: dict[str, Any] = {
+        "field": error.field,
+        "reason": error.reason,
+        "row_name": error.row_name,
+    }
+    if error.source == "requests":
+        out["index"] = error.line
+        where = f"requests[{error.line}]: " if error.line is not None else ""
+    else:
+        out["line"] = error.line
+        out["source"] = error.source if error.source not in (None, "message") else None
+        if error.source not in (None, "message"):
+            where = f"{error.source}:{error.line}: " if error.line else f"{error.source}: "
+        else:
+            where = ""
+    out["message"] = f"{where}{error.field}: {error.reason}"
+    return out
+
+
+def rejection_document(message_id: str, errors: Sequence[FieldError]) -> dict[str, Any]:
+    """The result document of a rejected message: nothing journaled, every problem listed."""
+    doc: dict[str, Any] = {"message_id": message_id, **json_document([])}
+    doc["errors"] = [error_dict(e) for e in errors]
+    return doc
+
+
+# -- the intake ------------------------------------------------------------------------------------
+
+
+class SqsIntake:
+    """Long-polls one SQS queue and journals each message's rows through an open Importer.
+
+    Args:
+        importer: The open Importer rows are submitted to.
+        sqs: The SQS/S3 client.
+        queue_url: The queue of requests.
+        defaults: Field values for rows that leave them out (the worker's flags).
+        results_queue_url: Where result documents go; None: no result documents.
+        settings: Polling knobs.
+        on_journaled: Called after a message's rows are journaled (wakes the result sender).
+        registry: Where to count messages (the worker's Prometheus registry).
+    """
+
+    def __init__(
+        self,
+        importer: Importer,
+        sqs: SqsClient,
+        queue_url: str,
+        defaults: ManifestDefaults,
+        *,
+        results_queue_url: str | None = None,
+        settings: SqsIntakeSettings | None = None,
+        on_journaled: Callable[[], None] | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.importer = importer
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.results_queue_url = results_queue_url
+        self.defaults = defaults
+        self.settings = settings or SqsIntakeSettings()
+        self._on_journaled = on_journaled
+        self.running = False
+        #: False while the queue cannot be reached (readiness); True after a receive succeeds.
+        self.reachable = False
+        #: False while the journal cannot be written; True after a message is journaled.
+        self.journal_ok = True
+        self._in_flight = 0
+        self._slot_freed = anyio.Event()
+        self.messages = Counter(
+            "refimport_sqs_messages",
+            "SQS messages handled, by outcome (journaled, rejected, retried)",
+            ["outcome"],
+            registry=registry,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not yet journaled (or rejected, or handed back)."""
+        return self._in_flight
+
+    async def check(self) -> None:
+        """Check that the queues exist and may be used (at start-up).
+
+        Raises:
+            QueueError: a queue does not exist, may not be used, or cannot be reached.
+        """
+        urls = [self.queue_url]
+        if self.results_queue_url is not None:
+            urls.append(self.results_queue_url)
+        for url in urls:
+            try:
+                attributes = await self.sqs.queue_attributes(url)
+            except (TransientServiceError, CredentialsError) as exc:
+                raise QueueError(
+                    f"queue {url} cannot be reached: {exc}", queue_url=url, code=exc.code
+                ) from exc
+            if url == self.queue_url:
+                log.info(
+                    "sqs.queue_checked",
+                    queue_url=url,
+                    dead_letter_queue="RedrivePolicy" in attributes,
+                )
+        self.reachable = True
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Check the queues, then receive and journal messages until cancelled.
+
+        Raises:
+            QueueError: at start-up, a queue does not exist or cannot be reached.
+        """
+        await self.check()
+        s = self.settings
+        async with anyio.create_task_group() as tg:
+            self.running = True
+            task_status.started()
+            try:
+                while not self.importer.stopping:
+                    while self._in_flight >= s.max_in_flight:
+                        self._slot_freed = anyio.Event()
+                        await self._slot_freed.wait()
+                    try:
+                        messages = await self.sqs.receive(
+                            self.queue_url,
+                            max_messages=min(10, s.max_in_flight - self._in_flight),
+                            wait_time=s.wait_time,
+                            visibility_timeout=s.visibility_timeout,
+                        )
+                    except (QueueError, TransientServiceError, CredentialsError) as exc:
+                        # Deleted, denied or out of reach after start-up: keep the worker up (its
+                        # other intakes still work), say so, and try again after a pause.
+                        (log.error if self.reachable else log.debug)(
+                            "sqs.receive_failed", queue_url=self.queue_url, error=str(exc)
+                        )
+                        self.reachable = False
+                        await anyio.sleep(s.error_backoff)
+                        continue
+                    if not self.reachable:
+                        log.info("sqs.queue_reachable", queue_url=self.queue_url)
+                    self.reachable = True
+                    for message in messages:
+                        self._in_flight += 1
+                        tg.start_soon(self._handle, message, name=f"sqs {message.message_id}")
+            finally:
+                self.running = False
+
+    # -- one message ------------------------------------------------------------------------------
+
+    async def _handle(self, message: Message) -> None:
+        with structlog.contextvars.bound_contextvars(message_id=message.message_id):
+            settled = False
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._keep_hidden, message)
+                    try:
+                        await self._carry(message)
+                        settled = True
+                    except (TransientServiceError, JournalError, CredentialsError) as exc:
+                        log.warning(
+                            "sqs.message_retry_later",
+                            error=str(exc),
+                            receive_count=message.receive_count,
+                            retry_in=self.settings.retry_delay,
+                        )
+                    except ImporterClosedError:
+                        log.info("sqs.message_handed_back")
+                    except QueueError as exc:
+                        log.error("sqs.message_retry_later", error=str(exc))
+                    except Exception as exc:
+                        # One message must never stop the worker: leave it for a later delivery.
+                        log.exception("sqs.message_error", error=str(exc))
+                    finally:
+                        tg.cancel_scope.cancel()
+            finally:
+                self._in_flight -= 1
+                self._slot_freed.set()
+                if not settled:
+                    self.messages.labels("retried").inc()
+                    await self._hand_back(message)
+
+    async def _hand_back(self, message: Message) -> None:
+        # At once when this worker is stopping (another may take it now), else after a pause.
+        delay = 0 if self.importer.stopping else self.settings.retry_delay
+        with anyio.move_on_after(5, shield=True):
+            try:
+                await self.sqs.set_visibility(self.queue_url, message.receipt_handle, delay)
+            except Exception as exc:  # it comes back when its visibility times out anyway
+                log.debug("sqs.hand_back_failed", error=str(exc))
+
+    async def _keep_hidden(self, message: Message) -> None:
+        """Extend the message's visibility while it is being read and journaled."""
+        timeout = self.settings.visibility_timeout
+        while True:
+            await anyio.sleep(max(1.0, timeout / 3))
+            try:
+                await self.sqs.set_visibility(self.queue_url, message.receipt_handle, timeout)
+            except Exception as exc:
+                # Not fatal: at worst the message is delivered again, and journaled idempotently.
+                log.warning("sqs.visibility_not_extended", error=str(exc))
+            else:
+                log.debug("sqs.visibility_extended", seconds=timeout)
+
+    async def _carry(self, message: Message) -> None:
+        imp = self.importer
+        defaults = replace(self.defaults, region=self.defaults.region or imp.region)
+        began = time.monotonic()
+        try:
+            body = parse_body(message.body, defaults)
+            if body.manifest is not None:
+                requests = await read_manifest_object(
+                    self.sqs,
+                    body.manifest,
+                    defaults,
+                    format=body.format,
+                    max_bytes=self.settings.max_manifest_bytes,
+                )
+            else:
+                requests = list(body.requests)
+            ids = await imp.submit(requests, submission=message.message_id)
+        except ValidationFailed as exc:
+            await self._reject(message, exc.errors)
+            return
+        except JournalError:
+            self.journal_ok = False
+            raise
+        self.journal_ok = True
+        if self.results_queue_url is not None:
+            await imp.journal.add_outbox(message.message_id, self.results_queue_url, ids)
+            if self._on_journaled is not None:
+                self._on_journaled()
+        await self._delete(message)
+        self.messages.labels("journaled").inc()
+        log.info(
+            "sqs.message_journaled",
+            message_id=message.message_id,
+            rows=len(ids),
+            manifest=body.manifest,
+            seconds=round(time.monotonic() - began, 3),
+        )
+
+    async def _reject(self, message: Message, errors: Sequence[FieldError]) -> None:
+        log.warning(
+            "sqs.message_rejected",
+            message_id=message.message_id,
+            errors=len(errors),
+            problems=[error_dict(e)["message"] for e in errors[:20]],
+        )
+        if self.results_queue_url is not None:
+            doc = json.dumps(rejection_document(message.message_id, errors), default=str)
+            if len(doc.encode()) > MAX_MESSAGE_BYTES:
+                doc = json.dumps(rejection_document(message.message_id, errors[:100]))
+            # Sent before the delete: if this worker dies in between, the message comes back and
+            # is rejected (and reported) again. Consumers deduplicate by message_id.
+            await self.sqs.send(self.results_queue_url, doc, dedup_id=message.message_id)
+        await self._delete(message)
+        self.messages.labels("rejected").inc()
+
+    async def _delete(self, message: Message) -> None:
+        try:
+            await self.sqs.delete(self.queue_url, message.receipt_handle)
+        except QueueError as exc:
+            # The receipt expired (the message was redelivered meanwhile): whoever holds it now
+            # journals it again, idempotently.
+            log.warning("sqs.delete_failed", error=str(exc))
