@@ -29,7 +29,7 @@ from rich.table import Table
 
 from ._errors import JournalError, ManifestError, RefImportError, RequestValidationError
 from ._journal import JobState, SQLiteJournal, default_journal_path
-from ._logconfig import configure_logging
+from ._logconfig import LEVELS, configure_logging
 from ._manifest import FORMATS, ManifestDefaults, format_error, read_manifest
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState
 from ._progress import ImportProgress
@@ -223,7 +223,19 @@ def _add_log_options(p: argparse.ArgumentParser) -> None:
         "--verbose",
         action="count",
         default=0,
-        help="more logging (-v info, -vv debug, -vvv also botocore)",
+        help="more logging (-v info, -vv debug, -vvv also botocore); secrets are always masked",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="errors only: no warnings, no progress display",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        type=str.lower,
+        help="level of refimport's own log lines (overrides -v and -q)",
     )
 
 
@@ -335,8 +347,13 @@ class ImportOutcome:
     stopped: bool = False
 
 
+def _configure_logging(args: argparse.Namespace, *, shift: int = 0) -> None:
+    verbosity = -1 if args.quiet else args.verbose + shift
+    configure_logging(args.log_format, verbosity, log_level=args.log_level)
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
-    configure_logging(args.log_format, args.verbose)
+    _configure_logging(args)
     err = _err()
     if not 1 <= args.max_sources_per_job <= MAX_SOURCES_PER_JOB:
         err.print(f"[red]error:[/] --max-sources-per-job must be 1..{MAX_SOURCES_PER_JOB}")
@@ -742,7 +759,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
     # Failures of the demo's broken files are shown in the summary: keep warnings out of the way.
-    configure_logging(args.log_format, args.verbose - 1)
+    _configure_logging(args, shift=-1)
     if args.rows < 1:
         _err().print("[red]error:[/] --rows must be at least 1")
         return EXIT_USAGE

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 import aiohttp
 import anyio
 import botocore.exceptions
-import structlog
 from botocore.config import Config
 
 from ._errors import (
@@ -29,11 +28,12 @@ from ._errors import (
     StoreBusyError,
     TransientServiceError,
 )
+from ._log import get_logger
 from ._models import StoreRef
 from ._pacing import Pacer
 from ._retry import OnRetry, RetryPolicy, retrying
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 START = "StartReferenceImportJob"
 GET = "GetReferenceImportJob"

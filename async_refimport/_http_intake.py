@@ -28,12 +28,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ._errors import FieldError, ImporterClosedError, RequestValidationError
 from ._importer import Importer
+from ._log import get_logger
 from ._manifest import Manifest, ManifestDefaults
 from ._manifest import _Builder as _ManifestBuilder
 from ._metrics import WorkerMetrics
@@ -41,7 +41,7 @@ from ._models import RowResult, RowState
 from ._report import report_item
 from ._spool import field_error_dict
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 TOKEN_ENV = "REFIMPORT_WORKER_TOKEN"
 MAX_REQUESTS_PER_POST = 10_000

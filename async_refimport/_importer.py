@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
@@ -34,13 +33,14 @@ from ._events import Event, RequestRetried, RowSettled, RowsQueued
 from ._gateway import AwsGateway, OmicsGateway
 from ._journal import Journal, resolve_journal
 from ._lane import Lane, LaneDeps, LaneSettings
+from ._log import get_logger
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
 from ._models import validate_requests as _validate_requests
 from ._pacing import Pacer, PacingPolicy
 from ._polling import CompletionWatcher, PollingPolicy, PollingWatcher
 from ._retry import RetryPolicy
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Seconds without a locally settled row before wait() re-reads the journal: rows may settle in
 # another process sharing it. Long enough that a 100k-row wait() costs little.

@@ -37,11 +37,12 @@ from ._events import (
 )
 from ._gateway import START, JobSnapshot, OmicsGateway, SourceSpec
 from ._journal import JobRecord, Journal, QueuedRow, Settlement
+from ._log import get_logger
 from ._models import RowState, StoreRef
 from ._polling import CompletionWatcher
 from ._retry import RetryPolicy, retrying
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _LIVE = (None, "ACTIVE")
 

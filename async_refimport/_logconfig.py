@@ -1,65 +1,116 @@
-"""Logging set-up for the entry points (``refimport`` and its worker); the library never calls it.
+"""Logging set-up of the entry points (``refimport``, its worker); the library never calls it.
 
-structlog renders to stderr, as coloured console lines or JSON lines, after a redaction processor
-that masks anything that looks like a credential, whatever the key it hides under.
+The library logs through the standard library (see :mod:`._log`); this module gives the root
+logger one handler writing to stderr, as coloured console lines or JSON lines, for every logger in
+the process: the library's structured events and the plain records of botocore, aiohttp, moto...
+
+Nothing leaves this handler unredacted. Redaction runs on the rendered event of every logger,
+after any traceback was formatted, so no verbosity can print:
+
+* a value under a credential-like key (``aws_secret_access_key``, ``password``, ``token``, ...);
+* an ``Authorization`` header, an ``X-Amz-Security-Token`` header or query parameter, a SigV4
+  signature, an access key id (kept as ``AKIA…***``);
+* the credentials and worker token this process was given in its environment, wherever they
+  appear;
+* anything that looks like an AWS secret key or session token (a long base64 run).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
 
+from ._log import EVENT_ATTR, ROOT
+
 LogFormat = Literal["console", "json"]
+LEVELS = ("debug", "info", "warning", "error")
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(
     r"secret|password|passwd|authorization|credential|session_token|security_token|"
-    r"access_token|refresh_token|api_key|apikey|private_key|(^|_)token$",
+    r"access_token|refresh_token|api_key|apikey|private_key|signature|(^|_)token$",
     re.IGNORECASE,
 )
 # Keys that contain a secret-looking word but are not secrets: an idempotency token is an id.
 _NOT_SECRET = frozenset({"client_token", "clientToken", "next_token", "nextToken"})
-# AWS secret access keys are 40 base64 characters; SigV4 signatures are 64 hex characters.
+# Header or parameter names whose value is a secret, in any spelling botocore, urllib3 or aiohttp
+# print them: 'Authorization': b'AWS4-HMAC-SHA256 ...', X-Amz-Security-Token=..., "token": "..."
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    (authorization|x-amz-security-token|x-amz-signature|x-amz-credential|
+     aws_secret_access_key|aws_session_token|secretaccesskey|sessiontoken|security_token)
+    (['"]?\s*[:=]\s*b?)
+    (?:'[^']*'|"[^"]*"|[^\s,;&'"}\]>)]+)
+    """
+)
+# AWS secret access keys are 40 base64 characters and session tokens hundreds; SigV4 signatures
+# are 64 hex characters.
 _SECRET_VALUE = re.compile(
-    r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])|Signature=[0-9a-f]{64}"
+    r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40,}(?![A-Za-z0-9/+=])|Signature=[0-9a-f]{64}"
 )
 _ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
+# Secrets this process was handed: masked verbatim wherever they show up.
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "REFIMPORT_WORKER_TOKEN",
+)
+
+
+def _known_secrets() -> list[str]:
+    # Short values are left alone: masking "x" everywhere would garble every line.
+    values = {os.environ.get(name, "") for name in _SECRET_ENV}
+    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
 
 
 def _is_secret_key(key: str) -> bool:
     return key not in _NOT_SECRET and bool(_SECRET_KEY.search(key))
 
 
-def _redact_value(value: Any) -> Any:
+def redact_text(text: str, known: list[str] | None = None) -> str:
+    """``text`` with every secret-looking value masked (see the module docstring)."""
+    for secret in _known_secrets() if known is None else known:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _SECRET_FIELD.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _SECRET_VALUE.sub(REDACTED, text)
+    return _ACCESS_KEY_ID.sub(lambda m: m.group(0)[:4] + "…" + REDACTED, text)
+
+
+def _redact_value(value: Any, known: list[str]) -> Any:
     if isinstance(value, str):
-        if _SECRET_VALUE.search(value):
-            value = _SECRET_VALUE.sub(REDACTED, value)
-        if _ACCESS_KEY_ID.search(value):
-            value = _ACCESS_KEY_ID.sub(lambda m: m.group(0)[:4] + "…" + REDACTED, value)
-        return value
+        return redact_text(value, known)
+    if isinstance(value, bytes):
+        return redact_text(value.decode("utf-8", "replace"), known)
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if isinstance(k, str) and _is_secret_key(k) else _redact_value(v)
+            k: REDACTED if isinstance(k, str) and _is_secret_key(k) else _redact_value(v, known)
             for k, v in value.items()
         }
-    if isinstance(value, list | tuple):
-        return type(value)(_redact_value(v) for v in value)
-    return value
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v, known) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return redact_text(str(value), known)
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask credential-like keys (``aws_secret_access_key``, ``password``,
     ``token``, ``Authorization`` ...; not ``client_token``) and secret-looking values anywhere."""
+    known = _known_secrets()
     for key in list(event):
         if _is_secret_key(key):
             event[key] = REDACTED
         else:
-            event[key] = _redact_value(event[key])
+            event[key] = _redact_value(event[key], known)
     return event
 
 
@@ -74,40 +125,97 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(format: LogFormat = "console", verbosity: int = 0) -> None:
-    """Configure structlog (and stdlib logging) to write to stderr.
+class EventFormatter(logging.Formatter):
+    """Renders any record as one console or JSON line, redacted.
+
+    Records of the library carry their structured event (:data:`._log.EVENT_ATTR`); other
+    libraries' records become ``{"event": message, "logger": name}``.
+    """
+
+    def __init__(self, format: LogFormat = "console", *, colors: bool = False) -> None:
+        super().__init__()
+        self.renderer: Any = (
+            structlog.processors.JSONRenderer(default=str)
+            if format == "json"
+            else structlog.dev.ConsoleRenderer(colors=colors)
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, EVENT_ATTR, None)
+        if isinstance(event, Mapping):
+            data: dict[str, Any] = dict(event)
+        else:
+            data = {"event": record.getMessage(), "logger": record.name}
+        data["level"] = record.levelname.lower()
+        data["timestamp"] = (
+            datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z")
+        )
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exception"] = record.exc_text
+        redact(None, data["level"], data)
+        return str(self.renderer(None, data["level"], data))
+
+
+class _LevelFilter(logging.Filter):
+    """The library's records from ``library`` up, everyone else's from ``others`` up."""
+
+    def __init__(self, library: int, others: int) -> None:
+        super().__init__()
+        self.library = library
+        self.others = others
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name == ROOT or record.name.startswith(ROOT + ".")
+        return record.levelno >= (self.library if own else self.others)
+
+
+_HANDLER_NAME = "refimport"
+
+
+def level_from_flags(verbosity: int, log_level: str | None = None) -> int:
+    """The library's level from ``-v``/``-q`` counts (-1 errors, 0 warnings, 1 info, 2+ debug),
+    unless ``--log-level`` names one."""
+    if log_level:
+        return int(logging.getLevelName(log_level.upper()))
+    if verbosity < 0:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+
+
+def configure_logging(
+    format: LogFormat = "console",
+    verbosity: int = 0,
+    *,
+    log_level: str | None = None,
+) -> None:
+    """Send every logger's records to stderr, rendered and redacted.
 
     Args:
         format: ``console`` (human lines, coloured on a terminal) or ``json`` (one object a line).
         verbosity: -1 errors only, 0 warnings and errors, 1 (``-v``) info, 2 (``-vv``) debug,
-            3 also the AWS SDK's and the emulator's own loggers.
+            3 (``-vvv``) also the debug lines of the AWS SDK, aiohttp and the emulator's moto.
+        log_level: The library's level by name (``debug`` ... ``error``); overrides ``verbosity``
+            for the library's own loggers.
     """
-    level = (
-        logging.ERROR
-        if verbosity < 0
-        else {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    )
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        # PrintLoggerFactory wants a TextIO; it only ever calls write() and flush().
-        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
-    )
-    # botocore and friends log through stdlib logging: keep them quiet unless asked.
-    stdlib_level = logging.DEBUG if verbosity >= 3 else logging.WARNING
-    logging.basicConfig(level=stdlib_level, stream=sys.stderr)
-    for noisy in ("botocore", "aiobotocore", "aiohttp.access", "werkzeug", "moto"):
-        logging.getLogger(noisy).setLevel(stdlib_level)
+    library = level_from_flags(verbosity, log_level)
+    # Other libraries (botocore, aiohttp, werkzeug under the demo's moto) speak only when asked.
+    others = logging.DEBUG if verbosity >= 3 else max(library, logging.WARNING)
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(EventFormatter(format, colors=format == "console" and _tty()))
+    handler.addFilter(_LevelFilter(library, others))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(min(library, others))
+    logging.getLogger(ROOT).setLevel(library)
+    # Records are filtered by the handler; these loggers set levels of their own otherwise.
+    for name in ("werkzeug", "moto", "botocore", "aiobotocore", "urllib3", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def _tty() -> bool:
+    return sys.stderr.isatty()

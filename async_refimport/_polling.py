@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
-import structlog
 
 from ._errors import TransientServiceError
 from ._gateway import JobSnapshot, OmicsGateway
+from ._log import get_logger
 from ._models import StoreRef
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

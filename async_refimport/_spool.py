@@ -34,11 +34,12 @@ from anyio.abc import TaskGroup
 
 from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
 from ._importer import Importer
+from ._log import get_logger
 from ._manifest import ManifestDefaults, format_error, read_manifest
 from ._models import ImportRequest, RowResult
 from ._report import json_document
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SUBDIRS = ("incoming", "processing", "done", "failed")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".swp")

@@ -34,20 +34,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import structlog
 from aiohttp import web
 
 from ._errors import RefImportError
 from ._http_intake import TOKEN_ENV, build_app
 from ._importer import Importer, ImporterSettings
 from ._journal import default_journal_path
-from ._logconfig import configure_logging
+from ._log import get_logger
+from ._logconfig import LEVELS, configure_logging
 from ._manifest import ManifestDefaults
 from ._metrics import WorkerMetrics
 from ._pacing import PacingPolicy
 from ._spool import Spool, SpoolOutcome
 
-log = structlog.get_logger(__name__)
+# Named, not __name__: this module also runs as __main__ (python -m async_refimport._worker).
+log = get_logger("async_refimport._worker")
 
 DAY = 86_400.0
 
@@ -140,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="more logs (-v: debug); the worker logs info by default",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        type=str.lower,
+        help="level of the worker's own log lines (overrides -v and -q)",
+    )
     return p
 
 
@@ -343,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.spool is None and args.http_port is None:
         parser.error("give --spool DIR, --http-port P, or both")
-    configure_logging(args.log_format, 0 if args.quiet else args.verbose)
+    configure_logging(
+        args.log_format, 0 if args.quiet else args.verbose, log_level=args.log_level
+    )
     try:
         config = config_from_args(args)
     except ValueError as exc:

@@ -13,8 +13,6 @@ import logging
 import signal
 import sys
 
-import structlog
-
 from ._faults import Faults
 from ._server import Emulator
 from ._service import DEFAULT_TOKEN_TTL
@@ -83,16 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(level: str) -> None:
-    # The entry point, not the library, owns logging.
+    # The entry point, not the library, owns logging: the emulator's loggers are stdlib loggers
+    # under "async_refimport.emulator".
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.WARNING
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger("werkzeug").setLevel(max(numeric, logging.WARNING))
-    if not structlog.is_configured():
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(numeric),
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        )
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -17,11 +18,11 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-import structlog
 from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from .._log import get_logger
 from ._faults import FaultInjector, Faults
 from ._model import RequestValidationFailed, error_status, match_route, parse_request, serialize
 from ._service import (
@@ -33,7 +34,7 @@ from ._service import (
     Service,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Dummy credentials handed out by :meth:`Emulator.client_kwargs`.
 ACCESS_KEY_ID = "AKIAEMULATOR00000000"
@@ -176,6 +177,10 @@ class Emulator:
     async def _start_moto(self, stack: AsyncExitStack) -> str:
         from moto.server import ThreadedMotoServer  # heavy import, only when embedded S3 is used
 
+        # werkzeug prints every request to stderr unless a handler is already there: a
+        # NullHandler keeps an embedded S3 silent, and a host that configured logging still
+        # gets its records.
+        logging.getLogger("werkzeug").addHandler(logging.NullHandler())
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         await asyncio.to_thread(server.start)
         stack.push_async_callback(asyncio.to_thread, server.stop)

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
-
+from .._log import get_logger
 from ._fasta import FastaError, FastaScanner
 from ._faults import FAULT_KINDS
 from ._model import OPERATIONS
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Duration model defaults (before ``time_scale``): fixed overhead per job, bases per second.
 JOB_OVERHEAD_S = 30.0

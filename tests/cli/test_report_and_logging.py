@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+
+import pytest
 
 from async_refimport._journal import JobRecord, JobState
-from async_refimport._logconfig import REDACTED, redact
+from async_refimport._logconfig import REDACTED, EventFormatter, redact
 from async_refimport._models import RowResult, RowState, StoreRef
 from async_refimport._report import render_csv, render_html, render_json
 
@@ -124,3 +127,34 @@ def test_redaction() -> None:
     assert out["client_token"] == "keep-me"
     assert out["nested"] == {"session_token": REDACTED, "ok": "fine"}
     assert "ABCDEFGHIJKLMNOP" not in out["key"]
+
+
+def test_formatter_redacts_every_loggers_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "IQoJb3JpZ2luX2VjEHwaCXVzLWVhc3QtMSJHMEUCIQDexampleSessionToken" * 4
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    monkeypatch.setenv("REFIMPORT_WORKER_TOKEN", "worker-token-1234")
+    signature = "a" * 64
+    # What botocore prints at DEBUG when it sends a signed request.
+    message = (
+        "Sending http request: <AWSPreparedRequest method=POST, "
+        "headers={'X-Amz-Date': b'20260101T000000Z', "
+        f"'X-Amz-Security-Token': b'{token}', "
+        "'Authorization': b'AWS4-HMAC-SHA256 Credential=ASIAABCDEFGHIJKLMNOP/20260101/"
+        f"us-east-1/omics/aws4_request, SignedHeaders=host;x-amz-date, Signature={signature}'}}>"
+        " and Bearer worker-token-1234"
+    )
+    record = logging.LogRecord("botocore.endpoint", logging.DEBUG, "f", 1, message, (), None)
+    for fmt in ("console", "json"):
+        line = EventFormatter(fmt).format(record)
+        for secret in (token, signature, "ABCDEFGHIJKLMNOP", "worker-token-1234", token[:40]):
+            assert secret not in line
+        assert "botocore.endpoint" in line
+
+
+def test_formatter_renders_the_librarys_structured_events() -> None:
+    record = logging.LogRecord("async_refimport._lane", logging.INFO, "f", 1, "msg", (), None)
+    record.refimport_event = {"event": "import_job.started", "job_id": "5012345678", "rows": 3}
+    doc = json.loads(EventFormatter("json").format(record))
+    assert doc["event"] == "import_job.started"
+    assert doc["job_id"] == "5012345678" and doc["rows"] == 3
+    assert doc["level"] == "info" and doc["timestamp"].endswith("Z")

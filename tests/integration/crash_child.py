@@ -4,6 +4,7 @@ StartReferenceImportJob succeeded, before the job id reaches the journal (the wo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -58,4 +59,6 @@ async def main(journal: str, manifest: str, p_crash: float, seed: int) -> int:
 
 
 if __name__ == "__main__":
+    # The test reads the engine's events (import_job.adopted) from this process's output.
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     sys.exit(anyio.run(main, sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +17,9 @@ import anyio
 from aiohttp import web
 
 from async_refimport import ImporterSettings, PollingPolicy, RetryPolicy
-from async_refimport.emulator import EmulatorThread
+from async_refimport.emulator import EmulatorThread, Faults
 from tests.conftest import ROLE_ARN
-from tests.integration.helpers import genomes
+from tests.integration.helpers import create_store, genomes
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "aiohttp_service.py"
 FAST = ImporterSettings(
@@ -103,3 +106,59 @@ async def test_example_service_submits_waits_and_streams_events(
     refs = {r["name"]: r["id"] for r in emulator.stats()["references"][store_id]}
     assert {r["name"]: r["reference_id"] for r in results} == refs
     assert {e["result"]["row_id"] for e in settled} == set(ids)
+
+
+# -- the library as a guest: its host decides what is printed ------------------------------------
+
+CHILD = Path(__file__).with_name("embed_child.py")
+
+
+def run_embedded(
+    mode: str, emu: EmulatorThread, store_id: str, uris: list[str]
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), mode, emu.omics_endpoint_url, emu.region, store_id, *uris],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_embedded_library_prints_nothing_when_the_host_configures_no_logging(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], store_id: str
+) -> None:
+    uris = [uri for _, uri in genomes(s3_fasta, 3, "guest-silent")]
+    proc = run_embedded("none", emulator, store_id, uris)
+    assert proc.stdout == ""
+    assert proc.stderr == ""
+
+
+def test_embedded_library_obeys_the_hosts_logging_level(
+    emulator_factory: Callable[..., EmulatorThread], s3_fasta: Callable[..., str]
+) -> None:
+    # Most polls fail (500): with one attempt per call, each failure is a warning.
+    emu = emulator_factory(
+        time_scale=0.001,
+        faults=Faults(tps=None, p_500=0.8, operations=frozenset({"GetReferenceImportJob"})),
+    )
+    store_id = create_store(emu, emu.region)
+    uris = [uri for _, uri in genomes(s3_fasta, 3, "guest-levels")]
+
+    warning = run_embedded("warning", emu, store_id, uris)
+    assert warning.stdout == ""
+    lines = warning.stderr.splitlines()
+    assert any("import_job.poll_failed" in line for line in lines), warning.stderr
+    assert all(
+        line.startswith(("WARNING:async_refimport", "ERROR:async_refimport")) for line in lines
+    )
+
+    info = run_embedded(
+        "info", emu, store_id, [uri for _, uri in genomes(s3_fasta, 2, "guest-info")]
+    )
+    assert info.stdout == ""
+    # The same host at INFO: the library's events reach the host's handler, one per line.
+    assert "INFO:async_refimport._lane:import_job.started " in info.stderr
