@@ -350,9 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.spool is None and args.http_port is None:
         parser.error("give --spool DIR, --http-port P, or both")
-    configure_logging(
-        args.log_format, 0 if args.quiet else args.verbose, log_level=args.log_level
-    )
+    configure_logging(args.log_format, 0 if args.quiet else args.verbose, log_level=args.log_level)
     try:
         config = config_from_args(args)
     except ValueError as exc:
