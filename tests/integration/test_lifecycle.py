@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import structlog
+import pytest
 
 from async_refimport import (
     Importer,
@@ -76,15 +77,18 @@ async def test_progress_events_and_bounded_polling(
 
 
 async def test_logs_name_the_job_and_never_the_credentials(
-    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    journal_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     store_id = create_store(emulator, "us-east-1")
     requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 5, "logs"))
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
-        async with Importer(journal_path, settings=FAST) as imp:
-            await imp.wait(await imp.submit(requests))
+    # The library logs through the standard library: the host (here pytest) picks the level.
+    caplog.set_level(logging.DEBUG, logger="async_refimport")
+    async with Importer(journal_path, settings=FAST) as imp:
+        await imp.wait(await imp.submit(requests))
+    logs = [r.refimport_event for r in caplog.records if hasattr(r, "refimport_event")]
     finished = [e for e in logs if e["event"] == "import_job.finished"]
     assert finished and finished[0]["store_id"] == store_id
     assert finished[0]["job_id"] and finished[0]["client_token"]
