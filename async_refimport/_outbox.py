@@ -30,18 +30,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
-import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from ._errors import CredentialsError, JournalError, QueueError, TransientServiceError
 from ._events import RowSettled
 from ._importer import Importer
 from ._journal import OutboxEntry
+from ._log import get_logger
 from ._models import RowResult, RowState
 from ._report import json_document
 from ._sqs import MAX_MESSAGE_BYTES, SqsClient
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def result_document(message_id: str, results: Sequence[RowResult]) -> str:

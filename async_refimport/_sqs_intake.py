@@ -57,6 +57,7 @@ from ._errors import (
     ValidationFailed,
 )
 from ._importer import Importer
+from ._log import get_logger
 from ._manifest import (
     FORMATS,
     Manifest,
@@ -69,7 +70,7 @@ from ._models import ImportRequest
 from ._report import json_document
 from ._sqs import MAX_MESSAGE_BYTES, Message, ObjectUnavailable, SqsClient
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Rows one message may list (a body is at most 256 KiB anyway).
 MAX_REQUESTS_PER_MESSAGE = 10_000

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import anyio
 import boto3
-import structlog
 from prometheus_client import CollectorRegistry
 
 from async_refimport import Importer, RowResult, RowState
@@ -17,6 +16,7 @@ from async_refimport._sqs import MAX_MESSAGE_BYTES, SqsClient
 from async_refimport.emulator import EmulatorThread
 from tests.fleet.conftest import Queues, eventually, fast_settings
 from tests.integration.helpers import genomes, requests_for
+from tests.logcapture import capture_logs
 
 
 async def import_rows(
@@ -66,7 +66,7 @@ async def test_a_missing_results_queue_is_logged_and_the_document_waits_for_it(
     sqs_admin = boto3.client("sqs", endpoint_url=queues.endpoint, region_name="us-east-1")
     name = queues.results.rsplit("/", 1)[1]
     await anyio.to_thread.run_sync(lambda: sqs_admin.delete_queue(QueueUrl=queues.results))
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with (
             Importer(journal_path, region=emulator.region) as imp,
             SqsClient(region="us-east-1") as sqs,

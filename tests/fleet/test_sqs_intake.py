@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-import structlog
 
 from async_refimport import JournalError, QueueError, SQLiteJournal
 from async_refimport._manifest import ManifestDefaults
@@ -18,6 +17,7 @@ from async_refimport.emulator import EmulatorThread
 from tests.conftest import ROLE_ARN
 from tests.fleet.conftest import Queues, eventually, running
 from tests.integration.helpers import genomes
+from tests.logcapture import capture_logs
 
 
 def rows(items: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ async def test_bad_messages_are_reported_deleted_and_the_intake_goes_on(
 ) -> None:
     items = genomes(s3_fasta, 2, "sqs-bad")
     missing = f"s3://{'refimport-manifests'}/no/such/manifest.csv"
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with running(journal_path, emulator, queues, store) as w:
             not_json = queues.send("this is {not json")
             bad_rows = queues.send(
@@ -173,7 +173,7 @@ async def test_a_queue_lost_while_running_is_logged_and_taken_again_when_back(
     items = genomes(s3_fasta, 2, "sqs-lost")
     sqs = queues.client()
     name = queues.requests.rsplit("/", 1)[1]
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with running(journal_path, emulator, queues, store) as w:
             await anyio.to_thread.run_sync(lambda: sqs.delete_queue(QueueUrl=queues.requests))
             await eventually(lambda: not w.intake.reachable, within=20)
@@ -247,7 +247,7 @@ async def test_a_journal_failure_leaves_the_message_for_a_later_delivery(
 ) -> None:
     items = genomes(s3_fasta, 2, "sqs-retry")
     journal = SlowJournal(journal_path, fail_first=True)
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with running(journal, emulator, queues, store) as w:
             message_id = queues.send({"requests": rows(items)})
             [doc] = await eventually(queues.documents, within=30)
