@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -242,11 +243,14 @@ class DynamoJournal:
             return
         import aioboto3  # imported lazily: slow to import, and SQLite users never need it
 
+        # AWS_REGION is what the AWS CLI and the other SDKs read; botocore reads only
+        # AWS_DEFAULT_REGION and the profile, so honour it here as the rest of refimport does.
+        region = self.region or os.environ.get("AWS_REGION") or None
         stack = AsyncExitStack()
         try:
             session = aioboto3.Session(profile_name=self.profile)
             self._client = await stack.enter_async_context(
-                session.client("dynamodb", region_name=self.region, config=_client_config())
+                session.client("dynamodb", region_name=region, config=_client_config())
             )
             self._stack = stack
             description = await self._call("describe_table", TableName=self.table)
@@ -1357,6 +1361,7 @@ async def create_table(
     journal = DynamoJournal(table, region=region, profile=profile, sleep=sleep)
     session = aioboto3.Session(profile_name=profile)
     created = False
+    region = region or os.environ.get("AWS_REGION") or None
     async with session.client("dynamodb", region_name=region, config=_client_config()) as client:
         journal._client = client
         try:
