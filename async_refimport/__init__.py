@@ -11,6 +11,7 @@ The public API (everything else is private and may change)::
 The local HealthOmics emulator lives in :mod:`async_refimport.emulator`.
 """
 
+from ._dynamo_journal import DynamoJournal as DynamoJournal
 from ._errors import CredentialsError as CredentialsError
 from ._errors import FieldError as FieldError
 from ._errors import ImporterClosedError as ImporterClosedError
@@ -56,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AwsGateway",
     "CredentialsError",
+    "DynamoJournal",
     "Event",
     "FieldError",
     "ImportRequest",

@@ -63,7 +63,7 @@ from ._errors import (
     StoreBookedError,
     TransientServiceError,
 )
-from ._journal import JobRecord, JobState, OutboxEntry, QueuedRow, Settlement
+from ._journal import JobRecord, JobState, OutboxEntry, QueuedRow, Settlement, holder_is_gone
 from ._models import ImportRequest, RowResult, RowState, StoreRef
 from ._retry import RetryPolicy, retrying
 
@@ -1092,7 +1092,26 @@ class DynamoJournal:
                 },
             )
         except botocore.exceptions.ClientError:
-            return False
+            held = await self.lease_holder(store)
+            if held is None or not holder_is_gone(held[0]):
+                return False
+            # The holder was a process on this host that no longer exists (kill -9): take over
+            # from exactly that holder rather than idle the store until its lease lapses.
+            try:
+                await self._call(
+                    "update_item",
+                    TableName=self.table,
+                    Key=_store_key(store.key),
+                    UpdateExpression="SET lease_owner = :o, lease_expires = :exp",
+                    ConditionExpression="lease_owner = :dead",
+                    ExpressionAttributeValues={
+                        ":o": _s(owner),
+                        ":exp": _n(now + ttl),
+                        ":dead": _s(held[0]),
+                    },
+                )
+            except botocore.exceptions.ClientError:
+                return False
         return True
 
     async def release_lease(self, store: StoreRef, owner: str) -> None:

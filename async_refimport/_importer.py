@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._errors import ImporterClosedError, RequestValidationError, TransientServiceError
 from ._events import Event, RequestRetried, RowSettled, RowsQueued
 from ._gateway import AwsGateway, OmicsGateway
-from ._journal import Journal, resolve_journal
+from ._journal import Journal, lease_owner_name, resolve_journal
 from ._lane import Lane, LaneDeps, LaneSettings
 from ._log import get_logger
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
@@ -145,7 +143,7 @@ class Importer:
         self.watcher: CompletionWatcher = watcher or PollingWatcher(
             self.gateway, settings.polling, sleep=sleep
         )
-        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._owner = owner or lease_owner_name()
         self._sleep = sleep
         self._lanes: dict[str, Lane] = {}
         self._subscribers: list[MemoryObjectSendStream[Event]] = []

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -159,6 +162,7 @@ class Journal(Protocol):
     async def counts(self) -> dict[StoreRef, dict[RowState, int]]: ...
     async def acquire_lease(self, store: StoreRef, owner: str, ttl: float) -> bool: ...
     async def release_lease(self, store: StoreRef, owner: str) -> None: ...
+    async def lease_holder(self, store: StoreRef) -> tuple[str, float] | None: ...
     async def compact(self, older_than: float) -> int: ...
     async def add_outbox(self, submission: str, reply_to: str, row_ids: Sequence[int]) -> None: ...
     async def due_outbox(self, limit: int = 100) -> list[OutboxEntry]: ...
@@ -264,13 +268,20 @@ class SQLiteJournal:
     Args:
         path: The journal file; its directory is created (mode 0700) when missing.
         clock: Wall-clock seconds, injectable for tests.
+        timeout: Seconds one journal call may take (waiting for another process's lock included)
+            before it is interrupted and fails with :class:`JournalError`.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 60.0,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
+        self._timeout = timeout
         self._conn: sqlite3.Connection | None = None
         # One connection used from one thread at a time: SQLite's single writer, off the event loop.
         self._limiter = anyio.CapacityLimiter(1)
@@ -294,9 +305,19 @@ class SQLiteJournal:
                     conn.rollback()
                 raise JournalError(f"journal {self.path}: {exc}") from exc
 
+        def bounded() -> _T:
+            # The shield below is bounded by this: a call that outlives its time limit (a locked
+            # or stalled journal) is interrupted, rolled back, and raises JournalError.
+            watchdog = threading.Timer(self._timeout, conn.interrupt)
+            watchdog.start()
+            try:
+                return call()
+            finally:
+                watchdog.cancel()
+
         # Shielded: a cancelled caller must not leave a transaction half-applied on the connection.
         with anyio.CancelScope(shield=True):
-            result = await anyio.to_thread.run_sync(call, limiter=self._limiter)
+            result = await anyio.to_thread.run_sync(bounded, limiter=self._limiter)
         return result
 
     def _write(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -767,6 +788,13 @@ class SQLiteJournal:
         now = self._clock()
 
         def take(conn: sqlite3.Connection) -> bool:
+            held = conn.execute(
+                "SELECT owner, expires_at FROM leases WHERE store_key = ?", (store.key,)
+            ).fetchone()
+            if held is not None and held[0] != owner and held[1] >= now and holder_is_gone(held[0]):
+                # The holder was a process on this host that no longer exists (kill -9): its
+                # lease cannot be renewed, so waiting for it to lapse would only idle the store.
+                conn.execute("DELETE FROM leases WHERE store_key = ?", (store.key,))
             cur = conn.execute(
                 "INSERT INTO leases (store_key, owner, expires_at) VALUES (?1, ?2, ?3)"
                 " ON CONFLICT (store_key) DO UPDATE SET owner = ?2, expires_at = ?3"
@@ -776,6 +804,17 @@ class SQLiteJournal:
             return cur.rowcount == 1
 
         return await self._run(lambda conn: self._write(conn, take))
+
+    async def lease_holder(self, store: StoreRef) -> tuple[str, float] | None:
+        """Who holds the store's lease and until when (epoch seconds), if anyone."""
+
+        def query(conn: sqlite3.Connection) -> tuple[str, float] | None:
+            row = conn.execute(
+                "SELECT owner, expires_at FROM leases WHERE store_key = ?", (store.key,)
+            ).fetchone()
+            return (str(row[0]), float(row[1])) if row is not None else None
+
+        return await self._run(query)
 
     async def release_lease(self, store: StoreRef, owner: str) -> None:
         def release(conn: sqlite3.Connection) -> None:
@@ -864,6 +903,30 @@ class SQLiteJournal:
 
 def tags_of(items: Iterable[tuple[str, Any]]) -> dict[str, str]:
     return {str(k): str(v) for k, v in items}
+
+
+def lease_owner_name() -> str:
+    """A lease owner's name for this process: ``host:pid:random`` (see :func:`holder_is_gone`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_gone(owner: str) -> bool:
+    """True if ``owner`` names a process of this host that no longer runs.
+
+    Only a certainty counts: another host's process, a name of another form, or a pid that is
+    alive (perhaps reused) all answer False, and the lease is then left to expire.
+    """
+    host, _, rest = owner.partition(":")
+    pid, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 JOURNAL_URL_HELP = "a SQLite file path, or dynamodb://TABLE for a journal shared by a fleet"

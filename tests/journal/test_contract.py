@@ -301,3 +301,25 @@ async def test_two_processes_race_for_one_store(
             # Each job holds the store for 50 ms; times are taken just before each write is sent,
             # so only a real double booking overlaps by more than the write's own latency.
             assert start >= end - 0.02, "two jobs of one store overlapped"
+
+
+async def test_a_lease_of_a_dead_local_process_is_taken_at_once(
+    journal_factory: JournalFactory,
+) -> None:
+    """After kill -9 on this host, a re-run need not wait out the dead process's lease."""
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    dead_owner = f"{socket.gethostname()}:{dead.pid}:0000"
+    live_owner = f"{socket.gethostname()}:{os.getppid()}:0000"  # pytest's parent: alive
+    async with journal_factory() as j:
+        assert await j.acquire_lease(STORE, dead_owner, ttl=300)
+        holder = await j.lease_holder(STORE)
+        assert holder is not None and holder[0] == dead_owner
+        assert await j.acquire_lease(STORE, "me", ttl=300)
+        assert (await j.lease_holder(STORE) or ("", 0.0))[0] == "me"
+        await j.release_lease(STORE, "me")
+        assert await j.lease_holder(STORE) is None
+        assert await j.acquire_lease(STORE, live_owner, ttl=300)
+        assert not await j.acquire_lease(STORE, "me", ttl=300)
