@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._errors import JournalError, ManifestError, RefImportError, RequestValidationError
-from ._journal import JobState, SQLiteJournal, default_journal_path
+from ._journal import JobState, default_journal_path, opened_journal
 from ._logconfig import LEVELS, configure_logging
 from ._manifest import FORMATS, ManifestDefaults, format_error, read_manifest
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState
@@ -61,8 +61,9 @@ Try it without an AWS account: refimport demo"""
 
 def _journal_help() -> str:
     return (
-        "journal (SQLite) recording every row and job "
-        f"(default: $REFIMPORT_JOURNAL or {_display_path(default_journal_path())})"
+        "journal recording every row and job: a SQLite file "
+        f"(default: $REFIMPORT_JOURNAL or {_display_path(default_journal_path())}) "
+        "or dynamodb://TABLE, shared by a fleet"
     )
 
 
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="HealthOmics endpoint, e.g. an emulator (default: AWS_ENDPOINT_URL_OMICS)",
     )
-    imp.add_argument("--journal", metavar="PATH", type=Path, help=_journal_help())
+    imp.add_argument("--journal", metavar="PATH|URL", help=_journal_help())
     imp.add_argument(
         "--max-sources-per-job",
         metavar="N",
@@ -151,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show what the journal knows: rows per store and state, jobs still "
         "active, and the most recent failures. Reads the journal only; calls no AWS API.",
     )
-    st.add_argument("--journal", metavar="PATH", type=Path, help=_journal_help())
+    st.add_argument("--journal", metavar="PATH|URL", help=_journal_help())
     st.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    st.add_argument("--region", metavar="R", help="Region of a DynamoDB journal")
     st.set_defaults(handler=_cmd_status)
 
     rep = sub.add_parser(
@@ -161,14 +163,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a report of every row in the journal. The HTML report shows the "
         "summary, a timeline of import jobs per store (where the time went) and the failures.",
     )
-    rep.add_argument("--journal", metavar="PATH", type=Path, help=_journal_help())
+    rep.add_argument("--journal", metavar="PATH|URL", help=_journal_help())
     rep.add_argument(
         "--format", choices=REPORT_FORMATS, default="html", help="default: %(default)s"
     )
+    rep.add_argument("--region", metavar="R", help="Region of a DynamoDB journal")
     rep.add_argument(
         "-o", "--output", metavar="FILE", type=Path, help="write to FILE (default: stdout)"
     )
     rep.set_defaults(handler=_cmd_report)
+
+    jr = sub.add_parser(
+        "journal",
+        help="manage a shared journal (journal init dynamodb://TABLE)",
+        description="Manage the journal a fleet of workers shares.",
+    )
+    jr_sub = jr.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    init = jr_sub.add_parser(
+        "init",
+        help="create the DynamoDB table of a shared journal (idempotent) and enable its TTL",
+        description="Create the journal's DynamoDB table (on-demand billing, one index), wait "
+        "until it is ACTIVE and enable TTL. Running it again changes nothing.",
+    )
+    init.add_argument("url", metavar="dynamodb://TABLE", help="the journal to create")
+    init.add_argument("--region", metavar="R", help="Region (default: the standard chain)")
+    init.add_argument("--profile", metavar="P", help="AWS profile (default: AWS_PROFILE)")
+    init.set_defaults(handler=_cmd_journal_init)
 
     demo = sub.add_parser(
         "demo",
@@ -405,7 +425,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def run_import(
     requests: Sequence[ImportRequest],
     *,
-    journal: Path,
+    journal: str | Path,
     region: str | None,
     max_sources_per_job: int = MAX_SOURCES_PER_JOB,
     settings: Any = None,
@@ -422,7 +442,7 @@ def run_import(
 
 async def _import(
     requests: Sequence[ImportRequest],
-    journal: Path,
+    journal: str | Path,
     region: str | None,
     max_sources_per_job: int,
     settings: Any,
@@ -475,7 +495,7 @@ async def _watch_signals(imp: Any, err: Console) -> None:
             imp.stop()
 
 
-def _finish(outcome: ImportOutcome, *, json_output: bool, journal: Path, skipped: int) -> int:
+def _finish(outcome: ImportOutcome, *, json_output: bool, journal: str | Path, skipped: int) -> int:
     results = outcome.results
     failed = sum(1 for r in results if r.state is RowState.FAILED)
     if json_output:
@@ -492,7 +512,7 @@ def _finish(outcome: ImportOutcome, *, json_output: bool, journal: Path, skipped
         err.print(
             f"[yellow]Stopped with {pending} row(s) unfinished.[/] "
             "Run the same command again to resume (journal: "
-            f"{_display_path(journal)})."
+            f"{_display_path(Path(journal)) if isinstance(journal, Path) else journal})."
         )
         return EXIT_INTERRUPTED
     if failed:
@@ -636,8 +656,10 @@ async def _dry_run(
 # -- status and report ----------------------------------------------------------------------------
 
 
-def _existing_journal(path: Path | None) -> Path | None:
-    journal = path or default_journal_path()
+def _existing_journal(spec: str | None) -> str | Path | None:
+    if spec is not None and spec.startswith("dynamodb:"):
+        return spec  # opening it says whether the table exists
+    journal = Path(spec) if spec else default_journal_path()
     if not journal.exists():
         _err().print(f"[red]error:[/] no journal at {journal} (nothing imported yet?)")
         return None
@@ -648,11 +670,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     journal = _existing_journal(args.journal)
     if journal is None:
         return EXIT_USAGE
-    return anyio.run(_status, journal, args.json)
+    return anyio.run(_status, journal, args.json, args.region)
 
 
-async def _status(journal: Path, json_output: bool) -> int:
-    async with SQLiteJournal(journal) as j:
+async def _status(journal: str | Path, json_output: bool, region: str | None = None) -> int:
+    async with opened_journal(journal, region=region) as j:
         counts = await j.counts()
         jobs = await j.jobs()
         results = await j.results()
@@ -731,7 +753,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     journal = _existing_journal(args.journal)
     if journal is None:
         return EXIT_USAGE
-    text = anyio.run(build_report, journal, args.format)
+    text = anyio.run(build_report, journal, args.format, args.region)
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -740,9 +762,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def build_report(journal: Path, fmt: str) -> str:
+async def build_report(journal: str | Path, fmt: str, region: str | None = None) -> str:
     """The report of a journal in ``csv``, ``json`` or ``html``."""
-    async with SQLiteJournal(journal) as j:
+    async with opened_journal(journal, region=region) as j:
         results = await j.results()
         jobs = await j.jobs() if fmt == "html" else []
     if fmt == "csv":
@@ -750,6 +772,18 @@ async def build_report(journal: Path, fmt: str) -> str:
     if fmt == "json":
         return render_json(results)
     return render_html(results, jobs)
+
+
+def _cmd_journal_init(args: argparse.Namespace) -> int:
+    from ._dynamo_journal import create_table, parse_url
+
+    table, url_region = parse_url(args.url)
+    region = url_region or _resolve_region(args.region, args.profile)
+    profile = args.profile or os.environ.get("AWS_PROFILE") or None
+    created = anyio.run(lambda: create_table(table, region=region, profile=profile))
+    verb = "Created" if created else "Found"
+    _err().print(f"{verb} journal table {table} ({region or 'default Region'}): ACTIVE, TTL on.")
+    return EXIT_OK
 
 
 # -- demo -----------------------------------------------------------------------------------------

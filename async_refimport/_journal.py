@@ -25,7 +25,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -930,6 +931,19 @@ def holder_is_gone(owner: str) -> bool:
 
 
 JOURNAL_URL_HELP = "a SQLite file path, or dynamodb://TABLE for a journal shared by a fleet"
+
+
+@asynccontextmanager
+async def opened_journal(
+    spec: str | os.PathLike[str] | Journal | None, *, region: str | None = None
+) -> AsyncIterator[Journal]:
+    """``async with opened_journal("dynamodb://t") as journal:`` (see :func:`resolve_journal`)."""
+    journal = resolve_journal(spec, region=region)
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
 
 
 def resolve_journal(

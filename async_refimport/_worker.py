@@ -60,7 +60,7 @@ class WorkerConfig:
     spool: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int | None = None
-    journal: Path | None = None
+    journal: str | Path | None = None
     defaults: ManifestDefaults = field(default_factory=ManifestDefaults)
     grace: float = 30.0
     retention_days: float = 30.0
@@ -91,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--journal",
-        type=Path,
+        metavar="PATH|URL",
         default=None,
-        help="journal file (default: $REFIMPORT_JOURNAL, else ~/.local/state/refimport/journal.sqlite)",
+        help="journal: a SQLite file (default: $REFIMPORT_JOURNAL, else "
+        "~/.local/state/refimport/journal.sqlite) or dynamodb://TABLE, shared by a fleet",
     )
     p.add_argument("--store-id", help="store for rows that name none")
     p.add_argument("--role-arn", help="IAM role for rows that name none")
