@@ -84,7 +84,7 @@ def test_a_missing_table_is_one_clear_line(
             "--journal",
             "dynamodb://no-such-table",
             env=ddb_env,
-        ),  # fmt: skip
+        ),
     ):
         assert_one_line_error(run, "no-such-table does not exist")
         assert "refimport journal init dynamodb://no-such-table" in run.stderr
