@@ -3,6 +3,7 @@ SQLite (every row once, a re-run sends nothing new), now shared by importers tha
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import anyio
@@ -48,7 +49,11 @@ async def test_two_importers_share_one_dynamodb_journal(
     results: dict[str, list] = {}
 
     async def worker(name: str, share: list) -> None:
-        async with Importer(journal=url, max_sources_per_job=5, settings=FAST, owner=name) as imp:
+        # Short leases: each importer waits for the other's stores to be handed over.
+        settings = dataclasses.replace(FAST, lease_ttl=3.0, rescan_interval=1.0)
+        async with Importer(
+            journal=url, max_sources_per_job=5, settings=settings, owner=name
+        ) as imp:
             ids = await imp.submit(share)
             results[name] = await imp.wait(ids)
             await imp.drain()
