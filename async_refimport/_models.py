@@ -7,6 +7,7 @@ The limits are those of botocore's ``omics`` model (``StartReferenceImportJobSou
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -20,9 +21,23 @@ MAX_SOURCES_PER_JOB = 100
 """The service's limit on sources in one StartReferenceImportJob call."""
 
 _STORE_ID = re.compile(r"[0-9]{10,36}")
-_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9\-.]{1,61}[a-z0-9])/(.{1,1024})", re.DOTALL)
-_ROLE_ARN = re.compile(r"arn:.*", re.DOTALL)
+# No re.DOTALL: the service's patterns are Java regexes, whose "." matches no line terminator, so
+# a newline in a key would pass a looser local check and then sink every row of its job.
+_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9\-.]{1,61}[a-z0-9])/(.{1,1024})")
+# The service checks only "arn:.*"; a role it cannot assume fails the whole job later, so the
+# form of an IAM role ARN is checked here: partition, empty Region, 12-digit account, an optional
+# path (printable ASCII between slashes) and a role name of IAM's characters.
+_ROLE_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7e]+/)?[A-Za-z0-9_+=,.@-]{1,64}"
+)
+ROLE_ARN_FORM = "arn:<partition>:iam::<12-digit account>:role/<name>"
+"""The form of role ARN accepted, as error messages name it."""
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_ENDPOINT_URL = re.compile(r"https?://[\x21-\x2e\x30-\x7e]+(/[\x21-\x7e]*)?")
+# Names of profiles in ~/.aws/config: printable, no edge spaces (botocore strips them).
+_PROFILE = re.compile(r"[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,254}[^\s\x00-\x1f\x7f])?")
+# Java's "." also stops at these; Python's stops at "\n" only.
+_LINE_TERMINATORS = frozenset("\n\r\x85\u2028\u2029")
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".ffn", ".faa", ".frn", ".fas", ".mpfa", ".seq")
 _COMPRESSED_SUFFIXES = (".gz", ".bgz", ".bgzf")
 
@@ -45,6 +60,7 @@ class RowState(StrEnum):
 
 
 _FINAL_STATES = frozenset({RowState.IMPORTED, RowState.ALREADY_PRESENT, RowState.FAILED})
+_KEY_SEPARATOR = "|"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +78,40 @@ class StoreRef:
 
     @property
     def key(self) -> str:
-        return "|".join((self.profile or "", self.region, self.endpoint_url or "", self.store_id))
+        """The store's identity as one string, decoded by :meth:`from_key`.
+
+        Stores whose fields hold no ``|`` keep the form journals have always used,
+        ``profile|region|endpoint_url|store_id``, so a journal written before this encoding resumes
+        unchanged. A field holding ``|`` (a profile named ``a|b``) would make that form ambiguous:
+        such a store's key is a JSON array of the four fields instead, which ends with ``]``, never
+        with a store id's digits, so the two forms cannot be mistaken for one another.
+        """
+        fields = (self.profile or "", self.region, self.endpoint_url or "", self.store_id)
+        if any(_KEY_SEPARATOR in f for f in fields):
+            return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+        return _KEY_SEPARATOR.join(fields)
 
     @classmethod
     def from_key(cls, key: str) -> StoreRef:
-        profile, region, endpoint_url, store_id = key.split("|", 3)
+        """The store a :attr:`key` names (either form).
+
+        Raises:
+            ValueError: ``key`` is neither form.
+        """
+        if key.startswith("[") and key.endswith("]"):
+            fields = json.loads(key)
+            if not (
+                isinstance(fields, list)
+                and len(fields) == 4
+                and all(isinstance(f, str) for f in fields)
+            ):
+                raise ValueError(f"not a store key: {key!r}")
+            profile, region, endpoint_url, store_id = fields
+        else:
+            parts = key.split(_KEY_SEPARATOR)
+            if len(parts) != 4:
+                raise ValueError(f"not a store key: {key!r}")
+            profile, region, endpoint_url, store_id = parts
         return cls(store_id, region, endpoint_url or None, profile or None)
 
     def __str__(self) -> str:
@@ -144,33 +189,92 @@ def _printable(value: str) -> bool:
     return all(not unicodedata.category(ch).startswith("C") for ch in value)
 
 
+def _java_length(value: str) -> int:
+    # The service counts UTF-16 code units (Java's String.length()): a character outside the
+    # Basic Multilingual Plane, such as most emoji, counts twice.
+    return len(value) + sum(1 for ch in value if ord(ch) > 0xFFFF)
+
+
 def _check_length(errors: list[FieldError], name: str, value: str, low: int, high: int) -> bool:
-    if not low <= len(value) <= high:
-        errors.append(FieldError(name, f"must be {low}..{high} characters long, got {len(value)}"))
+    length = _java_length(value)
+    if not low <= length <= high:
+        errors.append(FieldError(name, f"must be {low}..{high} characters long, got {length}"))
         return False
     return True
 
 
+def _text(errors: list[FieldError], name: str, value: object) -> str | None:
+    """``value`` if it is a string; otherwise records why not (the API takes any object)."""
+    if isinstance(value, str):
+        return value
+    errors.append(FieldError(name, f"must be a string, got {type(value).__name__}"))
+    return None
+
+
+def _single_line(value: str) -> bool:
+    return not any(ch in _LINE_TERMINATORS for ch in value) and _printable(value)
+
+
+def role_arn_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the ARN of an IAM role, or None when it can.
+
+    The service's own check is only ``arn:.*`` (20..2048 characters); anything else it learns by
+    failing to assume the role, after the job has started, failing every row packed into it.
+    """
+    form = f"expected {ROLE_ARN_FORM}"
+    if not value.startswith("arn:"):
+        return f"not an ARN ({form})"
+    if _ROLE_ARN.fullmatch(value) and len(value) <= 2048:
+        return None
+    parts = value.split(":", 5)
+    if len(parts) < 6:
+        detail = f"{len(parts) - 1} ':' separators, an ARN has 5"
+    elif not re.fullmatch(r"aws(?:-[a-z]+)*", parts[1]):
+        detail = f"partition {parts[1]!r} is not aws, aws-cn, aws-us-gov ..."
+    elif parts[2] != "iam":
+        detail = f"service {parts[2]!r} is not iam"
+    elif parts[3]:
+        detail = "IAM ARNs have no Region"
+    elif not re.fullmatch(r"[0-9]{12}", parts[4]):
+        detail = f"account {parts[4]!r} is not 12 digits"
+    elif not parts[5].startswith("role/"):
+        detail = "the resource is not role/<name>"
+    elif len(value) > 2048:
+        detail = f"{len(value)} characters, at most 2048"
+    else:
+        detail = "the role name or path has characters IAM does not allow"
+    return f"not an IAM role ARN: {detail} ({form})"
+
+
 def validate_request(request: ImportRequest) -> list[FieldError]:
-    """Check one request against the service model's constraints.
+    """Check one request against the service model's constraints, and a little more.
+
+    Every check is at least as strict as the service's, so a row that would make the service
+    reject its whole job (and every row packed with it) is refused here, alone. Stricter than the
+    service: the form of an IAM role ARN, control characters and line breaks in ``source_file``,
+    leading or trailing whitespace in ``name`` (a reference's name is matched exactly: " hg38" and
+    "hg38" would be two references), and the form of ``endpoint_url`` and ``profile``.
 
     Returns:
         Every problem found (empty when the request is valid); ``row_name`` is not filled in.
     """
     errors: list[FieldError] = []
-    if not _STORE_ID.fullmatch(request.store_id or ""):
+    store_id = _text(errors, "store_id", request.store_id)
+    if store_id is not None and not _STORE_ID.fullmatch(store_id):
         errors.append(FieldError("store_id", "must be 10..36 digits"))
-    if _check_length(
-        errors, "role_arn", request.role_arn or "", 20, 2048
-    ) and not _ROLE_ARN.fullmatch(request.role_arn):
-        errors.append(FieldError("role_arn", "must be an IAM role ARN starting with 'arn:'"))
-    source = request.source_file or ""
-    if not _S3_URI.fullmatch(source):
-        errors.append(
-            FieldError(
-                "source_file", "must be s3://bucket/key with a valid bucket name (3..63 chars)"
-            )
-        )
+    role_arn = _text(errors, "role_arn", request.role_arn)
+    if role_arn is not None:
+        problem = role_arn_problem(role_arn)
+        if problem is not None:
+            errors.append(FieldError("role_arn", problem))
+    source = _text(errors, "source_file", request.source_file)
+    if source is None:
+        pass
+    elif not _S3_URI.fullmatch(source) or not _single_line(source):
+        reason = "must be s3://bucket/key with a valid bucket name (3..63 chars)"
+        if not _single_line(source):
+            reason = "must be one line of printable characters (s3://bucket/key)"
+        errors.append(FieldError("source_file", reason))
     else:
         lowered = source.lower()
         for suffix in _COMPRESSED_SUFFIXES:
@@ -183,23 +287,57 @@ def validate_request(request: ImportRequest) -> list[FieldError]:
                     "source_file", "must name a FASTA file (.fa, .fasta, .fna ..., optionally .gz)"
                 )
             )
-    name = request.name or ""
-    if _check_length(errors, "name", name, 3, 255) and not _printable(name):
-        errors.append(FieldError("name", "must not contain control characters"))
-    if request.description is not None and _check_length(
-        errors, "description", request.description, 1, 255
-    ):
-        if not _printable(request.description):
-            errors.append(FieldError("description", "must not contain control characters"))
-    for key, value in request.tags.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= 128:
-            errors.append(FieldError(f"tags.{key}", "tag keys must be 1..128 characters"))
-        if not isinstance(value, str) or len(value) > 256:
+    name = _text(errors, "name", request.name)
+    if name is not None and _check_length(errors, "name", name, 3, 255):
+        if not _printable(name):
+            errors.append(FieldError("name", "must not contain control characters"))
+        elif name != name.strip():
             errors.append(
-                FieldError(f"tags.{key}", "tag values must be strings of at most 256 characters")
+                FieldError(
+                    "name",
+                    f"{name!r} has leading or trailing whitespace "
+                    "(names are matched exactly; remove it)",
+                )
             )
-    if request.region is not None and not _REGION.fullmatch(request.region):
-        errors.append(FieldError("region", f"{request.region!r} is not an AWS Region name"))
+    if request.description is not None:
+        description = _text(errors, "description", request.description)
+        if description is not None and _check_length(errors, "description", description, 1, 255):
+            if not _printable(description):
+                errors.append(FieldError("description", "must not contain control characters"))
+    if not isinstance(request.tags, Mapping):
+        errors.append(FieldError("tags", "must be a mapping of tag keys to string values"))
+    else:
+        for key, value in request.tags.items():
+            if not isinstance(key, str) or not 1 <= _java_length(key) <= 128:
+                errors.append(FieldError(f"tags.{key}", "tag keys must be 1..128 characters"))
+            if not isinstance(value, str) or _java_length(value) > 256:
+                errors.append(
+                    FieldError(
+                        f"tags.{key}", "tag values must be strings of at most 256 characters"
+                    )
+                )
+    if request.region is not None:
+        region = _text(errors, "region", request.region)
+        if region is not None and not _REGION.fullmatch(region):
+            errors.append(FieldError("region", f"{region!r} is not an AWS Region name"))
+    if request.endpoint_url is not None:
+        url = _text(errors, "endpoint_url", request.endpoint_url)
+        if url is not None and not _ENDPOINT_URL.fullmatch(url):
+            errors.append(
+                FieldError(
+                    "endpoint_url", f"{url!r} is not an http:// or https:// URL without spaces"
+                )
+            )
+    if request.profile is not None:
+        profile = _text(errors, "profile", request.profile)
+        if profile is not None and not _PROFILE.fullmatch(profile):
+            errors.append(
+                FieldError(
+                    "profile",
+                    f"{profile!r} is not a profile name (printable, no leading or trailing "
+                    "spaces, at most 256 characters)",
+                )
+            )
     return errors
 
 
