@@ -1,29 +1,48 @@
-"""Manifests: CSV, TSV or JSON Lines files listing the reference genomes to import.
+"""Manifests: CSV, TSV or JSON Lines listing the reference genomes to import, from a file, from
+standard input or from S3.
 
-Every row becomes an :class:`ImportRequest` remembered with the line it came from. The whole file
-is read and checked before anything is sent; every problem is collected as a :class:`FieldError`
-naming the file and line (header = line 1, blank lines counted), so a user fixes them all at once::
+Every row becomes an :class:`ImportRequest` remembered with the line it came from. The whole
+manifest is read and checked before anything is sent; every problem is collected as a
+:class:`FieldError` naming the source and line (header = line 1, blank lines counted), so a user
+fixes them all at once::
 
     manifest = read_manifest("refs.csv", ManifestDefaults(store_id="1234567890", role_arn=arn))
     manifest.raise_for_errors()          # ManifestError listing every bad row
     requests = manifest.requests
 
+``read_manifest`` takes a path, ``"-"`` (standard input) or an ``s3://bucket/key`` URI (read with
+the caller's AWS credentials); from async code, ``await load_manifest(...)`` does the same without
+blocking the event loop. Without an extension to go by (standard input, an S3 key such as
+``sheet``) the format is sniffed from the first line: ``{`` starts JSON Lines, a tab makes TSV,
+otherwise CSV.
+
 Columns (CSV/TSV header) or keys (JSON Lines): ``source_file`` and ``name`` (required),
-``description``, ``tags`` (a JSON object, or ``k=v;k2=v2``), and per-row ``store_id``, ``role_arn``,
-``region`` overriding the defaults. The API's own names (``sourceFile``, ``referenceStoreId``,
-``roleArn``) are accepted too.
+``description``, ``tags`` (a JSON object, or ``k=v;k2=v2``), and per-row ``store_id``,
+``role_arn``, ``region``, ``profile`` and ``endpoint_url`` overriding the defaults (so one manifest
+can fan out over several accounts). The API's own names (``sourceFile``, ``referenceStoreId``,
+``roleArn``) are accepted too. Other columns are refused unless ``ignore_unknown_columns`` is set
+(sample sheets carry ``sample_id`` and the like); the ignored names are listed in
+``Manifest.ignored_columns``.
+
+What is refused, besides rows the service would refuse: an empty manifest, or one with a header
+and no rows; a JSON object that gives one key twice (``{"name": "a", "name": "b"}``: JSON parsers
+disagree on which wins); JSON nested deeper than anything a manifest needs.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+import re
+import sys
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from ._errors import FieldError, ManifestError
 from ._models import ImportRequest, validate_request
@@ -31,6 +50,8 @@ from ._models import ImportRequest, validate_request
 ManifestFormat = Literal["csv", "tsv", "jsonl"]
 
 FORMATS: tuple[ManifestFormat, ...] = ("csv", "tsv", "jsonl")
+STDIN = "-"
+"""The manifest source that means standard input."""
 _SUFFIXES: dict[str, ManifestFormat] = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -38,7 +59,17 @@ _SUFFIXES: dict[str, ManifestFormat] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-COLUMNS = ("source_file", "name", "description", "tags", "store_id", "role_arn", "region")
+COLUMNS = (
+    "source_file",
+    "name",
+    "description",
+    "tags",
+    "store_id",
+    "role_arn",
+    "region",
+    "profile",
+    "endpoint_url",
+)
 REQUIRED = ("source_file", "name")
 _ALIASES = {
     "sourcefile": "source_file",
@@ -46,9 +77,18 @@ _ALIASES = {
     "referencestoreid": "store_id",
     "storeid": "store_id",
     "rolearn": "role_arn",
+    "endpointurl": "endpoint_url",
+    "awsprofile": "profile",
 }
-# An unpaired surrogate is what ``errors="surrogateescape"`` leaves for a byte that is not UTF-8.
-_SURROGATES = {chr(c) for c in range(0xDC80, 0xDD00)}
+# Fields a row may take from the defaults; the others come from the row only.
+_DEFAULTED = ("store_id", "role_arn", "region", "profile", "endpoint_url")
+_S3_SOURCE = re.compile(r"s3://([^/]+)/(.+)", re.DOTALL)
+# Distinct tag maps shared between rows: most manifests repeat a handful of them on every row.
+_SHARED_TAG_MAPS = 4096
+_SHARED_VALUES = 4096
+_EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+# Errors printed in full before "... and N more" (see format_errors).
+PRINTED_ERRORS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +115,39 @@ class Manifest:
     """A parsed manifest: its valid rows and every problem found in the others.
 
     Attributes:
-        path: The file read.
+        source: What was read: a path, ``-`` for standard input, or an ``s3://`` URI.
         format: ``csv``, ``tsv`` or ``jsonl``.
-        rows: The valid rows, in file order.
-        errors: Every problem, each with ``source`` and ``line`` set.
-        invalid_lines: The lines of rows that were rejected.
+        requests: The valid rows' requests, in manifest order.
+        lines: The line each of ``requests`` starts on.
+        errors: Every problem, each with ``source`` set (and ``line``, unless it concerns the
+            whole manifest).
+        invalid_lines: The lines of rows that were rejected (a CSV header is not a row).
+        ignored_columns: Unknown columns or keys skipped under ``ignore_unknown_columns``.
     """
 
-    path: Path
+    source: str
     format: ManifestFormat
-    rows: list[ManifestRow] = field(default_factory=list)
+    requests: list[ImportRequest] = field(default_factory=list)
+    # Four bytes a line instead of a Python int and a row object: a manifest can hold 10^5+ rows.
+    lines: array[int] = field(default_factory=lambda: array("L"))
     errors: list[FieldError] = field(default_factory=list)
     invalid_lines: set[int] = field(default_factory=set)
+    ignored_columns: set[str] = field(default_factory=set)
 
     @property
-    def requests(self) -> list[ImportRequest]:
-        return [row.request for row in self.rows]
+    def path(self) -> Path:
+        """``source`` as a path (meaningful for a manifest read from a file)."""
+        return Path(self.source)
+
+    @property
+    def rows(self) -> list[ManifestRow]:
+        """The valid rows with their lines (built on demand)."""
+        return [ManifestRow(line, r) for line, r in zip(self.lines, self.requests, strict=True)]
+
+    @property
+    def invalid_rows(self) -> int:
+        """How many rows were rejected: what ``--skip-invalid`` skips."""
+        return len(self.invalid_lines)
 
     @property
     def ok(self) -> bool:
@@ -109,112 +166,385 @@ def format_error(error: FieldError) -> str:
     return str(error)
 
 
+def format_errors(errors: Sequence[FieldError], limit: int = PRINTED_ERRORS) -> list[str]:
+    """The first ``limit`` errors as lines, then one line saying how many more there are.
+
+    Printing hundreds of thousands of errors takes longer than fixing the cause; the first ones
+    show it.
+    """
+    shown = [format_error(e) for e in errors[:limit]]
+    if len(errors) > limit:
+        shown.append(f"... and {len(errors) - limit} more problem(s) not shown")
+    return shown
+
+
 def detect_format(path: str | os.PathLike[str]) -> ManifestFormat | None:
     """The format implied by the file's extension, or None."""
     return _SUFFIXES.get(Path(path).suffix.lower())
 
 
+def sniff_format(head: bytes) -> ManifestFormat | None:
+    """The format of a manifest judged from its first bytes, or None when they are empty.
+
+    ``{`` starting the first non-blank line means JSON Lines; a tab in that line means TSV;
+    anything else is taken as CSV (whose own checks then report what is wrong).
+    """
+    text = head.removeprefix(b"\xef\xbb\xbf")
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith(b"{"):
+            return "jsonl"
+        return "tsv" if b"\t" in line else "csv"
+    return None
+
+
+def is_s3_uri(source: object) -> bool:
+    """True when ``source`` names an S3 object (``s3://bucket/key``)."""
+    return isinstance(source, str) and source.startswith("s3://")
+
+
 def read_manifest(
-    path: str | os.PathLike[str],
+    source: str | os.PathLike[str],
     defaults: ManifestDefaults | None = None,
     *,
     format: ManifestFormat | None = None,
+    ignore_unknown_columns: bool = False,
+    stdin: IO[bytes] | None = None,
 ) -> Manifest:
     """Read and validate a whole manifest, collecting every problem.
 
     Args:
-        path: The manifest file.
+        source: A path, ``"-"`` for standard input, or ``s3://bucket/key``. An S3 object is read
+            with the AWS credentials of ``defaults.profile`` (or the default chain); the standard
+            ``AWS_ENDPOINT_URL_S3`` variable points it elsewhere. From a running event loop use
+            :func:`load_manifest` instead.
         defaults: Values for fields rows leave empty.
-        format: Overrides the format implied by the extension.
+        format: Overrides the format implied by the extension (or sniffed).
+        ignore_unknown_columns: Skip columns (keys) that are not manifest fields instead of
+            refusing them.
+        stdin: The stream ``"-"`` reads (default: the process's standard input).
 
     Returns:
         The valid rows and the errors (check ``manifest.errors`` or call ``raise_for_errors``).
 
     Raises:
-        ManifestError: the format cannot be determined or the file cannot be read.
+        ManifestError: the format cannot be determined or the manifest cannot be read.
     """
-    path = Path(path)
-    source = str(path)
-    fmt = format or detect_format(path)
-    if fmt is None:
-        raise ManifestError(
-            [
-                FieldError(
-                    "format",
-                    "cannot tell the format from the extension "
-                    "(.csv, .tsv, .jsonl, .ndjson); pass --format csv|tsv|jsonl",
-                    source=source,
-                )
-            ]
+    defaults = defaults or ManifestDefaults()
+    if is_s3_uri(source):
+        import anyio
+
+        data = anyio.run(_fetch_s3, str(source), defaults)
+        return parse_manifest(
+            data,
+            str(source),
+            defaults,
+            format=format,
+            ignore_unknown_columns=ignore_unknown_columns,
         )
-    builder = _Builder(path, fmt, defaults or ManifestDefaults())
+    if str(source) == STDIN:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        return parse_manifest(
+            stream.read(),
+            STDIN,
+            defaults,
+            format=format,
+            ignore_unknown_columns=ignore_unknown_columns,
+        )
+    name = str(source)
+    fmt = format or detect_format(name)
+    if fmt is None:
+        raise ManifestError([_cannot_tell(name)])
     try:
-        if fmt == "jsonl":
-            builder.read_jsonl()
-        else:
-            builder.read_delimited("\t" if fmt == "tsv" else ",")
+        with open(source, "rb") as f:
+            return _parse(f, name, fmt, defaults, ignore_unknown_columns)
     except OSError as exc:
-        raise ManifestError([FieldError("file", exc.strerror or str(exc), source=source)]) from exc
+        raise ManifestError([FieldError("file", exc.strerror or str(exc), source=name)]) from exc
+
+
+async def load_manifest(
+    source: str | os.PathLike[str],
+    defaults: ManifestDefaults | None = None,
+    *,
+    format: ManifestFormat | None = None,
+    ignore_unknown_columns: bool = False,
+    stdin: IO[bytes] | None = None,
+) -> Manifest:
+    """:func:`read_manifest` for async code: downloads and parsing keep off the event loop."""
+    import anyio.to_thread
+
+    defaults = defaults or ManifestDefaults()
+    if is_s3_uri(source):
+        data = await _fetch_s3(str(source), defaults)
+        return await anyio.to_thread.run_sync(
+            lambda: parse_manifest(
+                data,
+                str(source),
+                defaults,
+                format=format,
+                ignore_unknown_columns=ignore_unknown_columns,
+            )
+        )
+    return await anyio.to_thread.run_sync(
+        lambda: read_manifest(
+            source,
+            defaults,
+            format=format,
+            ignore_unknown_columns=ignore_unknown_columns,
+            stdin=stdin,
+        )
+    )
+
+
+def parse_manifest(
+    data: bytes,
+    source: str,
+    defaults: ManifestDefaults | None = None,
+    *,
+    format: ManifestFormat | None = None,
+    ignore_unknown_columns: bool = False,
+) -> Manifest:
+    """Validate a manifest already in memory; ``source`` names it in errors (and its extension
+    gives the format unless ``format`` does; failing both, the format is sniffed)."""
+    fmt = format or detect_format(_s3_key(source) if is_s3_uri(source) else source)
+    # Nothing to sniff means nothing but blank lines: reported as an empty manifest.
+    fmt = fmt or sniff_format(data[:65536]) or "csv"
+    return _parse(
+        io.BytesIO(data), source, fmt, defaults or ManifestDefaults(), ignore_unknown_columns
+    )
+
+
+def check_objects(
+    items: Iterable[object],
+    defaults: ManifestDefaults | None = None,
+    *,
+    source: str = "request",
+    ignore_unknown_columns: bool = False,
+) -> Manifest:
+    """Check JSON objects exactly as rows of a JSON Lines manifest; "lines" are 1-based indexes.
+
+    For intakes that receive rows already decoded (an HTTP body, a queue message), so every intake
+    accepts the same fields the same way.
+    """
+    builder = _Builder(source, "jsonl", defaults or ManifestDefaults(), ignore_unknown_columns)
+    for index, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            builder._json_row(index, item)
+        else:
+            builder.error(index, "json", f"expected an object, got {type(item).__name__}")
     return builder.manifest
 
 
+def _cannot_tell(source: str) -> FieldError:
+    return FieldError(
+        "format",
+        "cannot tell the format from the extension "
+        "(.csv, .tsv, .jsonl, .ndjson); pass --format csv|tsv|jsonl",
+        source=source,
+    )
+
+
+def _s3_key(uri: str) -> str:
+    match = _S3_SOURCE.fullmatch(uri)
+    return match.group(2) if match else ""
+
+
+async def _fetch_s3(uri: str, defaults: ManifestDefaults) -> bytes:
+    """The bytes of an S3 object, read with the caller's credentials."""
+    match = _S3_SOURCE.fullmatch(uri)
+    if match is None:
+        raise ManifestError([FieldError("file", "not an s3://bucket/key URI", source=uri)])
+    bucket, key = match.groups()
+    import aioboto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        session = aioboto3.Session(profile_name=defaults.profile)
+        # Without a Region of its own S3 answers from us-east-1 and redirects to the bucket's.
+        async with session.client("s3", region_name=defaults.region or None) as s3:
+            response = await s3.get_object(Bucket=bucket, Key=key)
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "error"))
+        reason = {
+            "NoSuchKey": "no such object",
+            "NoSuchBucket": "no such bucket",
+            "AccessDenied": "access denied (check the credentials' s3:GetObject permission)",
+            "403": "access denied (check the credentials' s3:GetObject permission)",
+            "404": "no such object",
+        }.get(code, f"{code}: {error.get('Message', exc)}")
+        raise ManifestError(
+            [FieldError("file", f"cannot read from S3: {reason}", source=uri)]
+        ) from exc
+    except BotoCoreError as exc:  # no credentials, unknown profile, endpoint unreachable ...
+        raise ManifestError(
+            [FieldError("file", f"cannot read from S3: {exc}", source=uri)]
+        ) from exc
+    return data
+
+
+def _parse(
+    stream: IO[bytes],
+    source: str,
+    fmt: ManifestFormat,
+    defaults: ManifestDefaults,
+    ignore_unknown_columns: bool,
+) -> Manifest:
+    builder = _Builder(source, fmt, defaults, ignore_unknown_columns)
+    if fmt == "jsonl":
+        builder.read_jsonl(stream)
+    else:
+        builder.read_delimited(stream, "\t" if fmt == "tsv" else ",")
+    builder.finish()
+    return builder.manifest
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _loads(text: str) -> tuple[Any, str | None]:
+    """``(value, None)`` or ``(None, why the text is refused)``: never raises."""
+    try:
+        return _DECODER.decode(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"malformed JSON: {exc.msg} (column {exc.colno})"
+    except _DuplicateKey as exc:
+        return None, f"key {_shown(exc.key)!r} is given twice in one object"
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError as exc:  # e.g. an integer over the interpreter's digit limit
+        return None, f"malformed JSON: {exc}"
+
+
+def _shown(text: str) -> str:
+    """``text`` fit to stand in one line of an error message (no line breaks or controls)."""
+    if text.isprintable():
+        return text
+    return repr(text)[1:-1]
+
+
+def _field(name: str) -> str:
+    """A field's name as an error shows it: never blank, never more than one line."""
+    return _shown(name) if name.strip() else repr(name)
+
+
 class _Builder:
-    def __init__(self, path: Path, fmt: ManifestFormat, defaults: ManifestDefaults) -> None:
-        self.manifest = Manifest(path, fmt)
-        self.source = str(path)
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        fmt: ManifestFormat,
+        defaults: ManifestDefaults,
+        ignore_unknown_columns: bool = False,
+    ) -> None:
+        self.source = str(source)
+        self.manifest = Manifest(self.source, fmt)
         self.defaults = defaults
+        self.ignore_unknown = ignore_unknown_columns
         # (region, store id, name) -> first line, to report a name repeated for one store.
         self.seen: dict[tuple[str, str, str], int] = {}
         # Fields reported once for the whole file (a missing column with no default).
         self.file_level: set[str] = set()
+        self.has_header = False
+        self.header_line = 1
+        # A header so broken that no row could be read (a required column missing ...).
+        self.header_fatal = False
+        # Non-blank lines after the header (every line of JSON Lines): rows, valid or not.
+        self.data_lines = 0
+        # Equal values shared between rows instead of one copy per row (memory of big manifests).
+        self.shared: dict[str, str] = {}
+        self.tag_maps: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
 
     def error(self, line: int | None, name: str, reason: str, row_name: str | None = None) -> None:
-        self.manifest.errors.append(FieldError(name, reason, line, self.source, row_name))
+        self.manifest.errors.append(FieldError(_field(name), reason, line, self.source, row_name))
         if line is not None:
             self.manifest.invalid_lines.add(line)
 
+    def header_error(self, name: str, reason: str) -> None:
+        # A CSV header is not a row: it is reported but not counted among invalid rows.
+        self.manifest.errors.append(FieldError(_shown(name), reason, self.header_line, self.source))
+
+    def finish(self) -> None:
+        """Refuse a manifest without a single row: a run that imports nothing is a mistake."""
+        if self.data_lines or self.header_fatal:
+            return  # rows were read, or a broken header already says why none could be
+        if self.has_header:
+            reason = "has a header but no rows"
+        else:
+            reason = "is empty: no rows to import"
+        self.manifest.errors.append(FieldError("file", reason, None, self.source))
+
     # -- CSV / TSV ------------------------------------------------------------------------------
 
-    def read_delimited(self, delimiter: str) -> None:
-        with open(
-            self.manifest.path, encoding="utf-8-sig", errors="surrogateescape", newline=""
-        ) as f:
-            reader = csv.reader(f, delimiter=delimiter, strict=True)
+    def read_delimited(self, stream: IO[bytes], delimiter: str) -> None:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        header: list[str] | None = None
+        while header is None:
             try:
-                header = next(reader, None)
+                cells = next(reader, None)
             except csv.Error as exc:
-                self.error(1, "header", f"malformed: {exc}")
+                self.header_line = reader.line_num
+                self.header_error("header", f"malformed: {exc}")
+                self.header_fatal = True
                 return
-            if header is None:
-                return
-            columns = self._header(header)
-            if columns is None:
-                return
-            width = len(header)
-            last = reader.line_num
-            while True:
-                try:
-                    cells = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    self.error(last + 1, "row", f"malformed {self.manifest.format.upper()}: {exc}")
-                    last = reader.line_num
-                    continue
-                line, last = last + 1, reader.line_num
-                if not cells or all(not c.strip() for c in cells):
-                    continue  # blank lines are skipped (but counted)
-                if any(ch in _SURROGATES for cell in cells for ch in cell):
-                    self.error(line, "encoding", "not valid UTF-8")
-                    continue
-                if len(cells) != width:
-                    self.error(line, "row", f"has {len(cells)} fields, the header has {width}")
-                    continue
-                self._row(line, {col: cells[i] for i, col in columns if cells[i] != ""})
+            if cells is None:
+                return  # nothing but blank lines: reported by finish()
+            if any(c.strip() for c in cells):
+                header = cells
+        # Blank lines before the header are skipped, and counted, like blank lines between rows.
+        self.header_line = reader.line_num
+        self.has_header = True
+        columns = self._header(header)
+        if columns is None:
+            self.header_fatal = True
+            return
+        width = len(header)
+        last = reader.line_num
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                self.data_lines += 1
+                self.error(last + 1, "row", f"malformed {self.manifest.format.upper()}: {exc}")
+                last = reader.line_num
+                continue
+            line, last = last + 1, reader.line_num
+            if not cells or all(not c.strip() for c in cells):
+                continue  # blank lines are skipped (but counted)
+            self.data_lines += 1
+            if not _utf8(cells):
+                self.error(line, "encoding", "not valid UTF-8")
+                continue
+            if len(cells) != width:
+                self.error(line, "row", f"has {len(cells)} fields, the header has {width}")
+                continue
+            self._row(line, {col: cells[i] for i, col in columns if cells[i] != ""})
 
     def _header(self, header: list[str]) -> list[tuple[int, str]] | None:
-        if any(ch in _SURROGATES for cell in header for ch in cell):
-            self.error(1, "encoding", "not valid UTF-8")
+        if not _utf8(header):
+            self.header_error("encoding", "not valid UTF-8")
             return None
         columns: list[tuple[int, str]] = []
         seen: set[str] = set()
@@ -222,53 +552,55 @@ class _Builder:
         for i, raw in enumerate(header):
             col = _canonical(raw)
             if col is None:
-                # Reported, and the column ignored, so the rows are still checked.
-                self.error(1, raw.strip() or f"column {i + 1}", _unknown(raw, "column"))
+                if self.ignore_unknown:
+                    self.manifest.ignored_columns.add(raw.strip() or f"column {i + 1}")
+                else:
+                    # Reported, and the column ignored, so the rows are still checked.
+                    self.header_error(raw.strip() or f"column {i + 1}", _unknown(raw, "column"))
             elif col in seen:
-                self.error(1, col, "column given twice")
+                self.header_error(col, "column given twice")
                 bad = True
             else:
                 seen.add(col)
                 columns.append((i, col))
         for col in REQUIRED:
             if col not in seen:
-                self.error(1, col, "required column is missing")
+                self.header_error(col, "required column is missing")
                 bad = True
-        self._missing_defaults(seen, 1)
+        for col, flag in self._missing_defaults(seen):
+            self.header_error(col, f"no {col} column and no {flag} given")
+            self.file_level.add(col)
         return None if bad else columns
 
-    def _missing_defaults(self, present: set[str], line: int) -> None:
+    def _missing_defaults(self, present: Iterable[str]) -> Iterator[tuple[str, str]]:
         for col, default in (
             ("store_id", self.defaults.store_id),
             ("role_arn", self.defaults.role_arn),
         ):
             if col not in present and not default:
-                flag = "--" + col.replace("_", "-")
-                self.error(line, col, f"no {col} column and no {flag} given")
-                self.file_level.add(col)
+                yield col, "--" + col.replace("_", "-")
 
     # -- JSON Lines -----------------------------------------------------------------------------
 
-    def read_jsonl(self) -> None:
-        with open(self.manifest.path, "rb") as f:
-            for line, raw in enumerate(f, start=1):
-                if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    self.error(line, "encoding", f"not valid UTF-8 (byte {exc.start + 1})")
-                    continue
-                if not text.strip():
-                    continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    self.error(line, "json", f"malformed JSON: {exc.msg} (column {exc.colno})")
-                    continue
-                if not isinstance(obj, dict):
-                    self.error(line, "json", f"expected an object, got {type(obj).__name__}")
-                    continue
+    def read_jsonl(self, stream: IO[bytes]) -> None:
+        for line, raw in enumerate(stream, start=1):
+            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.data_lines += 1
+                self.error(line, "encoding", f"not valid UTF-8 (byte {exc.start + 1})")
+                continue
+            if not text.strip():
+                continue
+            self.data_lines += 1
+            obj, problem = _loads(text)
+            if problem is not None:
+                self.error(line, "json", problem)
+            elif not isinstance(obj, dict):
+                self.error(line, "json", f"expected an object, got {type(obj).__name__}")
+            else:
                 self._json_row(line, obj)
 
     def _json_row(self, line: int, obj: dict[str, Any]) -> None:
@@ -277,8 +609,11 @@ class _Builder:
         for key, value in obj.items():
             col = _canonical(key)
             if col is None:
-                self.error(line, key, _unknown(key, "key"))
-                bad = True
+                if self.ignore_unknown:
+                    self.manifest.ignored_columns.add(_shown(key))
+                else:
+                    self.error(line, key, _unknown(key, "key"))
+                    bad = True
             elif col in values:
                 self.error(line, col, "given twice")
                 bad = True
@@ -291,38 +626,59 @@ class _Builder:
                 bad = True
             elif value != "":
                 values[col] = value
-        missing = [c for c in REQUIRED if c not in values and c not in obj]
-        for col in missing:
-            self.error(line, col, "is required")
-            bad = True
-        for col, default in (
-            ("store_id", self.defaults.store_id),
-            ("role_arn", self.defaults.role_arn),
-        ):
-            if col not in values and not default and col not in self.file_level:
-                flag = "--" + col.replace("_", "-")
-                self.error(line, col, f"missing, and no {flag} given")
+        for col in REQUIRED:
+            if col not in values and col not in obj:
+                self.error(line, col, "is required")
                 bad = True
+        if self.file_level:
+            present: Iterable[str] = set(values) | self.file_level
+        else:
+            present = values
+        for col, flag in self._missing_defaults(present):
+            self.error(line, col, f"missing, and no {flag} given")
+            bad = True
         if not bad:
             self._row(line, values)
 
     # -- one row --------------------------------------------------------------------------------
 
+    def _share(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        shared = self.shared.get(value)
+        if shared is None:
+            shared = value
+            if len(self.shared) < _SHARED_VALUES:
+                self.shared[value] = value
+        return shared
+
+    def _tags(self, value: Any) -> tuple[Mapping[str, str], list[FieldError]]:
+        tags, errors = _parse_tags(value)
+        if not tags:
+            return _EMPTY_TAGS, errors
+        key = tuple(tags.items())
+        shared = self.tag_maps.get(key)
+        if shared is None:
+            shared = MappingProxyType(tags)
+            if len(self.tag_maps) < _SHARED_TAG_MAPS:
+                self.tag_maps[key] = shared
+        return shared, errors
+
     def _row(self, line: int, values: Mapping[str, Any]) -> None:
         d = self.defaults
-        name = values.get("name", "")
-        tags, tag_errors = _parse_tags(values.get("tags"))
+        tags, tag_errors = self._tags(values.get("tags"))
         errors = [(e.field, e.reason) for e in tag_errors]
+        given = {col: values.get(col) or getattr(d, col) for col in _DEFAULTED}
         request = ImportRequest(
-            store_id=str(values.get("store_id") or d.store_id or ""),
-            role_arn=str(values.get("role_arn") or d.role_arn or ""),
-            source_file=str(values.get("source_file", "")),
-            name=str(name),
+            store_id=self._share(given["store_id"]) or "",
+            role_arn=self._share(given["role_arn"]) or "",
+            source_file=values.get("source_file", ""),
+            name=values.get("name", ""),
             description=values.get("description"),
-            tags=MappingProxyType(tags),
-            region=values.get("region") or d.region,
-            endpoint_url=d.endpoint_url,
-            profile=d.profile,
+            tags=tags,
+            region=self._share(given["region"]),
+            endpoint_url=self._share(given["endpoint_url"]),
+            profile=self._share(given["profile"]),
         )
         for e in validate_request(request):
             if e.field in self.file_level and e.field not in values:
@@ -336,17 +692,29 @@ class _Builder:
             errors.append(
                 (
                     "name",
-                    f"{request.name!r} is repeated for store {request.store_id} "
+                    f"{_shown(request.name)!r} is repeated for store {request.store_id} "
                     f"(first on line {first})",
                 )
             )
         elif not errors:
             self.seen[key] = line
         if errors:
+            row_name = request.name if isinstance(request.name, str) and request.name else None
             for field_name, reason in errors:
-                self.error(line, field_name, reason, request.name or None)
+                self.error(line, field_name, reason, row_name)
             return
-        self.manifest.rows.append(ManifestRow(line, request))
+        self.manifest.requests.append(request)
+        self.manifest.lines.append(line)
+
+
+def _utf8(cells: list[str]) -> bool:
+    # The text was decoded with errors="surrogateescape": a byte that is not UTF-8 became an
+    # unpaired surrogate, which encoding back (at C speed) refuses.
+    try:
+        "".join(cells).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _canonical(raw: str) -> str | None:
@@ -369,10 +737,9 @@ def _parse_tags(value: Any) -> tuple[dict[str, str], list[FieldError]]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                return {}, [FieldError("tags", f"malformed JSON object: {exc.msg}")]
+            value, problem = _loads(text)
+            if problem is not None:
+                return {}, [FieldError("tags", problem)]
         else:
             return _parse_pairs(text)
     if not isinstance(value, dict):
@@ -381,9 +748,11 @@ def _parse_tags(value: Any) -> tuple[dict[str, str], list[FieldError]]:
     errors: list[FieldError] = []
     for k, v in value.items():
         if not isinstance(v, str):
-            errors.append(FieldError(f"tags.{k}", f"must be a string, got {type(v).__name__}"))
+            errors.append(
+                FieldError(f"tags.{_shown(k)}", f"must be a string, got {type(v).__name__}")
+            )
         else:
-            tags[str(k)] = v
+            tags[k] = v
     return tags, errors
 
 
@@ -394,9 +763,11 @@ def _parse_pairs(text: str) -> tuple[dict[str, str], list[FieldError]]:
         key, sep, val = piece.partition("=")
         key = key.strip()
         if not sep or not key:
-            errors.append(FieldError("tags", f"{piece!r} is not k=v (use k=v;k2=v2 or JSON)"))
+            errors.append(
+                FieldError("tags", f"{_shown(piece)!r} is not k=v (use k=v;k2=v2 or JSON)")
+            )
         elif key in tags:
-            errors.append(FieldError(f"tags.{key}", "given twice"))
+            errors.append(FieldError(f"tags.{_shown(key)}", "given twice"))
         else:
             tags[key] = val.strip()
     return tags, errors

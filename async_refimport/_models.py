@@ -186,13 +186,17 @@ class RowResult:
 def _printable(value: str) -> bool:
     # The model's pattern [\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+ admits every Unicode letter,
     # mark, separator, symbol, number and punctuation: everything but the "C" (control) categories.
+    if value.isprintable():  # the common case, at C speed: no C category (nor Zl, Zp, Zs but " ")
+        return True
     return all(not unicodedata.category(ch).startswith("C") for ch in value)
 
 
 def _java_length(value: str) -> int:
     # The service counts UTF-16 code units (Java's String.length()): a character outside the
     # Basic Multilingual Plane, such as most emoji, counts twice.
-    return len(value) + sum(1 for ch in value if ord(ch) > 0xFFFF)
+    if value.isascii():
+        return len(value)
+    return len(value.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _check_length(errors: list[FieldError], name: str, value: str, low: int, high: int) -> bool:
@@ -212,6 +216,8 @@ def _text(errors: list[FieldError], name: str, value: object) -> str | None:
 
 
 def _single_line(value: str) -> bool:
+    if value.isprintable():  # no line terminator is printable
+        return True
     return not any(ch in _LINE_TERMINATORS for ch in value) and _printable(value)
 
 
