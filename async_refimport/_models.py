@@ -7,6 +7,7 @@ The limits are those of botocore's ``omics`` model (``StartReferenceImportJobSou
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -98,24 +99,31 @@ class StoreRef:
         Raises:
             ValueError: ``key`` is neither form.
         """
-        if key.startswith("[") and key.endswith("]"):
-            fields = json.loads(key)
-            if not (
-                isinstance(fields, list)
-                and len(fields) == 4
-                and all(isinstance(f, str) for f in fields)
-            ):
-                raise ValueError(f"not a store key: {key!r}")
-            profile, region, endpoint_url, store_id = fields
-        else:
-            parts = key.split(_KEY_SEPARATOR)
-            if len(parts) != 4:
-                raise ValueError(f"not a store key: {key!r}")
-            profile, region, endpoint_url, store_id = parts
-        return cls(store_id, region, endpoint_url or None, profile or None)
+        return _store_from_key(key)
 
     def __str__(self) -> str:
         return f"{self.store_id} ({self.region})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _store_from_key(key: str) -> StoreRef:
+    # Cached: a journal reads the same few keys back once per row, and a shared StoreRef shares
+    # its strings between the rows' results (200,000 rows of one store hold one copy, not 200,000).
+    if key.startswith("[") and key.endswith("]"):
+        fields = json.loads(key)
+        if not (
+            isinstance(fields, list)
+            and len(fields) == 4
+            and all(isinstance(f, str) for f in fields)
+        ):
+            raise ValueError(f"not a store key: {key!r}")
+        profile, region, endpoint_url, store_id = fields
+    else:
+        parts = key.split(_KEY_SEPARATOR)
+        if len(parts) != 4:
+            raise ValueError(f"not a store key: {key!r}")
+        profile, region, endpoint_url, store_id = parts
+    return StoreRef(store_id, region, endpoint_url or None, profile or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +172,8 @@ class RowResult:
     """The outcome of one request, as recorded in the journal.
 
     ``reference_id`` is set for IMPORTED and ALREADY_PRESENT, ``message`` for FAILED (and as a note
-    otherwise), ``job_id`` once the row has been part of an import job.
+    otherwise), ``job_id`` once the row has been part of an import job. ``md5`` is the reference's
+    checksum as the service reports it (ListReferences), when known, so a user can verify it.
     """
 
     row_id: int
@@ -177,6 +186,7 @@ class RowResult:
     job_id: str | None = None
     message: str | None = None
     attempts: int = 0
+    md5: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -3,10 +3,23 @@
 The JSON document is the one ``refimport import --json`` prints::
 
     {"summary": {"total": 3, "imported": 2, "already_present": 0, "failed": 1},
-     "items": [{"store_id", "name", "source_file", "status", "reference_id", "job_id", "message"}]}
+     "items": [{"store_id", "name", "source_file", "status", "reference_id", "md5", "job_id",
+                "message"}]}
+
+``md5`` is the reference's checksum as HealthOmics reports it (null until the service has
+reported it). :func:`write_json` streams the document item by item, so a report of 200,000 rows
+never exists whole in memory.
+
+The CSV report is meant for spreadsheets, which run a cell starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return as a formula: such cells are prefixed with ``'`` (OWASP's
+guidance on CSV injection), and every cell is quoted, so ``=HYPERLINK(...)`` in a reference's name
+is shown, never run. The JSON report keeps every value as it is.
 
 The HTML report has the summary, a timeline of jobs per store (inline SVG: one bar per job, one lane
 per store, so idle gaps between jobs are visible) and the failures. It loads nothing from outside.
+
+:func:`write_report` writes a report file readable by its owner only (mode 0600, as the journal):
+reports name buckets, accounts and stores.
 """
 
 from __future__ import annotations
@@ -14,20 +27,35 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TextIO
 
 from ._journal import JobRecord
 from ._models import RowResult, RowState
 
 ReportFormat = Literal["csv", "json", "html"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "json", "html")
-ITEM_FIELDS = ("store_id", "name", "source_file", "status", "reference_id", "job_id", "message")
+ITEM_FIELDS = (
+    "store_id",
+    "name",
+    "source_file",
+    "status",
+    "reference_id",
+    "md5",
+    "job_id",
+    "message",
+)
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"), plus the full-width
+# forms some locales' spreadsheets accept as well.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def report_item(result: RowResult) -> dict[str, str | None]:
@@ -38,6 +66,7 @@ def report_item(result: RowResult) -> dict[str, str | None]:
         "source_file": result.source_file,
         "status": result.state.value,
         "reference_id": result.reference_id,
+        "md5": result.md5,
         "job_id": result.job_id,
         "message": result.message,
     }
@@ -59,21 +88,99 @@ def summarize(results: Iterable[RowResult]) -> dict[str, int]:
 
 
 def json_document(results: Sequence[RowResult]) -> dict[str, Any]:
-    """The document of ``import --json`` and ``report --format json``."""
+    """The document of ``import --json`` and ``report --format json``, as one object.
+
+    For many rows prefer :func:`write_json`, which never holds the whole document.
+    """
     return {"summary": summarize(results), "items": [report_item(r) for r in results]}
 
 
+def iter_json(
+    results: Sequence[RowResult], *, extra_summary: Mapping[str, int] | None = None
+) -> Iterator[str]:
+    """The JSON document in pieces, one item at a time.
+
+    The text is the same as ``json.dumps(json_document(results), indent=2, ensure_ascii=False)``
+    (plus a final newline), with ``extra_summary`` added to the summary.
+
+    Args:
+        results: The rows.
+        extra_summary: More counts for the summary (e.g. ``skipped_invalid``).
+    """
+    summary: dict[str, int] = {**summarize(results), **(extra_summary or {})}
+    head = json.dumps({"summary": summary}, indent=2, ensure_ascii=False)
+    if not results:
+        yield head[:-2] + ',\n  "items": []\n}\n'
+        return
+    yield head[:-2] + ',\n  "items": [\n'
+    last = len(results) - 1
+    for i, result in enumerate(results):
+        item = json.dumps(report_item(result), indent=2, ensure_ascii=False)
+        yield "    " + item.replace("\n", "\n    ") + (",\n" if i < last else "\n")
+    yield "  ]\n}\n"
+
+
+def write_json(
+    results: Sequence[RowResult],
+    out: TextIO,
+    *,
+    extra_summary: Mapping[str, int] | None = None,
+) -> None:
+    """Write the JSON document to ``out`` item by item (see :func:`iter_json`)."""
+    for piece in iter_json(results, extra_summary=extra_summary):
+        out.write(piece)
+
+
 def render_json(results: Sequence[RowResult]) -> str:
-    return json.dumps(json_document(results), indent=2, ensure_ascii=False) + "\n"
+    return "".join(iter_json(results))
+
+
+def csv_cell(value: str | None) -> str:
+    """``value`` as a CSV report shows it: never a formula a spreadsheet would run."""
+    if value is None:
+        return ""
+    if value.lstrip(" ").startswith(_FORMULA_STARTS):
+        # A leading apostrophe makes spreadsheets show the cell as text; it is not data.
+        return "'" + value
+    return value
 
 
 def render_csv(results: Sequence[RowResult]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=ITEM_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for r in results:
-        writer.writerow({k: "" if v is None else v for k, v in report_item(r).items()})
+    write_csv(results, out)
     return out.getvalue()
+
+
+def write_csv(results: Iterable[RowResult], out: TextIO) -> None:
+    """Write the CSV report to ``out`` row by row, every cell neutralised (see :func:`csv_cell`)."""
+    # Every cell quoted, as OWASP advises: a carriage return inside a value then stays inside it
+    # (the writer's minimal quoting leaves a lone "\r" bare, which splits the row for readers).
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(ITEM_FIELDS)
+    for r in results:
+        writer.writerow([csv_cell(v) for v in report_item(r).values()])
+
+
+def write_report(path: str | os.PathLike[str], text: str) -> None:
+    """Write a report file readable and writable by its owner only (0600), atomically.
+
+    The file appears complete or not at all (a temporary file renamed over it). A path that is
+    not a regular file (``/dev/stdout``, a pipe) is written to as it is.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    # mkstemp creates the file with mode 0600 whatever the umask.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # -- HTML -----------------------------------------------------------------------------------------

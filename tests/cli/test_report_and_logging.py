@@ -82,6 +82,7 @@ def test_json_document() -> None:
         "source_file": "s3://b/hg38.fa",
         "status": "IMPORTED",
         "reference_id": "111",
+        "md5": None,
         "job_id": "j1",
         "message": None,
     }
