@@ -153,10 +153,10 @@ def render_csv(results: Sequence[RowResult]) -> str:
 
 def write_csv(results: Iterable[RowResult], out: TextIO) -> None:
     """Write the CSV report to ``out`` row by row, every cell neutralised (see :func:`csv_cell`)."""
-    # Every cell quoted, as OWASP advises: a carriage return inside a value then stays inside it
-    # (the writer's minimal quoting leaves a lone "\r" bare, which splits the row for readers).
+    # The header is ours; every data cell is quoted, as OWASP advises: a carriage return inside a
+    # value then stays inside it (minimal quoting leaves a lone "\r" bare, splitting the row).
+    out.write(",".join(ITEM_FIELDS) + "\n")
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(ITEM_FIELDS)
     for r in results:
         writer.writerow([csv_cell(v) for v in report_item(r).values()])
 
