@@ -14,26 +14,30 @@ same invariants as the SQLite journal, enforced by DynamoDB itself rather than b
 
 Table layout (one table, on-demand billing; created by ``refimport journal init dynamodb://TABLE``)::
 
-    item      pk                 sk        gpk (index by_group)   gsk                        other
-    store     STORE#<store key>  STORE     STORES                 <store key>                lease_owner, lease_expires,
-                                                                                             active_job, n_<STATE> counters
-    row       ROW#<row id>       ROW       Q#<store key> *        <created>#<row id>         store, name, source_file, ...
-    job       JOB#<token>        JOB       J#<store key>          <written>#<token>          row_ids, job_id, state, ...
-    outbox    OUTBOX#<sub id>    OUTBOX    OUTBOX *               <created>#<sub id>         reply_to, row_ids
+    item          pk                  sk                  gpk (index by_group)  gsk
+    store         STORE#<store key>   STORE               STORES                <store key>
+    queue entry   QUEUE#<store key>   <created>#<uuid>    -                     -
+    row           ROW#<row id>        ROW                 -                     -
+    job           JOB#<token>         JOB                 J#<store key>         <written>#<token>
+    owed result   OUTBOX#<sub id>     OUTBOX              OUTBOX (until sent)   <created>#<sub id>
 
-    * sparse: only queued rows are in the queue, only unsent result documents in the outbox.
+The store's item holds the lease (owner, expiry), ``active_job`` and per-state counters; a queue
+entry lists up to 100 row ids in arrival order (written before its rows, dropped once they are all
+settled); a job's item lists its row ids and, once decided, its settlement.
 
 Row ids are the first 53 bits of a hash of (store, name): the same row gets the same id on every
 host without a counter item, and they stay exact in JavaScript clients. A row is written once when
 queued and once when settled; while its job runs it stays ``QUEUED`` in the table and is reported
-``SUBMITTED`` because the store's active job lists it (this saves a write per row). Final rows, done
-jobs and sent outbox entries carry a ``ttl`` attribute (settlement time plus the retention): DynamoDB's
-TTL compacts the table, so :meth:`DynamoJournal.compact` has nothing to do. Hot paths read by key or
-query the ``by_group`` index; only ``results()`` of every row (``refimport report``) scans.
+``SUBMITTED`` because the store's active job lists it. Rows are in no index: the queue is read from
+the store's own partition (strongly consistent), rows by key. Final rows, done jobs and sent outbox
+entries carry a ``ttl`` attribute (settlement time plus the retention): DynamoDB's TTL compacts the
+table, so :meth:`DynamoJournal.compact` has nothing to do. Only ``results()`` of every row
+(``refimport report``) scans.
 
-A transaction holds at most 100 items: a job's settlement is written in chunks of up to 99 rows, each
-chunk fenced by the store's lease; the last chunk also closes the job and frees the store, so a crash
-between chunks leaves the job active and the next lease holder settles it again (idempotently).
+A job's settlement is recorded on its item under the lease (one transaction), then applied to its
+rows with plain conditional writes (see :meth:`DynamoJournal.finish_job`), then the job is closed
+and the store freed under the lease: the 100-item transaction limit never bounds a job, and a row
+costs one write to queue and one to settle.
 
 Throttling, transaction conflicts and lost connections are retried with the project's tenacity
 policy; a missing table, denied access or missing credentials raise one clear
@@ -47,9 +51,10 @@ import json
 import os
 import time
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import botocore.exceptions
@@ -104,6 +109,8 @@ _CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
 _ID_BITS = (1 << 53) - 1
 _BATCH_GET = 100
 _TXN_ROWS = 99
+_CHUNK = 100
+_CHUNK_GRACE = 600.0
 _WRITERS = 16
 
 
@@ -384,25 +391,6 @@ class DynamoJournal:
             if start is None or (limit is not None and len(items) >= limit):
                 return items
 
-    async def _count(self, group: str) -> int:
-        total = 0
-        start: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": INDEX,
-                "KeyConditionExpression": "gpk = :g",
-                "ExpressionAttributeValues": {":g": _s(group)},
-                "Select": "COUNT",
-            }
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            response = await self._call("query", **kwargs)
-            total += int(response.get("Count", 0))
-            start = response.get("LastEvaluatedKey")
-            if start is None:
-                return total
-
     async def _transact(self, items: list[dict[str, Any]]) -> None:
         await self._call("transact_write_items", TransactItems=items)
 
@@ -448,38 +436,60 @@ class DynamoJournal:
             raise RequestValidationError(conflicts)
 
         stores = {store.key: store for store, _ in requests}
-        for store in stores.values():
-            await self._call(
-                "update_item",
-                TableName=self.table,
-                Key=_store_key(store.key),
-                UpdateExpression="SET #store = :k, gpk = :g, gsk = :k",
-                ExpressionAttributeNames={"#store": "store"},
-                ExpressionAttributeValues={":k": _s(store.key), ":g": _s("STORES")},
-            )
-        requeued: dict[str, int] = {}
-        seen: set[int] = set()
+        fresh: dict[str, list[int]] = {}
+        requeued: dict[str, list[int]] = {}
+        plan: list[tuple[int, StoreRef, ImportRequest, bool]] = []
+        for row_id, (store, req) in zip(ids, requests, strict=True):
+            if any(row_id == planned for planned, *_ in plan):
+                continue
+            item = existing.get(row_id)
+            if item is None:
+                fresh.setdefault(store.key, []).append(row_id)
+                plan.append((row_id, store, req, True))
+            elif _get_s(item, "state") == RowState.FAILED:
+                requeued.setdefault(store.key, []).append(row_id)
+                plan.append((row_id, store, req, False))
+        # The queue entries first, the rows second: a crash in between leaves entries that name
+        # missing rows (skipped, then dropped), never a queued row that no entry names.
+        for key in stores:
+            queued = fresh.get(key, []) + requeued.get(key, [])
+            for start in range(0, len(queued), _CHUNK):
+                await self._put_chunk(key, queued[start : start + _CHUNK], now)
         async with anyio.create_task_group() as tg:
-            for row_id, (store, req) in zip(ids, requests, strict=True):
-                if row_id in seen:
-                    continue
-                seen.add(row_id)
-                item = existing.get(row_id)
-                if item is None:
+            for row_id, store, req, new in plan:
+                if new:
                     tg.start_soon(self._put_row, row_id, store, req, submission, now)
-                elif _get_s(item, "state") == RowState.FAILED:
-                    requeued[store.key] = requeued.get(store.key, 0) + 1
+                else:
                     tg.start_soon(self._requeue_failed, row_id, store, req, submission, now)
-        for store_key, n in requeued.items():
-            # Cosmetic counters (status): a requeued failure is no longer counted as failed.
+        for key in stores:
+            # Counters for status (cosmetic: a crash before this line leaves them short).
+            n_fresh, n_requeued = len(fresh.get(key, [])), len(requeued.get(key, []))
             await self._call(
                 "update_item",
                 TableName=self.table,
-                Key=_store_key(store_key),
-                UpdateExpression="ADD n_FAILED :n",
-                ExpressionAttributeValues={":n": _n(-n)},
+                Key=_store_key(key),
+                UpdateExpression="SET #store = :k, gpk = :g, gsk = :k ADD n_QUEUED :q, n_FAILED :f",
+                ExpressionAttributeNames={"#store": "store"},
+                ExpressionAttributeValues={
+                    ":k": _s(key),
+                    ":g": _s("STORES"),
+                    ":q": _n(n_fresh + n_requeued),
+                    ":f": _n(-n_requeued),
+                },
             )
         return ids
+
+    async def _put_chunk(self, store_key: str, row_ids: list[int], now: float) -> None:
+        """One queue entry: up to a job's worth of row ids, in the store's queue order."""
+        await self._call(
+            "put_item",
+            TableName=self.table,
+            Item={
+                **_key(f"QUEUE#{store_key}", _order(now, uuid.uuid4().hex)),
+                "store": _s(store_key),
+                "row_ids": _s(json.dumps(row_ids)),
+            },
+        )
 
     def _row_fields(
         self, store: StoreRef, req: ImportRequest, submission: str | None
@@ -513,8 +523,6 @@ class DynamoJournal:
             "attempts": _n(0),
             "created_at": _n(now),
             "updated_at": _n(now),
-            "gpk": _s(f"Q#{store.key}"),
-            "gsk": _s(_order(now, row_id)),
         }
         async with self._writers:
             try:
@@ -548,7 +556,7 @@ class DynamoJournal:
                     TableName=self.table,
                     Key=_row_key(row_id),
                     UpdateExpression=f"SET {sets}, #state = :queued, attempts = :zero,"
-                    " updated_at = :now, gpk = :g, gsk = :o"
+                    " updated_at = :now"
                     " REMOVE reference_id, message, job, job_id, #ttl"
                     + ("" if req.description is not None else ", description")
                     + ("" if submission is not None else ", submission"),
@@ -560,23 +568,42 @@ class DynamoJournal:
                         ":failed": _s(RowState.FAILED),
                         ":zero": _n(0),
                         ":now": _n(now),
-                        ":g": _s(f"Q#{store.key}"),
-                        ":o": _s(_order(now, row_id)),
                     },
                 )
             except botocore.exceptions.ClientError:
                 pass  # requeued meanwhile by another intake
 
     async def stores_with_work(self) -> list[StoreRef]:
-        """Stores with queued rows or an active job."""
+        """Stores with an active job or a queued row."""
         stores: list[StoreRef] = []
         for item in await self._query("STORES"):
             key = _get_s(item, "store")
             if key is None:
                 continue
-            if "active_job" in item or await self._query(f"Q#{key}", limit=1):
-                stores.append(StoreRef.from_key(key))
+            store = StoreRef.from_key(key)
+            if "active_job" in item or await self.queued_rows(store, 1):
+                stores.append(store)
         return stores
+
+    async def _chunks(self, store_key: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The store's queue entries, oldest first (a strongly consistent query of one partition)."""
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :q",
+                "ExpressionAttributeValues": {":q": _s(f"QUEUE#{store_key}")},
+                "ConsistentRead": True,
+                "Limit": 25 if limit is None else limit,
+            }
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            response = await self._call("query", **kwargs)
+            items.extend(response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if start is None or (limit is not None and len(items) >= limit):
+                return items
 
     async def _active(self, store_key: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The store's item and its active job's item (consistent reads)."""
@@ -586,44 +613,48 @@ class DynamoJournal:
         return store_item, job_item
 
     async def queued_rows(self, store: StoreRef, limit: int) -> list[QueuedRow]:
-        """The oldest queued rows of a store that share one role ARN (one job has one role)."""
+        """The oldest queued rows of a store that share one role ARN (one job has one role).
+
+        Walks the store's queue entries in order and reads their rows by key; an entry whose rows
+        are all final (or missing) is dropped on the way.
+        """
         _, job_item = await self._active(store.key)
         running = set(_row_ids(job_item)) if job_item else set()
-        wanted: list[int] = []
+        wanted: list[QueuedRow] = []
+        seen: set[int] = set()
         role: str | None = None
-        page = max(limit * 2, 100)
-        fetched = 0
-        while len(wanted) < limit:
-            # The index is eventually consistent: over-read, then confirm every row by key.
-            items = await self._query(f"Q#{store.key}", limit=fetched + page)
-            for item in items[fetched:]:
-                row_id = int(_get_n(item, "id") or 0)
-                if row_id in running:
+        for chunk in await self._chunks(store.key):
+            ids = [i for i in _row_ids(chunk) if i not in seen]
+            seen.update(ids)
+            items = {int(_get_n(i, "id") or 0): i for i in await self._batch_get(_keys(ids))}
+            if not any(_get_s(i, "state") == RowState.QUEUED for i in items.values()):
+                # Every row of the entry is settled. Drop the entry once it is old enough that
+                # no intake can still be writing the rows it names (entries come first).
+                if _chunk_age(chunk, self._clock()) > _CHUNK_GRACE:
+                    await self._call(
+                        "delete_item",
+                        TableName=self.table,
+                        Key={"pk": chunk["pk"], "sk": chunk["sk"]},
+                    )
+                continue
+            for row_id in ids:
+                item = items.get(row_id)
+                if item is None or row_id in running or _get_s(item, "state") != RowState.QUEUED:
                     continue
-                item_role = _get_s(item, "role_arn")
-                role = role or item_role
-                if item_role == role and row_id not in wanted:
-                    wanted.append(row_id)
+                row = _queued_row(item)
+                role = role or row.role_arn
+                if row.role_arn == role:
+                    wanted.append(row)
                     if len(wanted) >= limit:
-                        break
-            if len(items) < fetched + page:
-                break
-            fetched = len(items)
-        fresh = {
-            int(_get_n(i, "id") or 0): i
-            for i in await self._batch_get([_row_key(r) for r in wanted])
-        }
-        rows = []
-        for row_id in wanted:
-            found = fresh.get(row_id)
-            if found is not None and _get_s(found, "state") == RowState.QUEUED:
-                rows.append(_queued_row(found))
-        return rows
+                        return wanted
+        return wanted
 
     async def queued_count(self, store: StoreRef) -> int:
-        _, job_item = await self._active(store.key)
+        """Queued rows not in the active job (from the store's counters)."""
+        store_item, job_item = await self._active(store.key)
         running = len(_row_ids(job_item)) if job_item else 0
-        return max(0, await self._count(f"Q#{store.key}") - running)
+        queued = int(_get_n(store_item, "n_QUEUED") or 0) if store_item else 0
+        return max(0, queued - running)
 
     async def settle_queued(
         self,
@@ -696,7 +727,7 @@ class DynamoJournal:
     ) -> dict[str, Any]:
         """The Update of one row to a final state."""
         sets = ["#state = :state", "updated_at = :now", "#ttl = :ttl"]
-        removes = ["gpk", "gsk"]
+        removes: list[str] = []
         values: dict[str, Any] = {
             ":state": _s(s.state),
             ":now": _n(now),
@@ -718,7 +749,8 @@ class DynamoJournal:
         return {
             "TableName": self.table,
             "Key": _row_key(s.row_id),
-            "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            "UpdateExpression": f"SET {', '.join(sets)}"
+            + (f" REMOVE {', '.join(removes)}" if removes else ""),
             "ExpressionAttributeNames": {"#state": "state", "#ttl": TTL_ATTRIBUTE},
             "ExpressionAttributeValues": values,
         }
@@ -882,10 +914,22 @@ class DynamoJournal:
         max_attempts: int = 3,
         owner: str | None = None,
     ) -> list[RowResult]:
-        """Settle a job's rows, close the job and free the store (chunked transactions, fenced).
+        """Settle a job's rows, close the job and free the store.
 
         Rows in ``requeue`` go back to QUEUED unless they have now taken part in ``max_attempts``
         jobs, in which case they fail with ``message``. Returns the rows' results after the change.
+
+        Three steps, so that a job of 100 rows costs one write per row, not two:
+
+        1. the settlement (every row's outcome) is recorded on the job's item, in a transaction
+           fenced by the lease: this is the decision, and only the lease holder makes it;
+        2. each row is updated from it, conditioned on the row still being queued with fewer
+           attempts: a write repeated after a crash, or one delayed in a worker that lost its
+           lease meanwhile, finds the row already settled (or further on) and changes nothing;
+        3. the job is closed and the store freed, fenced again.
+
+        A crash before step 3 leaves the job active: the next lease holder finds the recorded
+        settlement and applies that one, whatever a new look at the service would say.
         """
         now = self._clock()
         current = await self._get(_job_key(job.client_token))
@@ -893,39 +937,31 @@ class DynamoJournal:
             # Settled already (by another worker that took the store over): keep its verdict.
             return await self.results(_row_ids(current))
         row_ids = [r.row_id for r in job.rows] or (_row_ids(current) if current else [])
-        attempts = {r.row_id: r.attempts + 1 for r in job.rows}
-        job_id = job.job_id or (_get_s(current, "job_id") if current else None)
-        updates: list[dict[str, Any]] = []
-        final_states: list[RowState] = []
-        for s in settlements:
-            final_states.append(s.state)
-            update = self._settle_update(
-                s, job=job.client_token, job_id=job_id, attempts=attempts.get(s.row_id), now=now
-            )
-            updates.append({"Update": update})
-        note = message or f"job ended {status}"
-        for row_id in requeue:
-            tries = attempts.get(row_id, max_attempts)
-            if tries >= max_attempts:
-                final_states.append(RowState.FAILED)
-                failed = Settlement(row_id, RowState.FAILED, None, note)
-                update = self._settle_update(
-                    failed, job=job.client_token, job_id=job_id, attempts=tries, now=now
-                )
-            else:
-                update = {
+        recorded = _get_s(current, "settlement") if current else None
+        if recorded is not None:
+            plan = [_Outcome(*entry) for entry in json.loads(recorded)]
+        else:
+            plan = _plan(job, settlements, requeue, max_attempts, message or f"job ended {status}")
+            fence = self._lease_check(job.store.key, owner, job.client_token)
+            record = {
+                "Update": {
                     "TableName": self.table,
-                    "Key": _row_key(row_id),
-                    "UpdateExpression": "SET message = :m, attempts = :a, updated_at = :now,"
-                    " job = :job",
-                    "ExpressionAttributeValues": {
-                        ":m": _s(note),
-                        ":a": _n(tries),
-                        ":now": _n(now),
-                        ":job": _s(job.client_token),
-                    },
+                    "Key": _job_key(job.client_token),
+                    "UpdateExpression": "SET settlement = :plan",
+                    "ExpressionAttributeValues": {":plan": _s(json.dumps([list(o) for o in plan]))},
                 }
-            updates.append({"Update": update})
+            }
+            try:
+                await self._transact([fence, record])
+            except botocore.exceptions.ClientError as exc:
+                refusal = await self._refused(job, owner, exc)
+                if isinstance(refusal, _SettledElsewhere):
+                    return await self.results(row_ids)
+                raise refusal from exc
+        job_id = job.job_id or (_get_s(current, "job_id") if current else None)
+        async with anyio.create_task_group() as tg:
+            for outcome in plan:
+                tg.start_soon(self._apply, outcome, job.client_token, job_id, now)
         close_job: dict[str, Any] = {
             "Update": {
                 "TableName": self.table,
@@ -946,26 +982,61 @@ class DynamoJournal:
             self.table,
             job.store.key,
             owner,
-            _counter_update(final_states),
+            _counter_update([RowState(o.state) for o in plan]),
             active_token=job.client_token,
             release=True,
         )
         try:
-            while len(updates) > _TXN_ROWS - 1:
-                chunk, updates = updates[:_TXN_ROWS], updates[_TXN_ROWS:]
-                await self._transact(
-                    [self._lease_check(job.store.key, owner, job.client_token), *chunk]
-                )
-            await self._transact([free_store, close_job, *updates])
+            await self._transact([free_store, close_job])
         except botocore.exceptions.ClientError as exc:
-            reasons = _reasons(exc)
-            if not reasons or reasons[0] != "ConditionalCheckFailed":
-                raise self._fail("TransactWriteItems", exc) from exc
-            settled = await self._get(_job_key(job.client_token))
-            if settled is not None and _get_s(settled, "state") == JobState.DONE:
-                return await self.results(row_ids)
-            raise _lease_lost(job.store.key, owner) from exc
+            refusal = await self._refused(job, owner, exc)
+            if not isinstance(refusal, _SettledElsewhere):
+                raise refusal from exc
         return await self.results(row_ids)
+
+    async def _refused(
+        self, job: JobRecord, owner: str | None, exc: botocore.exceptions.ClientError
+    ) -> Exception:
+        """What a refused settlement transaction means: fenced out, or settled elsewhere."""
+        reasons = _reasons(exc)
+        if not reasons or reasons[0] != "ConditionalCheckFailed":
+            return self._fail("TransactWriteItems", exc)
+        settled = await self._get(_job_key(job.client_token))
+        if settled is not None and _get_s(settled, "state") == JobState.DONE:
+            return _SettledElsewhere()
+        return _lease_lost(job.store.key, owner)
+
+    async def _apply(self, outcome: _Outcome, token: str, job_id: str | None, now: float) -> None:
+        """Step 2 of :meth:`finish_job` for one row (idempotent, never moves a row back)."""
+        state = RowState(outcome.state)
+        if state is RowState.QUEUED:
+            update: dict[str, Any] = {
+                "TableName": self.table,
+                "Key": _row_key(outcome.row_id),
+                "UpdateExpression": "SET message = :m, attempts = :a, updated_at = :now,"
+                " job = :job",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":m": _s(outcome.message or ""),
+                    ":a": _n(outcome.attempts),
+                    ":now": _n(now),
+                    ":job": _s(token),
+                },
+            }
+        else:
+            settlement = Settlement(outcome.row_id, state, outcome.reference_id, outcome.message)
+            update = self._settle_update(
+                settlement, job=token, job_id=job_id, attempts=outcome.attempts, now=now
+            )
+        update["ConditionExpression"] = "#state = :queued AND attempts < :a"
+        update["ExpressionAttributeValues"].update(
+            {":queued": _s(RowState.QUEUED), ":a": _n(outcome.attempts)}
+        )
+        async with self._writers:
+            try:
+                await self._call("update_item", **update)
+            except botocore.exceptions.ClientError:
+                pass  # applied already, or the row has moved on (a later job of the new holder)
 
     async def unfinished_jobs(self, store: StoreRef) -> list[JobRecord]:
         _, job_item = await self._active(store.key)
@@ -1041,23 +1112,22 @@ class DynamoJournal:
         return jobs
 
     async def counts(self) -> dict[StoreRef, dict[RowState, int]]:
-        """Rows per store and state. Final states come from counters kept with each settlement
-        (they include rows since compacted by TTL); queued ones from the queue index."""
+        """Rows per store and state, from counters kept with every change of state (final
+        counts include rows since expired by TTL)."""
         out: dict[StoreRef, dict[RowState, int]] = {}
         for item in await self._query("STORES"):
             key = _get_s(item, "store")
             if key is None:
                 continue
-            fresh = await self._get(_store_key(key)) or item
+            store_item, job_item = await self._active(key)
+            fresh = store_item or item
             states: dict[RowState, int] = {}
             for state in (RowState.IMPORTED, RowState.ALREADY_PRESENT, RowState.FAILED):
                 n = int(_get_n(fresh, f"n_{state}") or 0)
                 if n > 0:
                     states[state] = n
-            token = _get_s(fresh, "active_job")
-            job_item = await self._get(_job_key(token)) if token else None
             running = len(_row_ids(job_item)) if job_item else 0
-            queued = max(0, await self._count(f"Q#{key}") - running)
+            queued = max(0, int(_get_n(fresh, "n_QUEUED") or 0) - running)
             if queued:
                 states[RowState.QUEUED] = queued
             if running:
@@ -1200,6 +1270,40 @@ class DynamoJournal:
 # -- item helpers ----------------------------------------------------------------------------------
 
 
+class _Outcome(NamedTuple):
+    """One row's outcome in a recorded settlement (stored on the job's item as a JSON list)."""
+
+    row_id: int
+    state: str
+    reference_id: str | None
+    message: str | None
+    attempts: int
+
+
+class _SettledElsewhere(Exception):
+    """The job was closed by another lease holder: its verdict stands."""
+
+
+def _plan(
+    job: JobRecord,
+    settlements: Sequence[Settlement],
+    requeue: Sequence[int],
+    max_attempts: int,
+    note: str,
+) -> list[_Outcome]:
+    """Every row's outcome: the settlements as given, requeued rows failed past their attempts."""
+    attempts = {r.row_id: r.attempts + 1 for r in job.rows}
+    plan = [
+        _Outcome(s.row_id, s.state, s.reference_id, s.message, attempts.get(s.row_id, 1))
+        for s in settlements
+    ]
+    for row_id in requeue:
+        tries = attempts.get(row_id, max_attempts)
+        state = RowState.FAILED if tries >= max_attempts else RowState.QUEUED
+        plan.append(_Outcome(row_id, state, None, note, tries))
+    return plan
+
+
 def _transient_cancel(error: botocore.exceptions.ClientError) -> bool:
     """A cancelled transaction that another attempt can carry (a conflict, throttling)."""
     if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -1233,10 +1337,12 @@ def _lease_lost(store_key: str, owner: str | None) -> LeaseLostError:
 
 
 def _counter_update(states: Iterable[RowState]) -> dict[str, int]:
+    """Counter changes for rows leaving the queue for these states (status counts)."""
     counters: dict[str, int] = {}
     for state in states:
         if state.is_final:
             counters[f"n_{state}"] = counters.get(f"n_{state}", 0) + 1
+            counters["n_QUEUED"] = counters.get("n_QUEUED", 0) - 1
     return counters
 
 
@@ -1280,6 +1386,11 @@ def _fenced_store_update(
     if not adds and not release:
         update["ExpressionAttributeNames"] = {"#store": "store"}
     return {"Update": update}
+
+
+def _chunk_age(chunk: Mapping[str, Any], now: float) -> float:
+    created = float((_get_s(chunk, "sk") or "0#").split("#", 1)[0])
+    return now - created
 
 
 def _row_ids(item: Mapping[str, Any] | None) -> list[int]:

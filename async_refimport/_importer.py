@@ -43,6 +43,7 @@ log = get_logger(__name__)
 # Seconds without a locally settled row before wait() re-reads the journal: rows may settle in
 # another process sharing it. Long enough that a 100k-row wait() costs little.
 _QUIET_RECHECK = 10.0
+_QUIET_RECHECK_MAX = 160.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +337,7 @@ class Importer:
             pending = {
                 r.row_id for r in await self.journal.results(row_ids) if not r.state.is_final
             }
-            quiet = 0.0
+            quiet, recheck = 0.0, _QUIET_RECHECK
             while pending and not self._stopping:
                 heard = False
                 with anyio.move_on_after(1.0):
@@ -348,10 +349,16 @@ class Importer:
                                 break
                         elif self._stopping:
                             break
-                quiet = 0.0 if heard else quiet + 1.0
-                if pending and quiet >= _QUIET_RECHECK:
+                if heard:
+                    quiet, recheck = 0.0, _QUIET_RECHECK
+                else:
+                    quiet += 1.0
+                if pending and quiet >= recheck:
                     # Quiet here: the rows may be settling in another process sharing the journal.
-                    quiet = 0.0
+                    # Each quiet re-read waits twice as long as the last: a job of several
+                    # minutes costs a few reads of the pending rows, not one every 10 seconds
+                    # (each read is billed per row on a DynamoDB journal).
+                    quiet, recheck = 0.0, min(recheck * 2, _QUIET_RECHECK_MAX)
                     pending = {
                         r.row_id
                         for r in await self.journal.results(sorted(pending))

@@ -166,14 +166,15 @@ class MeteredDynamoJournal(DynamoJournal):
         return result
 
 
-def _requests(emu: EmulatorThread, rows: int) -> list[ImportRequest]:
+def _requests(emu: EmulatorThread, rows: int, region: str) -> list[ImportRequest]:
     kwargs = emu.client_kwargs()
     s3 = boto3.client("s3", **emu.client_kwargs("s3"))
     bucket = f"cost-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     kwargs.pop("aws_access_key_id")
     kwargs.pop("aws_secret_access_key")
-    omics = boto3.client("omics", region_name="us-east-1", **kwargs)
+    kwargs["region_name"] = region
+    omics = boto3.client("omics", **kwargs)
     store = str(omics.create_reference_store(name="cost")["id"])
     out = []
     for i in range(rows):
@@ -187,7 +188,7 @@ def _requests(emu: EmulatorThread, rows: int) -> list[ImportRequest]:
                 f"genome-{i:05d}",
                 description="synthetic genome for the journal cost benchmark",
                 tags={"bench": "journal-cost"},
-                region="us-east-1",
+                region=region,
                 endpoint_url=emu.omics_endpoint_url,
             )
         )
@@ -220,11 +221,11 @@ def main() -> None:
     figures: dict[str, Any] = {"rows": args.rows, "sources_per_job": 100}
     try:
         with EmulatorThread(time_scale=0.0005, faults=Faults.none()) as emu:
-            sqlite_requests = _requests(emu, args.rows)
+            sqlite_requests = _requests(emu, args.rows, "eu-west-1")
             with tempfile.TemporaryDirectory() as tmp:
                 sqlite = SQLiteJournal(Path(tmp) / "journal.sqlite")
                 figures["sqlite_seconds"] = anyio.run(_run, sqlite, sqlite_requests)
-            dynamo_requests = _requests(emu, args.rows)
+            dynamo_requests = _requests(emu, args.rows, "us-east-1")
             table = f"cost-{uuid.uuid4().hex[:8]}"
             anyio.run(lambda: create_table(table, region="us-east-1"))
             journal = MeteredDynamoJournal(table, region="us-east-1")
