@@ -628,9 +628,14 @@ class DynamoJournal:
             seen.update(ids)
             items = {int(_get_n(i, "id") or 0): i for i in await self._batch_get(_keys(ids))}
             if not any(_get_s(i, "state") == RowState.QUEUED for i in items.values()):
-                # Every row of the entry is settled. Drop the entry once it is old enough that
-                # no intake can still be writing the rows it names (entries come first).
-                if _chunk_age(chunk, self._clock()) > _CHUNK_GRACE:
+                # Every row of the entry is settled. Drop the entry once no intake can still be
+                # writing a row it names (entries are written first): every row was settled
+                # after the entry was written, or the entry is old.
+                created = _chunk_created(chunk)
+                settled_since = len(items) == len(ids) and all(
+                    (_get_n(i, "updated_at") or 0.0) >= created for i in items.values()
+                )
+                if settled_since or self._clock() - created > _CHUNK_GRACE:
                     await self._call(
                         "delete_item",
                         TableName=self.table,
@@ -1388,9 +1393,8 @@ def _fenced_store_update(
     return {"Update": update}
 
 
-def _chunk_age(chunk: Mapping[str, Any], now: float) -> float:
-    created = float((_get_s(chunk, "sk") or "0#").split("#", 1)[0])
-    return now - created
+def _chunk_created(chunk: Mapping[str, Any]) -> float:
+    return float((_get_s(chunk, "sk") or "0#").split("#", 1)[0])
 
 
 def _row_ids(item: Mapping[str, Any] | None) -> list[int]:
