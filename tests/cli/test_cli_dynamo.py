@@ -102,3 +102,13 @@ def assert_one_line_error(run: Run, needle: str) -> None:
     assert "Traceback" not in run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, run.stderr
+
+
+def test_a_worker_on_a_missing_table_exits_with_one_line(ddb_env: dict[str, str]) -> None:
+    run = run_cli(
+        "worker", "--journal", "dynamodb://no-such-table", "--http-port", "0", env=ddb_env
+    )
+    assert run.code != 0
+    assert "no-such-table does not exist" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert len([line for line in run.stderr.splitlines() if line.strip()]) == 1, run.stderr
