@@ -223,6 +223,9 @@ class DynamoJournal:
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
         self._writers = anyio.CapacityLimiter(_WRITERS)
+        # Per unsent result document, its rows seen IMPORTED or ALREADY_PRESENT (they never change
+        # again): each look at the outbox re-reads only the rest (see due_outbox).
+        self._outbox_done: dict[str, set[int]] = {}
 
     @classmethod
     def from_url(cls, url: str, *, region: str | None = None) -> DynamoJournal:
@@ -1238,19 +1241,52 @@ class DynamoJournal:
             pass  # owed already (a redelivered message): the first entry stands
 
     async def due_outbox(self, limit: int = 100) -> list[OutboxEntry]:
+        """Unsent result documents whose rows are all final (or forgotten by the TTL).
+
+        Every worker looks often, so a look must not read every row of every open document: one
+        pending row decides that a document is not due. Rows are read in order, one per document
+        in the first round and four times more in each next one, and those seen IMPORTED or
+        ALREADY_PRESENT are remembered (they never change again); a FAILED row may be queued
+        again by a re-run, so it is read every time.
+        """
+        entries = {
+            _get_s(item, "submission") or "": (_get_s(item, "reply_to") or "", _row_ids(item))
+            for item in await self._query("OUTBOX")
+        }
+        self._outbox_done = {k: v for k, v in self._outbox_done.items() if k in entries}
+        final_now: set[int] = set()  # FAILED (or compacted) in this look
+        undecided = list(entries)
         due: list[OutboxEntry] = []
-        for item in await self._query("OUTBOX"):
-            ids = _row_ids(item)
-            results = await self.results(ids)
-            if all(r.state.is_final for r in results):
-                due.append(
-                    OutboxEntry(
-                        _get_s(item, "submission") or "", _get_s(item, "reply_to") or "", tuple(ids)
-                    )
-                )
-                if len(due) >= limit:
-                    break
-        return due
+        probe = 1
+        while undecided and len(due) < limit:
+            wanted: dict[str, list[int]] = {}
+            for submission in undecided:
+                done = self._outbox_done.setdefault(submission, set())
+                rest = [i for i in entries[submission][1] if i not in done and i not in final_now]
+                if rest:
+                    wanted[submission] = rest[:probe]
+                else:
+                    reply_to, ids = entries[submission]
+                    due.append(OutboxEntry(submission, reply_to, tuple(ids)))
+            read = await self._batch_get(_keys(i for ids in wanted.values() for i in ids))
+            states = {
+                int(_get_n(r, "id") or 0): RowState(_get_s(r, "state") or RowState.QUEUED)
+                for r in read
+            }
+            undecided = []
+            probe = min(probe * 4, _BATCH_GET)
+            for submission, ids in wanted.items():
+                for row_id in ids:
+                    state = states.get(row_id)
+                    if state in (RowState.IMPORTED, RowState.ALREADY_PRESENT):
+                        self._outbox_done[submission].add(row_id)
+                    elif state is None or state is RowState.FAILED:
+                        final_now.add(row_id)
+                    else:
+                        break  # pending: not due
+                else:
+                    undecided.append(submission)
+        return due[:limit]
 
     async def close_outbox(self, submission: str) -> bool:
         now = self._clock()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -64,14 +64,21 @@ def result_document(message_id: str, results: Sequence[RowResult]) -> str:
 class ResultSender:
     """Sends due result documents from the journal's outbox until cancelled.
 
-    It looks when rows settle in this worker (its own lanes), when a message is journaled here,
-    and every ``interval`` seconds otherwise (rows settled by other workers, or documents a dead
-    worker owed).
+    Who sends: a document is due once its last row settles, and the worker that settled it (or
+    journaled the message, if its rows were final already) sends it at its next look, at most
+    ``min_gap`` seconds later. Every other worker finds the document due too, but leaves it to
+    that one for ``interval`` seconds; then it sends it itself (the settling worker died). So the
+    fleet sends one copy in the usual case and a document is never owed for long.
+
+    When it looks: after rows settle in this worker or a message is journaled here (at most every
+    ``min_gap`` seconds), and every ``interval`` seconds otherwise.
 
     Args:
         importer: The open Importer (its journal holds the outbox; its events wake the sender).
         sqs: The SQS client.
-        interval: Seconds between looks when nothing settles here.
+        interval: Seconds between looks when nothing settles here, and how long a document
+            another worker should send is left to it.
+        min_gap: The shortest time between two looks.
         batch: Documents sent per look at most.
         retry_backoff: Seconds before a document whose send failed is tried again (doubling up
             to 64 times that).
@@ -83,7 +90,8 @@ class ResultSender:
         importer: Importer,
         sqs: SqsClient,
         *,
-        interval: float = 5.0,
+        interval: float = 10.0,
+        min_gap: float = 1.0,
         batch: int = 100,
         retry_backoff: float = 5.0,
         registry: CollectorRegistry | None = None,
@@ -91,12 +99,17 @@ class ResultSender:
         self.importer = importer
         self.sqs = sqs
         self.interval = interval
+        self.min_gap = min_gap
         self.batch = batch
         self.retry_backoff = retry_backoff
         #: False while the journal cannot be read (readiness); True after a look succeeds.
         self.journal_ok = True
         self._wake = anyio.Event()
         self._failures: dict[str, tuple[int, float]] = {}
+        # Rows settled (or journaled) here since the last look: their documents are this worker's.
+        self._fresh: set[int] = set()
+        # When each document was first seen due while another worker's to send.
+        self._seen_due: dict[str, float] = {}
         self.documents = Counter(
             "refimport_result_documents",
             "Result documents sent (duplicate: another worker had sent it first)",
@@ -104,8 +117,9 @@ class ResultSender:
             registry=registry,
         )
 
-    def wake(self) -> None:
-        """Look at the outbox soon (rows settled, or a message was journaled)."""
+    def wake(self, rows: Iterable[int] = ()) -> None:
+        """Look at the outbox soon: ``rows`` were settled or journaled here."""
+        self._fresh.update(rows)
         self._wake.set()
 
     async def run(
@@ -123,26 +137,47 @@ class ResultSender:
                     )
                     self.journal_ok = False
                 # Jitter: workers that started together do not look (and send twins) in step.
-                with anyio.move_on_after(self.interval * random.uniform(0.8, 1.2)):
+                # The gap also lets a burst of settles (the rows of one job) end before looking.
+                await anyio.sleep(self.min_gap)
+                rest = self.interval * random.uniform(0.8, 1.2) - self.min_gap
+                with anyio.move_on_after(max(0.0, rest)):
                     await self._wake.wait()
                 self._wake = anyio.Event()
-                # Rows of one job settle together: let a burst end before looking.
-                await anyio.sleep(0.2)
 
     async def _watch_settles(self) -> None:
         async with self.importer.subscribe() as events:
             async for event in events:
                 if isinstance(event, RowSettled):
-                    self.wake()
+                    self.wake((event.result.row_id,))
 
-    async def send_due(self) -> int:
-        """Send every due document once; returns how many were sent."""
+    async def send_due(self, *, adopt_after: float | None = None) -> int:
+        """Send the due documents that are this worker's; returns how many were sent.
+
+        Args:
+            adopt_after: Seconds a due document is left to the worker that settled its last row
+                before this one sends it (default: ``interval``).
+        """
         journal = self.importer.journal
-        entries = await journal.due_outbox(self.batch)
+        fresh, self._fresh = self._fresh, set()
+        try:
+            entries = await journal.due_outbox(self.batch)
+        except BaseException:
+            self._fresh |= fresh
+            raise
         self.journal_ok = True
-        sent = 0
         now = time.monotonic()
-        for entry in entries:
+        wait = self.interval if adopt_after is None else adopt_after
+        self._seen_due = {e.submission: self._seen_due.get(e.submission, now) for e in entries}
+        mine = [
+            e
+            for e in entries
+            if fresh.intersection(e.row_ids) or now - self._seen_due[e.submission] >= wait
+        ]
+        # Workers adopting at once walk the documents in different orders, so they rarely send
+        # the same one; the first one found sent already means this look is stale.
+        random.shuffle(mine)
+        sent = 0
+        for entry in mine:
             failures, not_before = self._failures.get(entry.submission, (0, 0.0))
             if not_before > now:
                 continue
@@ -157,6 +192,7 @@ class ResultSender:
                 self._backoff(entry, failures, exc)
                 continue
             self._failures.pop(entry.submission, None)
+            self._seen_due.pop(entry.submission, None)
             first = await journal.close_outbox(entry.submission)
             self.documents.labels("sent" if first else "duplicate").inc()
             sent += 1
@@ -166,6 +202,8 @@ class ResultSender:
                 rows=len(results),
                 duplicate=not first,
             )
+            if not first:
+                break
         return sent
 
     def _backoff(self, entry: OutboxEntry, failures: int, error: Exception) -> None:

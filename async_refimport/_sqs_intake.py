@@ -32,17 +32,13 @@ outbox; :mod:`._outbox` sends it once all its rows are final, from whichever wor
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
-import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from ._errors import (
@@ -58,14 +54,7 @@ from ._errors import (
 )
 from ._importer import Importer
 from ._log import get_logger
-from ._manifest import (
-    FORMATS,
-    Manifest,
-    ManifestDefaults,
-    ManifestFormat,
-    detect_format,
-    read_manifest,
-)
+from ._manifest import FORMATS, ManifestDefaults, ManifestFormat, check_objects, parse_manifest
 from ._models import ImportRequest
 from ._report import json_document
 from ._sqs import MAX_MESSAGE_BYTES, Message, ObjectUnavailable, SqsClient
@@ -129,9 +118,6 @@ def parse_body(body: str, defaults: ManifestDefaults) -> MessageBody:
     Raises:
         RequestValidationError: with every problem found (``line`` is the row's 1-based index).
     """
-    # Imported here: the HTTP intake owns the shared row builder (one way to read a row).
-    from ._http_intake import requests_from_objects
-
     try:
         doc = json.loads(body)
     except ValueError:
@@ -154,9 +140,10 @@ def parse_body(body: str, defaults: ManifestDefaults) -> MessageBody:
         raise _rejected("requests", "must be a non-empty list")
     if len(items) > MAX_REQUESTS_PER_MESSAGE:
         raise _rejected("requests", f"at most {MAX_REQUESTS_PER_MESSAGE} rows per message")
-    parsed = requests_from_objects(items, defaults)
+    # The manifest reader's row checks, so every intake accepts the same fields the same way.
+    parsed = check_objects(items, defaults, source="requests")
     if parsed.errors:
-        raise RequestValidationError([replace(e, source="requests") for e in parsed.errors])
+        raise RequestValidationError(parsed.errors)
     return MessageBody(requests=tuple(parsed.requests))
 
 
@@ -168,45 +155,28 @@ async def read_manifest_object(
     format: ManifestFormat | None = None,
     max_bytes: int,
 ) -> list[ImportRequest]:
-    """Read and validate a manifest stored in S3, as ``refimport import`` reads a file.
+    """Read and validate a manifest stored in S3, as ``refimport import`` reads one.
+
+    The object is fetched here rather than by the manifest reader's own S3 fetch because the two
+    kinds of failure must stay apart: a missing object or a denied read rejects the message, but
+    S3 out of reach leaves it on the queue for a later delivery. Parsing (format from the key's
+    extension, else sniffed) is the manifest reader's.
 
     Raises:
         ManifestError: every bad row (each naming the URI and line), or the object is missing.
         TransientServiceError: S3 could not be reached.
     """
-    fmt = format or detect_format(uri)
-    if fmt is None:
-        raise ManifestError(
-            [
-                FieldError(
-                    "format",
-                    'cannot tell the format from the key (.csv, .tsv, .jsonl): add "format"',
-                    source=uri,
-                )
-            ]
-        )
     try:
         data = await sqs.read_object(uri, max_bytes=max_bytes)
     except ObjectUnavailable as exc:
         raise ManifestError([FieldError("manifest", str(exc), source=uri)]) from exc
-    manifest = await anyio.to_thread.run_sync(_parse_bytes, data, fmt, defaults)
-    errors = [replace(e, source=uri) for e in manifest.errors]
-    if errors:
-        raise ManifestError(errors)
+    manifest = await anyio.to_thread.run_sync(
+        lambda: parse_manifest(data, uri, defaults, format=format)
+    )
+    manifest.raise_for_errors()
     if not manifest.rows:
         raise ManifestError([FieldError("manifest", "no rows", source=uri)])
     return manifest.requests
-
-
-def _parse_bytes(data: bytes, fmt: ManifestFormat, defaults: ManifestDefaults) -> Manifest:
-    # The manifest reader takes a file: hand it a private temporary copy.
-    fd, name = tempfile.mkstemp(prefix="refimport-manifest-", suffix=f".{fmt}")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return read_manifest(Path(name), defaults, format=fmt)
-    finally:
-        os.unlink(name)
 
 
 # -- result documents ------------------------------------------------------------------------------
@@ -240,6 +210,23 @@ def rejection_document(message_id: str, errors: Sequence[FieldError]) -> dict[st
     return doc
 
 
+async def check_queues(sqs: SqsClient, urls: Sequence[str]) -> list[dict[str, str]]:
+    """Each queue's attributes: the start-up check that it exists and may be used.
+
+    Raises:
+        QueueError: a queue does not exist, may not be used, or cannot be reached.
+    """
+    out = []
+    for url in urls:
+        try:
+            out.append(await sqs.queue_attributes(url))
+        except (TransientServiceError, CredentialsError) as exc:
+            raise QueueError(
+                f"queue {url} cannot be reached: {exc}", queue_url=url, code=exc.code
+            ) from exc
+    return out
+
+
 # -- the intake ------------------------------------------------------------------------------------
 
 
@@ -253,7 +240,8 @@ class SqsIntake:
         defaults: Field values for rows that leave them out (the worker's flags).
         results_queue_url: Where result documents go; None: no result documents.
         settings: Polling knobs.
-        on_journaled: Called after a message's rows are journaled (wakes the result sender).
+        on_journaled: Called with a message's row ids once they are journaled (wakes the result
+            sender: rows final already make the document due at once).
         registry: Where to count messages (the worker's Prometheus registry).
     """
 
@@ -266,7 +254,7 @@ class SqsIntake:
         *,
         results_queue_url: str | None = None,
         settings: SqsIntakeSettings | None = None,
-        on_journaled: Callable[[], None] | None = None,
+        on_journaled: Callable[[Sequence[int]], None] | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.importer = importer
@@ -304,19 +292,12 @@ class SqsIntake:
         urls = [self.queue_url]
         if self.results_queue_url is not None:
             urls.append(self.results_queue_url)
-        for url in urls:
-            try:
-                attributes = await self.sqs.queue_attributes(url)
-            except (TransientServiceError, CredentialsError) as exc:
-                raise QueueError(
-                    f"queue {url} cannot be reached: {exc}", queue_url=url, code=exc.code
-                ) from exc
-            if url == self.queue_url:
-                log.info(
-                    "sqs.queue_checked",
-                    queue_url=url,
-                    dead_letter_queue="RedrivePolicy" in attributes,
-                )
+        attributes = await check_queues(self.sqs, urls)
+        log.info(
+            "sqs.queue_checked",
+            queue_url=self.queue_url,
+            dead_letter_queue="RedrivePolicy" in attributes[0],
+        )
         self.reachable = True
 
     async def run(
@@ -365,36 +346,38 @@ class SqsIntake:
     # -- one message ------------------------------------------------------------------------------
 
     async def _handle(self, message: Message) -> None:
-        with structlog.contextvars.bound_contextvars(message_id=message.message_id):
-            settled = False
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._keep_hidden, message)
-                    try:
-                        await self._carry(message)
-                        settled = True
-                    except (TransientServiceError, JournalError, CredentialsError) as exc:
-                        log.warning(
-                            "sqs.message_retry_later",
-                            error=str(exc),
-                            receive_count=message.receive_count,
-                            retry_in=self.settings.retry_delay,
-                        )
-                    except ImporterClosedError:
-                        log.info("sqs.message_handed_back")
-                    except QueueError as exc:
-                        log.error("sqs.message_retry_later", error=str(exc))
-                    except Exception as exc:
-                        # One message must never stop the worker: leave it for a later delivery.
-                        log.exception("sqs.message_error", error=str(exc))
-                    finally:
-                        tg.cancel_scope.cancel()
-            finally:
-                self._in_flight -= 1
-                self._slot_freed.set()
-                if not settled:
-                    self.messages.labels("retried").inc()
-                    await self._hand_back(message)
+        # The message id goes into each log line, not into context variables: a lane started
+        # while the message is journaled would inherit them and name the message for ever.
+        mlog = log.bind(message_id=message.message_id)
+        settled = False
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_hidden, message)
+                try:
+                    await self._carry(message)
+                    settled = True
+                except (TransientServiceError, JournalError, CredentialsError) as exc:
+                    mlog.warning(
+                        "sqs.message_retry_later",
+                        error=str(exc),
+                        receive_count=message.receive_count,
+                        retry_in=self.settings.retry_delay,
+                    )
+                except ImporterClosedError:
+                    mlog.info("sqs.message_handed_back")
+                except QueueError as exc:
+                    mlog.error("sqs.message_retry_later", error=str(exc))
+                except Exception as exc:
+                    # One message must never stop the worker: leave it for a later delivery.
+                    mlog.exception("sqs.message_error", error=str(exc))
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._in_flight -= 1
+            self._slot_freed.set()
+            if not settled:
+                self.messages.labels("retried").inc()
+                await self._hand_back(message)
 
     async def _hand_back(self, message: Message) -> None:
         # At once when this worker is stopping (another may take it now), else after a pause.
@@ -403,7 +386,7 @@ class SqsIntake:
             try:
                 await self.sqs.set_visibility(self.queue_url, message.receipt_handle, delay)
             except Exception as exc:  # it comes back when its visibility times out anyway
-                log.debug("sqs.hand_back_failed", error=str(exc))
+                log.debug("sqs.hand_back_failed", message_id=message.message_id, error=str(exc))
 
     async def _keep_hidden(self, message: Message) -> None:
         """Extend the message's visibility while it is being read and journaled."""
@@ -414,9 +397,11 @@ class SqsIntake:
                 await self.sqs.set_visibility(self.queue_url, message.receipt_handle, timeout)
             except Exception as exc:
                 # Not fatal: at worst the message is delivered again, and journaled idempotently.
-                log.warning("sqs.visibility_not_extended", error=str(exc))
+                log.warning(
+                    "sqs.visibility_not_extended", message_id=message.message_id, error=str(exc)
+                )
             else:
-                log.debug("sqs.visibility_extended", seconds=timeout)
+                log.debug("sqs.visibility_extended", message_id=message.message_id, seconds=timeout)
 
     async def _carry(self, message: Message) -> None:
         imp = self.importer
@@ -445,7 +430,7 @@ class SqsIntake:
         if self.results_queue_url is not None:
             await imp.journal.add_outbox(message.message_id, self.results_queue_url, ids)
             if self._on_journaled is not None:
-                self._on_journaled()
+                self._on_journaled(ids)
         await self._delete(message)
         self.messages.labels("journaled").inc()
         log.info(
@@ -479,4 +464,138 @@ class SqsIntake:
         except QueueError as exc:
             # The receipt expired (the message was redelivered meanwhile): whoever holds it now
             # journals it again, idempotently.
-            log.warning("sqs.delete_failed", error=str(exc))
+            log.warning("sqs.delete_failed", message_id=message.message_id, error=str(exc))
+
+
+# -- what a worker runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SqsOptions:
+    """The worker's SQS flags.
+
+    Attributes:
+        queue_url: The queue of requests (None: no SQS intake).
+        results_queue_url: Where each message's result document goes (None: none).
+        intake: Polling knobs.
+        outbox_interval: Seconds between looks for result documents that are due.
+    """
+
+    queue_url: str | None = None
+    results_queue_url: str | None = None
+    intake: SqsIntakeSettings = SqsIntakeSettings()
+    outbox_interval: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.queue_url is not None or self.results_queue_url is not None
+
+
+def add_arguments(parser: Any) -> None:
+    """The worker's SQS flags, on its ``argparse`` parser."""
+    group = parser.add_argument_group(
+        "SQS (endpoint from AWS_ENDPOINT_URL_SQS; S3 manifests from AWS_ENDPOINT_URL_S3)"
+    )
+    group.add_argument("--sqs-queue-url", help="take requests from this SQS queue (long poll)")
+    group.add_argument(
+        "--results-queue-url", help="send each message's result document to this SQS queue"
+    )
+    group.add_argument(
+        "--sqs-wait", type=int, default=20, help="seconds of one long poll (0..20, default 20)"
+    )
+    group.add_argument(
+        "--sqs-visibility-timeout",
+        type=int,
+        default=60,
+        help="seconds a received message stays hidden, extended while it is journaled (default 60)",
+    )
+    group.add_argument(
+        "--outbox-interval",
+        type=float,
+        default=10.0,
+        help="seconds between looks for result documents due from any worker (default 10)",
+    )
+
+
+def options_from_args(args: Any) -> SqsOptions:
+    """:class:`SqsOptions` from parsed flags (``ValueError`` on a bad value)."""
+    return SqsOptions(
+        queue_url=args.sqs_queue_url,
+        results_queue_url=args.results_queue_url,
+        intake=SqsIntakeSettings(
+            wait_time=args.sqs_wait,
+            visibility_timeout=args.sqs_visibility_timeout,
+            retry_delay=min(10, args.sqs_visibility_timeout),
+        ),
+        outbox_interval=args.outbox_interval,
+    )
+
+
+class SqsService:
+    """The SQS side of a worker: the intake (with a request queue) and the result sender.
+
+    The sender runs in every worker given either queue: a result document is owed by the fleet,
+    not by the worker that received the message.
+
+    Args:
+        importer: The worker's open Importer.
+        options: The SQS flags.
+        defaults: Field values for rows that leave them out.
+        registry: The worker's Prometheus registry.
+    """
+
+    def __init__(
+        self,
+        importer: Importer,
+        options: SqsOptions,
+        defaults: ManifestDefaults,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        from ._outbox import ResultSender
+
+        self.options = options
+        self.sqs = SqsClient(region=defaults.region or importer.region, profile=defaults.profile)
+        self.sender = ResultSender(
+            importer,
+            self.sqs,
+            interval=options.outbox_interval,
+            min_gap=min(1.0, options.outbox_interval),
+            registry=registry,
+        )
+        self.intake: SqsIntake | None = None
+        if options.queue_url is not None:
+            self.intake = SqsIntake(
+                importer,
+                self.sqs,
+                options.queue_url,
+                defaults,
+                results_queue_url=options.results_queue_url,
+                settings=options.intake,
+                on_journaled=self.sender.wake,
+                registry=registry,
+            )
+
+    @property
+    def queue_reachable(self) -> bool:
+        return self.intake is None or self.intake.reachable
+
+    @property
+    def journal_ok(self) -> bool:
+        return self.sender.journal_ok and (self.intake is None or self.intake.journal_ok)
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Check the queues, then run until cancelled.
+
+        Raises:
+            QueueError: at start-up, a queue does not exist or cannot be reached.
+        """
+        async with self.sqs, anyio.create_task_group() as tg:
+            if self.intake is not None:
+                await tg.start(self.intake.run)
+            elif self.options.results_queue_url is not None:
+                await check_queues(self.sqs, [self.options.results_queue_url])
+            await tg.start(self.sender.run)
+            task_status.started()

@@ -143,7 +143,7 @@ async def running(
         SqsClient(region="us-east-1") as sqs,
         anyio.create_task_group() as tg,
     ):
-        sender = ResultSender(imp, sqs, interval=0.5, retry_backoff=0.2)
+        sender = ResultSender(imp, sqs, interval=0.5, min_gap=0.2, retry_backoff=0.2)
         intake = SqsIntake(
             imp,
             sqs,

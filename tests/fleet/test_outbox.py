@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import boto3
+import pytest
 from prometheus_client import CollectorRegistry
 
-from async_refimport import Importer, RowResult, RowState
+from async_refimport import (
+    Importer,
+    ImportRequest,
+    Journal,
+    RowResult,
+    RowState,
+    SQLiteJournal,
+    StoreRef,
+)
+from async_refimport._dynamo_journal import DynamoJournal, create_table
+from async_refimport._journal import Settlement
 from async_refimport._outbox import ResultSender, result_document
 from async_refimport._sqs import MAX_MESSAGE_BYTES, SqsClient
 from async_refimport.emulator import EmulatorThread
+from tests.conftest import ROLE_ARN, STORE_ID
 from tests.fleet.conftest import Queues, eventually, fast_settings
 from tests.integration.helpers import genomes, requests_for
 from tests.logcapture import capture_logs
@@ -46,7 +59,7 @@ async def test_a_document_owed_by_a_dead_worker_is_sent_by_another(
         SqsClient(region="us-east-1") as sqs,
         anyio.create_task_group() as tg,
     ):
-        sender = ResultSender(imp, sqs, interval=0.3)
+        sender = ResultSender(imp, sqs, interval=0.3, min_gap=0.1)
         await tg.start(sender.run)
         [doc] = await eventually(queues.documents)
         assert await imp.journal.due_outbox() == []
@@ -73,7 +86,7 @@ async def test_a_missing_results_queue_is_logged_and_the_document_waits_for_it(
             anyio.create_task_group() as tg,
         ):
             await imp.journal.add_outbox("msg-waiting", queues.results, ids)
-            sender = ResultSender(imp, sqs, interval=0.2, retry_backoff=0.2)
+            sender = ResultSender(imp, sqs, interval=0.2, min_gap=0.1, retry_backoff=0.2)
             await tg.start(sender.run)
             await eventually(lambda: any(e["event"] == "outbox.send_failed" for e in logs))
             assert len(await imp.journal.due_outbox()) == 1, "still owed, not dropped"
@@ -107,7 +120,8 @@ async def test_two_senders_racing_send_copies_that_consumers_can_deduplicate(
         sent: list[int] = []
 
         async def send(sender: ResultSender) -> None:
-            sent.append(await sender.send_due())
+            # Both see it due, neither settled its rows: both adopt it at once.
+            sent.append(await sender.send_due(adopt_after=0))
 
         async with anyio.create_task_group() as tg:
             for sender in senders:
@@ -177,3 +191,71 @@ def test_a_document_too_large_for_one_message_keeps_its_summary_and_failures() -
     doc = json.loads(result_document("all-failed", failed))
     assert doc["items"] == [] and doc["items_omitted"] == 3000
     assert doc["summary"]["failed"] == 3000
+
+
+# -- the journal's side: which documents are due ---------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def journal(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Journal:
+    if request.param == "sqlite":
+        return SQLiteJournal(tmp_path / "journal.sqlite")
+    endpoint = request.getfixturevalue("moto_endpoint")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+    table = f"outbox-{uuid.uuid4().hex[:10]}"
+    assert anyio.run(lambda: create_table(table, region="us-east-1"))
+    return DynamoJournal(table, region="us-east-1")
+
+
+def _rows(n: int, prefix: str, source: str = "a") -> list[tuple[StoreRef, ImportRequest]]:
+    store = StoreRef(STORE_ID, "us-east-1")
+    return [
+        (
+            store,
+            ImportRequest(
+                STORE_ID, ROLE_ARN, f"s3://genomes/{source}/{prefix}{i}.fa", f"{prefix}{i}"
+            ),
+        )
+        for i in range(n)
+    ]
+
+
+def _settle(ids: list[int], state: RowState = RowState.IMPORTED) -> list[Settlement]:
+    return [
+        Settlement(i, state, "1234567890" if state is RowState.IMPORTED else None, "x") for i in ids
+    ]
+
+
+async def test_a_document_is_due_only_while_every_row_is_final(journal: Journal) -> None:
+    async with journal:  # type: ignore[attr-defined]
+        small = await journal.add_rows(_rows(3, "small"), submission="m-small")
+        mixed = await journal.add_rows(_rows(4, "mixed"), submission="m-mixed")
+        large = await journal.add_rows(_rows(150, "large"), submission="m-large")
+        for name, ids in (("m-small", small), ("m-mixed", mixed), ("m-large", large)):
+            await journal.add_outbox(name, "https://queue/results", ids)
+        assert await journal.due_outbox() == []
+
+        await journal.settle_queued(_settle(small))
+        await journal.settle_queued(_settle(mixed[:3]) + _settle(mixed[3:], RowState.FAILED))
+        # Every row of the large one but its very last.
+        await journal.settle_queued(_settle(large[:-1]))
+        due = {e.submission: e for e in await journal.due_outbox()}
+        assert set(due) == {"m-small", "m-mixed"}
+        assert list(due["m-mixed"].row_ids) == mixed
+        assert await journal.due_outbox(limit=1) != []
+
+        # A re-run queues the failed row again: its document is no longer due.
+        await journal.add_rows(_rows(4, "mixed", source="b")[3:], submission="rerun")
+        assert {e.submission for e in await journal.due_outbox()} == {"m-small"}
+
+        await journal.settle_queued(_settle(large[-1:]))
+        await journal.settle_queued(_settle(mixed[3:]))
+        assert {e.submission for e in await journal.due_outbox()} == {
+            "m-small",
+            "m-mixed",
+            "m-large",
+        }
+        assert await journal.close_outbox("m-large")
+        assert {e.submission for e in await journal.due_outbox()} == {"m-small", "m-mixed"}
