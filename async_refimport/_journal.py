@@ -1,19 +1,24 @@
 """The journal: the single, durable source of truth about every row and every import job.
 
-The :class:`Journal` protocol is the seam where other backends (a DynamoDB journal shared by several
-hosts) plug in; :class:`SQLiteJournal` is the local implementation.
+The :class:`Journal` protocol is the seam the engine writes through; :class:`SQLiteJournal` keeps it
+in one local file, :class:`~async_refimport.DynamoJournal` in a DynamoDB table a fleet shares
+(``resolve_journal`` picks one from what a user names: a path or ``dynamodb://TABLE``). The contract
+suite in ``tests/journal`` runs on both, so they cannot drift.
 
-Durability rules (see DESIGN.md, "Write ahead"):
+Durability rules (the "write ahead" principle of ``docs/architecture.md``):
 
 * a job's rows and clientToken are committed (``begin_job``) *before* StartReferenceImportJob is sent,
   and its job id (``record_job_id``) right after the service answered;
 * a unique partial index allows at most one active (PENDING or RUNNING) job per store, so two
   processes sharing one journal file can never double-book a store;
+* writes that change a store's rows or jobs are fenced by the store's lease (``owner``): a process
+  that lost the lease has them refused (:class:`~async_refimport.LeaseLostError`);
 * SQLite runs in WAL mode with ``synchronous=FULL``: a committed transaction survives kill -9 and
   power loss; the file is created with mode 0600 (it names buckets, roles and stores).
 
 All SQLite work happens on one dedicated worker thread (one connection, one writer), never on the
-event loop.
+event loop, and every call is bounded in time (``timeout``): past it, SQLite is interrupted and the
+call fails with :class:`~async_refimport.JournalError` rather than hold up a cancellation.
 """
 
 from __future__ import annotations
