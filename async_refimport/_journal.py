@@ -276,6 +276,9 @@ class SQLiteJournal:
         clock: Wall-clock seconds, injectable for tests.
         timeout: Seconds one journal call may take (waiting for another process's lock included)
             before it is interrupted and fails with :class:`JournalError`.
+        read_only: Open an existing journal for reading only (``status``, ``report``): the file
+            is never created, migrated or changed, and a file that is not a refimport journal
+            is refused.
     """
 
     def __init__(
@@ -284,10 +287,13 @@ class SQLiteJournal:
         *,
         clock: Callable[[], float] = time.time,
         timeout: float = 60.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
         self._timeout = timeout
+        self._read_only = read_only
+        self._inode: int | None = None
         self._conn: sqlite3.Connection | None = None
         # One connection used from one thread at a time: SQLite's single writer, off the event loop.
         self._limiter = anyio.CapacityLimiter(1)
@@ -300,6 +306,7 @@ class SQLiteJournal:
             raise JournalError(f"journal {self.path} is not open")
 
         def call() -> _T:
+            self._check_file()
             try:
                 return fn(conn)
             except (StoreBookedError, LeaseLostError):
@@ -326,7 +333,24 @@ class SQLiteJournal:
             result = await anyio.to_thread.run_sync(bounded, limiter=self._limiter)
         return result
 
+    def _check_file(self) -> None:
+        """Refuse to go on with a journal whose file was deleted or replaced while open: its
+        writes would land in an unlinked inode that no later run could read."""
+        if self._inode is None:
+            return
+        try:
+            inode = self.path.stat().st_ino
+        except FileNotFoundError:
+            inode = None
+        if inode != self._inode:
+            raise JournalError(
+                f"journal {self.path} was deleted or replaced while in use; stopping so that "
+                "nothing is recorded where no later run could find it"
+            )
+
     def _write(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._read_only:
+            raise JournalError(f"journal {self.path} is open for reading only")
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn)
@@ -365,22 +389,54 @@ class SQLiteJournal:
         self._conn = await anyio.to_thread.run_sync(self._connect, limiter=self._limiter)
 
     def _connect(self) -> sqlite3.Connection:
+        if self._read_only:
+            return self._connect_read_only()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
                 # Create it 0600 before SQLite opens it: it names buckets, roles and stores.
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
+            # Waiting for another process's lock counts against the call's bound.
+            wait = min(self._timeout, 30.0)
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=wait
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             self._migrate(conn)
+            self._inode = self.path.stat().st_ino
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise JournalError(f"no journal at {self.path}")
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30.0,
+            )
+            conn.execute("PRAGMA busy_timeout=30000")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not {"meta", "rows", "jobs"} <= tables:
+                conn.close()
+                raise JournalError(f"{self.path} is not a refimport journal")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path} is not a refimport journal ({exc})") from exc
+        if row is None or int(row[0]) > SCHEMA_VERSION:
+            conn.close()
+            raise JournalError(
+                f"journal {self.path} has schema {row[0] if row else '?'}, which this version "
+                f"does not understand ({SCHEMA_VERSION}); upgrade async-refimport"
+            )
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -940,10 +996,17 @@ JOURNAL_URL_HELP = "a SQLite file path, or dynamodb://TABLE for a journal shared
 
 @asynccontextmanager
 async def opened_journal(
-    spec: str | os.PathLike[str] | Journal | None, *, region: str | None = None
+    spec: str | os.PathLike[str] | Journal | None,
+    *,
+    region: str | None = None,
+    read_only: bool = False,
 ) -> AsyncIterator[Journal]:
-    """``async with opened_journal("dynamodb://t") as journal:`` (see :func:`resolve_journal`)."""
-    journal = resolve_journal(spec, region=region)
+    """``async with opened_journal("dynamodb://t") as journal:`` (see :func:`resolve_journal`).
+
+    ``read_only`` opens a SQLite journal without creating, migrating or changing it, and refuses
+    a file that is not a refimport journal (``status`` and ``report``).
+    """
+    journal = resolve_journal(spec, region=region, read_only=read_only)
     await journal.open()
     try:
         yield journal
@@ -952,7 +1015,10 @@ async def opened_journal(
 
 
 def resolve_journal(
-    spec: str | os.PathLike[str] | Journal | None, *, region: str | None = None
+    spec: str | os.PathLike[str] | Journal | None,
+    *,
+    region: str | None = None,
+    read_only: bool = False,
 ) -> Journal:
     """The journal a user names: a :class:`Journal` as is, ``dynamodb://TABLE[?region=R]`` for a
     :class:`~async_refimport.DynamoJournal`, anything else a SQLite path (``None``: the default path).
@@ -960,11 +1026,11 @@ def resolve_journal(
     Nothing is opened here; ``region`` is the fallback Region of a DynamoDB table.
     """
     if spec is None:
-        return SQLiteJournal(default_journal_path())
+        return SQLiteJournal(default_journal_path(), read_only=read_only)
     if isinstance(spec, str) and spec.startswith("dynamodb:"):
         from ._dynamo_journal import DynamoJournal  # lazily: SQLite users never load aioboto3
 
         return DynamoJournal.from_url(spec, region=region)
     if isinstance(spec, str | os.PathLike):
-        return SQLiteJournal(spec)
+        return SQLiteJournal(spec, read_only=read_only)
     return spec
