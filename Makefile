@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench bench-quick clean
+.PHONY: demo test lint types contracts unit unit-quick bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,18 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# Imports flow one way: shells -> application -> engine -> seams ([tool.importlinter] in pyproject).
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint types unit
+# The quick loop while iterating: everything but the tests marked slow.
+unit-quick: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+test: lint types contracts unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -36,13 +36,22 @@ from ._events import RowsQueued as RowsQueued
 from ._events import StoreChecked as StoreChecked
 from ._events import StorePaused as StorePaused
 from ._gateway import AwsGateway as AwsGateway
+from ._gateway import ExistingReference as ExistingReference
+from ._gateway import JobSnapshot as JobSnapshot
+from ._gateway import JobSummary as JobSummary
 from ._gateway import OmicsGateway as OmicsGateway
+from ._gateway import SourceSpec as SourceSpec
+from ._gateway import SourceStatus as SourceStatus
+from ._importer import ApiStats as ApiStats
 from ._importer import Importer as Importer
 from ._importer import ImporterSettings as ImporterSettings
+from ._importer import ImporterStatus as ImporterStatus
 from ._importer import StorePlan as StorePlan
+from ._importer import StoreStatus as StoreStatus
 from ._journal import Journal as Journal
 from ._journal import SQLiteJournal as SQLiteJournal
 from ._journal import default_journal_path as default_journal_path
+from ._memory import MemoryGateway as MemoryGateway
 from ._models import ImportRequest as ImportRequest
 from ._models import RowResult as RowResult
 from ._models import RowState as RowState
@@ -55,21 +64,27 @@ from ._retry import RetryPolicy as RetryPolicy
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiStats",
     "AwsGateway",
     "CredentialsError",
     "DynamoJournal",
     "Event",
+    "ExistingReference",
     "FieldError",
     "ImportRequest",
     "Importer",
     "ImporterClosedError",
     "ImporterSettings",
+    "ImporterStatus",
     "JobFinished",
+    "JobSnapshot",
     "JobStarted",
+    "JobSummary",
     "Journal",
     "JournalError",
     "LeaseLostError",
     "ManifestError",
+    "MemoryGateway",
     "OmicsGateway",
     "PacingPolicy",
     "PermanentServiceError",
@@ -85,12 +100,15 @@ __all__ = [
     "RowsQueued",
     "SQLiteJournal",
     "ServiceError",
+    "SourceSpec",
+    "SourceStatus",
     "StoreBookedError",
     "StoreBusyError",
     "StoreChecked",
     "StorePaused",
     "StorePlan",
     "StoreRef",
+    "StoreStatus",
     "TransientServiceError",
     "ValidationFailed",
     "default_journal_path",

@@ -13,14 +13,33 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from rich.console import Console
 from rich.panel import Panel
 
-from ._manifest import ManifestDefaults, format_error, read_manifest
-from ._models import RowState
+from ._application import ImportOutcome, read_manifest_file, render_report
+from ._console import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    err_console,
+    escape,
+    import_with_progress,
+    out_console,
+    print_problems,
+    print_summary,
+)
+from ._importer import ImporterSettings
+from ._manifest import ManifestDefaults
+from ._models import ImportRequest, RowState
+
+if TYPE_CHECKING:
+    from .emulator import EmulatorThread
 
 DEMO_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 DEMO_BUCKET = "refimport-demo"
@@ -81,24 +100,45 @@ def _genomes(rows: int) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Broken:
+    key: str
+    body: bytes
+    name: str
+
+
+def _broken_files() -> list[_Broken]:
+    from .emulator import make_fasta
+
+    return [
+        _Broken(
+            "broken/lab_notes.fa",
+            b"These are lab notes, not a FASTA file.\n",
+            "lab_notes_not_fasta",
+        ),
+        _Broken(
+            "broken/duplicate_contigs.fa",
+            (make_fasta("contig1", 600, seed=1) + make_fasta("contig1", 600, seed=2)).encode(),
+            "duplicate_contig_names",
+        ),
+    ]
+
+
 def run_demo(
     *, rows: int = 300, workdir: Path = Path("refimport-demo"), time_scale: float | None = None
 ) -> int:
     """Run the demo; returns the exit code (0 when every row but the two broken ones imported)."""
-    from ._cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, print_summary, run_import
-
     try:
-        from .emulator import EMULATED_BASES_META, EmulatorThread, Faults, make_fasta
+        from .emulator import EmulatorThread, Faults
         from .emulator._server import ACCESS_KEY_ID, SECRET_ACCESS_KEY
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        Console(stderr=True).print(
-            f"[red]error:[/] the demo needs the emulator: pip install 'async-refimport[emulator]' ({exc})"
+        err_console().print(
+            "[red]error:[/] the demo needs the emulator: "
+            f"pip install 'async-refimport[emulator]' ({escape(exc)})"
         )
-        return 2
-    import boto3
-
+        return EXIT_USAGE
+    # Wrapped by rich (unlike the CLI's messages): the demo's text and panel fit the terminal.
     err = Console(stderr=True, highlight=False)
-    out = Console(highlight=False)
     scale = DEFAULT_TIME_SCALE if time_scale is None else time_scale
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -112,159 +152,191 @@ def run_demo(
     err.rule("[bold]refimport demo[/]")
     with EmulatorThread(time_scale=scale, faults=Faults(tps=5.0)) as emu:
         err.print(
-            f"Emulated HealthOmics at [cyan]{emu.omics_endpoint_url}[/] (S3 at {emu.s3_endpoint_url}); "
-            f"its clock runs {1 / scale:.0f} times faster than real time, and it throttles at 5 TPS "
-            "like AWS."
+            f"Emulated HealthOmics at [cyan]{emu.omics_endpoint_url}[/] "
+            f"(S3 at {emu.s3_endpoint_url}); its clock runs {1 / scale:.0f} times faster than "
+            "real time, and it throttles at 5 TPS like AWS."
         )
         genomes = _genomes(rows)
+        broken = _broken_files()
         with err.status(f"Uploading {rows} synthetic genomes and 2 broken files to S3…"):
-            s3 = boto3.client("s3", **emu.client_kwargs("s3"))
-            s3.create_bucket(Bucket=DEMO_BUCKET)
-
-            def put(g: dict[str, Any]) -> None:
-                body = make_fasta(g["name"], 2_000, seed=g["seed"]).encode()
-                s3.put_object(
-                    Bucket=DEMO_BUCKET,
-                    Key=g["key"],
-                    Body=body,
-                    Metadata={EMULATED_BASES_META: str(g["bases"])},
-                )
-
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(put, genomes))
-            broken = [
-                (
-                    "broken/lab_notes.fa",
-                    b"These are lab notes, not a FASTA file.\n",
-                    "lab_notes_not_fasta",
-                ),
-                (
-                    "broken/duplicate_contigs.fa",
-                    (
-                        make_fasta("contig1", 600, seed=1) + make_fasta("contig1", 600, seed=2)
-                    ).encode(),
-                    "duplicate_contig_names",
-                ),
-            ]
-            for key, body, _ in broken:
-                s3.put_object(Bucket=DEMO_BUCKET, Key=key, Body=body)
-
-        stores: list[str] = []
-        for region in DEMO_REGIONS:
-            kwargs = emu.client_kwargs("omics")
-            kwargs["region_name"] = region
-            omics = boto3.client("omics", **kwargs)
-            stores.append(omics.create_reference_store(name=f"demo-{region}")["id"])
+            _upload(emu, genomes, broken)
+        stores = _create_stores(emu)
         err.print(
             "Created one reference store per Region (the service's quota): "
             + ", ".join(f"[bold]{s}[/] ({r})" for s, r in zip(stores, DEMO_REGIONS, strict=True))
         )
-
-        # A colleague imported a few of these genomes earlier: the import finds them with one
-        # ListReferences per store and reports them ALREADY_PRESENT instead of failing.
-        earlier = [g for g in genomes if g["store"] == 0][:5]
+        earlier = _import_some_earlier(emu, stores[0], genomes)
         if earlier:
-            kwargs = emu.client_kwargs("omics")
-            kwargs["region_name"] = DEMO_REGIONS[0]
-            omics = boto3.client("omics", **kwargs)
-            job = omics.start_reference_import_job(
-                referenceStoreId=stores[0],
-                roleArn=DEMO_ROLE_ARN,
-                sources=[
-                    {"sourceFile": f"s3://{DEMO_BUCKET}/{g['key']}", "name": g["name"]}
-                    for g in earlier
-                ],
-            )
-            while omics.get_reference_import_job(referenceStoreId=stores[0], id=job["id"])[
-                "status"
-            ] not in ("COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED"):
-                time.sleep(0.1)
             err.print(
-                f"{len(earlier)} of the genomes were imported earlier by someone else "
+                f"{earlier} of the genomes were imported earlier by someone else "
                 "(they will show as already present)."
             )
-
-        manifest = workdir / "manifest.csv"
-        with open(manifest, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["source_file", "name", "description", "tags", "store_id", "region"])
-            for g in genomes:
-                writer.writerow(
-                    [
-                        f"s3://{DEMO_BUCKET}/{g['key']}",
-                        g["name"],
-                        g["description"],
-                        "project=demo;kind=synthetic",
-                        stores[g["store"]],
-                        DEMO_REGIONS[g["store"]],
-                    ]
-                )
-            for key, _, name in broken:
-                writer.writerow(
-                    [
-                        f"s3://{DEMO_BUCKET}/{key}",
-                        name,
-                        "deliberately broken",
-                        "project=demo",
-                        stores[0],
-                        DEMO_REGIONS[0],
-                    ]
-                )
-        defaults = ManifestDefaults(role_arn=DEMO_ROLE_ARN, endpoint_url=emu.omics_endpoint_url)
-        parsed = read_manifest(manifest, defaults)
-        if parsed.errors:  # pragma: no cover - the demo writes a valid manifest
-            for e in parsed.errors:
-                err.print(format_error(e), markup=False)
-            return 2
+        manifest = _write_manifest(workdir / "manifest.csv", genomes, broken, stores)
+        requests = _read_manifest(manifest, emu)
+        if requests is None:  # pragma: no cover - the demo writes a valid manifest
+            return EXIT_USAGE
         err.print(
-            f"Wrote [bold]{manifest}[/] ({len(parsed.rows)} rows). Importing, {ROWS_PER_JOB} "
-            "genomes per job, one job at a time per store…\n"
+            f"Wrote [bold]{escape(manifest)}[/] ({len(requests)} rows). Importing, "
+            f"{ROWS_PER_JOB} genomes per job, one job at a time per store…\n"
         )
-        outcome = run_import(
-            parsed.requests,
+        outcome = import_with_progress(
+            requests,
             journal=journal,
             region=DEMO_REGIONS[0],
-            max_sources_per_job=ROWS_PER_JOB,
+            settings=ImporterSettings(max_sources_per_job=ROWS_PER_JOB),
         )
         if outcome is None:  # pragma: no cover - validated above
-            return 2
+            return EXIT_USAGE
         stats = emu.stats()
 
-    import anyio
-
-    from ._cli import build_report
-
     report = workdir / "report.html"
-    report.write_text(anyio.run(build_report, journal, "html"), encoding="utf-8")
-    print_summary(outcome.results, out)
-    elapsed = time.monotonic() - started
+    report.write_text(anyio.run(render_report, journal, "html"), encoding="utf-8")
+    print_summary(outcome.results, out_console())
+    unexpected = {r.name for r in outcome.results if r.state is RowState.FAILED} - {
+        b.name for b in broken
+    }
+    _print_finish(
+        err,
+        outcome,
+        stats,
+        elapsed=time.monotonic() - started,
+        unexpected=len(unexpected),
+        paths={"HTML report": report, "Manifest": manifest, "Journal": journal},
+    )
+    if outcome.stopped:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if unexpected else EXIT_OK
+
+
+def _upload(emu: EmulatorThread, genomes: list[dict[str, Any]], broken: list[_Broken]) -> None:
+    import boto3
+
+    from .emulator import EMULATED_BASES_META, make_fasta
+
+    s3 = boto3.client("s3", **emu.client_kwargs("s3"))
+    s3.create_bucket(Bucket=DEMO_BUCKET)
+
+    def put(g: dict[str, Any]) -> None:
+        body = make_fasta(g["name"], 2_000, seed=g["seed"]).encode()
+        s3.put_object(
+            Bucket=DEMO_BUCKET,
+            Key=g["key"],
+            Body=body,
+            Metadata={EMULATED_BASES_META: str(g["bases"])},
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, genomes))
+    for b in broken:
+        s3.put_object(Bucket=DEMO_BUCKET, Key=b.key, Body=b.body)
+
+
+def _omics(emu: EmulatorThread, region: str) -> Any:
+    import boto3
+
+    kwargs = emu.client_kwargs("omics")
+    kwargs["region_name"] = region
+    return boto3.client("omics", **kwargs)
+
+
+def _create_stores(emu: EmulatorThread) -> list[str]:
+    """One reference store per Region (the service allows one per account and Region)."""
+    return [
+        str(_omics(emu, region).create_reference_store(name=f"demo-{region}")["id"])
+        for region in DEMO_REGIONS
+    ]
+
+
+def _import_some_earlier(emu: EmulatorThread, store: str, genomes: list[dict[str, Any]]) -> int:
+    """A colleague imported a few of the genomes earlier: the import finds them with one
+    ListReferences per store and reports them ALREADY_PRESENT instead of failing."""
+    earlier = [g for g in genomes if g["store"] == 0][:5]
+    if not earlier:
+        return 0
+    omics = _omics(emu, DEMO_REGIONS[0])
+    job = omics.start_reference_import_job(
+        referenceStoreId=store,
+        roleArn=DEMO_ROLE_ARN,
+        sources=[
+            {"sourceFile": f"s3://{DEMO_BUCKET}/{g['key']}", "name": g["name"]} for g in earlier
+        ],
+    )
+    final = ("COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED")
+    while omics.get_reference_import_job(referenceStoreId=store, id=job["id"])["status"] not in (
+        final
+    ):
+        time.sleep(0.1)
+    return len(earlier)
+
+
+def _write_manifest(
+    path: Path, genomes: list[dict[str, Any]], broken: list[_Broken], stores: list[str]
+) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["source_file", "name", "description", "tags", "store_id", "region"])
+        for g in genomes:
+            writer.writerow(
+                [
+                    f"s3://{DEMO_BUCKET}/{g['key']}",
+                    g["name"],
+                    g["description"],
+                    "project=demo;kind=synthetic",
+                    stores[g["store"]],
+                    DEMO_REGIONS[g["store"]],
+                ]
+            )
+        for b in broken:
+            writer.writerow(
+                [
+                    f"s3://{DEMO_BUCKET}/{b.key}",
+                    b.name,
+                    "deliberately broken",
+                    "project=demo",
+                    stores[0],
+                    DEMO_REGIONS[0],
+                ]
+            )
+    return path
+
+
+def _read_manifest(path: Path, emu: EmulatorThread) -> list[ImportRequest] | None:
+    defaults = ManifestDefaults(role_arn=DEMO_ROLE_ARN, endpoint_url=emu.omics_endpoint_url)
+    parsed = read_manifest_file(path, defaults)
+    if parsed.errors:  # pragma: no cover - the demo writes a valid manifest
+        print_problems(parsed.errors, err_console())
+        return None
+    return parsed.requests
+
+
+def _print_finish(
+    err: Console,
+    outcome: ImportOutcome,
+    stats: dict[str, Any],
+    *,
+    elapsed: float,
+    unexpected: int,
+    paths: dict[str, Path],
+) -> None:
     calls = stats.get("calls", {})
     throttled = sum(stats.get("throttled", {}).values())
-    failed = [r for r in outcome.results if r.state is RowState.FAILED]
-    expected = {name for _, _, name in broken}
-    unexpected = {r.name for r in failed} - expected
     failure_note = (
-        f"{len(failed)} failed: the deliberately broken files (see the report for the reasons)."
+        f"{outcome.failed} failed: the deliberately broken files (see the report for the reasons)."
         if not unexpected
-        else f"[red]{len(unexpected)} unexpected failure(s)[/]: see the report."
+        else f"[red]{unexpected} unexpected failure(s)[/]: see the report."
     )
+    where = "\n".join(f"{label + ':':<14}[bold]{escape(path)}[/]" for label, path in paths.items())
+    journal = escape(paths["Journal"])
     err.print(
         Panel.fit(
-            f"Imported {sum(1 for r in outcome.results if r.ok)} of {len(outcome.results)} genomes "
-            f"in {elapsed:.0f} s using {calls.get('StartReferenceImportJob', 0)} Start calls "
-            f"({throttled} throttled calls absorbed by pacing).\n"
+            f"Imported {sum(1 for r in outcome.results if r.ok)} of {len(outcome.results)} "
+            f"genomes in {elapsed:.0f} s using {calls.get('StartReferenceImportJob', 0)} Start "
+            f"calls ({throttled} throttled calls absorbed by pacing).\n"
             f"{failure_note}\n\n"
-            f"HTML report:  [bold]{report}[/]\n"
-            f"Manifest:     {manifest}\n"
-            f"Journal:      {journal}\n\n"
+            f"{where}\n\n"
             f"Next: refimport status --journal {journal}\n"
             f"      refimport report --journal {journal} --format csv",
             title="demo finished",
             border_style="green",
         )
     )
-    if outcome.stopped:
-        return EXIT_INTERRUPTED
-    if unexpected:
-        return EXIT_FAILED
-    return EXIT_OK

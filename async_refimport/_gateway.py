@@ -244,7 +244,8 @@ class AwsGateway:
         await self.aclose()
 
     async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
+        # Bounded: closing must not hang a shutdown on a stuck connection.
+        with anyio.move_on_after(10.0, shield=True):
             await self._stack.aclose()
         self._clients.clear()
 

@@ -25,26 +25,32 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ._application import (
+    field_error_dict,
+    row_document,
+    rows_from_objects,
+    stores_document,
+    with_region,
+)
 from ._errors import FieldError, ImporterClosedError, RequestValidationError
 from ._importer import Importer
 from ._log import get_logger
-from ._manifest import Manifest, ManifestDefaults
-from ._manifest import _Builder as _ManifestBuilder
+from ._manifest import ManifestDefaults
 from ._metrics import WorkerMetrics
-from ._models import RowResult, RowState
-from ._report import report_item
-from ._spool import field_error_dict
 
 log = get_logger(__name__)
 
 TOKEN_ENV = "REFIMPORT_WORKER_TOKEN"
 MAX_REQUESTS_PER_POST = 10_000
+#: Row ids are SQLite integers: anything larger names no row.
+MAX_ROW_ID = 2**63 - 1
 _OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 IMPORTER_KEY = web.AppKey("importer", Importer)
@@ -57,18 +63,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
-
-
-def _row(result: RowResult) -> dict[str, Any]:
-    item: dict[str, Any] = dict(report_item(result))
-    item.update(
-        row_id=result.row_id,
-        region=result.region,
-        state=result.state.value,
-        final=result.state.is_final,
-        attempts=result.attempts,
-    )
-    return item
 
 
 def _bearer_middleware(token: str) -> Any:
@@ -99,6 +93,8 @@ async def _submit(request: web.Request) -> web.Response:
         doc = await request.json()
     except (ValueError, UnicodeDecodeError):
         return answer(400, {"errors": [{"field": "body", "reason": "not a JSON document"}]})
+    except RecursionError:
+        return answer(400, {"errors": [{"field": "body", "reason": "nested too deeply"}]})
     items = doc.get("requests") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not items:
         return answer(
@@ -112,8 +108,7 @@ async def _submit(request: web.Request) -> web.Response:
     submission = doc.get("submission")
     if submission is not None and not isinstance(submission, str):
         return answer(400, {"errors": [{"field": "submission", "reason": "must be a string"}]})
-    defaults = request.app[DEFAULTS_KEY]
-    manifest = requests_from_objects(items, replace(defaults, region=defaults.region or imp.region))
+    manifest = rows_from_objects(items, with_region(request.app[DEFAULTS_KEY], imp.region))
     if manifest.errors:
         return answer(400, {"errors": [_index_error(e) for e in manifest.errors]})
     requests = manifest.requests
@@ -125,18 +120,6 @@ async def _submit(request: web.Request) -> web.Response:
         return answer(503, {"errors": [{"field": None, "reason": "the worker is stopping"}]})
     log.info("http.submitted", rows=len(ids))
     return answer(202, {"ids": ids})
-
-
-def requests_from_objects(items: list[Any], defaults: ManifestDefaults) -> Manifest:
-    """Check JSON objects exactly as rows of a JSON Lines manifest; "lines" are 1-based indexes."""
-    # The manifest reader's row builder, so both intakes accept the same fields the same way.
-    builder = _ManifestBuilder(Path("request"), "jsonl", defaults)
-    for index, item in enumerate(items, start=1):
-        if isinstance(item, dict):
-            builder._json_row(index, item)
-        else:
-            builder.error(index, "requests", "must be an object")
-    return builder.manifest
 
 
 def _index_error(error: FieldError) -> dict[str, Any]:
@@ -152,10 +135,13 @@ async def _get_import(request: web.Request) -> web.Response:
         row_id = int(request.match_info["id"])
     except ValueError:
         return _json({"error": "row ids are integers"}, 400)
+    if not 0 < row_id <= MAX_ROW_ID:
+        # No such row can exist (the journal's ids are 64-bit): a 30-digit id is not found.
+        return _json({"error": f"no row {row_id}"}, 404)
     found = await imp.results([row_id])
     if not found:
         return _json({"error": f"no row {row_id}"}, 404)
-    return _json(_row(found[0]))
+    return _json(row_document(found[0]))
 
 
 async def _list_imports(request: web.Request) -> web.Response:
@@ -167,28 +153,13 @@ async def _list_imports(request: web.Request) -> web.Response:
         return _json({"error": "ids=1,2,3"}, 400)
     if not ids or len(ids) > MAX_REQUESTS_PER_POST:
         return _json({"error": f"give 1..{MAX_REQUESTS_PER_POST} ids: ?ids=1,2,3"}, 400)
-    return _json({"items": [_row(r) for r in await imp.results(ids)]})
+    ids = [i for i in ids if 0 < i <= MAX_ROW_ID]  # others cannot exist
+    found = await imp.results(ids) if ids else []
+    return _json({"items": [row_document(r) for r in found]})
 
 
 async def _stores(request: web.Request) -> web.Response:
-    imp = request.app[IMPORTER_KEY]
-    counts = await imp.journal.counts()
-    lanes = {store.key: lane for store, lane in imp.lanes().items()}
-    stores = []
-    for store, states in sorted(counts.items(), key=lambda kv: kv[0].key):
-        lane = lanes.get(store.key)
-        stores.append(
-            {
-                "store_id": store.store_id,
-                "region": store.region,
-                "endpoint_url": store.endpoint_url,
-                "queue_depth": states.get(RowState.QUEUED, 0),
-                "rows": {state.value: states.get(state, 0) for state in RowState},
-                "active_job": lane.active_job if lane is not None else None,
-                "idle": lane.idle if lane is not None else None,
-            }
-        )
-    return _json({"stores": stores})
+    return _json(stores_document(await request.app[IMPORTER_KEY].status()))
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -229,3 +200,69 @@ def build_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     return app
+
+
+class HttpIntake:
+    """The HTTP API as one of the worker's intakes: serves until cancelled, then closes.
+
+    Args:
+        importer: The open Importer requests are submitted to.
+        metrics: The worker's metrics (``/metrics``, submissions counted).
+        defaults: Field values for rows that leave them out (the worker's flags).
+        ready: The worker's readiness (``/readyz``).
+        host: Interface to bind.
+        port: Port (0: any free port).
+        token: Bearer token every route but the probes requires (None: none).
+        close_timeout: Seconds requests in flight get to finish when closing.
+    """
+
+    def __init__(
+        self,
+        importer: Importer,
+        metrics: WorkerMetrics,
+        defaults: ManifestDefaults,
+        ready: Callable[[], bool],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self.importer = importer
+        self.metrics = metrics
+        self.defaults = defaults
+        self._ready = ready
+        self.host = host
+        self.port = port
+        self.token = token
+        self.close_timeout = close_timeout
+        self.url: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Listening."""
+        return self.url is not None
+
+    def describe(self) -> dict[str, Any]:
+        """What the worker announces about this intake."""
+        return {"http": self.url}
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen, report started, and serve until cancelled."""
+        app = build_app(self.importer, self.metrics, self.defaults, self._ready, token=self.token)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.close_timeout)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            shown = f"[{host}]" if ":" in host else host
+            self.url = f"http://{shown}:{port}"
+            task_status.started()
+            await anyio.sleep_forever()
+        finally:
+            self.url = None
+            with anyio.move_on_after(self.close_timeout, shield=True):
+                await runner.cleanup()

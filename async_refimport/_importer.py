@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
 from types import TracebackType
 
 import anyio
@@ -30,13 +31,23 @@ from ._errors import ImporterClosedError, RequestValidationError, TransientServi
 from ._events import Event, RequestRetried, RowSettled, RowsQueued
 from ._gateway import AwsGateway, OmicsGateway
 from ._journal import Journal, lease_owner_name, resolve_journal
-from ._lane import Lane, LaneDeps, LaneSettings
+from ._lane import Lane, LaneDeps
 from ._log import get_logger
-from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
+from ._models import ImportRequest, RowResult, RowState, StoreRef
 from ._models import validate_requests as _validate_requests
-from ._pacing import Pacer, PacingPolicy
-from ._polling import CompletionWatcher, PollingPolicy, PollingWatcher
-from ._retry import RetryPolicy
+from ._pacing import Pacer
+from ._polling import CompletionWatcher, PollingWatcher
+from ._settings import ImporterSettings
+
+__all__ = [
+    "ApiStats",
+    "Importer",
+    "ImporterSettings",
+    "ImporterStatus",
+    "StorePlan",
+    "StoreStatus",
+    "default_region",
+]
 
 log = get_logger(__name__)
 
@@ -47,42 +58,6 @@ _QUIET_RECHECK_MAX = 160.0
 
 
 @dataclass(frozen=True, slots=True)
-class ImporterSettings:
-    """Everything tunable about the engine; the defaults suit AWS.
-
-    Attributes:
-        max_sources_per_job: Rows packed into one import job (1..100).
-        max_attempts: Jobs a row may take part in before a whole-job failure fails it.
-        retry: Backoff for transient errors.
-        pacing: Calls per second per (credentials, Region, operation).
-        polling: When to poll running jobs.
-        busy_wait: Seconds to wait when the store runs someone else's job (402) or retries ran out.
-        lookup_margin: Clock-skew allowance (seconds) when searching for a job after a crash.
-        existence_ttl: Seconds before a store's list of existing names is fetched again.
-        lease_ttl: Seconds a process holds a store without renewing (several processes, one journal).
-        shutdown_grace: Seconds a Start in flight may take to finish while closing.
-        rescan_interval: Seconds an idle lane waits before looking at the journal again (rows
-            queued by another process sharing the journal).
-    """
-
-    max_sources_per_job: int = MAX_SOURCES_PER_JOB
-    max_attempts: int = 3
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    pacing: PacingPolicy = field(default_factory=PacingPolicy)
-    polling: PollingPolicy = field(default_factory=PollingPolicy)
-    busy_wait: float = 10.0
-    lookup_margin: float = 60.0
-    existence_ttl: float = 600.0
-    lease_ttl: float = 30.0
-    shutdown_grace: float = 30.0
-    rescan_interval: float = 30.0
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_sources_per_job <= MAX_SOURCES_PER_JOB:
-            raise ValueError(f"max_sources_per_job must be 1..{MAX_SOURCES_PER_JOB}")
-
-
-@dataclass(frozen=True, slots=True)
 class StorePlan:
     """What a dry run found for one store."""
 
@@ -90,6 +65,50 @@ class StorePlan:
     rows: int
     already_present: dict[str, str]
     jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """One store as an Importer sees it now.
+
+    Attributes:
+        store: The store.
+        rows: Rows of the store in the journal, by state (every process sharing it).
+        driven: This Importer runs a lane for the store.
+        active_job: The import job this Importer's lane runs for the store, if any.
+        idle: The lane found nothing to do (None when the store is not driven here).
+    """
+
+    store: StoreRef
+    rows: Mapping[RowState, int]
+    driven: bool = False
+    active_job: str | None = None
+    idle: bool | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        """Rows waiting for a job."""
+        return self.rows.get(RowState.QUEUED, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiStats:
+    """Calls of one operation in one Region since the Importer opened (all credentials)."""
+
+    operation: str
+    region: str
+    calls: int
+    throttles: int
+    rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class ImporterStatus:
+    """A read-only view of an open Importer: what a dashboard or a metrics scrape shows."""
+
+    stores: tuple[StoreStatus, ...]
+    api: tuple[ApiStats, ...]
+    stopping: bool
 
 
 def default_region() -> str | None:
@@ -112,10 +131,13 @@ class Importer:
         region: Region for requests that name none (default: the AWS SDK's configuration).
         max_sources_per_job: Shortcut for ``settings.max_sources_per_job``.
         settings: Retry, pacing, polling and other knobs.
-        gateway: The HealthOmics seam (default: aioboto3); tests may pass a fake.
+        gateway: The HealthOmics seam (default: aioboto3); tests may pass a
+            :class:`MemoryGateway`.
         watcher: Completion detection (default: predictive polling).
         owner: This process's name in store leases (default: host, pid and a random suffix).
-        sleep: Async sleep for backoff and polling (injectable for tests).
+        sleep: Async sleep for backoff, polling and waits (injectable for tests).
+        clock: Monotonic seconds for pacing, polling and job durations (injectable for tests:
+            with a ``sleep`` that advances it, hours of backoff and polling take no real time).
     """
 
     def __init__(
@@ -129,30 +151,38 @@ class Importer:
         watcher: CompletionWatcher | None = None,
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         settings = settings or ImporterSettings()
         if max_sources_per_job is not None:
-            settings = _replace_sources(settings, max_sources_per_job)
+            settings = replace(settings, max_sources_per_job=max_sources_per_job)
         self.settings = settings
-        self.journal: Journal = resolve_journal(journal, region=region)
+        self._journal: Journal = resolve_journal(journal, region=region)
         self.region = region
-        self.pacer = Pacer(settings.pacing, sleep=sleep)
+        self._pacer = Pacer(settings.pacing, clock=clock, sleep=sleep)
         self._own_gateway = gateway is None
-        self.gateway: OmicsGateway = gateway or AwsGateway(
-            pacer=self.pacer, retry=settings.retry, sleep=sleep, on_retry=self._on_retry
+        self._gateway: OmicsGateway = gateway or AwsGateway(
+            pacer=self._pacer, retry=settings.retry, sleep=sleep, on_retry=self._on_retry
         )
-        self.watcher: CompletionWatcher = watcher or PollingWatcher(
-            self.gateway, settings.polling, sleep=sleep
+        self._watcher: CompletionWatcher = watcher or PollingWatcher(
+            self._gateway, settings.polling, sleep=sleep, clock=clock
         )
         self._owner = owner or lease_owner_name()
         self._sleep = sleep
+        self._clock = clock
         self._lanes: dict[str, Lane] = {}
         self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._changed = anyio.Event()
         self._stopping = False
         self._state = "new"
         self._tg: TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
         self._lane_scopes: list[anyio.CancelScope] = []
+
+    @property
+    def journal(self) -> Journal:
+        """The journal this Importer writes (shared with any other process opened on it)."""
+        return self._journal
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -160,13 +190,25 @@ class Importer:
         if self._state != "new":
             raise ImporterClosedError("an Importer can be entered once; create a new one")
         self._state = "open"
-        if self.region is None:
-            self.region = await anyio.to_thread.run_sync(default_region)
-        await self.journal.open()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        # Resume whatever an earlier run left unfinished.
-        await self.adopt()
+        try:
+            # Each step is undone, in reverse order, if a later one fails (or when closing).
+            async with AsyncExitStack() as stack:
+                if self.region is None:
+                    self.region = await anyio.to_thread.run_sync(default_region)
+                await self._journal.open()
+                stack.push_async_callback(self._bounded, self._journal.close)
+                if self._own_gateway and isinstance(self._gateway, AwsGateway):
+                    stack.push_async_callback(self._bounded, self._gateway.aclose)
+                stack.callback(self._close_subscribers)
+                self._tg = await stack.enter_async_context(anyio.create_task_group())
+                # Leaving the task group waits for the lanes: stop them first.
+                stack.callback(self.stop)
+                # Resume whatever an earlier run left unfinished.
+                await self.adopt()
+                self._stack = stack.pop_all()
+        except BaseException:
+            self._state = "closed"
+            raise
         return self
 
     async def __aexit__(
@@ -175,18 +217,23 @@ class Importer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        self.stop()
-        assert self._tg is not None
+        assert self._stack is not None
         try:
-            return await self._tg.__aexit__(exc_type, exc, tb)
+            return await self._stack.__aexit__(exc_type, exc, tb)
         finally:
             self._state = "closed"
-            for stream in self._subscribers:
-                stream.close()
-            with anyio.CancelScope(shield=True):
-                if self._own_gateway and isinstance(self.gateway, AwsGateway):
-                    await self.gateway.aclose()
-                await self.journal.close()
+
+    async def _bounded(self, close: Callable[[], Awaitable[None]]) -> None:
+        # Clean-up runs even while the caller is cancelled, but never hangs a shutdown: a locked
+        # journal or a stuck connection gets the grace period, no more.
+        with anyio.move_on_after(self.settings.shutdown_grace, shield=True) as scope:
+            await close()
+        if scope.cancelled_caught:
+            log.warning("importer.close_timed_out", step=getattr(close, "__qualname__", "?"))
+
+    def _close_subscribers(self) -> None:
+        for stream in self._subscribers:
+            stream.close()
 
     def stop(self) -> None:
         """Stop starting jobs: lanes stop at their next safe point (a Start in flight is finished
@@ -201,6 +248,7 @@ class Importer:
 
     @property
     def stopping(self) -> bool:
+        """True once :meth:`stop` was called (or the Importer is closing)."""
         return self._stopping
 
     def _check_open(self) -> None:
@@ -211,30 +259,17 @@ class Importer:
         lane = self._lanes.get(store.key)
         if lane is None:
             deps = LaneDeps(
-                journal=self.journal,
-                gateway=self.gateway,
-                watcher=self.watcher,
+                journal=self._journal,
+                gateway=self._gateway,
+                watcher=self._watcher,
                 emit=self._emit,
                 changed=self._signal_change,
                 owner=self._owner,
+                clock=self._clock,
                 sleep=self._sleep,
             )
-            s = self.settings
-            lane = Lane(
-                store,
-                deps,
-                LaneSettings(
-                    max_sources_per_job=s.max_sources_per_job,
-                    max_attempts=s.max_attempts,
-                    retry=s.retry,
-                    busy_wait=s.busy_wait,
-                    lookup_margin=s.lookup_margin,
-                    existence_ttl=s.existence_ttl,
-                    lease_ttl=s.lease_ttl,
-                    critical_grace=s.shutdown_grace,
-                    rescan_interval=s.rescan_interval,
-                ),
-            )
+            # The lane reads the Importer's own settings: one source of truth.
+            lane = Lane(store, deps, self.settings)
             self._lanes[store.key] = lane
             assert self._tg is not None
             self._tg.start_soon(self._run_lane, lane, name=f"lane {store}")
@@ -317,7 +352,7 @@ class Importer:
         resolved = self._resolve(list(requests))
         if not resolved:
             return []
-        ids = await self.journal.add_rows(resolved, submission)
+        ids = await self._journal.add_rows(resolved, submission)
         per_store: dict[str, tuple[StoreRef, int]] = {}
         for store, _ in resolved:
             _, n = per_store.get(store.key, (store, 0))
@@ -329,13 +364,13 @@ class Importer:
 
     async def results(self, row_ids: Sequence[int] | None = None) -> list[RowResult]:
         """The rows' current results (every row when ``row_ids`` is None), without waiting."""
-        return await self.journal.results(row_ids)
+        return await self._journal.results(row_ids)
 
     async def wait(self, row_ids: Sequence[int]) -> list[RowResult]:
         """Wait until every given row is final (or the Importer stops); returns their results."""
         async with self.subscribe() as events:
             pending = {
-                r.row_id for r in await self.journal.results(row_ids) if not r.state.is_final
+                r.row_id for r in await self._journal.results(row_ids) if not r.state.is_final
             }
             quiet, recheck = 0.0, _QUIET_RECHECK
             while pending and not self._stopping:
@@ -361,17 +396,17 @@ class Importer:
                     quiet, recheck = 0.0, min(recheck * 2, _QUIET_RECHECK_MAX)
                     pending = {
                         r.row_id
-                        for r in await self.journal.results(sorted(pending))
+                        for r in await self._journal.results(sorted(pending))
                         if not r.state.is_final
                     }
-        return await self.journal.results(row_ids)
+        return await self._journal.results(row_ids)
 
     async def drain(self) -> None:
         """Wait until no row is queued or in flight in any store this Importer drives."""
         while not self._stopping:
             changed = self._changed
             if all(lane.idle for lane in self._lanes.values()):
-                counts = await self.journal.counts()
+                counts = await self._journal.counts()
                 busy = any(
                     states.get(RowState.QUEUED, 0) or states.get(RowState.SUBMITTED, 0)
                     for store, states in counts.items()
@@ -396,7 +431,7 @@ class Importer:
             by_store.setdefault(store.key, (store, []))[1].append(req)
         plans: list[StorePlan] = []
         for store, reqs in by_store.values():
-            refs = await self.gateway.list_references(store)
+            refs = await self._gateway.list_references(store)
             names = {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
             present = {r.name: names[r.name] for r in reqs if r.name in names}
             remaining = len(reqs) - len(present)
@@ -412,19 +447,52 @@ class Importer:
         """
         self._check_open()
         adopted = []
-        for store in await self.journal.stores_with_work():
+        for store in await self._journal.stores_with_work():
             if store.key not in self._lanes:
                 log.info("store.adopted", store_id=store.store_id, region=store.region)
                 self._lane(store).notify()
                 adopted.append(store)
         return adopted
 
-    def lanes(self) -> dict[StoreRef, Lane]:
-        """The stores driven by this Importer, with their lanes (queue depth lives in the journal)."""
-        return {lane.store: lane for lane in self._lanes.values()}
+    async def status(self) -> ImporterStatus:
+        """A read-only view: rows per store (from the journal), the job each store driven here
+        runs, and API calls per operation and Region."""
+        counts = await self._journal.counts()
+        lanes = dict(self._lanes)
+        stores = [
+            StoreStatus(
+                store,
+                dict(states),
+                driven=store.key in lanes,
+                active_job=lanes[store.key].active_job if store.key in lanes else None,
+                idle=lanes[store.key].idle if store.key in lanes else None,
+            )
+            for store, states in sorted(counts.items(), key=lambda kv: kv[0].key)
+        ]
+        known = {s.store.key for s in stores}
+        stores += [
+            StoreStatus(lane.store, {}, driven=True, active_job=lane.active_job, idle=lane.idle)
+            for key, lane in sorted(lanes.items())
+            if key not in known
+        ]
+        api: dict[tuple[str, str], list[float]] = {}
+        for (_credentials, region, operation), limiter in self._pacer.limiters().items():
+            acc = api.setdefault((operation, region), [0, 0, 0.0])
+            acc[0] += limiter.calls
+            acc[1] += limiter.throttles
+            acc[2] = max(acc[2], limiter.rate)
+        return ImporterStatus(
+            tuple(stores),
+            tuple(
+                ApiStats(operation, region, int(n), int(t), r)
+                for (operation, region), (n, t, r) in sorted(api.items())
+            ),
+            self._stopping,
+        )
 
+    async def compact(self, older_than: float) -> int:
+        """Forget rows settled before ``older_than`` (epoch seconds); returns how many.
 
-def _replace_sources(settings: ImporterSettings, n: int) -> ImporterSettings:
-    from dataclasses import replace
-
-    return replace(settings, max_sources_per_job=n)
+        Their row ids then answer nothing. Long-running services call it now and then.
+        """
+        return await self._journal.compact(older_than)

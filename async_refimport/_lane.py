@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
@@ -40,26 +40,12 @@ from ._journal import JobRecord, Journal, QueuedRow, Settlement
 from ._log import get_logger
 from ._models import RowState, StoreRef
 from ._polling import CompletionWatcher
-from ._retry import RetryPolicy, retrying
+from ._retry import retrying
+from ._settings import ImporterSettings
 
 log = get_logger(__name__)
 
 _LIVE = (None, "ACTIVE")
-
-
-@dataclass(frozen=True, slots=True)
-class LaneSettings:
-    """The lane's knobs (the Importer fills them from its settings)."""
-
-    max_sources_per_job: int = 100
-    max_attempts: int = 3
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    busy_wait: float = 10.0
-    lookup_margin: float = 60.0
-    existence_ttl: float = 600.0
-    lease_ttl: float = 30.0
-    critical_grace: float = 30.0
-    rescan_interval: float = 30.0
 
 
 @dataclass(slots=True)
@@ -80,7 +66,7 @@ class LaneDeps:
 class Lane:
     """Drives one store. ``run`` returns only when cancelled (the Importer owns its task)."""
 
-    def __init__(self, store: StoreRef, deps: LaneDeps, settings: LaneSettings) -> None:
+    def __init__(self, store: StoreRef, deps: LaneDeps, settings: ImporterSettings) -> None:
         self.store = store
         self._deps = deps
         self._settings = settings
@@ -308,7 +294,7 @@ class Lane:
                                 return adopted
                         # Shielded: a Start in flight is finished and its id journaled even while
                         # the importer closes, so the next run need not search for it.
-                        with anyio.move_on_after(self._settings.critical_grace, shield=True):
+                        with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
                             try:
                                 # The job's clock starts when the request leaves, not when the
                                 # answer (and its journal write) is back: polls then land on time.

@@ -4,15 +4,15 @@ Two kinds of numbers:
 
 * counted from the engine's events as they happen (jobs started and finished, job durations,
   retries, rows settled, spool files filed);
-* read when scraped (rows by state and queue depth per store, from the journal; API calls and
-  throttles per operation, from the pacer's limiters) through a custom collector, so nothing is
-  double-counted across restarts of a counter and memory does not grow with the number of rows.
+* read when scraped from the Importer's read-only status view (rows by state and queue depth per
+  store, the job each store runs here, API calls and throttles per operation) through a custom
+  collector, so nothing is double-counted across restarts of a counter and memory does not grow
+  with the number of rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -20,25 +20,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled
-from ._importer import Importer
-from ._models import RowState, StoreRef
+from ._importer import Importer, ImporterStatus
+from ._models import RowState
 
 # Import jobs run from seconds (emulator) to many minutes (human genomes at AWS).
 _JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0, float("inf"))
 
 
-@dataclass
-class _Snapshot:
-    """What the scrape-time collector reports; refreshed (asynchronously) before each scrape."""
-
-    counts: dict[StoreRef, dict[RowState, int]] = field(default_factory=dict)
-    active: dict[StoreRef, str | None] = field(default_factory=dict)
-    api: dict[tuple[str, str, str], tuple[int, int, float]] = field(default_factory=dict)
-
-
 class _JournalCollector(Collector):
     def __init__(self) -> None:
-        self.snapshot = _Snapshot()
+        self.snapshot = ImporterStatus((), (), False)
 
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
         snap = self.snapshot
@@ -52,17 +43,19 @@ class _JournalCollector(Collector):
             "Rows waiting for a job (QUEUED) per store",
             labels=["store_id", "region"],
         )
-        for store, states in sorted(snap.counts.items(), key=lambda kv: kv[0].key):
+        for st in snap.stores:
+            store = st.store
             for state in RowState:
-                rows.add_metric([store.store_id, store.region, state.value], states.get(state, 0))
-            depth.add_metric([store.store_id, store.region], states.get(RowState.QUEUED, 0))
+                rows.add_metric([store.store_id, store.region, state.value], st.rows.get(state, 0))
+            depth.add_metric([store.store_id, store.region], st.queue_depth)
         active = GaugeMetricFamily(
             "refimport_store_active_job",
             "1 while this worker drives an import job on the store",
             labels=["store_id", "region"],
         )
-        for store, job in sorted(snap.active.items(), key=lambda kv: kv[0].key):
-            active.add_metric([store.store_id, store.region], 1 if job else 0)
+        for st in snap.stores:
+            if st.driven:
+                active.add_metric([st.store.store_id, st.store.region], 1 if st.active_job else 0)
         calls = CounterMetricFamily(
             "refimport_api_calls", "HealthOmics API calls sent", labels=["operation", "region"]
         )
@@ -76,16 +69,10 @@ class _JournalCollector(Collector):
             "Current paced call rate (calls/s)",
             labels=["operation", "region"],
         )
-        totals: dict[tuple[str, str], list[float]] = {}
-        for (_credentials, region, operation), (n, t, r) in snap.api.items():
-            acc = totals.setdefault((operation, region), [0.0, 0.0, 0.0])
-            acc[0] += n
-            acc[1] += t
-            acc[2] = max(acc[2], r)
-        for (operation, region), (n_calls, n_throttles, current) in sorted(totals.items()):
-            calls.add_metric([operation, region], n_calls)
-            throttles.add_metric([operation, region], n_throttles)
-            rate.add_metric([operation, region], current)
+        for api in snap.api:
+            calls.add_metric([api.operation, api.region], api.calls)
+            throttles.add_metric([api.operation, api.region], api.throttles)
+            rate.add_metric([api.operation, api.region], api.rate)
         return [rows, depth, active, calls, throttles, rate]
 
 
@@ -158,17 +145,8 @@ class WorkerMetrics:
                 self.observe(event)
 
     async def refresh(self, importer: Importer) -> None:
-        """Read the journal and the pacer for the scrape-time metrics."""
-        counts = await importer.journal.counts()
-        snap = _Snapshot(
-            counts=counts,
-            active={store: lane.active_job for store, lane in importer.lanes().items()},
-            api={
-                key: (lim.calls, lim.throttles, lim.rate)
-                for key, lim in importer.pacer.limiters().items()
-            },
-        )
-        self._journal.snapshot = snap
+        """Read the Importer's status view for the scrape-time metrics."""
+        self._journal.snapshot = await importer.status()
 
     async def render(self, importer: Importer | None) -> bytes:
         if importer is not None:

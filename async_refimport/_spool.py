@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,53 +32,16 @@ import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
 
-from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
+from ._application import read_whole_manifest, report_document, with_region
+from ._errors import ImporterClosedError, ManifestError, RequestValidationError
 from ._importer import Importer
 from ._log import get_logger
-from ._manifest import ManifestDefaults, format_error, read_manifest
-from ._models import ImportRequest, RowResult
-from ._report import json_document
+from ._manifest import ManifestDefaults
 
 log = get_logger(__name__)
 
 SUBDIRS = ("incoming", "processing", "done", "failed")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".swp")
-
-
-def parse_manifest(path: Path, defaults: ManifestDefaults) -> list[ImportRequest]:
-    """Read and validate a manifest file (CSV, TSV or JSON Lines, as ``refimport import``).
-
-    Raises:
-        ManifestError: with every bad row, each naming its line.
-    """
-    manifest = read_manifest(path, defaults)
-    manifest.raise_for_errors()
-    if not manifest.rows:
-        raise ManifestError([FieldError("file", "no rows", None, path.name)])
-    return manifest.requests
-
-
-# -- reports ------------------------------------------------------------------------------------
-
-
-def report_document(
-    results: Sequence[RowResult], errors: Sequence[FieldError] = ()
-) -> dict[str, Any]:
-    """The document of ``refimport import --json`` (plus ``errors`` for an invalid manifest)."""
-    doc = json_document(results)
-    if errors:
-        doc["errors"] = [field_error_dict(e) for e in errors]
-    return doc
-
-
-def field_error_dict(error: FieldError) -> dict[str, Any]:
-    return {
-        "line": error.line,
-        "row_name": error.row_name,
-        "field": error.field,
-        "reason": error.reason,
-        "message": format_error(error),
-    }
 
 
 def _write_atomic(path: Path, data: str) -> None:
@@ -149,6 +112,15 @@ class Spool:
         self._seen: dict[str, tuple[int, int]] = {}
         self.running = False
         self.dirs = {name: root / name for name in SUBDIRS}
+
+    @property
+    def ready(self) -> bool:
+        """Scanning ``incoming/``."""
+        return self.running
+
+    def describe(self) -> dict[str, Any]:
+        """What the worker announces about this intake."""
+        return {"spool": str(self.root)}
 
     @property
     def in_flight(self) -> int:
@@ -261,8 +233,8 @@ class Spool:
             ids = await anyio.to_thread.run_sync(_read_ids, ids_path)
         if ids is None:
             try:
-                defaults = replace(self.defaults, region=self.defaults.region or imp.region)
-                requests = await anyio.to_thread.run_sync(parse_manifest, path, defaults)
+                defaults = with_region(self.defaults, imp.region)
+                requests = await anyio.to_thread.run_sync(read_whole_manifest, path, defaults)
             except ManifestError as exc:
                 log.warning("spool.invalid_manifest", errors=len(exc.errors))
                 await self._file(path, "failed", report_document([], exc.errors))

@@ -23,21 +23,24 @@ is driven by the one holding its lease, and a worker adopts the stores of one th
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
-from aiohttp import web
+import anyio.abc
 
+from ._application import with_region
 from ._errors import RefImportError
-from ._http_intake import TOKEN_ENV, build_app
+from ._http_intake import TOKEN_ENV, HttpIntake
 from ._importer import Importer, ImporterSettings
 from ._journal import default_journal_path
 from ._log import get_logger
@@ -55,21 +58,39 @@ DAY = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
-    """Everything ``refimport worker`` is told on its command line."""
+    """Everything ``refimport worker`` is told on its command line.
+
+    Each setting lives in one place: the engine's in ``settings`` (``--rescan-interval`` is
+    ``settings.rescan_interval``), the worker's own here; the grace period is split once, by
+    :func:`split_grace`.
+    """
 
     spool: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int | None = None
-    journal: str | Path | None = None
+    journal: Path | str | None = None
     defaults: ManifestDefaults = field(default_factory=ManifestDefaults)
     grace: float = 30.0
     retention_days: float = 30.0
     compact_interval: float = 3600.0
     scan_interval: float = 0.5
-    rescan_interval: float = 5.0
     owner: str | None = None
     token: str | None = None
     settings: ImporterSettings = field(default_factory=ImporterSettings)
+
+
+# After the first signal the worker has --grace seconds in all, then the hard stop exits. The HTTP
+# server gets up to _HTTP_CLOSE_MAX of them to answer requests in flight; the Importer gets the
+# rest, less _CLOSE_MARGIN for closing the journal, to finish a Start in flight and journal it.
+_HTTP_CLOSE_MAX = 5.0
+_CLOSE_MARGIN = 1.0
+_MIN_IMPORTER_GRACE = 0.5
+
+
+def split_grace(grace: float) -> tuple[float, float]:
+    """How the grace period is spent: ``(importer shutdown_grace, HTTP close timeout)``."""
+    http_close = min(_HTTP_CLOSE_MAX, grace / 4)
+    return max(_MIN_IMPORTER_GRACE, grace - http_close - _CLOSE_MARGIN), http_close
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--busy-wait", type=float, default=None, help="seconds to wait on a busy store")
     p.add_argument("--owner", default=None, help="this worker's name in store leases")
+    p.add_argument(
+        "--trusted-network",
+        action="store_true",
+        help=f"serve HTTP beyond loopback without {TOKEN_ENV} (every host reaching it may import)",
+    )
     p.add_argument("--log-format", choices=("json", "console"), default="json")
     p.add_argument(
         "-v",
@@ -163,8 +189,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     if args.busy_wait is not None:
         changes["busy_wait"] = args.busy_wait
     changes["rescan_interval"] = args.rescan_interval
-    # Leave a margin inside the grace period for closing the journal and the HTTP server.
-    changes["shutdown_grace"] = max(0.5, args.grace * 0.7)
+    changes["shutdown_grace"], _ = split_grace(args.grace)
     settings = replace(settings, **changes)
     return WorkerConfig(
         spool=args.spool,
@@ -182,7 +207,6 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         retention_days=args.retention,
         compact_interval=args.compact_interval,
         scan_interval=args.scan_interval,
-        rescan_interval=args.rescan_interval,
         owner=args.owner,
         token=os.environ.get(TOKEN_ENV) or None,
         settings=settings,
@@ -192,23 +216,104 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
 # -- the worker ---------------------------------------------------------------------------------
 
 
-class Worker:
-    """Runs the intakes and the maintenance around one Importer until :meth:`shutdown`."""
+class Intake(Protocol):
+    """A way work reaches the worker (spool directory, HTTP API, a queue...), saq/arq-style:
+    built from an :class:`IntakeContext`, run by the worker in its task group until cancelled."""
 
-    def __init__(self, config: WorkerConfig) -> None:
+    @property
+    def ready(self) -> bool:
+        """Taking work (``/readyz``)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Keys of the worker's start-up line (``{"http": url}``)."""
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Report started once taking work, then run until cancelled."""
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What an intake is built from."""
+
+    importer: Importer
+    config: WorkerConfig
+    metrics: WorkerMetrics
+    defaults: ManifestDefaults
+    ready: Callable[[], bool]
+
+
+IntakeFactory = Callable[[IntakeContext], Intake]
+
+
+def spool_intake(ctx: IntakeContext) -> Intake:
+    """The spool directory of ``--spool``."""
+    assert ctx.config.spool is not None
+
+    def filed(outcome: SpoolOutcome) -> None:
+        ctx.metrics.spool_files.labels(outcome.destination).inc()
+
+    return Spool(
+        ctx.config.spool,
+        ctx.importer,
+        ctx.defaults,
+        scan_interval=ctx.config.scan_interval,
+        on_filed=filed,
+    )
+
+
+def http_intake(ctx: IntakeContext) -> Intake:
+    """The HTTP API of ``--http-host``/``--http-port``."""
+    cfg = ctx.config
+    assert cfg.http_port is not None
+    _, close_timeout = split_grace(cfg.grace)
+    return HttpIntake(
+        ctx.importer,
+        ctx.metrics,
+        ctx.defaults,
+        ctx.ready,
+        host=cfg.http_host,
+        port=cfg.http_port,
+        token=cfg.token,
+        close_timeout=close_timeout,
+    )
+
+
+def intakes_for(config: WorkerConfig) -> list[IntakeFactory]:
+    """The intakes a configuration asks for."""
+    factories: list[IntakeFactory] = []
+    if config.spool is not None:
+        factories.append(spool_intake)
+    if config.http_port is not None:
+        factories.append(http_intake)
+    return factories
+
+
+class Worker:
+    """Runs intakes and the maintenance around one Importer until :meth:`shutdown`.
+
+    Args:
+        config: The worker's settings.
+        intakes: How to build each intake (default: those ``config`` asks for); each runs in the
+            worker's task group for as long as the worker does.
+    """
+
+    def __init__(
+        self, config: WorkerConfig, intakes: Sequence[IntakeFactory] | None = None
+    ) -> None:
         self.config = config
         self.metrics = WorkerMetrics()
         self.importer: Importer | None = None
-        self.spool: Spool | None = None
-        self.http_url: str | None = None
+        self.intakes: list[Intake] = []
+        self._factories = list(intakes_for(config) if intakes is None else intakes)
         self._stopping = False
         self._stop = anyio.Event()
+        self.announced: dict[str, Any] = {}
 
     def ready(self) -> bool:
         imp = self.importer
         if self._stopping or imp is None or imp.stopping:
             return False
-        return self.spool is None or self.spool.running
+        return all(intake.ready for intake in self.intakes)
 
     def shutdown(self) -> None:
         """Stop intake and the Importer (the first step of the two-step shutdown)."""
@@ -225,60 +330,27 @@ class Worker:
             owner=cfg.owner,
         ) as imp:
             self.importer = imp
-            runner: web.AppRunner | None = None
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self.metrics.consume, imp, name="metrics")
-                    if cfg.spool is not None:
-                        self.spool = Spool(
-                            cfg.spool,
-                            imp,
-                            cfg.defaults,
-                            scan_interval=cfg.scan_interval,
-                            on_filed=self._filed,
-                        )
-                        await tg.start(self.spool.run)
-                    if cfg.http_port is not None:
-                        runner = await self._start_http(imp)
-                    tg.start_soon(self._maintain, imp, name="maintenance")
-                    log.info(
-                        "worker.ready",
-                        http=self.http_url,
-                        spool=str(cfg.spool) if cfg.spool else None,
-                        journal=str(journal),
-                    )
-                    if announce:
-                        line = {
-                            "http": self.http_url,
-                            "spool": str(cfg.spool) if cfg.spool else None,
-                            "journal": str(journal),
-                            "pid": os.getpid(),
-                        }
-                        print(json.dumps(line), flush=True)
-                    await self._stop.wait()
-                    log.info("worker.stopping")
-                    imp.stop()
-                    tg.cancel_scope.cancel()
-            finally:
-                if runner is not None:
-                    with anyio.move_on_after(max(1.0, cfg.grace * 0.2), shield=True):
-                        await runner.cleanup()
+            ctx = IntakeContext(
+                imp, cfg, self.metrics, with_region(cfg.defaults, imp.region), self.ready
+            )
+            self.intakes = [make(ctx) for make in self._factories]
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.metrics.consume, imp, name="metrics")
+                for intake in self.intakes:
+                    await tg.start(intake.run)
+                tg.start_soon(self._maintain, imp, name="maintenance")
+                self.announced = {"http": None, "spool": None}
+                for intake in self.intakes:
+                    self.announced.update(intake.describe())
+                self.announced.update(journal=str(journal), pid=os.getpid())
+                log.info("worker.ready", **self.announced)
+                if announce:
+                    print(json.dumps(self.announced), flush=True)
+                await self._stop.wait()
+                log.info("worker.stopping")
+                imp.stop()
+                tg.cancel_scope.cancel()
         log.info("worker.stopped")
-
-    async def _start_http(self, imp: Importer) -> web.AppRunner:
-        cfg = self.config
-        app = build_app(imp, self.metrics, cfg.defaults, self.ready, token=cfg.token)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=max(1.0, cfg.grace * 0.2))
-        await runner.setup()
-        site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        shown = f"[{host}]" if ":" in host else host
-        self.http_url = f"http://{shown}:{port}"
-        return runner
-
-    def _filed(self, outcome: SpoolOutcome) -> None:
-        self.metrics.spool_files.labels(outcome.destination).inc()
 
     async def _maintain(self, imp: Importer) -> None:
         cfg = self.config
@@ -287,7 +359,7 @@ class Worker:
             if time.monotonic() >= next_compact:
                 older_than = time.time() - cfg.retention_days * DAY
                 try:
-                    removed = await imp.journal.compact(older_than)
+                    removed = await imp.compact(older_than)
                 except Exception as exc:  # a locked journal: try again next time
                     log.warning("journal.compact_failed", error=str(exc))
                 else:
@@ -298,7 +370,7 @@ class Worker:
                 await self._adopt(imp)
             except Exception as exc:
                 log.warning("worker.rescan_failed", error=str(exc))
-            await anyio.sleep(cfg.rescan_interval)
+            await anyio.sleep(cfg.settings.rescan_interval)
 
     async def _adopt(self, imp: Importer) -> None:
         # Rows another process queued on the shared journal, or left behind when it died, need
@@ -356,11 +428,14 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    if (
-        config.token is None
-        and config.http_port is not None
-        and config.http_host not in ("127.0.0.1", "localhost", "::1")
-    ):
+    if config.http_port is not None and config.token is None and not _loopback(config.http_host):
+        if not args.trusted_network:
+            # Anyone who reaches the port could import into the stores with the worker's role.
+            parser.error(
+                f"--http-host {config.http_host!r} is reachable from other hosts: set "
+                f"{TOKEN_ENV} (clients then send 'Authorization: Bearer <token>'), or pass "
+                "--trusted-network if every host that can reach it may use it"
+            )
         log.warning("worker.http_unauthenticated", host=config.http_host, hint=f"set {TOKEN_ENV}")
     try:
         anyio.run(_serve, config)
@@ -374,6 +449,16 @@ def main(argv: list[str] | None = None) -> int:
         log.error("worker.failed", error=str(cause))
         return 1
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Only this machine can connect (``''``, ``0.0.0.0`` and ``::`` mean every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 def _sole_cause(exc: BaseException) -> BaseException:

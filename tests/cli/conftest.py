@@ -30,10 +30,11 @@ class Run:
 
 
 def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
-    """``python -m async_refimport._cli ARGS`` with the test's environment (dummy credentials)."""
+    """``refimport ARGS`` (``python -m async_refimport``) with the test's environment (dummy
+    credentials)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "async_refimport._cli", *map(str, args)],
+        [sys.executable, "-m", "async_refimport", *map(str, args)],
         capture_output=True,
         text=True,
         env=full_env,

@@ -254,7 +254,7 @@ def test_ctrl_c_once_stops_cleanly_and_a_rerun_finishes(
     emulator.configure(time_scale=0.03)  # about a second per job
     items = genomes(6, "sigint")
     manifest = write_manifest(tmp_path / "m.csv", items, "csv")
-    args = [sys.executable, "-m", "async_refimport._cli", "import", str(manifest),
+    args = [sys.executable, "-m", "async_refimport", "import", str(manifest),
             *import_args(emulator, store, journal_path, "--max-sources-per-job", "1", "--json")]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ})  # fmt: skip

@@ -1,4 +1,19 @@
+"""The public face of the package, and the import contract that keeps its layers apart."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 import async_refimport
+
+ROOT = Path(__file__).parents[2]
+PACKAGE = ROOT / "async_refimport"
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -9,3 +24,87 @@ def test_all_is_sorted_and_complete() -> None:
     public = {n for n in vars(async_refimport) if not n.startswith("_")}
     # Every public attribute is either exported or a submodule.
     assert public - set(names) <= {"emulator"}
+
+
+def test_the_fake_gateway_and_its_value_types_are_public() -> None:
+    for name in (
+        "MemoryGateway",
+        "OmicsGateway",
+        "SourceSpec",
+        "SourceStatus",
+        "JobSnapshot",
+        "JobSummary",
+        "ExistingReference",
+        "ImporterStatus",
+    ):
+        assert name in async_refimport.__all__
+
+
+def test_library_never_configures_structlog_nor_logs_through_its_global_config() -> None:
+    # Calls, not mentions in docstrings (``structlog.configure()``).
+    call = re.compile(r"(?<!`)structlog\.(configure|get_logger)\(")
+    for path in PACKAGE.rglob("*.py"):
+        assert not call.search(path.read_text()), path
+
+
+def lint_imports(
+    tmp_path: Path, edit: tuple[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the project's import contracts on a copy of the package, with one line added."""
+    copy = tmp_path / "src"
+    shutil.copytree(PACKAGE, copy / "async_refimport", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    if edit is not None:
+        module, line = edit
+        target = copy / "async_refimport" / module
+        target.write_text(target.read_text() + f"\n{line}\n")
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), "--no-cache"],
+        cwd=copy,
+        env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_import_contract_holds() -> None:
+    # `make test` runs the same check; this keeps it honest when only pytest runs.
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "expected"),
+    [
+        # shell to shell
+        ("_cli.py", "from . import _worker", r"async_refimport\._cli -> async_refimport\._worker"),
+        # the worker's intake reaching up into its shell
+        (
+            "_spool.py",
+            "from . import _worker",
+            r"async_refimport\._spool -> async_refimport\._worker",
+        ),
+        # the engine reaching up into the application
+        (
+            "_importer.py",
+            "from . import _application",
+            r"async_refimport\._importer -> async_refimport\._application",
+        ),
+        # a seam reaching up into the engine
+        (
+            "_journal.py",
+            "from . import _lane",
+            r"async_refimport\._journal -> async_refimport\._lane",
+        ),
+    ],
+)
+def test_the_import_contract_fails_on_shell_to_shell_and_upward_imports(
+    tmp_path: Path, module: str, line: str, expected: str
+) -> None:
+    proc = lint_imports(tmp_path, (module, line))
+    assert proc.returncode != 0
+    assert "BROKEN" in proc.stdout
+    assert re.search(expected, proc.stdout), proc.stdout

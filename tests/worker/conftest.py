@@ -24,7 +24,7 @@ from tests.integration.helpers import create_store
 
 WORKER = [sys.executable, "-m", "async_refimport._worker"]
 #: The same worker, reached the way users start it: ``refimport worker ...``.
-CLI_WORKER = [sys.executable, "-m", "async_refimport._cli", "worker"]
+CLI_WORKER = [sys.executable, "-m", "async_refimport", "worker"]
 
 
 @dataclass

@@ -1,0 +1,357 @@
+"""The use cases every face of async_refimport shares: one layer between the engine and its shells.
+
+The shells are ``refimport``'s commands (:mod:`._cli`, with the demo), the worker (:mod:`._worker`,
+with its intakes: spool, HTTP, SQS) and anyone embedding the library. They all do the same few
+things, and do them here, so that every face behaves alike:
+
+* **read rows from any intake**: a manifest file (:func:`read_manifest_file`,
+  :func:`read_whole_manifest`) or JSON objects from an HTTP body or a queue message
+  (:func:`rows_from_objects`), checked the same way, errors as :func:`field_error_dict`;
+* **run an import and report it**: :func:`run_import` (open an Importer on a journal, submit,
+  follow the events, wait, stop when asked), :func:`plan_import` (the dry run),
+  :func:`report_document`, :func:`render_report`;
+* **the status of the stores**: of a journal at rest (:func:`journal_status`) or of a running
+  Importer (:func:`stores_document`, from :meth:`Importer.status`).
+
+Imports flow one way, and import-linter checks it in ``make test`` (``[tool.importlinter]`` in
+pyproject.toml)::
+
+    shells        _cli | _worker                 (never import each other)
+    shell parts   _demo | _spool | _http_intake | _sqs_intake ...
+    presentation  _progress | _metrics | _logconfig | _console
+    application   _application                   (this module)
+    engine        _importer → _lane
+    seams         _journal, _gateway, _polling, _manifest, _report ... → _models, _errors
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+
+from ._errors import FieldError, ManifestError
+from ._events import Event
+from ._gateway import OmicsGateway
+from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan
+from ._journal import JobRecord, JobState, Journal, opened_journal
+from ._manifest import Manifest, ManifestDefaults, ManifestFormat, check_objects, format_error
+from ._manifest import read_manifest as _read_manifest
+from ._models import ImportRequest, RowResult, RowState, StoreRef
+from ._report import (
+    ReportFormat,
+    json_document,
+    render_csv,
+    render_html,
+    render_json,
+    report_item,
+    summarize,
+)
+
+JournalSpec = str | os.PathLike[str] | Journal | None
+
+# -- reading rows, from any intake ----------------------------------------------------------------
+#
+# Rows are checked twice on purpose: here, where a problem can still name its file, line and
+# field and every problem is reported at once before anything is journaled; and again by
+# Importer.submit, the library's one guarantee to every caller (embedded services build
+# ImportRequests themselves) that nothing invalid is journaled or sent. The second check costs
+# about 4 µs a row.
+
+
+def read_manifest_file(
+    path: str | os.PathLike[str],
+    defaults: ManifestDefaults | None = None,
+    *,
+    format: ManifestFormat | None = None,
+) -> Manifest:
+    """Read and check a whole manifest file (CSV, TSV or JSON Lines): its valid rows and every
+    problem, each ``FILE:LINE: field: reason``.
+
+    Raises:
+        ManifestError: the file cannot be read or its format cannot be told.
+    """
+    return _read_manifest(path, defaults, format=format)
+
+
+def read_whole_manifest(path: Path, defaults: ManifestDefaults) -> list[ImportRequest]:
+    """The requests of a manifest that must be valid as a whole (a spool file).
+
+    Raises:
+        ManifestError: with every bad row, each naming its line; or the file has no rows.
+    """
+    manifest = read_manifest_file(path, defaults)
+    manifest.raise_for_errors()
+    if not manifest.rows:
+        raise ManifestError([FieldError("file", "no rows", None, path.name)])
+    return manifest.requests
+
+
+def rows_from_objects(items: Sequence[Any], defaults: ManifestDefaults) -> Manifest:
+    """Check JSON objects (an HTTP body's or a queue message's rows) exactly as rows of a JSON
+    Lines manifest; an error's ``line`` is the row's 1-based index."""
+    return check_objects(items, defaults)
+
+
+def field_error_dict(error: FieldError) -> dict[str, Any]:
+    """One problem as JSON: ``line``, ``row_name``, ``field``, ``reason`` and the whole
+    ``message`` (``FILE:LINE: field: reason``)."""
+    return {
+        "line": error.line,
+        "row_name": error.row_name,
+        "field": error.field,
+        "reason": error.reason,
+        "message": format_error(error),
+    }
+
+
+def with_region(defaults: ManifestDefaults, region: str | None) -> ManifestDefaults:
+    """``defaults``, falling back to ``region`` (an Importer's) for rows that name none."""
+    return replace(defaults, region=defaults.region or region)
+
+
+# -- running an import ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ImportOutcome:
+    """What an import run ended with.
+
+    Attributes:
+        results: Every submitted row, in the order submitted.
+        stopped: The run was stopped before every row was final (re-run to resume).
+    """
+
+    results: list[RowResult]
+    stopped: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.results if r.state is RowState.FAILED)
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for r in self.results if not r.state.is_final)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(self.results)
+
+
+class ImportObserver(Protocol):
+    """Follows an import run (the CLI's progress display)."""
+
+    def set_rows(self, results: Sequence[RowResult]) -> None:
+        """The rows of the run, as journaled (rows final already count as done)."""
+
+    async def run(self, events: AsyncIterator[Event]) -> None:
+        """Consume the Importer's events until the stream ends or the run is over."""
+
+
+async def run_import(
+    requests: Sequence[ImportRequest],
+    *,
+    journal: JournalSpec,
+    region: str | None,
+    settings: ImporterSettings | None = None,
+    gateway: OmicsGateway | None = None,
+    observer: ImportObserver | None = None,
+    stop: anyio.Event | None = None,
+) -> ImportOutcome:
+    """Import ``requests`` through an Importer on ``journal``; returns when every row is final,
+    or once ``stop`` is set (a Start in flight is finished and journaled; a re-run resumes).
+
+    Raises:
+        RequestValidationError: a request is invalid (nothing was journaled).
+    """
+    async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
+        async with imp.subscribe() as events, anyio.create_task_group() as tg:
+            if stop is not None:
+                tg.start_soon(_stop_when_set, stop, imp)
+            ids = await imp.submit(requests)
+            if observer is not None:
+                observer.set_rows(await imp.results(ids))
+                tg.start_soon(observer.run, events)
+            results = await imp.wait(ids)
+            tg.cancel_scope.cancel()
+        stopped = imp.stopping and not all(r.state.is_final for r in results)
+    return ImportOutcome(results, stopped)
+
+
+async def _stop_when_set(stop: anyio.Event, imp: Importer) -> None:
+    await stop.wait()
+    imp.stop()
+
+
+async def plan_import(
+    requests: Sequence[ImportRequest],
+    *,
+    region: str | None,
+    settings: ImporterSettings | None = None,
+    gateway: OmicsGateway | None = None,
+) -> list[StorePlan]:
+    """The dry run: which names each store has already, how many jobs the rest take; sends no
+    Start and touches no user journal.
+
+    Raises:
+        RequestValidationError: a request is invalid.
+        RefImportError: a store cannot be listed.
+    """
+    # A throw-away journal: the real one might hold unfinished work, which an Importer opened on
+    # it would resume, and a dry run must not start anything.
+    with tempfile.TemporaryDirectory(prefix="refimport-dry-run-") as tmp:
+        async with Importer(
+            Path(tmp) / "journal.sqlite", region=region, settings=settings, gateway=gateway
+        ) as imp:
+            return await imp.plan(requests)
+
+
+def plan_document(plans: Sequence[StorePlan]) -> dict[str, Any]:
+    """The JSON of ``refimport import --dry-run --json``."""
+    return {
+        "stores": [
+            {
+                "store_id": p.store.store_id,
+                "region": p.store.region,
+                "rows": p.rows,
+                "already_present": sorted(p.already_present),
+                "to_import": p.rows - len(p.already_present),
+                "jobs": p.jobs,
+            }
+            for p in plans
+        ]
+    }
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+
+def report_document(
+    results: Sequence[RowResult], errors: Sequence[FieldError] = ()
+) -> dict[str, Any]:
+    """The document of ``refimport import --json`` and of a spool file's report (plus
+    ``errors`` for an invalid manifest)."""
+    doc = json_document(results)
+    if errors:
+        doc["errors"] = [field_error_dict(e) for e in errors]
+    return doc
+
+
+def row_document(result: RowResult) -> dict[str, Any]:
+    """One row as the worker's HTTP API answers it: the report fields plus ``row_id``,
+    ``region``, ``state``, ``final`` and ``attempts``."""
+    item: dict[str, Any] = dict(report_item(result))
+    item.update(
+        row_id=result.row_id,
+        region=result.region,
+        state=result.state.value,
+        final=result.state.is_final,
+        attempts=result.attempts,
+    )
+    return item
+
+
+async def _read_journal(
+    spec: JournalSpec, *, region: str | None = None, with_jobs: bool = True
+) -> tuple[list[RowResult], list[JobRecord], dict[StoreRef, dict[RowState, int]]]:
+    async with opened_journal(spec, region=region) as journal:
+        results = await journal.results()
+        jobs = await journal.jobs() if with_jobs else []
+        counts = await journal.counts()
+    return results, jobs, counts
+
+
+async def render_report(
+    journal: JournalSpec, fmt: ReportFormat, *, region: str | None = None
+) -> str:
+    """The report of a journal's rows in ``csv``, ``json`` or ``html`` (with the job timeline).
+
+    ``region`` is the Region of a ``dynamodb://`` journal that names none."""
+    results, jobs, _ = await _read_journal(journal, region=region, with_jobs=fmt == "html")
+    if fmt == "csv":
+        return render_csv(results)
+    if fmt == "json":
+        return render_json(results)
+    return render_html(results, jobs)
+
+
+@dataclass(slots=True)
+class JournalStatus:
+    """What a journal knows: rows per store and state, jobs still active, the last failures."""
+
+    journal: str
+    counts: dict[StoreRef, dict[RowState, int]]
+    active_jobs: list[JobRecord]
+    jobs: int
+    last_errors: list[RowResult] = field(default_factory=list)
+
+    def document(self) -> dict[str, Any]:
+        """The JSON of ``refimport status --json``."""
+        return {
+            "journal": self.journal,
+            "stores": [
+                {
+                    "store_id": store.store_id,
+                    "region": store.region,
+                    "endpoint_url": store.endpoint_url,
+                    "profile": store.profile,
+                    "counts": {s.value: states.get(s, 0) for s in RowState},
+                    "total": sum(states.values()),
+                }
+                for store, states in self.counts.items()
+            ],
+            "active_jobs": [
+                {
+                    "store_id": job.store.store_id,
+                    "region": job.store.region,
+                    "job_id": job.job_id,
+                    "client_token": job.client_token,
+                    "state": job.state.value,
+                    "status": job.status,
+                    "written_at": job.written_at,
+                    "started_at": job.started_at,
+                }
+                for job in self.active_jobs
+            ],
+            "jobs": self.jobs,
+            "last_errors": [report_item(r) for r in self.last_errors],
+        }
+
+
+async def journal_status(
+    journal: str | os.PathLike[str], *, region: str | None = None, last_errors: int = 10
+) -> JournalStatus:
+    """The status of the stores, read from a journal at rest (no HealthOmics call); ``region``
+    is the Region of a ``dynamodb://`` journal that names none."""
+    results, jobs, counts = await _read_journal(journal, region=region)
+    return JournalStatus(
+        journal=str(journal),
+        counts=counts,
+        active_jobs=[job for job in jobs if job.state is not JobState.DONE],
+        jobs=len(jobs),
+        last_errors=[r for r in results if r.state is RowState.FAILED][-last_errors:],
+    )
+
+
+def stores_document(status: ImporterStatus) -> dict[str, Any]:
+    """The stores of a running Importer as JSON (the worker's ``GET /v1/stores``)."""
+    return {
+        "stores": [
+            {
+                "store_id": s.store.store_id,
+                "region": s.store.region,
+                "endpoint_url": s.store.endpoint_url,
+                "queue_depth": s.queue_depth,
+                "rows": {state.value: s.rows.get(state, 0) for state in RowState},
+                "active_job": s.active_job,
+                "idle": s.idle,
+            }
+            for s in status.stores
+            if s.rows
+        ]
+    }

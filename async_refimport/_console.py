@@ -1,0 +1,217 @@
+"""What ``refimport`` prints, shared by its commands and the demo: consoles, exit codes, the summary
+table, problem lists, and an import run with its progress display and Ctrl-C handling.
+
+Data is never markup: every name, message or id from a manifest, the journal or the service goes
+through :func:`escape` (or ``markup=False``) before rich sees it, so a reference named
+``corrupt_[/]_x`` prints as written and ``[link=...]`` in a name is not a hyperlink.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import anyio
+from rich import box
+from rich.console import Console
+from rich.markup import escape as _rich_escape
+from rich.table import Table
+
+from ._application import ImportOutcome, run_import
+from ._errors import FieldError, RequestValidationError
+from ._importer import ImporterSettings
+from ._manifest import format_errors
+from ._models import ImportRequest, RowResult, RowState
+from ._progress import ImportProgress
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Failed rows listed under the summary table (the report has them all).
+MAX_FAILURES_SHOWN = 20
+
+
+def escape(value: object) -> str:
+    """``value`` as text that rich prints verbatim (no markup, no hyperlinks)."""
+    return _rich_escape(str(value))
+
+
+def err_console() -> Console:
+    """stderr: progress, messages and errors."""
+    # Messages are not wrapped by rich: a terminal wraps them, and log files keep whole lines.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out_console() -> Console:
+    """stdout: the summary and tables."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or redirected: rich would assume 80 columns and truncate the tables.
+        console.width = max(console.width, 120)
+    return console
+
+
+def display_path(path: Path) -> str:
+    """``path`` with the home directory shown as ``~``."""
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home) :] if text.startswith(home + os.sep) else text
+
+
+def print_problems(errors: Iterable[FieldError], console: Console) -> int:
+    """Print ``FILE:LINE: field: reason`` lines, the first hundred and then how many more;
+    returns how many problems there were."""
+    errors = list(errors)
+    for line in format_errors(errors):
+        console.print(line, markup=False, highlight=False)
+    return len(errors)
+
+
+def print_summary(results: Sequence[RowResult], console: Console, *, skipped: int = 0) -> None:
+    """The summary table of an import (per store), then the failures."""
+    per_store: dict[tuple[str, str], Counter[RowState]] = {}
+    jobs: dict[tuple[str, str], set[str]] = {}
+    for r in results:
+        key = (r.store_id, r.region)
+        per_store.setdefault(key, Counter())[r.state] += 1
+        if r.job_id:
+            jobs.setdefault(key, set()).add(r.job_id)
+    table = Table(
+        title="refimport summary",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("Store", no_wrap=True, min_width=10)
+    table.add_column("Region", no_wrap=True)
+    # Short headers: the table must fit 80 columns (CI logs, narrow terminals) without truncation.
+    for col in ("Rows", "Imported", "Present", "Failed", "Pending", "Jobs"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    total: Counter[RowState] = Counter()
+    for (store_id, region), c in sorted(per_store.items()):
+        total.update(c)
+        table.add_row(
+            escape(store_id),
+            escape(region),
+            str(sum(c.values())),
+            f"[green]{c[RowState.IMPORTED]}[/]",
+            str(c[RowState.ALREADY_PRESENT]),
+            f"[red]{c[RowState.FAILED]}[/]" if c[RowState.FAILED] else "0",
+            str(c[RowState.QUEUED] + c[RowState.SUBMITTED]),
+            str(len(jobs.get((store_id, region), ()))),
+        )
+    if len(per_store) > 1:
+        table.add_section()
+        table.add_row(
+            "[bold]all[/]",
+            "",
+            str(sum(total.values())),
+            str(total[RowState.IMPORTED]),
+            str(total[RowState.ALREADY_PRESENT]),
+            str(total[RowState.FAILED]),
+            str(total[RowState.QUEUED] + total[RowState.SUBMITTED]),
+            str(sum(len(j) for j in jobs.values())),
+        )
+    console.print(table)
+    failures = [r for r in results if r.state is RowState.FAILED]
+    if failures:
+        ft = Table(title=f"failures ({len(failures)})", title_justify="left")
+        ft.add_column("Store")
+        ft.add_column("Name")
+        ft.add_column("Reason")
+        for r in failures[:MAX_FAILURES_SHOWN]:
+            ft.add_row(escape(r.store_id), escape(r.name), escape(r.message or ""))
+        if len(failures) > MAX_FAILURES_SHOWN:
+            ft.add_row("…", f"{len(failures) - MAX_FAILURES_SHOWN} more", "see `refimport report`")
+        console.print(ft)
+    if skipped:
+        console.print(f"[yellow]{skipped} invalid row(s) skipped.[/]")
+
+
+# -- an import run on the terminal ----------------------------------------------------------------
+
+
+def import_with_progress(
+    requests: Sequence[ImportRequest],
+    *,
+    journal: str | Path,
+    region: str | None,
+    settings: ImporterSettings | None = None,
+    live: bool | None = None,
+    quiet: bool = False,
+) -> ImportOutcome | None:
+    """Import ``requests`` with the progress display on stderr (none when ``quiet``); Ctrl-C
+    once stops starting jobs, twice exits at once. Returns None when a request is invalid (the
+    problems were printed)."""
+    try:
+        return anyio.run(_import, requests, journal, region, settings, live, quiet)
+    except RequestValidationError as exc:
+        print_problems(exc.errors, err_console())
+        return None
+
+
+async def _import(
+    requests: Sequence[ImportRequest],
+    journal: str | Path,
+    region: str | None,
+    settings: ImporterSettings | None,
+    live: bool | None,
+    quiet: bool,
+) -> ImportOutcome:
+    err = err_console()
+    stop = anyio.Event()
+    progress = None if quiet else ImportProgress(err, live=live)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, stop, err)
+        if progress is None:
+            outcome = await run_import(
+                requests, journal=journal, region=region, settings=settings, stop=stop
+            )
+        else:
+            with progress:
+                outcome = await run_import(
+                    requests,
+                    journal=journal,
+                    region=region,
+                    settings=settings,
+                    observer=progress,
+                    stop=stop,
+                )
+        tg.cancel_scope.cancel()
+    if outcome.stopped:
+        err.print(
+            "[yellow]Stopping:[/] finishing the request in flight; jobs already running "
+            "at AWS are picked up by the next run."
+        )
+    return outcome
+
+
+async def _watch_signals(stop: anyio.Event, err: Console) -> None:
+    first_at: float | None = None
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            now = time.monotonic()
+            if first_at is not None and now - first_at < 0.5:
+                # One keypress can arrive twice (to the process and to its group, e.g. under
+                # `timeout` or `make`): a deliberate second Ctrl-C comes later.
+                continue
+            if first_at is not None:
+                # Second signal: leave now. The journal is written ahead, so this is as safe as a
+                # crash; the next run recovers the job that was being started.
+                sys.stderr.write("\nrefimport: exiting now; re-run the same command to resume.\n")
+                sys.stderr.flush()
+                os._exit(EXIT_INTERRUPTED)
+            first_at = now
+            err.print(
+                "\n[yellow]Interrupted:[/] no new jobs will be started; "
+                "press Ctrl-C again to exit at once."
+            )
+            stop.set()

@@ -1,0 +1,150 @@
+"""An in-memory HealthOmics at the gateway seam: fast, deterministic tests of code that uses an
+:class:`~async_refimport.Importer` (like httpx's ``MockTransport``).
+
+::
+
+    gateway = MemoryGateway(polls_to_finish=2, fail_names={"broken"})
+    async with Importer(tmp_path / "j.sqlite", gateway=gateway, region="us-east-1") as imp:
+        results = await imp.wait(await imp.submit(requests))
+    assert gateway.calls["start"] == 1
+
+It keeps the service's rules that the engine relies on: one running job per store (a second
+Start answers :class:`StoreBusyError`), clientToken idempotency, references by name. It speaks no
+HTTP and checks no FASTA; for those, test against the emulator (:mod:`async_refimport.emulator`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ._errors import StoreBusyError
+from ._gateway import ExistingReference, JobSnapshot, JobSummary, SourceSpec, SourceStatus
+from ._models import StoreRef
+
+
+@dataclass
+class MemoryJob:
+    """One import job the gateway was asked to start."""
+
+    job_id: str
+    store: StoreRef
+    token: str
+    sources: list[SourceSpec]
+    created: datetime
+    polls_left: int
+    status: str = "IN_PROGRESS"
+
+
+@dataclass
+class MemoryGateway:
+    """An :class:`~async_refimport.OmicsGateway` that keeps everything in memory.
+
+    Attributes:
+        polls_to_finish: GetReferenceImportJob calls a job takes to complete.
+        existing: Names already in the store(s), with their reference ids.
+        fail_names: Sources with these names fail (as a bad FASTA file would).
+        start_faults: Exceptions the next Start calls raise, in order (e.g. a
+            ``TransientServiceError``); with ``create_before_fault`` the job is created first,
+            as after an ambiguous timeout.
+        get_faults: Exceptions the next GetReferenceImportJob calls raise, in order.
+        create_before_fault: See ``start_faults``.
+        jobs: Every job started, by id.
+        calls: Calls made, by operation (``start``, ``get``, ``list_imports``, ``list_references``).
+        max_active: The most jobs that ever ran at once in one store (1 when the engine behaves).
+    """
+
+    polls_to_finish: int = 1
+    existing: dict[str, str] = field(default_factory=dict)
+    fail_names: set[str] = field(default_factory=set)
+    start_faults: list[BaseException] = field(default_factory=list)
+    get_faults: list[BaseException] = field(default_factory=list)
+    create_before_fault: bool = False
+    jobs: dict[str, MemoryJob] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    max_active: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000000001))
+
+    def _count(self, op: str) -> None:
+        self.calls[op] = self.calls.get(op, 0) + 1
+
+    def active(self, store: StoreRef | None = None) -> list[MemoryJob]:
+        """Jobs still running (in ``store``, or anywhere)."""
+        return [
+            j
+            for j in self.jobs.values()
+            if j.status == "IN_PROGRESS" and (store is None or j.store.key == store.key)
+        ]
+
+    async def start_import(
+        self, store: StoreRef, role_arn: str, sources: Sequence[SourceSpec], client_token: str
+    ) -> str:
+        self._count("start")
+        if client_token in self.tokens:
+            return self.tokens[client_token]
+        if self.start_faults and not self.create_before_fault:
+            raise self.start_faults.pop(0)
+        if self.active(store):
+            raise StoreBusyError(
+                "busy", code="ServiceQuotaExceededException", operation="Start", status=402
+            )
+        job = MemoryJob(
+            str(next(self._ids)),
+            store,
+            client_token,
+            list(sources),
+            datetime.now(UTC),
+            self.polls_to_finish,
+        )
+        self.jobs[job.job_id] = job
+        self.tokens[client_token] = job.job_id
+        self.max_active = max(self.max_active, len(self.active(store)))
+        if self.start_faults:
+            raise self.start_faults.pop(0)
+        return job.job_id
+
+    async def get_import(self, store: StoreRef, job_id: str) -> JobSnapshot:
+        self._count("get")
+        if self.get_faults:
+            raise self.get_faults.pop(0)
+        job = self.jobs[job_id]
+        job.polls_left -= 1
+        if job.polls_left <= 0 and job.status == "IN_PROGRESS":
+            job.status = "COMPLETED"
+            for s in job.sources:
+                if s.name not in self.fail_names and s.name not in self.existing:
+                    self.existing[s.name] = str(next(self._ids))
+        sources = []
+        for s in job.sources:
+            if job.status == "IN_PROGRESS":
+                sources.append(SourceStatus(s.name, s.source_file, "IN_PROGRESS"))
+            elif s.name in self.fail_names:
+                sources.append(SourceStatus(s.name, s.source_file, "FAILED", None, "not FASTA"))
+            else:
+                sources.append(
+                    SourceStatus(s.name, s.source_file, "FINISHED", self.existing[s.name])
+                )
+        return JobSnapshot(job_id, job.status, None, job.created, None, tuple(sources))
+
+    async def list_imports(
+        self, store: StoreRef, created_after: datetime | None = None
+    ) -> list[JobSummary]:
+        self._count("list_imports")
+        return [
+            JobSummary(j.job_id, j.status, j.created)
+            for j in self.jobs.values()
+            if j.store.key == store.key and (created_after is None or j.created >= created_after)
+        ]
+
+    async def list_references(
+        self, store: StoreRef, name: str | None = None
+    ) -> list[ExistingReference]:
+        self._count("list_references")
+        return [
+            ExistingReference(ref, n, "ACTIVE")
+            for n, ref in self.existing.items()
+            if name is None or n == name
+        ]

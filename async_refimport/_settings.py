@@ -1,0 +1,53 @@
+"""The engine's settings: one dataclass, read by the Importer and by every lane it runs.
+
+One source of truth: a lane reads the same :class:`ImporterSettings` object the Importer was
+given (there is no second copy to keep in step), and entry points derive their flags from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._models import MAX_SOURCES_PER_JOB
+from ._pacing import PacingPolicy
+from ._polling import PollingPolicy
+from ._retry import RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ImporterSettings:
+    """Everything tunable about the engine; the defaults suit AWS.
+
+    Attributes:
+        max_sources_per_job: Rows packed into one import job (1..100).
+        max_attempts: Jobs a row may take part in before a whole-job failure fails it.
+        retry: Backoff for transient errors.
+        pacing: Calls per second per (credentials, Region, operation).
+        polling: When to poll running jobs.
+        busy_wait: Seconds to wait when the store runs someone else's job (402) or retries ran out.
+        lookup_margin: Clock-skew allowance (seconds) when searching for a job after a crash.
+        existence_ttl: Seconds before a store's list of existing names is fetched again.
+        lease_ttl: Seconds a process holds a store without renewing (several processes, one journal).
+        shutdown_grace: Seconds a Start in flight may take to finish and be journaled while
+            closing; also bounds each clean-up step of closing (journal, SDK clients).
+        rescan_interval: Seconds an idle lane waits before looking at the journal again (rows
+            queued by another process sharing the journal).
+    """
+
+    max_sources_per_job: int = MAX_SOURCES_PER_JOB
+    max_attempts: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pacing: PacingPolicy = field(default_factory=PacingPolicy)
+    polling: PollingPolicy = field(default_factory=PollingPolicy)
+    busy_wait: float = 10.0
+    lookup_margin: float = 60.0
+    existence_ttl: float = 600.0
+    lease_ttl: float = 30.0
+    shutdown_grace: float = 30.0
+    rescan_interval: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_sources_per_job <= MAX_SOURCES_PER_JOB:
+            raise ValueError(f"max_sources_per_job must be 1..{MAX_SOURCES_PER_JOB}")
+        if self.shutdown_grace <= 0 or self.lease_ttl <= 0:
+            raise ValueError("shutdown_grace and lease_ttl must be positive")
