@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import anyio
@@ -24,6 +24,7 @@ from rich.table import Table
 
 from ._application import ImportOutcome, run_import
 from ._errors import FieldError, RequestValidationError
+from ._events import Event
 from ._importer import ImporterSettings
 from ._manifest import format_errors
 from ._models import ImportRequest, RowResult, RowState
@@ -168,30 +169,56 @@ async def _import(
 ) -> ImportOutcome:
     err = err_console()
     stop = anyio.Event()
-    progress = None if quiet else ImportProgress(err, live=live)
+    display = None if quiet else _Display(ImportProgress(err, live=live))
+    failure: Exception | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, stop, err)
-        if progress is None:
+        try:
             outcome = await run_import(
-                requests, journal=journal, region=region, settings=settings, stop=stop
+                requests,
+                journal=journal,
+                region=region,
+                settings=settings,
+                observer=display,
+                stop=stop,
             )
-        else:
-            with progress:
-                outcome = await run_import(
-                    requests,
-                    journal=journal,
-                    region=region,
-                    settings=settings,
-                    observer=progress,
-                    stop=stop,
-                )
-        tg.cancel_scope.cancel()
+        except Exception as exc:
+            # Raised after the task group, not through it: the caller sees the error itself
+            # (a journal that cannot be opened is one line), not an exception group.
+            failure = exc
+        finally:
+            if display is not None:
+                display.close()
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     if outcome.stopped:
         err.print(
             "[yellow]Stopping:[/] finishing the request in flight; jobs already running "
             "at AWS are picked up by the next run."
         )
     return outcome
+
+
+class _Display:
+    """The progress display as an import observer: drawn once the rows are journaled (nothing
+    is drawn for a run that cannot start), closed when the run ends."""
+
+    def __init__(self, progress: ImportProgress) -> None:
+        self.progress = progress
+        self.shown = False
+
+    def set_rows(self, results: Sequence[RowResult]) -> None:
+        self.progress.__enter__()
+        self.shown = True
+        self.progress.set_rows(results)
+
+    async def run(self, events: AsyncIterator[Event]) -> None:
+        await self.progress.run(events)
+
+    def close(self) -> None:
+        if self.shown:
+            self.progress.__exit__(None, None, None)
 
 
 async def _watch_signals(stop: anyio.Event, err: Console) -> None:
