@@ -351,7 +351,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     skipped = 0
     if manifest.errors:
         print_problems(manifest.errors, err)
-        bad_rows = len({line for line in manifest.invalid_lines if line > 1})
+        bad_rows = manifest.invalid_rows
         if not args.skip_invalid:
             err.print(
                 f"[red]{len(manifest.errors)} problem(s) in {bad_rows} row(s) of "
