@@ -64,7 +64,7 @@ def test_http_intake_submit_query_and_metrics(
         (2, "source_file"),
         (3, "colour"),
         (3, "name"),
-        (4, "requests"),
+        (4, "json"),
     } <= problems
     assert worker.request("POST", "/v1/imports", {"requests": []})[0] == 400
 
