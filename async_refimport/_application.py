@@ -259,7 +259,9 @@ def row_document(result: RowResult) -> dict[str, Any]:
 async def _read_journal(
     spec: JournalSpec, *, region: str | None = None, with_jobs: bool = True
 ) -> tuple[list[RowResult], list[JobRecord], dict[StoreRef, dict[RowState, int]]]:
-    async with opened_journal(spec, region=region) as journal:
+    # Read-only: status and report never create, migrate or change a journal (nor adopt a
+    # file that is not one).
+    async with opened_journal(spec, region=region, read_only=True) as journal:
         results = await journal.results()
         jobs = await journal.jobs() if with_jobs else []
         counts = await journal.counts()
