@@ -629,7 +629,29 @@ class DynamoJournal:
         for chunk in await self._chunks(store.key):
             ids = [i for i in _row_ids(chunk) if i not in seen]
             seen.update(ids)
-            items = {int(_get_n(i, "id") or 0): i for i in await self._batch_get(_keys(ids))}
+            items: dict[int, dict[str, Any]] = {}
+            step = max(limit, 10)
+            # Read the entry's rows a slice at a time: a caller that wants one row (is there
+            # work?) reads ten, not a hundred.
+            for start in range(0, len(ids), step):
+                part = ids[start : start + step]
+                items.update(
+                    {int(_get_n(i, "id") or 0): i for i in await self._batch_get(_keys(part))}
+                )
+                for row_id in part:
+                    item = items.get(row_id)
+                    if (
+                        item is None
+                        or row_id in running
+                        or _get_s(item, "state") != RowState.QUEUED
+                    ):
+                        continue
+                    row = _queued_row(item)
+                    role = role or row.role_arn
+                    if row.role_arn == role:
+                        wanted.append(row)
+                        if len(wanted) >= limit:
+                            return wanted
             if not any(_get_s(i, "state") == RowState.QUEUED for i in items.values()):
                 # Every row of the entry is settled. Drop the entry once no intake can still be
                 # writing a row it names (entries are written first): every row was settled
@@ -644,17 +666,6 @@ class DynamoJournal:
                         TableName=self.table,
                         Key={"pk": chunk["pk"], "sk": chunk["sk"]},
                     )
-                continue
-            for row_id in ids:
-                item = items.get(row_id)
-                if item is None or row_id in running or _get_s(item, "state") != RowState.QUEUED:
-                    continue
-                row = _queued_row(item)
-                role = role or row.role_arn
-                if row.role_arn == role:
-                    wanted.append(row)
-                    if len(wanted) >= limit:
-                        return wanted
         return wanted
 
     async def queued_count(self, store: StoreRef) -> int:
