@@ -69,14 +69,18 @@ def read_manifest_file(
     defaults: ManifestDefaults | None = None,
     *,
     format: ManifestFormat | None = None,
+    ignore_unknown_columns: bool = False,
 ) -> Manifest:
-    """Read and check a whole manifest file (CSV, TSV or JSON Lines): its valid rows and every
-    problem, each ``FILE:LINE: field: reason``.
+    """Read and check a whole manifest (CSV, TSV or JSON Lines) from a file, ``-`` (standard
+    input) or ``s3://bucket/key``: its valid rows and every problem, each
+    ``FILE:LINE: field: reason``.
 
     Raises:
-        ManifestError: the file cannot be read or its format cannot be told.
+        ManifestError: the manifest cannot be read or its format cannot be told.
     """
-    return _read_manifest(path, defaults, format=format)
+    return _read_manifest(
+        path, defaults, format=format, ignore_unknown_columns=ignore_unknown_columns
+    )
 
 
 def read_whole_manifest(path: Path, defaults: ManifestDefaults) -> list[ImportRequest]:

@@ -25,7 +25,6 @@ from ._application import (
     plan_import,
     read_manifest_file,
     render_report,
-    report_document,
 )
 from ._console import (
     EXIT_FAILED,
@@ -46,7 +45,7 @@ from ._journal import JobRecord, default_journal_path
 from ._logconfig import LEVELS, configure_logging
 from ._manifest import FORMATS, ManifestDefaults
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
-from ._report import REPORT_FORMATS, ReportFormat
+from ._report import REPORT_FORMATS, ReportFormat, write_json, write_report
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -92,13 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "manifest columns: source_file, name (required); description; tags (JSON object or "
-            "k=v;k2=v2); store_id, role_arn, region (override the flags for that row).\n"
+            "k=v;k2=v2); store_id, role_arn, region, profile, endpoint_url (override the flags "
+            "for that row).\n"
             "AWS configuration: the standard credentials chain, AWS_PROFILE, AWS_REGION / "
             "AWS_DEFAULT_REGION and AWS_ENDPOINT_URL_OMICS are honoured.\n\n" + _EPILOG
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    imp.add_argument("manifest", metavar="MANIFEST", type=Path, help="the manifest file")
+    imp.add_argument(
+        "manifest",
+        metavar="MANIFEST",
+        help="the manifest: a file, - for standard input, or s3://bucket/key (read with your "
+        "AWS credentials)",
+    )
     imp.add_argument("--store-id", metavar="ID", help="reference store for rows naming none")
     imp.add_argument(
         "--role-arn",
@@ -123,7 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"rows packed into one import job, 1..{MAX_SOURCES_PER_JOB} (default: %(default)s)",
     )
     imp.add_argument(
-        "--format", choices=FORMATS, help="manifest format (default: from the file extension)"
+        "--format",
+        choices=FORMATS,
+        help="manifest format (default: from the extension, else sniffed from the first line)",
+    )
+    imp.add_argument(
+        "--ignore-unknown-columns",
+        action="store_true",
+        help="skip columns (JSON keys) that are not manifest fields, e.g. a sample sheet's "
+        "sample_id, instead of refusing them",
     )
     imp.add_argument(
         "--json",
@@ -344,10 +357,18 @@ def _cmd_import(args: argparse.Namespace) -> int:
         profile=profile,
     )
     try:
-        manifest = read_manifest_file(args.manifest, defaults, format=args.format)
+        manifest = read_manifest_file(
+            args.manifest,
+            defaults,
+            format=args.format,
+            ignore_unknown_columns=args.ignore_unknown_columns,
+        )
     except ManifestError as exc:
         print_problems(exc.errors, err)
         return EXIT_USAGE
+    if manifest.ignored_columns:
+        ignored = ", ".join(sorted(manifest.ignored_columns))
+        err.print(f"Ignoring column(s): {ignored}", markup=False)
     skipped = 0
     if manifest.errors:
         print_problems(manifest.errors, err)
@@ -372,10 +393,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     results = outcome.results
     if args.json:
-        doc = report_document(results)
-        if skipped:
-            doc["summary"]["skipped_invalid"] = skipped
-        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        # Streamed item by item: the whole document of 10^5 rows would take hundreds of MB.
+        write_json(
+            results, sys.stdout, extra_summary={"skipped_invalid": skipped} if skipped else None
+        )
         sys.stdout.flush()
     else:
         print_summary(results, out_console(), skipped=skipped)
@@ -544,7 +565,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text, encoding="utf-8")
+        write_report(args.output, text)
         err_console().print(f"Report written to {args.output}", markup=False)
     return EXIT_OK
 

@@ -47,12 +47,14 @@ def escape(value: object) -> str:
 def err_console() -> Console:
     """stderr: progress, messages and errors."""
     # Messages are not wrapped by rich: a terminal wraps them, and log files keep whole lines.
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    # emoji=False: rich would turn ":100:" (line 100 of a manifest) or a name's ":smile:" into
+    # an emoji; data is printed as it is.
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def out_console() -> Console:
     """stdout: the summary and tables."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     if not console.is_terminal:
         # Piped or redirected: rich would assume 80 columns and truncate the tables.
         console.width = max(console.width, 120)
