@@ -356,6 +356,8 @@ def stores_document(status: ImporterStatus) -> dict[str, Any]:
                 "rows": {state.value: s.rows.get(state, 0) for state in RowState},
                 "active_job": s.active_job,
                 "idle": s.idle,
+                "lease_holder": s.lease_holder,
+                "held_here": s.held_here,
             }
             for s in status.stores
             if s.rows

@@ -6,7 +6,8 @@ Routes::
                               → 202 {"ids": [...]}; 400 {"errors": [...]} listing every problem
     GET  /v1/imports/{id}     one row: report item fields plus row_id, state and attempts
     GET  /v1/imports?ids=1,2  several rows
-    GET  /v1/stores           per store: rows by state, queue depth, the job this worker runs
+    GET  /v1/stores           per store: rows by state, queue depth, the job this worker runs,
+                              which process of the fleet holds its lease
     GET  /healthz             liveness: the process answers
     GET  /readyz              readiness: journal open and intake running (503 otherwise)
     GET  /metrics             Prometheus text

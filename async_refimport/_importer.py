@@ -77,6 +77,9 @@ class StoreStatus:
         driven: This Importer runs a lane for the store.
         active_job: The import job this Importer's lane runs for the store, if any.
         idle: The lane found nothing to do (None when the store is not driven here).
+        lease_holder: The process whose unexpired lease drives the store (any process sharing
+            the journal), if any.
+        held_here: This Importer holds that lease.
     """
 
     store: StoreRef
@@ -84,6 +87,8 @@ class StoreStatus:
     driven: bool = False
     active_job: str | None = None
     idle: bool | None = None
+    lease_holder: str | None = None
+    held_here: bool = False
 
     @property
     def queue_depth(self) -> int:
@@ -475,6 +480,12 @@ class Importer:
             for key, lane in sorted(lanes.items())
             if key not in known
         ]
+        # Who drives each store, whichever process of a fleet that is: any worker can answer.
+        now = time.time()
+        for i, st in enumerate(stores):
+            lease = await self._journal.lease_holder(st.store)
+            if lease is not None and lease[1] > now:
+                stores[i] = replace(st, lease_holder=lease[0], held_here=lease[0] == self._owner)
         api: dict[tuple[str, str], list[float]] = {}
         for (_credentials, region, operation), limiter in self._pacer.limiters().items():
             acc = api.setdefault((operation, region), [0, 0, 0.0])

@@ -56,6 +56,13 @@ class _JournalCollector(Collector):
         for st in snap.stores:
             if st.driven:
                 active.add_metric([st.store.store_id, st.store.region], 1 if st.active_job else 0)
+        leases = GaugeMetricFamily(
+            "refimport_store_lease_held",
+            "1 for each store whose lease this worker holds (it drives the store for the fleet)",
+            labels=["store_id", "region"],
+        )
+        for st in snap.stores:
+            leases.add_metric([st.store.store_id, st.store.region], 1 if st.held_here else 0)
         calls = CounterMetricFamily(
             "refimport_api_calls", "HealthOmics API calls sent", labels=["operation", "region"]
         )
@@ -73,7 +80,7 @@ class _JournalCollector(Collector):
             calls.add_metric([api.operation, api.region], api.calls)
             throttles.add_metric([api.operation, api.region], api.throttles)
             rate.add_metric([api.operation, api.region], api.rate)
-        return [rows, depth, active, calls, throttles, rate]
+        return [rows, depth, active, leases, calls, throttles, rate]
 
 
 class WorkerMetrics:

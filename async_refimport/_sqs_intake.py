@@ -584,6 +584,15 @@ class SqsService:
     def journal_ok(self) -> bool:
         return self.sender.journal_ok and (self.intake is None or self.intake.journal_ok)
 
+    @property
+    def ready(self) -> bool:
+        """Taking work: the request queue and the journal answered their last calls."""
+        return self.queue_reachable and self.journal_ok
+
+    def describe(self) -> dict[str, Any]:
+        """Keys of the worker's start-up line."""
+        return {"sqs": self.options.queue_url, "results": self.options.results_queue_url}
+
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:

@@ -1,4 +1,4 @@
-"""``refimport worker``: a long-lived process taking work from a spool directory and HTTP.
+"""``refimport worker``: a long-lived process taking work from a spool directory, HTTP and SQS.
 
 ::
 
@@ -49,6 +49,9 @@ from ._manifest import ManifestDefaults
 from ._metrics import WorkerMetrics
 from ._pacing import PacingPolicy
 from ._spool import Spool, SpoolOutcome
+from ._sqs_intake import SqsOptions, SqsService
+from ._sqs_intake import add_arguments as add_sqs_arguments
+from ._sqs_intake import options_from_args as sqs_options_from_args
 
 # Named, not __name__: this module also runs as __main__ (python -m async_refimport._worker).
 log = get_logger("async_refimport._worker")
@@ -77,6 +80,7 @@ class WorkerConfig:
     owner: str | None = None
     token: str | None = None
     settings: ImporterSettings = field(default_factory=ImporterSettings)
+    sqs: SqsOptions = field(default_factory=SqsOptions)
 
 
 # After the first signal the worker has --grace seconds in all, then the hard stop exits. The HTTP
@@ -96,7 +100,7 @@ def split_grace(grace: float) -> tuple[float, float]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="refimport worker",
-        description="Run until stopped, importing manifests from a spool directory and HTTP.",
+        description="Run until stopped, importing manifests from a spool directory, HTTP and SQS.",
     )
     p.add_argument(
         "--spool", type=Path, help="spool directory (incoming/, processing/, done/, failed/)"
@@ -159,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"serve HTTP beyond loopback without {TOKEN_ENV} (every host reaching it may import)",
     )
+    add_sqs_arguments(p)
     p.add_argument("--log-format", choices=("json", "console"), default="json")
     p.add_argument(
         "-v",
@@ -210,6 +215,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         owner=args.owner,
         token=os.environ.get(TOKEN_ENV) or None,
         settings=settings,
+        sqs=sqs_options_from_args(args),
     )
 
 
@@ -278,6 +284,11 @@ def http_intake(ctx: IntakeContext) -> Intake:
     )
 
 
+def sqs_intake(ctx: IntakeContext) -> Intake:
+    """The SQS queues of ``--sqs-queue-url`` and ``--results-queue-url``."""
+    return SqsService(ctx.importer, ctx.config.sqs, ctx.defaults, registry=ctx.metrics.registry)
+
+
 def intakes_for(config: WorkerConfig) -> list[IntakeFactory]:
     """The intakes a configuration asks for."""
     factories: list[IntakeFactory] = []
@@ -285,6 +296,8 @@ def intakes_for(config: WorkerConfig) -> list[IntakeFactory]:
         factories.append(spool_intake)
     if config.http_port is not None:
         factories.append(http_intake)
+    if config.sqs.enabled:
+        factories.append(sqs_intake)
     return factories
 
 
@@ -421,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``refimport worker``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.spool is None and args.http_port is None:
-        parser.error("give --spool DIR, --http-port P, or both")
+    if args.spool is None and args.http_port is None and args.sqs_queue_url is None:
+        parser.error("give --spool DIR, --http-port P, --sqs-queue-url URL, or several")
     configure_logging(args.log_format, 0 if args.quiet else args.verbose, log_level=args.log_level)
     try:
         config = config_from_args(args)
