@@ -560,7 +560,7 @@ class DynamoJournal:
                     Key=_row_key(row_id),
                     UpdateExpression=f"SET {sets}, #state = :queued, attempts = :zero,"
                     " updated_at = :now"
-                    " REMOVE reference_id, message, job, job_id, #ttl"
+                    " REMOVE reference_id, message, md5, job, job_id, #ttl"
                     + ("" if req.description is not None else ", description")
                     + ("" if submission is not None else ", submission"),
                     ConditionExpression="#state = :failed",
@@ -752,7 +752,11 @@ class DynamoJournal:
             ":now": _n(now),
             ":ttl": _n(int(now + self.retention)),
         }
-        for name, value in (("reference_id", s.reference_id), ("message", s.message)):
+        for name, value in (
+            ("reference_id", s.reference_id),
+            ("message", s.message),
+            ("md5", s.md5),
+        ):
             if value is not None:
                 sets.append(f"{name} = :{name}")
                 values[f":{name}"] = _s(value)
@@ -1043,7 +1047,9 @@ class DynamoJournal:
                 },
             }
         else:
-            settlement = Settlement(outcome.row_id, state, outcome.reference_id, outcome.message)
+            settlement = Settlement(
+                outcome.row_id, state, outcome.reference_id, outcome.message, outcome.md5
+            )
             update = self._settle_update(
                 settlement, job=token, job_id=job_id, attempts=outcome.attempts, now=now
             )
@@ -1330,6 +1336,8 @@ class _Outcome(NamedTuple):
     reference_id: str | None
     message: str | None
     attempts: int
+    # Last, with a default: settlements recorded before rows had an md5 still read back.
+    md5: str | None = None
 
 
 class _SettledElsewhere(Exception):
@@ -1346,7 +1354,7 @@ def _plan(
     """Every row's outcome: the settlements as given, requeued rows failed past their attempts."""
     attempts = {r.row_id: r.attempts + 1 for r in job.rows}
     plan = [
-        _Outcome(s.row_id, s.state, s.reference_id, s.message, attempts.get(s.row_id, 1))
+        _Outcome(s.row_id, s.state, s.reference_id, s.message, attempts.get(s.row_id, 1), s.md5)
         for s in settlements
     ]
     for row_id in requeue:
@@ -1478,6 +1486,7 @@ def _row_result(item: Mapping[str, Any]) -> RowResult:
         job_id=_get_s(item, "job_id"),
         message=_get_s(item, "message"),
         attempts=int(_get_n(item, "attempts") or 0),
+        md5=_get_s(item, "md5"),
     )
 
 
@@ -1493,6 +1502,7 @@ def _replace_result(result: RowResult, state: RowState, job_id: str | None) -> R
         job_id=job_id,
         message=result.message,
         attempts=result.attempts + 1,
+        md5=result.md5,
     )
 
 

@@ -105,6 +105,7 @@ class Settlement:
     state: RowState
     reference_id: str | None = None
     message: str | None = None
+    md5: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,7 @@ CREATE TABLE IF NOT EXISTS rows (
     reference_id TEXT,
     message TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    md5 TEXT,
     submission TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
@@ -231,8 +233,24 @@ CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (created_at) WHERE sent_at IS
 
 _ROW_COLUMNS = (
     "rows.id, rows.store_key, rows.name, rows.source_file, rows.state, rows.reference_id, "
-    "jobs.job_id, rows.message, rows.attempts"
+    "jobs.job_id, rows.message, rows.attempts, rows.md5"
 )
+
+
+def _has_md5_column(conn: sqlite3.Connection) -> bool:
+    return any(c[1] == "md5" for c in conn.execute("PRAGMA main.table_info(rows)"))
+
+
+def _add_md5_column(conn: sqlite3.Connection) -> None:
+    """Journals written before rows had an md5 get the column (NULL: not known); nothing else
+    changes, so an older refimport still reads the file."""
+    if _has_md5_column(conn):
+        return
+    try:
+        conn.execute("ALTER TABLE rows ADD COLUMN md5 TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another process added it just now
+            raise
 
 
 def _row_result(r: sqlite3.Row) -> RowResult:
@@ -248,6 +266,7 @@ def _row_result(r: sqlite3.Row) -> RowResult:
         job_id=r[6],
         message=r[7],
         attempts=r[8],
+        md5=r[9],
     )
 
 
@@ -437,6 +456,11 @@ class SQLiteJournal:
                 f"journal {self.path} has schema {row[0] if row else '?'}, which this version "
                 f"does not understand ({SCHEMA_VERSION}); upgrade async-refimport"
             )
+        if not _has_md5_column(conn):
+            # A journal written before rows had an md5, opened read-only (it cannot be migrated):
+            # a temporary view of the same name, searched before the file's own tables, adds the
+            # column as NULL for this connection only; the file is not touched.
+            conn.execute("CREATE TEMP VIEW rows AS SELECT *, NULL AS md5 FROM main.rows")
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -447,6 +471,7 @@ class SQLiteJournal:
             + f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
             + "COMMIT;"
         )
+        _add_md5_column(conn)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if int(row[0]) > SCHEMA_VERSION:
             raise JournalError(
@@ -519,7 +544,7 @@ class SQLiteJournal:
                 elif state == RowState.FAILED:
                     conn.execute(
                         "UPDATE rows SET source_file = ?, role_arn = ?, description = ?, tags = ?,"
-                        " state = 'QUEUED', job = NULL, message = NULL, reference_id = NULL,"
+                        " state = 'QUEUED', job = NULL, message = NULL, reference_id = NULL, md5 = NULL,"
                         " attempts = 0, submission = ?, updated_at = ? WHERE id = ?",
                         (
                             req.source_file,
@@ -591,9 +616,12 @@ class SQLiteJournal:
             if store is not None:
                 self._check_lease(conn, store, owner)
             conn.executemany(
-                "UPDATE rows SET state = ?, reference_id = ?, message = ?, updated_at = ?"
+                "UPDATE rows SET state = ?, reference_id = ?, message = ?, md5 = ?, updated_at = ?"
                 " WHERE id = ? AND state = 'QUEUED'",
-                [(s.state.value, s.reference_id, s.message, now, s.row_id) for s in settlements],
+                [
+                    (s.state.value, s.reference_id, s.message, s.md5, now, s.row_id)
+                    for s in settlements
+                ],
             )
 
         await self._run(lambda conn: self._write(conn, update))
@@ -715,10 +743,10 @@ class SQLiteJournal:
                 # Settled already (by another process that took the store over): keep its verdict.
                 return results_of_job(conn)
             conn.executemany(
-                "UPDATE rows SET state = ?, reference_id = ?, message = ?, updated_at = ?"
+                "UPDATE rows SET state = ?, reference_id = ?, message = ?, md5 = ?, updated_at = ?"
                 " WHERE id = ? AND job = ?",
                 [
-                    (s.state.value, s.reference_id, s.message, now, s.row_id, job.id)
+                    (s.state.value, s.reference_id, s.message, s.md5, now, s.row_id, job.id)
                     for s in settlements
                 ],
             )
