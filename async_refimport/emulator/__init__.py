@@ -22,6 +22,7 @@ from ._server import account_for as account_for
 from ._server import client_kwargs as client_kwargs
 from ._service import EMULATED_BASES_META as EMULATED_BASES_META
 from ._thread import EmulatorThread as EmulatorThread
+from ._unknowns import Unknowns as Unknowns
 
 __all__ = [
     "EMULATED_BASES_META",
@@ -31,6 +32,7 @@ __all__ = [
     "FastaError",
     "FastaScanner",
     "Faults",
+    "Unknowns",
     "account_for",
     "bgzip",
     "client_kwargs",

@@ -14,8 +14,9 @@ import signal
 import sys
 
 from ._faults import Faults
-from ._server import Emulator
+from ._server import Emulator, check_settings
 from ._service import DEFAULT_TOKEN_TTL
+from ._unknowns import BUSY_CODES, PROGRESS_MODES, Unknowns
 
 
 def _latency(text: str) -> float | tuple[float, float]:
@@ -75,6 +76,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated operations the random faults apply to (default: all)",
     )
+    p.add_argument(
+        "--busy-code",
+        choices=sorted(BUSY_CODES),
+        default="ServiceQuotaExceededException",
+        help="error refusing a Start while the store has an active job (undocumented by AWS)",
+    )
+    p.add_argument(
+        "--get-lag",
+        type=float,
+        default=0.0,
+        help="emulated seconds after a Start during which Get answers 404 for the new job",
+    )
+    p.add_argument(
+        "--list-lag",
+        type=float,
+        default=0.0,
+        help="emulated seconds before a new job or reference shows in List calls",
+    )
+    p.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="sequential",
+        help="per-source statuses: one after another, or all together at the job's end",
+    )
+    p.add_argument(
+        "--p-cancel",
+        type=float,
+        default=0.0,
+        help="probability that a job is cancelled from outside half-way",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of fault draws and ids")
     p.add_argument("--log-level", default="WARNING", help="log level of the emulator's own logs")
     return p
@@ -92,18 +123,7 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("werkzeug").setLevel(max(numeric, logging.WARNING))
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    ops = args.fault_operations
-    faults = Faults(
-        tps=args.tps or None,
-        p_timeout=args.p_timeout,
-        p_500=args.p_500,
-        p_drop=args.p_drop,
-        p_drop_after=args.p_drop_after,
-        latency=args.latency,
-        operations=frozenset(o.strip() for o in ops.split(",") if o.strip()) if ops else None,
-        seed=args.seed,
-    )
+async def _serve(args: argparse.Namespace, faults: Faults, unknowns: Unknowns) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -119,6 +139,7 @@ async def _serve(args: argparse.Namespace) -> None:
             token_ttl=args.token_ttl,
             s3_endpoint_url=args.s3_endpoint_url,
             seed=args.seed,
+            unknowns=unknowns,
         ) as emu:
             print(json.dumps(emu.endpoints()), flush=True)
             await stop.wait()
@@ -131,11 +152,43 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``refimport emulator`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        faults_check = Faults(p_timeout=args.p_timeout, p_500=args.p_500, p_drop=args.p_drop)
+        # Checked before anything starts, so a bad value is one line and exit code 2.
+        faults, unknowns = _faults(args), _unknowns(args)
+        check_settings(
+            time_scale=args.time_scale,
+            token_ttl=args.token_ttl,
+            store_quota=args.store_quota,
+            job_overhead=None,
+            throughput=None,
+        )
     except ValueError as exc:
         print(f"refimport emulator: {exc}", file=sys.stderr)
         return 2
-    del faults_check
     _configure_logging(args.log_level)
-    asyncio.run(_serve(args))
+    asyncio.run(_serve(args, faults, unknowns))
     return 0
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    ops = args.fault_operations
+    return Faults(
+        tps=args.tps or None,
+        p_timeout=args.p_timeout,
+        p_500=args.p_500,
+        p_drop=args.p_drop,
+        p_drop_after=args.p_drop_after,
+        latency=args.latency,
+        operations=frozenset(o.strip() for o in ops.split(",") if o.strip()) if ops else None,
+        seed=args.seed,
+    )
+
+
+def _unknowns(args: argparse.Namespace) -> Unknowns:
+    return Unknowns(
+        busy_code=args.busy_code,
+        get_lag=args.get_lag,
+        list_lag=args.list_lag,
+        progress=args.progress,
+        p_cancel=args.p_cancel,
+        seed=args.seed,
+    )

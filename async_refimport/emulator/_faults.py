@@ -9,9 +9,12 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ._checks import check_number
+from ._model import OPERATIONS
 
 __all__ = ["FAULT_KINDS", "Faults"]
 
@@ -51,14 +54,37 @@ class Faults:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # Checked here, so that a bad value is refused where it is given (a ValueError, or a 400
+        # from /_emulator/config) instead of breaking every later call.
         for name in ("p_timeout", "p_500", "p_drop", "p_drop_after"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be within [0, 1], got {p}")
-        if self.operations is not None and not isinstance(self.operations, frozenset):
-            object.__setattr__(self, "operations", frozenset(self.operations))
-        if isinstance(self.latency, list):
-            object.__setattr__(self, "latency", tuple(self.latency))
+            check_number(name, getattr(self, name), low=0.0, high=1.0)
+        if self.tps is not None:
+            check_number("tps", self.tps, low=0.0)
+        if self.burst is not None:
+            check_number("burst", self.burst, above=0.0)
+        if not isinstance(self.tps_per_operation, Mapping):
+            raise ValueError("tps_per_operation must map operation names to TPS values")
+        for op, tps in self.tps_per_operation.items():
+            _check_operation(op)
+            if tps is not None:
+                check_number(f"tps_per_operation[{op}]", tps, low=0.0)
+        if self.operations is not None:
+            if isinstance(self.operations, str) or not isinstance(self.operations, Iterable):
+                raise ValueError("operations must be a list of operation names")
+            ops = frozenset(self.operations)
+            for op in ops:
+                _check_operation(op)
+            object.__setattr__(self, "operations", ops)
+        latency = self.latency
+        if isinstance(latency, list | tuple):
+            if len(latency) != 2:
+                raise ValueError(f"latency must be seconds or [low, high], got {latency!r}")
+            low = check_number("latency low", latency[0], low=0.0)
+            check_number("latency high", latency[1], low=low)
+            object.__setattr__(self, "latency", (latency[0], latency[1]))
+        else:
+            check_number("latency", latency, low=0.0)
+        check_number("seed", self.seed, integer=True)
 
     @classmethod
     def none(cls) -> Faults:
@@ -80,16 +106,18 @@ class Faults:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], base: Faults | None = None) -> Faults:
         """Build from JSON values; keys left out keep ``base``'s (or the default) values."""
+        if not isinstance(data, Mapping):
+            raise ValueError("faults must be a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-        changes = dict(data)
-        if changes.get("operations") is not None:
-            changes["operations"] = frozenset(changes["operations"])
-        if isinstance(changes.get("latency"), list):
-            changes["latency"] = tuple(changes["latency"])
-        return dataclasses.replace(base or cls(), **changes)
+        return dataclasses.replace(base or cls(), **data)
+
+
+def _check_operation(name: object) -> None:
+    if name not in OPERATIONS:
+        raise ValueError(f"unknown operation {name!r}; the emulator serves {list(OPERATIONS)}")
 
 
 class TokenBucket:

@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .._log import get_logger
+from ._checks import check_number
 from ._faults import FaultInjector, Faults
 from ._model import RequestValidationFailed, error_status, match_route, parse_request, serialize
 from ._service import (
@@ -33,6 +34,7 @@ from ._service import (
     Caller,
     Service,
 )
+from ._unknowns import Unknowns
 
 log = get_logger(__name__)
 
@@ -80,6 +82,9 @@ class Emulator:
         job_overhead: fixed seconds per import job (before scaling).
         throughput: bases per second per source (before scaling).
         seed: seed for the ids the emulator assigns.
+        unknowns: the answers to what AWS does not document (busy refusal code, read lags,
+            per-source progress, jobs cancelled from outside); ``None`` means :class:`Unknowns`
+            defaults.
     """
 
     def __init__(
@@ -97,7 +102,15 @@ class Emulator:
         job_overhead: float = JOB_OVERHEAD_S,
         throughput: float = THROUGHPUT_BASES_PER_S,
         seed: int = 0,
+        unknowns: Unknowns | None = None,
     ) -> None:
+        check_settings(
+            time_scale=time_scale,
+            token_ttl=token_ttl,
+            store_quota=store_quota,
+            job_overhead=job_overhead,
+            throughput=throughput,
+        )
         self._host = host
         self._port = port
         self.region = region
@@ -112,9 +125,11 @@ class Emulator:
             job_overhead=job_overhead,
             throughput=throughput,
             seed=seed,
+            unknowns=unknowns,
         )
         self._initial: dict[str, Any] = {
             "faults": self._faults.faults,
+            "unknowns": self.service.unknowns,
             "time_scale": time_scale,
             "token_ttl": token_ttl,
             "store_quota": store_quota,
@@ -242,6 +257,11 @@ class Emulator:
         """Current fault settings."""
         return self._faults.faults
 
+    @property
+    def unknowns(self) -> Unknowns:
+        """Current answers to what AWS does not document."""
+        return self.service.unknowns
+
     def endpoints(self) -> dict[str, str]:
         """The JSON the CLI prints: both endpoint URLs and the Region."""
         return {
@@ -272,6 +292,7 @@ class Emulator:
             "job_overhead": s.job_overhead,
             "throughput": s.throughput,
             "faults": self._faults.faults.to_json(),
+            "unknowns": s.unknowns.to_json(),
         }
 
     async def stats(self) -> dict[str, Any]:
@@ -299,6 +320,14 @@ class Emulator:
         """Forget every clientToken, as if their time to live had passed."""
         return self.service.forget_tokens()
 
+    def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
+        """Cancel an active import job from outside, as someone in the AWS console would.
+
+        Sources already finished keep their references; the others never run. Returns False
+        when no such job is active.
+        """
+        return self.service.cancel_job(job_id, reason)
+
     def configure(
         self,
         *,
@@ -308,9 +337,27 @@ class Emulator:
         store_quota: int | None = None,
         job_overhead: float | None = None,
         throughput: float | None = None,
+        unknowns: Unknowns | None = None,
     ) -> dict[str, Any]:
-        """Change settings at runtime; returns the resulting :meth:`config`."""
+        """Change settings at runtime; returns the resulting :meth:`config`.
+
+        Raises:
+            ValueError: a value is out of range or of the wrong type; nothing is changed.
+        """
+        check_settings(
+            time_scale=time_scale,
+            token_ttl=token_ttl,
+            store_quota=store_quota,
+            job_overhead=job_overhead,
+            throughput=throughput,
+        )
+        if faults is not None and not isinstance(faults, Faults):
+            raise ValueError("faults must be a Faults")
+        if unknowns is not None and not isinstance(unknowns, Unknowns):
+            raise ValueError("unknowns must be an Unknowns")
         s = self.service
+        if unknowns is not None:
+            s.set_unknowns(unknowns)
         if faults is not None:
             self._faults.configure(faults)
         if time_scale is not None:
@@ -415,6 +462,14 @@ class Emulator:
                 return web.json_response({"reset": True})
             if action == "forget-tokens" and request.method == "POST":
                 return web.json_response({"forgotten": self.forget_tokens()})
+            if action == "cancel" and request.method == "POST":
+                data = await request.json()
+                if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):
+                    raise ValueError('expected {"job_id": "...", "reason": "..." (optional)}')
+                reason = data.get("reason")
+                if reason is not None and not isinstance(reason, str):
+                    raise ValueError("reason must be a string")
+                return web.json_response({"cancelled": self.cancel_job(data["job_id"], reason)})
         except (ValueError, TypeError) as exc:
             return web.json_response({"message": str(exc)}, status=400)
         return web.json_response(
@@ -422,21 +477,53 @@ class Emulator:
         )
 
     def _configure_json(self, data: dict[str, Any]) -> dict[str, Any]:
-        allowed = {"faults", "time_scale", "token_ttl", "store_quota", "job_overhead", "throughput"}
+        allowed = {
+            "faults",
+            "unknowns",
+            "time_scale",
+            "token_ttl",
+            "store_quota",
+            "job_overhead",
+            "throughput",
+        }
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
-        faults = None
+        faults = unknowns = None
         if data.get("faults") is not None:
             faults = Faults.from_json(data["faults"], base=self._faults.faults)
+        if data.get("unknowns") is not None:
+            unknowns = Unknowns.from_json(data["unknowns"], base=self.service.unknowns)
         return self.configure(
             faults=faults,
+            unknowns=unknowns,
             time_scale=data.get("time_scale"),
             token_ttl=data.get("token_ttl"),
             store_quota=data.get("store_quota"),
             job_overhead=data.get("job_overhead"),
             throughput=data.get("throughput"),
         )
+
+
+def check_settings(
+    *,
+    time_scale: object,
+    token_ttl: object,
+    store_quota: object,
+    job_overhead: object,
+    throughput: object,
+) -> None:
+    """Refuse out-of-range settings (``None`` means "unchanged") with a ``ValueError``."""
+    if time_scale is not None:
+        check_number("time_scale", time_scale, low=0.0)
+    if token_ttl is not None:
+        check_number("token_ttl", token_ttl, low=0.0)
+    if store_quota is not None:
+        check_number("store_quota", store_quota, low=0, integer=True)
+    if job_overhead is not None:
+        check_number("job_overhead", job_overhead, low=0.0)
+    if throughput is not None:
+        check_number("throughput", throughput, above=0.0)
 
 
 def client_kwargs(

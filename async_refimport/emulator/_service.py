@@ -20,6 +20,7 @@ from .._log import get_logger
 from ._fasta import FastaError, FastaScanner
 from ._faults import FAULT_KINDS
 from ._model import OPERATIONS
+from ._unknowns import BUSY_CODES, Unknowns
 
 log = get_logger(__name__)
 
@@ -108,6 +109,8 @@ class Job:
     status_message: str | None = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
+    #: Set when the job is cancelled from outside; the runner stops at its next step.
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -197,6 +200,9 @@ class Counters:
     faults: Counter[str] = field(default_factory=Counter)
     rejected_concurrent_starts: int = 0
     name_conflicts: int = 0
+    #: Answers shaped by the lag settings: 404s of GetReferenceImportJob, items left out of Lists.
+    lagged: Counter[str] = field(default_factory=Counter)
+    cancelled_from_outside: int = 0
 
 
 #: Reads an S3 object: ``(bucket, key, on_chunk) -> user metadata``; raises KeyError if missing.
@@ -224,8 +230,11 @@ class Service:
         job_overhead: float = JOB_OVERHEAD_S,
         throughput: float = THROUGHPUT_BASES_PER_S,
         seed: int = 0,
+        unknowns: Unknowns | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.unknowns = unknowns if unknowns is not None else Unknowns()
+        self._cancel_draws = random.Random(self.unknowns.seed)
         self.time_scale = time_scale
         self.store_quota = store_quota
         self.token_ttl = token_ttl
@@ -269,6 +278,22 @@ class Service:
         await self.aclose()
         self._reset_state()
 
+    def set_unknowns(self, unknowns: Unknowns) -> None:
+        """Switch the answers to undocumented cases (reseeds the cancellation draws)."""
+        self.unknowns = unknowns
+        self._cancel_draws = random.Random(unknowns.seed)
+
+    def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
+        """Cancel a job from outside, as someone in the console would; False if it is not active."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status not in _ACTIVE_JOB:
+            return False
+        job.status = "CANCELLING"
+        job.status_message = _clip(reason or "Cancelled by a user")
+        job.cancel.set()
+        self.counters.cancelled_from_outside += 1
+        return True
+
     def forget_tokens(self) -> int:
         """Forget every remembered clientToken; returns how many were dropped."""
         n = len(self.tokens)
@@ -283,6 +308,10 @@ class Service:
             if candidate not in self._used_ids:
                 self._used_ids.add(candidate)
                 return candidate
+
+    def _lagging(self, created: datetime, lag: float) -> bool:
+        """Whether an item created at ``created`` is still hidden by a lag of ``lag`` emulated s."""
+        return lag > 0 and (_now() - created).total_seconds() < lag * self.time_scale
 
     def _store(self, caller: Caller, store_id: str) -> Store:
         store = self.stores.get(store_id)
@@ -378,10 +407,8 @@ class Service:
         busy = [j for j in self.jobs.values() if j.store_id == store.id and j.status in _ACTIVE_JOB]
         if busy:
             self.counters.rejected_concurrent_starts += 1
-            raise ApiError(
-                "ServiceQuotaExceededException",
-                f"Reference store {store.id} already has an active import job ({busy[0].id})",
-            )
+            code = self.unknowns.busy_code
+            raise ApiError(code, BUSY_CODES[code].format(store=store.id, job=busy[0].id))
         job = Job(
             id=self._new_id(),
             store_id=store.id,
@@ -406,6 +433,10 @@ class Service:
         job = self.jobs.get(req["id"])
         if job is None or job.store_id != req["referenceStoreId"]:
             raise ApiError("ResourceNotFoundException", f"Import job {req['id']} not found")
+        if self._lagging(job.creation_time, self.unknowns.get_lag):
+            # Read-after-write lag: the id was handed out, but reads do not know it yet.
+            self.counters.lagged["GetReferenceImportJob"] += 1
+            raise ApiError("ResourceNotFoundException", f"Import job {req['id']} not found")
         out = job.summary()
         out["statusMessage"] = job.status_message
         out["sources"] = [s.item() for s in job.sources]
@@ -421,8 +452,18 @@ class Service:
             and ("status" not in flt or j.status == flt["status"])
             and _in_window(j.creation_time, flt)
         ]
+        items = self._unlagged(items, "ListReferenceImportJobs")
         page, token = _paginate(items, req)
         return {"importJobs": [j.summary() for j in page], "nextToken": token}
+
+    def _unlagged(self, items: list[Any], operation: str) -> list[Any]:
+        """``items`` without those the list lag still hides."""
+        lag = self.unknowns.list_lag
+        if lag <= 0:
+            return items
+        shown = [i for i in items if not self._lagging(i.creation_time, lag)]
+        self.counters.lagged[operation] += len(items) - len(shown)
+        return shown
 
     def list_references(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
         store = self._store(caller, req["referenceStoreId"])
@@ -442,6 +483,7 @@ class Service:
                 and ("md5" not in flt or r.md5 == flt["md5"])
                 and _in_window(r.creation_time, flt)
             ]
+        items = self._unlagged(items, "ListReferences")
         page, token = _paginate(items, req)
         return {"references": [r.item() for r in page], "nextToken": token}
 
@@ -479,62 +521,115 @@ class Service:
 
     # -- the job runner ------------------------------------------------------------------
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, job: Job, seconds: float) -> bool:
+        """Wait ``seconds`` of emulated time; True if the job was cancelled meanwhile."""
         delay = seconds * self.time_scale
-        await asyncio.sleep(delay if delay > 0 else 0)
+        if job.cancel.is_set():
+            return True
+        try:
+            await asyncio.wait_for(job.cancel.wait(), delay if delay > 0 else 0)
+        except TimeoutError:
+            return False
+        return True
 
     def _active_name(self, store_id: str, name: str) -> Reference | None:
         ref = self._active_names.get((store_id, name))
         return ref if ref is not None and ref.status == "ACTIVE" else None
 
-    def _conflict(self, job: Job, src: Source) -> bool:
-        existing = self._active_name(job.store_id, src.name)
-        if existing is None:
-            return False
+    def _conflict(self, job: Job, name: str, claimed: dict[str, str]) -> str | None:
+        """The failure message if ``name`` is taken in the store (or earlier in this job)."""
+        existing = self._active_name(job.store_id, name)
+        taken = existing.id if existing is not None else claimed.get(name)
+        if taken is None:
+            return None
         self.counters.name_conflicts += 1
-        src.status, src.status_message = (
-            "FAILED",
-            _clip(
-                f"Reference name {src.name!r} already exists in the store (reference {existing.id})"
-            ),
-        )
-        return True
+        return _clip(f"Reference name {name!r} already exists in the store (reference {taken})")
 
     async def _run(self, job: Job) -> None:
-        """Move ``job`` through its life; durations follow the documented model."""
-        await self._sleep(self.job_overhead / 2)
+        """Move ``job`` through its life; durations follow the documented model.
+
+        Sources are worked through one after another. With ``progress="together"`` their
+        outcomes (and references) are held back and shown all at once at the job's end.
+        """
+        if await self._sleep(job, self.job_overhead / 2):
+            return self._cancelled(job)
         job.status, job.start_time = "IN_PROGRESS", _now()
-        for src in job.sources:
+        together = self.unknowns.progress == "together"
+        p_cancel = self.unknowns.p_cancel
+        cancel_at = (
+            len(job.sources) // 2 if p_cancel and self._cancel_draws.random() < p_cancel else None
+        )
+        if together:
+            for src in job.sources:
+                src.status = "IN_PROGRESS"
+        held: list[tuple[Source, str, str | None, Reference | None]] = []
+        claimed: dict[str, str] = {}
+        for i, src in enumerate(job.sources):
+            if i == cancel_at:
+                self.cancel_job(job.id, "Cancelled from outside (emulator p_cancel)")
+            if job.cancel.is_set():
+                return self._cancelled(job)
             src.status = "IN_PROGRESS"
-            if self._conflict(job, src):
-                continue
-            scanner = FastaScanner()
-            try:
-                bucket, key = _split_s3(src.source_file)
-                meta = await self._read(bucket, key, scanner.feed)
-                scanner.finish()
-            except KeyError:
-                src.status, src.status_message = (
-                    "FAILED",
-                    _clip(f"Source file not found: {src.source_file}"),
-                )
-                continue
-            except FastaError as exc:
-                src.status, src.status_message = "FAILED", _clip(f"Invalid FASTA: {exc}")
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any S3 failure fails this source, not the emulator
-                src.status, src.status_message = "FAILED", _clip(f"Cannot read source: {exc}")
-                continue
-            bases = int(meta.get(EMULATED_BASES_META, scanner.bases))
-            await self._sleep(bases / self.throughput)
-            # Checked again after the wait: another source may have taken the name meanwhile.
-            if self._conflict(job, src):
-                continue
-            ref_id = self._new_id()
-            store = self.stores[job.store_id]
-            ref = self.references[ref_id] = Reference(
+            outcome = await self._import_source(job, src, claimed)
+            if outcome is None:
+                return self._cancelled(job)
+            status, message, ref = outcome
+            if ref is not None:
+                claimed[src.name] = ref.id
+            if together:
+                held.append((src, status, message, ref))
+            else:
+                self._show(src, status, message, ref)
+        if await self._sleep(job, self.job_overhead / 2):
+            return self._cancelled(job)
+        for src, status, message, ref in held:
+            if ref is not None and (taken := self._conflict(job, src.name, {})) is not None:
+                status, message, ref = "FAILED", taken, None
+            self._show(src, status, message, ref)
+        failed = sum(s.status == "FAILED" for s in job.sources)
+        if failed == 0:
+            job.status = "COMPLETED"
+        elif failed == len(job.sources):
+            job.status, job.status_message = "FAILED", "All sources failed"
+        else:
+            job.status = "COMPLETED_WITH_FAILURES"
+            job.status_message = _clip(f"{failed} of {len(job.sources)} sources failed")
+        job.completion_time = _now()
+        log.debug("emulator.job.ended", store_id=job.store_id, job_id=job.id, status=job.status)
+
+    async def _import_source(
+        self, job: Job, src: Source, claimed: dict[str, str]
+    ) -> tuple[str, str | None, Reference | None] | None:
+        """Read and check one source: (status, message, reference to add); None if cancelled."""
+        taken = self._conflict(job, src.name, claimed)
+        if taken is not None:
+            return "FAILED", taken, None
+        scanner = FastaScanner()
+        try:
+            bucket, key = _split_s3(src.source_file)
+            meta = await self._read(bucket, key, scanner.feed)
+            scanner.finish()
+        except KeyError:
+            return "FAILED", _clip(f"Source file not found: {src.source_file}"), None
+        except FastaError as exc:
+            return "FAILED", _clip(f"Invalid FASTA: {exc}"), None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any S3 failure fails this source, not the emulator
+            return "FAILED", _clip(f"Cannot read source: {exc}"), None
+        bases = int(meta.get(EMULATED_BASES_META, scanner.bases))
+        if await self._sleep(job, bases / self.throughput):
+            return None
+        # Checked again after the wait: another source may have taken the name meanwhile.
+        taken = self._conflict(job, src.name, claimed)
+        if taken is not None:
+            return "FAILED", taken, None
+        ref_id = self._new_id()
+        store = self.stores[job.store_id]
+        return (
+            "FINISHED",
+            None,
+            Reference(
                 id=ref_id,
                 arn=f"arn:aws:omics:{store.region}:{store.account}:referenceStore/{store.id}/reference/{ref_id}",
                 store_id=store.id,
@@ -546,21 +641,24 @@ class Service:
                 job_id=job.id,
                 source_file=src.source_file,
                 content_length=scanner.bases,
-            )
-            self._store_refs.setdefault(store.id, {})[ref_id] = ref
-            self._active_names[(store.id, src.name)] = ref
-            src.status, src.reference_id = "FINISHED", ref_id
-        await self._sleep(self.job_overhead / 2)
-        failed = sum(s.status == "FAILED" for s in job.sources)
-        if failed == 0:
-            job.status = "COMPLETED"
-        elif failed == len(job.sources):
-            job.status, job.status_message = "FAILED", "All sources failed"
-        else:
-            job.status = "COMPLETED_WITH_FAILURES"
-            job.status_message = _clip(f"{failed} of {len(job.sources)} sources failed")
+            ),
+        )
+
+    def _show(self, src: Source, status: str, message: str | None, ref: Reference | None) -> None:
+        """Make a source's outcome visible: its status, and its reference in the store."""
+        if ref is not None:
+            ref.creation_time = _now()
+            self.references[ref.id] = ref
+            self._store_refs.setdefault(ref.store_id, {})[ref.id] = ref
+            self._active_names[(ref.store_id, ref.name)] = ref
+            src.reference_id = ref.id
+        src.status, src.status_message = status, message
+
+    def _cancelled(self, job: Job) -> None:
+        """End a job cancelled from outside: what finished stays; the rest never ran."""
+        job.status = "CANCELLED"
         job.completion_time = _now()
-        log.debug("emulator.job.ended", store_id=job.store_id, job_id=job.id, status=job.status)
+        log.debug("emulator.job.cancelled", store_id=job.store_id, job_id=job.id)
 
     # -- inspection ----------------------------------------------------------------------
 
@@ -587,6 +685,8 @@ class Service:
             "faults": {kind: c.faults[kind] for kind in FAULT_KINDS},
             "rejected_concurrent_starts": c.rejected_concurrent_starts,
             "name_conflicts": c.name_conflicts,
+            "lagged": dict(c.lagged),
+            "cancelled_from_outside": c.cancelled_from_outside,
             "stores": [
                 {"id": s.id, "arn": s.arn, "name": s.name, "account": s.account, "region": s.region}
                 for s in self.stores.values()

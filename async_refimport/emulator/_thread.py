@@ -11,6 +11,7 @@ from typing import Any, Self, TypeVar
 
 from ._faults import Faults
 from ._server import Emulator
+from ._unknowns import Unknowns
 
 T = TypeVar("T")
 
@@ -149,6 +150,15 @@ class EmulatorThread:
         """See :meth:`Emulator.forget_tokens`."""
         return self._run_sync(lambda emu: emu.forget_tokens())
 
+    def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
+        """See :meth:`Emulator.cancel_job`."""
+        return self._run_sync(lambda emu: emu.cancel_job(job_id, reason))
+
+    @property
+    def unknowns(self) -> Unknowns:
+        """Current answers to what AWS does not document (change them with :meth:`configure`)."""
+        return self.emulator.unknowns
+
     def config(self) -> dict[str, Any]:
         """See :meth:`Emulator.config`."""
         return self._run_sync(lambda emu: emu.config())
@@ -162,11 +172,13 @@ class EmulatorThread:
         store_quota: int | None = None,
         job_overhead: float | None = None,
         throughput: float | None = None,
+        unknowns: Unknowns | None = None,
     ) -> dict[str, Any]:
         """See :meth:`Emulator.configure`."""
         return self._run_sync(
             lambda emu: emu.configure(
                 faults=faults,
+                unknowns=unknowns,
                 time_scale=time_scale,
                 token_ttl=token_ttl,
                 store_quota=store_quota,
