@@ -110,8 +110,10 @@ class OmicsGateway(Protocol):
     async def get_import(self, store: StoreRef, job_id: str) -> JobSnapshot: ...
 
     async def list_imports(
-        self, store: StoreRef, created_after: datetime | None = None
-    ) -> list[JobSummary]: ...
+        self, store: StoreRef, created_after: datetime | None = None, status: str | None = None
+    ) -> list[JobSummary]:
+        """The store's import jobs, created after ``created_after`` and in ``status`` if given."""
+        ...
 
     async def list_references(
         self, store: StoreRef, name: str | None = None
@@ -395,9 +397,13 @@ class AwsGateway:
                 return items
 
     async def list_imports(
-        self, store: StoreRef, created_after: datetime | None = None
+        self, store: StoreRef, created_after: datetime | None = None, status: str | None = None
     ) -> list[JobSummary]:
-        flt = {"createdAfter": created_after} if created_after is not None else {}
+        flt: dict[str, Any] = {}
+        if created_after is not None:
+            flt["createdAfter"] = created_after
+        if status is not None:
+            flt["status"] = status
         jobs = await self._list_all(
             store, LIST_JOBS, "list_reference_import_jobs", "importJobs", flt
         )

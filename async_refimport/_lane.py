@@ -4,21 +4,27 @@ A lane packs the store's queued rows into jobs of up to ``max_sources_per_job``,
 ahead in the journal, starts it, waits for it through the completion watcher and settles its rows,
 then starts the next one at once. On start it first resumes whatever the journal says is unfinished.
 It knows the journal and the gateway only through their protocols.
+
+How a failed Start is handled is decided by :func:`classify`, a pure function from the error to a
+:class:`StartAction`; ``Lane._start`` is the loop that acts on those decisions.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import anyio
 import structlog
 
 from ._errors import (
     CredentialsError,
+    JournalError,
     LeaseLostError,
     PermanentServiceError,
     ServiceError,
@@ -35,17 +41,81 @@ from ._events import (
     StoreChecked,
     StorePaused,
 )
-from ._gateway import START, JobSnapshot, OmicsGateway, SourceSpec
+from ._gateway import GET, START, JobSnapshot, OmicsGateway, SourceSpec
 from ._journal import JobRecord, Journal, QueuedRow, Settlement
 from ._log import get_logger
 from ._models import RowState, StoreRef
 from ._polling import CompletionWatcher
-from ._retry import retrying
+from ._retry import backoff_delay, gave_up
 from ._settings import ImporterSettings
 
 log = get_logger(__name__)
 
 _LIVE = (None, "ACTIVE")
+NOT_FOUND = "ResourceNotFoundException"
+_ACTIVE_STATUSES = ("IN_PROGRESS", "SUBMITTED", "CANCELLING")
+
+# Refusals of a Start that could mean "the store already runs a job". AWS documents none of them:
+# 402 is what the botocore model lists; 409, or a 400 whose message speaks of a job in progress,
+# are what other AWS control planes answer. Each is confirmed with a List before it is believed.
+_BUSY_CODES = frozenset({"ServiceQuotaExceededException", "ConflictException"})
+_BUSY_MESSAGE = re.compile(
+    r"\bjobs?\b.*\b(in[ _-]progress|active|running|ongoing|concurrent)\b"
+    r"|\b(in[ _-]progress|active|running|ongoing|concurrent)\b.*\bjobs?\b",
+    re.IGNORECASE | re.DOTALL,
+)
+# A source that failed because its name is taken; the reference may not be listed yet.
+_NAME_TAKEN = re.compile(
+    r"already exists|already in use|\bname\b[^.]*\b(taken|in use|exists)\b", re.IGNORECASE
+)
+
+
+class StartAction(StrEnum):
+    """What to do after a failed attempt to get a job id (see :func:`classify`)."""
+
+    RETRY = "retry"
+    """Nothing happened at the service: back off, send again."""
+    LOOKUP = "lookup"
+    """The job may exist: back off, look for it, send only if it is absent."""
+    CONFIRM_BUSY = "confirm_busy"
+    """A refusal that may mean "the store runs a job": ask the List whether one is active."""
+    PAUSE = "pause"
+    """Credentials lapsed, or a lookup is refused while the job may exist: keep it, wait."""
+    REJECT = "reject"
+    """A permanent refusal of a job that surely does not exist: its rows fail with the message."""
+
+
+def may_mean_busy(error: ServiceError) -> bool:
+    """Whether a refused Start could mean that the store already runs an import job."""
+    if isinstance(error, StoreBusyError):
+        return True
+    if error.operation != START:
+        return False
+    if error.code in _BUSY_CODES:
+        return True
+    return error.code == "ValidationException" and bool(_BUSY_MESSAGE.search(error.message))
+
+
+def classify(error: ServiceError, *, maybe_sent: bool) -> StartAction:
+    """Decide what a failed Start, or a failed lookup before one, calls for.
+
+    Args:
+        error: The failure, already mapped onto the error tree by the gateway.
+        maybe_sent: Whether an earlier attempt may have created the job.
+    """
+    if may_mean_busy(error):
+        return StartAction.CONFIRM_BUSY
+    if isinstance(error, TransientServiceError):
+        # A Start that timed out or lost its connection may have created the job.
+        return StartAction.LOOKUP if maybe_sent or error.ambiguous else StartAction.RETRY
+    if error.operation == GET and error.code == NOT_FOUND:
+        # The lookup listed the job, but Get does not know it yet: read-after-write lag.
+        return StartAction.LOOKUP
+    if maybe_sent or isinstance(error, CredentialsError):
+        # Failing the rows could orphan an import that runs (the job may exist), and lapsed
+        # credentials are often refreshed by the credentials chain: wait instead.
+        return StartAction.PAUSE
+    return StartAction.REJECT
 
 
 @dataclass(slots=True)
@@ -213,7 +283,7 @@ class Lane:
         d = self._deps
         with structlog.contextvars.bound_contextvars(client_token=job.client_token):
             if job.job_id is None:
-                started_job = await self._start(job, maybe_sent=recovered)
+                started_job = await self._start(job, recovered=recovered)
                 if started_job is None:
                     return
                 job = started_job
@@ -250,97 +320,178 @@ class Lane:
                 await self._settle(job, snapshot)
 
     async def _watch(self, job: JobRecord, started: float) -> JobSnapshot | None:
-        """The job's final snapshot; None when the service says it does not exist (404)."""
-        d = self._deps
+        """The job's final snapshot; None only once the service has lost it for good.
+
+        A 404 for an id the service itself handed out is not, alone, a verdict: many AWS control
+        planes answer 404 for a while after the create that returned the id. The lane polls again
+        with backoff for ``consistency_grace`` seconds, then asks ListReferenceImportJobs; only a
+        job missing from both is lost (its rows are requeued).
+        """
+        d, s = self._deps, self._settings
         assert job.job_id is not None
+        missing_since: float | None = None
+        tries = 0
         while True:
             try:
                 return await d.watcher.wait(self.store, job.job_id, len(job.rows), started)
             except PermanentServiceError as exc:
-                if exc.code == "ResourceNotFoundException":
-                    return None
-                # Expired credentials or a revoked permission: the job runs on regardless. Keep
-                # it and its rows as they are, and look again after a pause.
-                self._pause(exc)
-                await d.sleep(self._settings.busy_wait)
+                if exc.code != NOT_FOUND:
+                    # Expired credentials or a revoked permission: the job runs on regardless.
+                    # Keep it and its rows as they are, and look again after a pause.
+                    self._pause(exc)
+                    await d.sleep(s.busy_wait)
+                    continue
+            now = d.clock()
+            missing_since = now if missing_since is None else missing_since
+            waited = now - missing_since
+            if waited < s.consistency_grace:
+                tries += 1
+                delay = min(backoff_delay(s.retry, tries), s.consistency_grace - waited)
+                log.info("import_job.not_found_yet", waited=round(waited, 3), retry_in=delay)
+                await d.sleep(delay)
+                continue
+            if not await self._listed(job):
+                return None
+            # Listed but not readable: the job exists. Never settle its rows on a guess.
+            log.warning("import_job.listed_but_not_found", waited=round(waited, 3))
+            missing_since, tries = None, 0
+            await d.sleep(s.busy_wait)
+
+    async def _listed(self, job: JobRecord) -> bool:
+        """Whether ListReferenceImportJobs shows the job (True when the List itself fails)."""
+        d = self._deps
+        since = datetime.fromtimestamp(job.written_at - self._settings.lookup_margin, UTC)
+        try:
+            jobs = await d.gateway.list_imports(self.store, since)
+        except ServiceError as exc:
+            log.warning("import_job.list_failed", error=str(exc))
+            return True
+        return any(j.job_id == job.job_id for j in jobs)
 
     def _pause(self, error: BaseException) -> None:
         log.error("store.paused", error=str(error), wait=self._settings.busy_wait)
         self._deps.emit(StorePaused(self.store, str(error)))
 
-    async def _start(self, job: JobRecord, *, maybe_sent: bool) -> JobRecord | None:
+    async def _start(self, job: JobRecord, *, recovered: bool) -> JobRecord | None:
         """Get a job id for a written-ahead job: adopt the job if it exists, else start it.
 
-        ``maybe_sent`` says an earlier attempt (a crashed run, an ambiguous 408 or a lost
-        connection) may have created the job; then the service is searched before anything is
-        sent again, because it may have forgotten the clientToken by now.
+        Each failure is turned into a :class:`StartAction` by :func:`classify`; this loop only
+        acts on it. ``maybe_sent`` says an earlier attempt (a crashed run, an ambiguous 408 or a
+        lost connection) may have created the job: the service is then searched before anything
+        is sent again, because it may have forgotten the clientToken by now.
         """
-        d = self._deps
+        d, s = self._deps, self._settings
         sources = [SourceSpec(r.source_file, r.name, r.description, dict(r.tags)) for r in job.rows]
+        maybe_sent = recovered
+        # After a crash the List may not show a job created moments ago (it lags): until the
+        # write-ahead is `consistency_grace` old, a lookup that finds nothing is not conclusive.
+        # Within a run the clientToken, sent seconds ago, covers that window instead.
+        conclusive_at = job.written_at + s.consistency_grace if recovered else 0.0
+        failures, failing_since = 0, d.clock()
+        unconfirmed_since: float | None = None
         while True:
             try:
-                async for attempt in retrying(
-                    self._settings.retry, sleep=d.sleep, on_retry=self._on_start_retry
-                ):
-                    with attempt:
-                        if maybe_sent:
-                            found = await self._find(job, sources)
-                            if found is not None:
-                                log.info("import_job.adopted", job_id=found)
-                                with anyio.CancelScope(shield=True):
-                                    adopted = await d.journal.record_job_id(
-                                        job, found, owner=d.owner
-                                    )
-                                return adopted
-                        # Shielded: a Start in flight is finished and its id journaled even while
-                        # the importer closes, so the next run need not search for it.
-                        with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
-                            try:
-                                # The job's clock starts when the request leaves, not when the
-                                # answer (and its journal write) is back: polls then land on time.
-                                self._sent_at = d.clock()
-                                job_id = await d.gateway.start_import(
-                                    self.store, job.role_arn, sources, job.client_token
-                                )
-                            except TransientServiceError as exc:
-                                maybe_sent = maybe_sent or exc.ambiguous
-                                raise
-                            return await d.journal.record_job_id(job, job_id, owner=d.owner)
-                        # The grace period ran out mid-call: the job stays written ahead.
-                        maybe_sent = True
-                        raise TransientServiceError(
-                            "start did not finish within the grace period",
-                            code="Timeout",
-                            operation=START,
-                            store_id=self.store.store_id,
-                            ambiguous=True,
-                        )
-            except StoreBusyError:
-                # Someone else's job, or ours if an ambiguous attempt created it: `maybe_sent`
-                # makes the next round look for it first.
-                log.info("store.busy", wait=self._settings.busy_wait)
-                await d.sleep(self._settings.busy_wait)
-            except TransientServiceError as exc:
-                # Retries are exhausted but the rows must not be dropped: the job stays written
-                # ahead; look for it and try again after a pause.
-                log.warning("import_job.start_failed", error=str(exc))
-                maybe_sent = maybe_sent or exc.ambiguous
-                await d.sleep(self._settings.busy_wait)
-            except PermanentServiceError as exc:
-                if maybe_sent or isinstance(exc, CredentialsError):
-                    # The job may exist (an earlier attempt was ambiguous), or the credentials
-                    # lapsed mid-run: failing its rows could orphan a running import. Keep the
-                    # job written ahead and try again after a pause.
-                    self._pause(exc)
-                    await d.sleep(self._settings.busy_wait)
+                if maybe_sent:
+                    found = await self._find(job, sources)
+                    if found is not None:
+                        log.info("import_job.adopted", job_id=found)
+                        return await self._record_job_id(job, found)
+                    if d.wall() < conclusive_at:
+                        log.info("import_job.lookup_pending", until=conclusive_at)
+                        await d.sleep(min(s.busy_wait, max(0.0, conclusive_at - d.wall())))
+                        continue
+                return await self._send(job, sources)
+            except ServiceError as exc:
+                error = exc
+            action = classify(error, maybe_sent=maybe_sent)
+            maybe_sent = maybe_sent or action is StartAction.LOOKUP
+            if action is StartAction.CONFIRM_BUSY:
+                if await self._store_busy():
+                    # Someone else's job, or ours if an ambiguous attempt created it:
+                    # `maybe_sent` makes the next round look for it first.
+                    log.info("store.busy", code=error.code, wait=s.busy_wait)
+                    unconfirmed_since = None
+                    await d.sleep(s.busy_wait)
                     continue
-                log.error("import_job.rejected", error=str(exc))
-                settlements = [
-                    Settlement(r.row_id, RowState.FAILED, None, f"{exc.code}: {exc.message}")
-                    for r in job.rows
-                ]
-                await self._finish(job, settlements, status="REJECTED", message=str(exc))
-                return None
+                now = d.clock()
+                unconfirmed_since = now if unconfirmed_since is None else unconfirmed_since
+                if now - unconfirmed_since < s.consistency_grace:
+                    # No active job listed: it may have just ended, or the List may lag.
+                    log.info("store.refusal_unconfirmed", code=error.code, error=error.message)
+                    await d.sleep(s.busy_wait)
+                    continue
+                action = StartAction.REJECT  # the store stayed free: the refusal stands
+            if action in (StartAction.RETRY, StartAction.LOOKUP):
+                failures += 1
+                if gave_up(s.retry, failures, d.clock() - failing_since):
+                    # The rows must not be dropped: the job stays written ahead; try again
+                    # (looking for it first if need be) after a pause.
+                    log.warning("import_job.start_failed", error=str(error))
+                    failures, failing_since = 0, d.clock()
+                    await d.sleep(s.busy_wait)
+                else:
+                    delay = backoff_delay(s.retry, failures)
+                    self._on_start_retry(failures, error, delay)
+                    await d.sleep(delay)
+                continue
+            failures, failing_since = 0, d.clock()
+            if action is StartAction.PAUSE:
+                self._pause(error)
+                await d.sleep(s.busy_wait)
+                continue
+            log.error("import_job.rejected", error=str(error))
+            settlements = [
+                Settlement(r.row_id, RowState.FAILED, None, f"{error.code}: {error.message}")
+                for r in job.rows
+            ]
+            await self._finish(job, settlements, status="REJECTED", message=str(error))
+            return None
+
+    async def _send(self, job: JobRecord, sources: list[SourceSpec]) -> JobRecord:
+        """Send the Start once and journal the id it returns."""
+        d = self._deps
+        # Shielded: a Start in flight is finished and its id journaled even while the importer
+        # closes, so the next run need not search for it.
+        with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
+            # The job's clock starts when the request leaves, not when the answer (and its
+            # journal write) is back: polls then land on time.
+            self._sent_at = d.clock()
+            job_id = await d.gateway.start_import(
+                self.store, job.role_arn, sources, job.client_token
+            )
+            return await d.journal.record_job_id(job, job_id, owner=d.owner)
+        # The grace period ran out mid-call: the job stays written ahead, and may exist.
+        raise TransientServiceError(
+            "start did not finish within the grace period",
+            code="Timeout",
+            operation=START,
+            store_id=self.store.store_id,
+            ambiguous=True,
+        )
+
+    async def _record_job_id(self, job: JobRecord, job_id: str) -> JobRecord:
+        d = self._deps
+        with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
+            return await d.journal.record_job_id(job, job_id, owner=d.owner)
+        raise JournalError(
+            f"the journal did not record job {job_id} within {self._settings.shutdown_grace} s"
+        )
+
+    async def _store_busy(self) -> bool:
+        """Whether ListReferenceImportJobs shows an active job on the store.
+
+        The List filters by one status at a time: one call per active status, stopping at the
+        first that shows a job. When the List itself fails, the store counts as busy (waiting is
+        safe; failing the rows on a refusal that may mean "busy" is not).
+        """
+        try:
+            for status in _ACTIVE_STATUSES:
+                if await self._deps.gateway.list_imports(self.store, status=status):
+                    return True
+        except ServiceError as exc:
+            log.warning("store.busy_check_failed", error=str(exc))
+            return True
+        return False
 
     def _on_start_retry(self, attempt: int, error: BaseException, delay: float) -> None:
         code = getattr(error, "code", type(error).__name__)
@@ -366,23 +517,37 @@ class Lane:
     # -- settling -------------------------------------------------------------------------------
 
     async def _settle(self, job: JobRecord, snapshot: JobSnapshot) -> None:
+        """Turn the job's final snapshot into each row's outcome (see the README's outcome table).
+
+        A job CANCELLED by someone else (the console, another tool) was stopped on purpose: its
+        rows that did not finish fail with that reason rather than being sent again behind the
+        canceller's back; submitting them again queues them anew.
+        """
         by_name = {s.name: s for s in snapshot.sources if s.name}
         by_file = {s.source_file: s for s in snapshot.sources if s.source_file}
+        cancelled = snapshot.status == "CANCELLED"
         settlements: list[Settlement] = []
         failed: list[tuple[QueuedRow, str | None]] = []
         requeue: list[int] = []
         for row in job.rows:
             source = by_name.get(row.name) or by_file.get(row.source_file)
-            if source is None or source.status not in ("FINISHED", "FAILED"):
-                requeue.append(row.row_id)
-            elif source.status == "FINISHED" and source.reference_id:
+            if source is not None and source.status == "FINISHED" and source.reference_id:
                 settlements.append(Settlement(row.row_id, RowState.IMPORTED, source.reference_id))
                 if self._present is not None:
                     self._present[row.name] = source.reference_id
-            else:
+            elif source is not None and source.status in ("FINISHED", "FAILED"):
                 failed.append((row, source.message))
+            elif cancelled:
+                reason = f"import job {job.job_id} was cancelled outside async_refimport"
+                if snapshot.message:
+                    reason += f" ({snapshot.message})"
+                settlements.append(Settlement(row.row_id, RowState.FAILED, None, reason))
+            else:
+                requeue.append(row.row_id)
+        if cancelled:
+            log.warning("import_job.cancelled_outside", message=snapshot.message)
         if failed:
-            existing = await self._existing_names([row.name for row, _ in failed])
+            existing = await self._taken_names(failed)
             for row, message in failed:
                 if row.name in existing:
                     # The name was taken (by another client, or before a crash): it is present.
@@ -403,6 +568,27 @@ class Lane:
         await self._finish(
             job, settlements, requeue=requeue, status=snapshot.status, message=snapshot.message
         )
+
+    async def _taken_names(self, failed: list[tuple[QueuedRow, str | None]]) -> dict[str, str]:
+        """Which failed rows' names the store holds now, by name, with the reference id.
+
+        A source that failed because its name exists had its reference created moments ago, maybe
+        by another tool: ListReferences may not show it yet. Those names are looked up again, with
+        backoff, for up to ``consistency_grace`` seconds; other failures are checked once.
+        """
+        d, s = self._deps, self._settings
+        existing = await self._existing_names([row.name for row, _ in failed])
+        late = [r.name for r, m in failed if r.name not in existing and _NAME_TAKEN.search(m or "")]
+        began, tries = d.clock(), 0
+        while late and (waited := d.clock() - began) < s.consistency_grace:
+            tries += 1
+            delay = min(backoff_delay(s.retry, tries), s.consistency_grace - waited)
+            log.info("store.name_not_listed_yet", names=len(late), retry_in=delay)
+            await d.sleep(delay)
+            found = await self._existing_names(late)
+            existing.update(found)
+            late = [n for n in late if n not in found]
+        return existing
 
     async def _existing_names(self, names: list[str]) -> dict[str, str]:
         """Which of ``names`` the store holds now: one filtered call per name when they are few,
@@ -435,8 +621,10 @@ class Lane:
     ) -> None:
         d = self._deps
         requeue = requeue or []
-        # Shielded: the settlement is one transaction and must land even while closing.
-        with anyio.CancelScope(shield=True):
+        # Shielded: the settlement is one transaction and must land even while closing; bounded,
+        # so a stuck journal cannot hold up cancellation for ever.
+        results = None
+        with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
             results = await d.journal.finish_job(
                 job,
                 settlements,
@@ -445,6 +633,11 @@ class Lane:
                 requeue=requeue,
                 max_attempts=self._settings.max_attempts,
                 owner=d.owner,
+            )
+        if results is None:
+            raise JournalError(
+                f"the journal did not settle job {job.job_id} within"
+                f" {self._settings.shutdown_grace} s"
             )
         counts = {state: 0 for state in RowState}
         for result in results:

@@ -130,13 +130,15 @@ class MemoryGateway:
         return JobSnapshot(job_id, job.status, None, job.created, None, tuple(sources))
 
     async def list_imports(
-        self, store: StoreRef, created_after: datetime | None = None
+        self, store: StoreRef, created_after: datetime | None = None, status: str | None = None
     ) -> list[JobSummary]:
         self._count("list_imports")
         return [
             JobSummary(j.job_id, j.status, j.created)
             for j in self.jobs.values()
-            if j.store.key == store.key and (created_after is None or j.created >= created_after)
+            if j.store.key == store.key
+            and (created_after is None or j.created >= created_after)
+            and (status is None or j.status == status)
         ]
 
     async def list_references(

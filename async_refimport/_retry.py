@@ -3,10 +3,15 @@
 botocore's own retries are switched off (``total_max_attempts=1``) so that attempts don't multiply;
 tenacity retries :class:`~async_refimport.TransientServiceError` with full-jitter exponential backoff,
 bounded both by attempts and by elapsed time.
+
+The lane's Start loop makes richer decisions than "retry or not" (look for the job first, confirm a
+busy store, pause), so it acts on its own decision values; :func:`backoff_delay` and
+:func:`gave_up` give it the same backoff and bounds as :func:`retrying`.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -72,3 +77,20 @@ def retrying(
         reraise=True,
         before_sleep=before_sleep,
     )
+
+
+def backoff_delay(
+    policy: RetryPolicy, attempt: int, *, draw: Callable[[], float] = random.random
+) -> float:
+    """The wait before retry number ``attempt`` (1-based): full jitter, as :func:`retrying` waits.
+
+    Uniform in ``[0, min(max_backoff, initial * 2**(attempt - 1))]``; ``draw`` gives the uniform
+    [0, 1) variate (injectable for tests).
+    """
+    high = min(policy.max_backoff, policy.initial * 2.0 ** max(0, attempt - 1))
+    return high * draw()
+
+
+def gave_up(policy: RetryPolicy, attempts: int, elapsed: float) -> bool:
+    """Whether ``attempts`` failed attempts over ``elapsed`` seconds exhaust ``policy``."""
+    return attempts >= policy.attempts or elapsed >= policy.max_elapsed

@@ -32,6 +32,9 @@ class ImporterSettings:
             closing; also bounds each clean-up step of closing (journal, SDK clients).
         rescan_interval: Seconds an idle lane waits before looking at the journal again (rows
             queued by another process sharing the journal).
+        consistency_grace: Seconds the service's reads may lag its writes before they are
+            believed: a 404 for a job it started, a "busy" refusal while no active job is
+            listed, a taken name not listed yet (see the README: what AWS does not document).
     """
 
     max_sources_per_job: int = MAX_SOURCES_PER_JOB
@@ -45,6 +48,7 @@ class ImporterSettings:
     lease_ttl: float = 30.0
     shutdown_grace: float = 30.0
     rescan_interval: float = 30.0
+    consistency_grace: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_sources_per_job <= MAX_SOURCES_PER_JOB:

@@ -106,10 +106,17 @@ class FakeService:
         )
 
     async def list_imports(
-        self, store: StoreRef, created_after: datetime | None = None
+        self, store: StoreRef, created_after: datetime | None = None, status: str | None = None
     ) -> list[JobSummary]:
-        self._call("ListReferenceImportJobs")
-        return []
+        now = self._call("ListReferenceImportJobs")
+        # Only the busy-store check asks (by status): the running job, if any.
+        active = self.active.get(store.key)
+        if status != "IN_PROGRESS" or active is None:
+            return []
+        created = self.jobs[active][1]
+        if now >= created + self.job_seconds:
+            return []
+        return [JobSummary(active, "IN_PROGRESS", datetime.fromtimestamp(created, UTC))]
 
     async def list_references(
         self, store: StoreRef, name: str | None = None

@@ -51,6 +51,9 @@ async def main(journal: str, manifest: str, p_crash: float, seed: int) -> int:
         busy_wait=0.1,
         lease_ttl=1.0,
         lookup_margin=5.0,
+        # A job written ahead moments before the kill is looked for this long before it is
+        # sent again (the List may lag); the token also covers that window.
+        consistency_grace=0.5,
     )
     async with Importer(journal, settings=settings, gateway=CrashingGateway(p_crash, seed)) as imp:
         results = await imp.wait(await imp.submit(requests))

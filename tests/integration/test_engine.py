@@ -32,6 +32,7 @@ FAST = ImporterSettings(
     polling=PollingPolicy(first_poll=0.02, min_interval=0.01, max_interval=0.5),
     busy_wait=0.05,
     lookup_margin=5.0,
+    consistency_grace=2.0,
 )
 
 

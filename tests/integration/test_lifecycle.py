@@ -28,6 +28,7 @@ FAST = ImporterSettings(
     busy_wait=0.05,
     lookup_margin=5.0,
     lease_ttl=1.0,
+    consistency_grace=2.0,
 )
 
 

@@ -29,6 +29,7 @@ FAST = ImporterSettings(
     retry=RetryPolicy(attempts=5, initial=0.001, max_backoff=0.01),
     polling=PollingPolicy(first_poll=0.001, min_interval=0.001, max_interval=0.01),
     busy_wait=0.01,
+    consistency_grace=0.05,
 )
 STORE = StoreRef(STORE_ID, "us-east-1")
 
