@@ -21,7 +21,6 @@ import anyio.to_thread
 import boto3
 import botocore.exceptions
 import pytest
-import structlog
 
 from async_refimport import (
     Importer,
@@ -40,6 +39,7 @@ from async_refimport._pacing import Pacer
 from async_refimport.emulator import EmulatorThread, Unknowns, make_fasta
 from tests.conftest import ROLE_ARN
 from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
+from tests.logcapture import capture_logs
 
 FAST = ImporterSettings(
     retry=RetryPolicy(attempts=10, initial=0.02, max_backoff=0.3, max_elapsed=60),
@@ -198,7 +198,7 @@ async def test_store_shared_with_another_client(
     other.start_job()  # running before we start: our first Start meets a busy store
     other.start()
     requests = requests_for(emulator, store_id, "us-east-1", ours)
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with Importer(journal_path, settings=FAST, max_sources_per_job=PACK) as imp:
             results = await imp.wait(await imp.submit(requests))
     await anyio.to_thread.run_sync(other.join, 60)
