@@ -114,6 +114,7 @@ def check_outcomes(stats: dict[str, Any], results: Sequence[RowResult]) -> None:
 # -- the key scenarios ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_bulk_import(
     unknowns: Unknowns,
     emulator: EmulatorThread,
@@ -141,6 +142,7 @@ async def test_bulk_import(
         assert stats["lagged"]["GetReferenceImportJob"] > 0, "the lag must have been met"
 
 
+@pytest.mark.slow
 async def test_crash_recovery(
     unknowns: Unknowns,
     emulator: EmulatorThread,
@@ -184,6 +186,7 @@ async def test_crash_recovery(
         assert stats["lagged"]["ListReferenceImportJobs"] > 0, "the lag must have been met"
 
 
+@pytest.mark.slow
 async def test_store_shared_with_another_client(
     unknowns: Unknowns,
     emulator: EmulatorThread,
