@@ -261,7 +261,7 @@ async def test_a_job_cancelled_from_outside_fails_its_unfinished_rows_with_the_r
     check_outcomes(stats, again)
 
 
-@pytest.mark.parametrize("list_lag", [0.0, 2.0], ids=["listed-at-once", "listed-late"])
+@pytest.mark.parametrize("list_lag", [0.0, 30.0], ids=["listed-at-once", "listed-late"])
 async def test_a_name_taken_mid_run_is_already_present_with_the_existing_id(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path, list_lag: float
 ) -> None:
@@ -296,23 +296,28 @@ async def test_a_name_taken_mid_run_is_already_present_with_the_existing_id(
     assert "name already in the store" in (taken.message or "")
     assert {r.state for r in by_name.values()} == {RowState.IMPORTED}
     assert stats["name_conflicts"] == 1  # our job met the name: it was not skipped before
+    if list_lag:
+        assert stats["lagged"]["ListReferences"] > 0  # and its reference was listed late
     check_outcomes(stats, results)
 
 
 async def test_a_reference_listed_late_is_already_present_with_its_id(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:
-    # ListReferences shows a new reference only 0.5 s (real) after it was made.
+    # ListReferences shows a new reference only 1.5 s (real) after it was made.
     emulator.configure(
-        time_scale=TIME_SCALE, job_overhead=JOB_OVERHEAD, unknowns=Unknowns(list_lag=10.0)
+        time_scale=TIME_SCALE, job_overhead=JOB_OVERHEAD, unknowns=Unknowns(list_lag=30.0)
     )
     store_id = create_store(emulator, "us-east-1")
     items = genomes(s3_fasta, 3, "late")
-    other = OtherClient(emulator, store_id, [[items[0]]])
-    other.import_all()  # imported by another tool just before our run: not listed yet
     requests = requests_for(emulator, store_id, "us-east-1", items)
-    async with Importer(journal_path, settings=FAST) as imp:
-        results = await imp.wait(await imp.submit(requests))
+    other = OtherClient(emulator, store_id, [[items[0]]])
+    async with AwsGateway(pacer=Pacer()) as gateway:
+        # The client made beforehand: our first look at the store comes within the List's lag.
+        await gateway.list_references(requests[0].store())
+        other.import_all()  # imported by another tool just before our run: not listed yet
+        async with Importer(journal_path, settings=FAST, gateway=gateway) as imp:
+            results = await imp.wait(await imp.submit(requests))
     stats = emulator.stats()
     [theirs] = [r for r in stats["references"][store_id] if r["name"] == items[0][0]]
     assert results[0].state is RowState.ALREADY_PRESENT
