@@ -106,6 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="probability that a job is cancelled from outside half-way",
     )
+    p.add_argument(
+        "--no-events",
+        action="store_true",
+        help="publish no job status events to EventBridge",
+    )
+    p.add_argument(
+        "--events-endpoint-url",
+        default=None,
+        help="EventBridge to publish job status events to (default: the embedded moto server)",
+    )
+    p.add_argument(
+        "--p-event-drop", type=float, default=0.0, help="probability that an event is lost"
+    )
+    p.add_argument(
+        "--event-delay",
+        type=_latency,
+        default=0.0,
+        help="seconds before an event is delivered: S or LOW:HIGH",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of fault draws and ids")
     p.add_argument("--log-level", default="WARNING", help="log level of the emulator's own logs")
     return p
@@ -140,6 +159,8 @@ async def _serve(args: argparse.Namespace, faults: Faults, unknowns: Unknowns) -
             s3_endpoint_url=args.s3_endpoint_url,
             seed=args.seed,
             unknowns=unknowns,
+            events=not args.no_events,
+            events_endpoint_url=args.events_endpoint_url,
         ) as emu:
             print(json.dumps(emu.endpoints()), flush=True)
             await stop.wait()
@@ -178,6 +199,8 @@ def _faults(args: argparse.Namespace) -> Faults:
         p_drop=args.p_drop,
         p_drop_after=args.p_drop_after,
         latency=args.latency,
+        p_event_drop=args.p_event_drop,
+        event_delay=args.event_delay,
         operations=frozenset(o.strip() for o in ops.split(",") if o.strip()) if ops else None,
         seed=args.seed,
     )

@@ -38,6 +38,10 @@ class Faults:
         p_drop_after: probability of closing the connection without a response after the
             operation ran (ambiguous, like ``p_timeout``).
         latency: added delay in seconds per call: a number, or a ``(low, high)`` uniform range.
+        p_event_drop: probability that a job status event is never delivered to EventBridge.
+        p_event_duplicate: probability that a job status event is delivered twice.
+        event_delay: seconds (real) before an event is delivered: a number, or a ``(low, high)``
+            uniform range (events then arrive out of order).
         operations: operations the random faults and latency apply to; ``None`` means all.
         seed: seed of the fault generator.
     """
@@ -50,13 +54,23 @@ class Faults:
     p_drop: float = 0.0
     p_drop_after: float = 0.0
     latency: float | tuple[float, float] = 0.0
+    p_event_drop: float = 0.0
+    p_event_duplicate: float = 0.0
+    event_delay: float | tuple[float, float] = 0.0
     operations: frozenset[str] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         # Checked here, so that a bad value is refused where it is given (a ValueError, or a 400
         # from /_emulator/config) instead of breaking every later call.
-        for name in ("p_timeout", "p_500", "p_drop", "p_drop_after"):
+        for name in (
+            "p_timeout",
+            "p_500",
+            "p_drop",
+            "p_drop_after",
+            "p_event_drop",
+            "p_event_duplicate",
+        ):
             check_number(name, getattr(self, name), low=0.0, high=1.0)
         if self.tps is not None:
             check_number("tps", self.tps, low=0.0)
@@ -75,15 +89,16 @@ class Faults:
             for op in ops:
                 _check_operation(op)
             object.__setattr__(self, "operations", ops)
-        latency = self.latency
-        if isinstance(latency, list | tuple):
-            if len(latency) != 2:
-                raise ValueError(f"latency must be seconds or [low, high], got {latency!r}")
-            low = check_number("latency low", latency[0], low=0.0)
-            check_number("latency high", latency[1], low=low)
-            object.__setattr__(self, "latency", (latency[0], latency[1]))
-        else:
-            check_number("latency", latency, low=0.0)
+        for name in ("latency", "event_delay"):
+            span = getattr(self, name)
+            if isinstance(span, list | tuple):
+                if len(span) != 2:
+                    raise ValueError(f"{name} must be seconds or [low, high], got {span!r}")
+                low = check_number(f"{name} low", span[0], low=0.0)
+                check_number(f"{name} high", span[1], low=low)
+                object.__setattr__(self, name, (span[0], span[1]))
+            else:
+                check_number(name, span, low=0.0)
         check_number("seed", self.seed, integer=True)
 
     @classmethod
@@ -100,7 +115,9 @@ class Faults:
         data = dataclasses.asdict(self)
         data["tps_per_operation"] = dict(self.tps_per_operation)
         data["operations"] = sorted(self.operations) if self.operations is not None else None
-        data["latency"] = list(self.latency) if isinstance(self.latency, tuple) else self.latency
+        for name in ("latency", "event_delay"):
+            span = getattr(self, name)
+            data[name] = list(span) if isinstance(span, tuple) else span
         return data
 
     @classmethod

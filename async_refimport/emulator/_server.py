@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from .._log import get_logger
 from ._checks import check_number
+from ._eventbus import EVENT_COUNTERS, EventPublisher
 from ._faults import FaultInjector, Faults
 from ._model import RequestValidationFailed, error_status, match_route, parse_request, serialize
 from ._service import (
@@ -85,6 +86,10 @@ class Emulator:
         unknowns: the answers to what AWS does not document (busy refusal code, read lags,
             per-source progress, jobs cancelled from outside); ``None`` means :class:`Unknowns`
             defaults.
+        events: publish job status events to EventBridge, as HealthOmics does.
+        events_endpoint_url: the EventBridge to publish to; ``None`` means the embedded moto
+            server (with ``s3_endpoint_url`` given and no ``events_endpoint_url``, no events are
+            published).
     """
 
     def __init__(
@@ -103,6 +108,8 @@ class Emulator:
         throughput: float = THROUGHPUT_BASES_PER_S,
         seed: int = 0,
         unknowns: Unknowns | None = None,
+        events: bool = True,
+        events_endpoint_url: str | None = None,
     ) -> None:
         check_settings(
             time_scale=time_scale,
@@ -116,6 +123,9 @@ class Emulator:
         self.region = region
         self._s3_url = s3_endpoint_url
         self._s3_credentials = s3_credentials
+        self._events = events
+        self._events_url = events_endpoint_url if events else None
+        self._publisher: EventPublisher | None = None
         self._faults = FaultInjector(faults if faults is not None else Faults())
         self.service = Service(
             s3_reader=self._read_s3,
@@ -152,7 +162,17 @@ class Emulator:
         try:
             if self._s3_url is None:
                 self._s3_url = await self._start_moto(stack)
+                if self._events and self._events_url is None:
+                    # moto serves EventBridge and SQS on the same port as S3.
+                    self._events_url = self._s3_url
             self._s3 = await stack.enter_async_context(self._s3_client())
+            if self._events_url is not None:
+                publisher = EventPublisher(
+                    self._events_url, self._s3_credentials, lambda: self._faults.faults
+                )
+                stack.push_async_callback(publisher.aclose)
+                self._publisher = publisher
+                self.service.on_status = self._publish
             app = web.Application(client_max_size=16 * 1024 * 1024)
             app.router.add_route("*", "/{tail:.*}", self._handle)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -236,6 +256,16 @@ class Emulator:
             body.close()
         return dict(resp.get("Metadata") or {})
 
+    def _publish(self, job: Any, store: Any) -> None:
+        assert self._publisher is not None
+        self._publisher.publish(
+            region=store.region,
+            job_id=job.id,
+            store_id=store.id,
+            status=job.status,
+            message=job.status_message,
+        )
+
     # -- public face ---------------------------------------------------------------------------
 
     @property
@@ -262,13 +292,21 @@ class Emulator:
         """Current answers to what AWS does not document."""
         return self.service.unknowns
 
+    @property
+    def events_endpoint_url(self) -> str | None:
+        """Where job status events go (EventBridge; with the embedded moto, SQS is there too)."""
+        return self._events_url
+
     def endpoints(self) -> dict[str, str]:
-        """The JSON the CLI prints: both endpoint URLs and the Region."""
-        return {
+        """The JSON the CLI prints: the endpoint URLs and the Region."""
+        out = {
             "omics_endpoint_url": self.omics_endpoint_url,
             "s3_endpoint_url": self.s3_endpoint_url,
             "region": self.region,
         }
+        if self._events_url is not None:
+            out["events_endpoint_url"] = self._events_url
+        return out
 
     def client_kwargs(
         self, service: str = "omics", *, max_attempts: int | None = None
@@ -276,7 +314,8 @@ class Emulator:
         """Keyword arguments for ``boto3.client(service, **kw)`` or ``aioboto3.Session().client``.
 
         Args:
-            service: ``"omics"`` or ``"s3"``.
+            service: ``"omics"``, ``"s3"``, or ``"events"`` / ``"sqs"`` (the EventBridge the
+                events go to, and the SQS beside it in moto).
             max_attempts: total attempts per call (1 = botocore never retries); ``None`` keeps
                 botocore's default retry settings.
         """
@@ -298,6 +337,8 @@ class Emulator:
     async def stats(self) -> dict[str, Any]:
         """Counters, jobs and references (the same JSON as ``GET /_emulator/stats``)."""
         out = self.service.stats()
+        counters = self._publisher.counters if self._publisher is not None else {}
+        out["events"] = {k: counters.get(k, 0) for k in EVENT_COUNTERS}
         out["config"] = self.config()
         return out
 
@@ -311,6 +352,8 @@ class Emulator:
                 :meth:`configure`); by default the current settings are kept.
         """
         await self.service.reset()
+        if self._publisher is not None:
+            self._publisher.reset()
         if settings:
             self.configure(**self._initial)
         else:
@@ -530,15 +573,18 @@ def client_kwargs(
     endpoints: dict[str, str], service: str = "omics", *, max_attempts: int | None = None
 ) -> dict[str, Any]:
     """Client keyword arguments for an emulator described by its endpoint JSON."""
-    if service not in ("omics", "s3"):
-        raise ValueError(f"the emulator serves 'omics' and 's3', not {service!r}")
+    if service not in ("omics", "s3", "events", "sqs"):
+        raise ValueError(f"the emulator serves 'omics', 's3', 'events' and 'sqs', not {service!r}")
+    key = "events" if service == "sqs" else service
+    if f"{key}_endpoint_url" not in endpoints:
+        raise ValueError(f"this emulator has no {service} endpoint (it publishes no events)")
     options: dict[str, Any] = {"inject_host_prefix": False}
     if service == "s3":
         options["s3"] = {"addressing_style": "path"}
     if max_attempts is not None:
         options["retries"] = {"mode": "standard", "total_max_attempts": max_attempts}
     return {
-        "endpoint_url": endpoints[f"{service}_endpoint_url"],
+        "endpoint_url": endpoints[f"{key}_endpoint_url"],
         "region_name": endpoints["region"],
         "aws_access_key_id": ACCESS_KEY_ID,
         "aws_secret_access_key": SECRET_ACCESS_KEY,

@@ -243,6 +243,8 @@ class Service:
         self._seed = seed
         self._clock = clock
         self._read = s3_reader
+        #: Told of every job status change (the emulator publishes it as an EventBridge event).
+        self.on_status: Callable[[Job, Store], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._reset_state()
 
@@ -291,6 +293,7 @@ class Service:
         job.status = "CANCELLING"
         job.status_message = _clip(reason or "Cancelled by a user")
         job.cancel.set()
+        self._status_changed(job)
         self.counters.cancelled_from_outside += 1
         return True
 
@@ -308,6 +311,10 @@ class Service:
             if candidate not in self._used_ids:
                 self._used_ids.add(candidate)
                 return candidate
+
+    def _status_changed(self, job: Job) -> None:
+        if self.on_status is not None:
+            self.on_status(job, self.stores[job.store_id])
 
     def _lagging(self, created: datetime, lag: float) -> bool:
         """Whether an item created at ``created`` is still hidden by a lag of ``lag`` emulated s."""
@@ -425,6 +432,7 @@ class Service:
         log.debug(
             "emulator.job.submitted", store_id=store.id, job_id=job.id, sources=len(job.sources)
         )
+        self._status_changed(job)
         self._spawn(self._run(job))
         return job.summary()
 
@@ -554,6 +562,7 @@ class Service:
         if await self._sleep(job, self.job_overhead / 2):
             return self._cancelled(job)
         job.status, job.start_time = "IN_PROGRESS", _now()
+        self._status_changed(job)
         together = self.unknowns.progress == "together"
         p_cancel = self.unknowns.p_cancel
         cancel_at = (
@@ -595,6 +604,7 @@ class Service:
             job.status = "COMPLETED_WITH_FAILURES"
             job.status_message = _clip(f"{failed} of {len(job.sources)} sources failed")
         job.completion_time = _now()
+        self._status_changed(job)
         log.debug("emulator.job.ended", store_id=job.store_id, job_id=job.id, status=job.status)
 
     async def _import_source(
@@ -658,6 +668,7 @@ class Service:
         """End a job cancelled from outside: what finished stays; the rest never ran."""
         job.status = "CANCELLED"
         job.completion_time = _now()
+        self._status_changed(job)
         log.debug("emulator.job.cancelled", store_id=job.store_id, job_id=job.id)
 
     # -- inspection ----------------------------------------------------------------------

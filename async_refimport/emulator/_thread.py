@@ -119,6 +119,11 @@ class EmulatorThread:
         return self.emulator.s3_endpoint_url
 
     @property
+    def events_endpoint_url(self) -> str | None:
+        """Where job status events go (see :attr:`Emulator.events_endpoint_url`)."""
+        return self.emulator.events_endpoint_url
+
+    @property
     def region(self) -> str:
         """Region used by :meth:`client_kwargs`."""
         return self.emulator.region

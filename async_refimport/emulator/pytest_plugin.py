@@ -9,6 +9,9 @@ Fixtures:
         stopped after the test. It shares the session emulator's S3 unless told otherwise.
     s3_fasta: ``s3_fasta(key, data, *, bucket="refimport-test", metadata=None) -> "s3://..."``
         uploads bytes or text to the emulator's S3, creating the bucket when needed.
+    events_queue: ``events_queue(region="us-east-1") -> queue URL``: an SQS queue in the
+        emulator's moto fed by an EventBridge rule of that Region matching HealthOmics' reference
+        import job events, as a user sets them up on AWS; removed after the test.
 
 Imports stay light: the emulator is imported only when a fixture is used.
 """
@@ -55,6 +58,7 @@ def emulator_factory(
 
     def make(**kwargs: Any) -> EmulatorThread:
         kwargs.setdefault("s3_endpoint_url", emulator_session.s3_endpoint_url)
+        kwargs.setdefault("events_endpoint_url", emulator_session.events_endpoint_url)
         emu = EmulatorThread(**kwargs).start()
         made.append(emu)
         return emu
@@ -90,3 +94,47 @@ def s3_fasta(emulator_session: EmulatorThread) -> Callable[..., str]:
         return f"s3://{bucket}/{key}"
 
     return upload
+
+
+@pytest.fixture
+def events_queue(emulator_session: EmulatorThread) -> Iterator[Callable[..., str]]:
+    """Make SQS queues fed by EventBridge rules matching the emulator's job status events."""
+    import json
+    import uuid
+
+    import boto3
+
+    from ._eventbus import DETAIL_TYPE, EVENT_SOURCE
+
+    made: list[tuple[Any, Any, str, str]] = []
+
+    def make(region: str = "us-east-1") -> str:
+        # EventBridge is regional and delivers to a queue of its own Region: one of each per
+        # Region, as on AWS.
+        name = f"refimport-events-{uuid.uuid4().hex[:12]}"
+        sqs = boto3.client(
+            "sqs", **{**emulator_session.client_kwargs("sqs"), "region_name": region}
+        )
+        url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events = boto3.client(
+            "events", **{**emulator_session.client_kwargs("events"), "region_name": region}
+        )
+        events.put_rule(
+            Name=name,
+            EventPattern=json.dumps({"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE]}),
+        )
+        events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": arn}])
+        made.append((events, sqs, name, url))
+        return url
+
+    yield make
+    for events, sqs, name, url in made:
+        events.remove_targets(Rule=name, Ids=["queue"])
+        events.delete_rule(Name=name)
+        try:
+            sqs.delete_queue(QueueUrl=url)
+        except sqs.exceptions.QueueDoesNotExist:
+            pass

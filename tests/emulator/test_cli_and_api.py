@@ -62,7 +62,13 @@ def test_cli_prints_endpoints_and_exits_0_on_signal(sig: signal.Signals) -> None
         assert proc.stdout is not None
         line = proc.stdout.readline()
         info = json.loads(line)
-        assert set(info) == {"omics_endpoint_url", "s3_endpoint_url", "region"}
+        assert set(info) == {
+            "omics_endpoint_url",
+            "s3_endpoint_url",
+            "events_endpoint_url",
+            "region",
+        }
+        assert info["events_endpoint_url"] == info["s3_endpoint_url"]  # the embedded moto
         assert info["omics_endpoint_url"].startswith("http://127.0.0.1:")
         client = boto3.client(
             "omics",

@@ -1,0 +1,142 @@
+"""Job status events through EventBridge (moto) to an SQS queue, as HealthOmics sends them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+from async_refimport.emulator import EmulatorThread, Faults
+
+from .conftest import wait_job
+from .test_semantics import start
+
+
+def receive_all(
+    emulator: EmulatorThread,
+    queue_url: str,
+    *,
+    expect: int,
+    timeout: float = 10.0,
+    region: str = "us-east-1",
+) -> list[dict[str, Any]]:
+    """The EventBridge envelopes in the queue, once ``expect`` have arrived (or the timeout)."""
+    sqs = boto3.client("sqs", **{**emulator.client_kwargs("sqs"), "region_name": region})
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < expect and time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        for message in got.get("Messages", []):
+            out.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if not got.get("Messages"):
+            time.sleep(0.02)
+    return out
+
+
+def test_every_status_change_reaches_the_users_queue(
+    omics: Any,
+    emulator: EmulatorThread,
+    store_id: str,
+    fasta_uri: Callable[..., str],
+    events_queue: Callable[..., str],
+) -> None:
+    queue = events_queue()
+    job = start(omics, store_id, (fasta_uri("ev1"), "ev1"))
+    wait_job(omics, store_id, job["id"])
+    events = receive_all(emulator, queue, expect=3)
+    assert [e["detail"]["status"] for e in events] == ["SUBMITTED", "IN_PROGRESS", "COMPLETED"]
+    for event in events:
+        assert event["source"] == "aws.omics"
+        assert event["detail-type"] == "Reference Import Job Status Change"
+        assert event["region"] == "us-east-1"
+        assert event["detail"]["id"] == job["id"]
+        assert event["detail"]["referenceStoreId"] == store_id
+        assert event["detail"]["omicsVersion"]
+    assert emulator.stats()["events"]["published"] == 3
+
+
+def test_a_failed_job_carries_its_status_message(
+    omics: Any,
+    emulator: EmulatorThread,
+    store_id: str,
+    s3_fasta: Callable[..., str],
+    events_queue: Callable[..., str],
+) -> None:
+    queue = events_queue()
+    job = start(omics, store_id, (s3_fasta("evbad.fa", "not a genome\n"), "evbad"))
+    wait_job(omics, store_id, job["id"])
+    [*_, last] = receive_all(emulator, queue, expect=3)
+    assert last["detail"]["status"] == "FAILED"
+    assert last["detail"]["statusMessage"] == "All sources failed"
+
+
+def test_events_of_other_regions_need_a_rule_there(
+    emulator: EmulatorThread, fasta_uri: Callable[..., str], events_queue: Callable[..., str]
+) -> None:
+    queue = events_queue("us-east-1")
+    kwargs = emulator.client_kwargs(max_attempts=1) | {"region_name": "eu-west-1"}
+    omics = boto3.client("omics", **kwargs)
+    store = omics.create_reference_store(name="eu")["id"]
+    job = start(omics, store, (fasta_uri("eu1"), "eu1"))
+    wait_job(omics, store, job["id"])
+    assert receive_all(emulator, queue, expect=1, timeout=0.5) == []  # EventBridge is regional
+    other = events_queue("eu-west-1")
+    job = start(omics, store, (fasta_uri("eu2"), "eu2"))
+    wait_job(omics, store, job["id"])
+    events = receive_all(emulator, other, expect=3, region="eu-west-1")
+    assert {e["region"] for e in events} == {"eu-west-1"} and len(events) == 3
+
+
+def test_faults_drop_duplicate_and_delay_events(
+    omics: Any,
+    emulator: EmulatorThread,
+    store_id: str,
+    fasta_uri: Callable[..., str],
+    events_queue: Callable[..., str],
+) -> None:
+    queue = events_queue()
+    emulator.configure(faults=Faults(tps=None, p_event_drop=1.0))
+    job = start(omics, store_id, (fasta_uri("drop1"), "drop1"))
+    wait_job(omics, store_id, job["id"])
+    assert receive_all(emulator, queue, expect=1, timeout=0.5) == []
+    assert emulator.stats()["events"]["dropped"] == 3
+
+    emulator.configure(faults=Faults(tps=None, p_event_duplicate=1.0))
+    job = start(omics, store_id, (fasta_uri("dup1"), "dup1"))
+    wait_job(omics, store_id, job["id"])
+    statuses = [e["detail"]["status"] for e in receive_all(emulator, queue, expect=6)]
+    assert sorted(statuses) == sorted(["SUBMITTED", "IN_PROGRESS", "COMPLETED"] * 2)
+
+    # Delays of up to 0.3 s on jobs of ~30 ms: the events arrive late, in any order.
+    emulator.configure(faults=Faults(tps=None, event_delay=(0.0, 0.3), seed=4))
+    job = start(omics, store_id, (fasta_uri("late1"), "late1"))
+    wait_job(omics, store_id, job["id"])
+    sent = time.monotonic()
+    events = receive_all(emulator, queue, expect=3)
+    assert sorted(e["detail"]["status"] for e in events) == [
+        "COMPLETED",
+        "IN_PROGRESS",
+        "SUBMITTED",
+    ]
+    assert time.monotonic() - sent > 0.05
+
+
+def test_no_events_when_turned_off(
+    emulator: EmulatorThread,
+    emulator_factory: Callable[..., EmulatorThread],
+    fasta_uri: Callable[..., str],
+    events_queue: Callable[..., str],
+) -> None:
+    queue = events_queue()  # in the session emulator's moto, which the factory's shares
+    emu = emulator_factory(time_scale=0.001, faults=Faults.none(), events=False)
+    assert emu.events_endpoint_url is None and "events_endpoint_url" not in emu.endpoints()
+    omics = boto3.client("omics", **emu.client_kwargs(max_attempts=1))
+    store = omics.create_reference_store(name="quiet")["id"]
+    job = start(omics, store, (fasta_uri("quiet1"), "quiet1"))
+    wait_job(omics, store, job["id"])
+    assert receive_all(emulator, queue, expect=1, timeout=0.3) == []
+    assert emu.stats()["events"] == {"published": 0, "dropped": 0, "duplicated": 0, "failed": 0}
