@@ -96,6 +96,8 @@ class ExistingReference:
     reference_id: str
     name: str
     status: str | None
+    md5: str | None = None
+    """The reference's checksum as the service reports it."""
 
 
 class OmicsGateway(Protocol):
@@ -118,6 +120,13 @@ class OmicsGateway(Protocol):
     async def list_references(
         self, store: StoreRef, name: str | None = None
     ) -> list[ExistingReference]: ...
+
+    async def reference_checksums(
+        self, store: StoreRef, created_after: datetime | None
+    ) -> dict[str, str]:
+        """The md5 of references created after ``created_after``, by reference id: one listing
+        per import job, so every imported row can carry the checksum the service reports."""
+        ...
 
 
 _TRANSIENT_CODES = frozenset(
@@ -415,5 +424,13 @@ class AwsGateway:
         flt = {"name": name} if name is not None else {}
         refs = await self._list_all(store, LIST_REFS, "list_references", "references", flt)
         return [
-            ExistingReference(str(r["id"]), str(r.get("name", "")), r.get("status")) for r in refs
+            ExistingReference(str(r["id"]), str(r.get("name", "")), r.get("status"), r.get("md5"))
+            for r in refs
         ]
+
+    async def reference_checksums(
+        self, store: StoreRef, created_after: datetime | None
+    ) -> dict[str, str]:
+        flt = {"createdAfter": created_after} if created_after is not None else {}
+        refs = await self._list_all(store, LIST_REFS, "list_references", "references", flt)
+        return {str(r["id"]): str(r["md5"]) for r in refs if r.get("md5")}

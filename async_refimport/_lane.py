@@ -15,8 +15,8 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import anyio
@@ -41,7 +41,7 @@ from ._events import (
     StoreChecked,
     StorePaused,
 )
-from ._gateway import GET, START, JobSnapshot, OmicsGateway, SourceSpec
+from ._gateway import GET, START, ExistingReference, JobSnapshot, OmicsGateway, SourceSpec
 from ._journal import JobRecord, Journal, QueuedRow, Settlement
 from ._log import get_logger
 from ._models import RowState, StoreRef
@@ -52,6 +52,9 @@ from ._settings import ImporterSettings
 log = get_logger(__name__)
 
 _LIVE = (None, "ACTIVE")
+# References of a job are listed from a little before the job's creation time: the service's
+# clock and the listing filter's need not agree to the second.
+_CLOCK_SKEW = timedelta(minutes=5)
 NOT_FOUND = "ResourceNotFoundException"
 _ACTIVE_STATUSES = ("IN_PROGRESS", "SUBMITTED", "CANCELLING")
 
@@ -145,6 +148,8 @@ class Lane:
         self._wake = anyio.Event()
         self._present: dict[str, str] | None = None
         self._present_at = 0.0
+        # The md5 the service reported for references seen in any listing, by reference id.
+        self._md5: dict[str, str] = {}
         self._sent_at: float | None = None
 
     def notify(self) -> None:
@@ -229,7 +234,7 @@ class Lane:
                 # The first listing worked: keep it; names taken since are caught when settling.
                 log.warning("store.relist_failed", error=str(exc))
             else:
-                self._present = {r.name: r.reference_id for r in refs if r.status in _LIVE}
+                self._present = self._live(refs)
             self._present_at = d.clock()
         known = self._present
         already = [r for r in rows if r.name in known]
@@ -237,7 +242,11 @@ class Lane:
             await self._settle_queued(
                 [
                     Settlement(
-                        r.row_id, RowState.ALREADY_PRESENT, known[r.name], "already in the store"
+                        r.row_id,
+                        RowState.ALREADY_PRESENT,
+                        known[r.name],
+                        "already in the store",
+                        self._md5.get(known[r.name]),
                     )
                     for r in already
                 ]
@@ -262,7 +271,12 @@ class Lane:
                 await d.sleep(self._settings.busy_wait)
                 continue
             log.info("store.checked", references=len(refs))
-            return {r.name: r.reference_id for r in refs if r.status in _LIVE}
+            return self._live(refs)
+
+    def _live(self, refs: list[ExistingReference]) -> dict[str, str]:
+        """Live references by name; their md5s are noted on the way."""
+        self._md5.update((r.reference_id, r.md5) for r in refs if r.md5)
+        return {r.name: r.reference_id for r in refs if r.status in _LIVE}
 
     async def _fail_queued(self, message: str) -> None:
         d = self._deps
@@ -559,15 +573,38 @@ class Lane:
                             RowState.ALREADY_PRESENT,
                             existing[row.name],
                             f"name already in the store ({message or 'import failed'})",
+                            self._md5.get(existing[row.name]),
                         )
                     )
                 else:
                     settlements.append(
                         Settlement(row.row_id, RowState.FAILED, None, message or "import failed")
                     )
+        settlements = await self._with_checksums(settlements, snapshot)
         await self._finish(
             job, settlements, requeue=requeue, status=snapshot.status, message=snapshot.message
         )
+
+    async def _with_checksums(
+        self, settlements: list[Settlement], snapshot: JobSnapshot
+    ) -> list[Settlement]:
+        """Imported rows with the md5 the service reports for their new reference.
+
+        GetReferenceImportJob does not carry it; one listing of the references created since the
+        job began does, for all of them. Without it (a failed or lagging listing) a row settles
+        all the same, its md5 unknown.
+        """
+        missing = [s for s in settlements if s.reference_id and s.reference_id not in self._md5]
+        if any(s.state is RowState.IMPORTED for s in missing):
+            since = snapshot.created - _CLOCK_SKEW if snapshot.created else None
+            try:
+                self._md5.update(await self._deps.gateway.reference_checksums(self.store, since))
+            except ServiceError as exc:
+                log.warning("store.checksums_failed", error=str(exc))
+        return [
+            replace(s, md5=self._md5.get(s.reference_id)) if s.reference_id and not s.md5 else s
+            for s in settlements
+        ]
 
     async def _taken_names(self, failed: list[tuple[QueuedRow, str | None]]) -> dict[str, str]:
         """Which failed rows' names the store holds now, by name, with the reference id.
@@ -602,13 +639,15 @@ class Lane:
                     for ref in await gateway.list_references(self.store, name=name):
                         if ref.name == name and ref.status in _LIVE:
                             found[name] = ref.reference_id
+                            if ref.md5:
+                                self._md5[ref.reference_id] = ref.md5
                 return found
             refs = await gateway.list_references(self.store)
         except ServiceError as exc:
             log.warning("store.name_check_failed", error=str(exc))
             return {}
         wanted = set(names)
-        return {r.name: r.reference_id for r in refs if r.name in wanted and r.status in _LIVE}
+        return {n: ref for n, ref in self._live(refs).items() if n in wanted}
 
     async def _finish(
         self,

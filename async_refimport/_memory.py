@@ -15,6 +15,7 @@ HTTP and checks no FASTA; for those, test against the emulator (:mod:`async_refi
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,8 +52,11 @@ class MemoryGateway:
             as after an ambiguous timeout.
         get_faults: Exceptions the next GetReferenceImportJob calls raise, in order.
         create_before_fault: See ``start_faults``.
+        checksums: The md5 of each reference imported, by reference id (the md5 of its source
+            URI: there is no file to read).
         jobs: Every job started, by id.
-        calls: Calls made, by operation (``start``, ``get``, ``list_imports``, ``list_references``).
+        calls: Calls made, by operation (``start``, ``get``, ``list_imports``, ``list_references``,
+            ``checksums``).
         max_active: The most jobs that ever ran at once in one store (1 when the engine behaves).
     """
 
@@ -62,6 +66,7 @@ class MemoryGateway:
     start_faults: list[BaseException] = field(default_factory=list)
     get_faults: list[BaseException] = field(default_factory=list)
     create_before_fault: bool = False
+    checksums: dict[str, str] = field(default_factory=dict)
     jobs: dict[str, MemoryJob] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
@@ -116,7 +121,8 @@ class MemoryGateway:
             job.status = "COMPLETED"
             for s in job.sources:
                 if s.name not in self.fail_names and s.name not in self.existing:
-                    self.existing[s.name] = str(next(self._ids))
+                    ref = self.existing[s.name] = str(next(self._ids))
+                    self.checksums[ref] = hashlib.md5(s.source_file.encode()).hexdigest()
         sources = []
         for s in job.sources:
             if job.status == "IN_PROGRESS":
@@ -146,7 +152,13 @@ class MemoryGateway:
     ) -> list[ExistingReference]:
         self._count("list_references")
         return [
-            ExistingReference(ref, n, "ACTIVE")
+            ExistingReference(ref, n, "ACTIVE", self.checksums.get(ref))
             for n, ref in self.existing.items()
             if name is None or n == name
         ]
+
+    async def reference_checksums(
+        self, store: StoreRef, created_after: datetime | None
+    ) -> dict[str, str]:
+        self._count("checksums")
+        return dict(self.checksums)

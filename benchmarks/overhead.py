@@ -124,6 +124,12 @@ class FakeService:
         self._call("ListReferences")
         return []
 
+    async def reference_checksums(
+        self, store: StoreRef, created_after: datetime | None
+    ) -> dict[str, str]:
+        self._call("ListReferences")
+        return {}
+
     def timelines(self) -> dict[str, list[tuple[float, float]]]:
         out: dict[str, list[tuple[float, float]]] = {}
         for key, created, _ in self.jobs.values():

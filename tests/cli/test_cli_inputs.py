@@ -310,3 +310,30 @@ def test_report_csv_neutralises_formulas_and_report_files_are_private(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     [row] = list(csv.DictReader(io.StringIO(out.read_text(), newline="")))
     assert row["name"] == "'" + hostile
+    assert row["md5"] == emulator.stats()["references"][store][0]["md5"]
+
+
+def test_json_items_carry_the_md5_the_service_reports(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    items = genomes(5, "md5")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(csv_text(items))
+    first = refimport(
+        "import", manifest, *args_for(emulator, store, tmp_path / "a.sqlite", "--json")
+    )
+    assert first.code == 0, first.stderr
+    reported = {r["name"]: r["md5"] for r in emulator.stats()["references"][store]}
+    assert {i["name"]: i["md5"] for i in first.json()["items"]} == reported
+    assert all(len(md5) == 32 for md5 in reported.values())
+    # Another journal, the same store: every name is already there, with its md5 from the listing.
+    again = refimport(
+        "import", manifest, *args_for(emulator, store, tmp_path / "b.sqlite", "--json")
+    )
+    assert again.code == 0, again.stderr
+    doc = again.json()
+    assert doc["summary"]["already_present"] == 5
+    assert {i["name"]: i["md5"] for i in doc["items"]} == reported
+    report = refimport("report", "--journal", tmp_path / "a.sqlite", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(report.stdout, newline="")))
+    assert {r["name"]: r["md5"] for r in rows} == reported
