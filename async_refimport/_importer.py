@@ -27,7 +27,13 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._errors import ImporterClosedError, RequestValidationError, TransientServiceError
+from ._errors import (
+    ImporterClosedError,
+    JournalError,
+    LeaseLostError,
+    RequestValidationError,
+    TransientServiceError,
+)
 from ._events import Event, RequestRetried, RowSettled, RowsQueued
 from ._gateway import AwsGateway, OmicsGateway
 from ._journal import Journal, lease_owner_name, resolve_journal
@@ -179,6 +185,7 @@ class Importer:
         self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._changed = anyio.Event()
         self._stopping = False
+        self._journal_failure: JournalError | None = None
         self._state = "new"
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
@@ -224,9 +231,18 @@ class Importer:
     ) -> bool | None:
         assert self._stack is not None
         try:
-            return await self._stack.__aexit__(exc_type, exc, tb)
+            suppressed = await self._stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The task group wraps what the caller's own block raised: give the caller its own
+            # exception back, not a group around it.
+            if exc is not None and all(e is exc for e in group.exceptions):
+                return False
+            raise
         finally:
             self._state = "closed"
+        if self._journal_failure is not None and exc_type is None:
+            raise self._journal_failure
+        return suppressed
 
     async def _bounded(self, close: Callable[[], Awaitable[None]]) -> None:
         # Clean-up runs even while the caller is cancelled, but never hangs a shutdown: a locked
@@ -288,6 +304,21 @@ class Importer:
             while True:
                 try:
                     await lane.run()
+                except LeaseLostError as exc:
+                    # Another process took the store over: step back and wait for the lease.
+                    log.warning("lane.lease_lost", store_id=lane.store.store_id, error=str(exc))
+                    await self._sleep(self.settings.busy_wait)
+                except JournalError as exc:
+                    if not self.settings.stop_on_journal_failure:
+                        log.error("journal.failed", store_id=lane.store.store_id, error=str(exc))
+                        await self._sleep(self.settings.busy_wait)
+                        continue
+                    # Nothing may be sent that cannot be recorded: stop the whole run; it
+                    # raises the error on leaving, and a re-run resumes from the journal.
+                    log.error("journal.failed", error=str(exc))
+                    self._journal_failure = self._journal_failure or exc
+                    self.stop()
+                    return
                 except Exception as exc:
                     # A lane must not take the importer (and every other store) down with it.
                     log.exception("lane.crashed", store_id=lane.store.store_id, error=str(exc))

@@ -151,6 +151,8 @@ class Lane:
         # The md5 the service reported for references seen in any listing, by reference id.
         self._md5: dict[str, str] = {}
         self._sent_at: float | None = None
+        # When this process last took or renewed the store's lease (the lane's clock).
+        self._leased_at = 0.0
 
     def notify(self) -> None:
         """New rows were queued for this store."""
@@ -165,9 +167,11 @@ class Lane:
             waited = False
             while not await d.journal.acquire_lease(self.store, d.owner, self._settings.lease_ttl):
                 # Another process drives the store; take over if its lease lapses (it died).
-                (log.debug if waited else log.info)("lane.waiting_for_lease")
+                if not waited:
+                    await self._say_who_holds_the_lease()
                 waited = True
                 await d.sleep(self._settings.lease_ttl / 3)
+            self._leased_at = d.clock()
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._renew_lease)
@@ -187,6 +191,45 @@ class Lane:
                 raise LeaseLostError(
                     f"lost the lease on store {self.store}", store_key=self.store.key, owner=d.owner
                 )
+            self._leased_at = d.clock()
+
+    async def _say_who_holds_the_lease(self) -> None:
+        """Tell the user why the store waits, and for how long at most."""
+        d = self._deps
+        held = await d.journal.lease_holder(self.store)
+        if held is None:
+            return
+        holder, until = held
+        wait = max(0.0, until - d.wall())
+        log.warning("lane.waiting_for_lease", holder=holder, seconds=round(wait, 1))
+        d.emit(
+            StorePaused(
+                self.store,
+                f"another process ({holder}) drives this store; waiting up to {wait:.0f} s "
+                "for its lease to be released or to lapse",
+            )
+        )
+
+    async def _check_lease_fresh(self) -> None:
+        """Before a Start, make sure this process still holds the store.
+
+        A process paused (SIGSTOP, a frozen VM) past its lease may wake up about to send a
+        Start while another worker has taken the store over: the journal fences its writes, but
+        not a call to the service. Renewals run every third of the lease; if the last one is
+        older than two thirds, renew now, and stop if the lease is someone else's.
+        """
+        d = self._deps
+        ttl = self._settings.lease_ttl
+        if d.clock() - self._leased_at <= ttl * 2 / 3:
+            return
+        if not await d.journal.acquire_lease(self.store, d.owner, ttl):
+            log.error("lane.lease_lost", before="start")
+            raise LeaseLostError(
+                f"lost the lease on store {self.store} before sending a Start",
+                store_key=self.store.key,
+                owner=d.owner,
+            )
+        self._leased_at = d.clock()
 
     async def _work(self) -> None:
         d = self._deps
@@ -466,6 +509,7 @@ class Lane:
         d = self._deps
         # Shielded: a Start in flight is finished and its id journaled even while the importer
         # closes, so the next run need not search for it.
+        await self._check_lease_fresh()
         with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
             # The job's clock starts when the request leaves, not when the answer (and its
             # journal write) is back: polls then land on time.

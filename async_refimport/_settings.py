@@ -35,6 +35,11 @@ class ImporterSettings:
         consistency_grace: Seconds the service's reads may lag its writes before they are
             believed: a 404 for a job it started, a "busy" refusal while no active job is
             listed, a taken name not listed yet (see the README: what AWS does not document).
+        stop_on_journal_failure: A journal that cannot be written (a full disk, a file deleted
+            while in use, a table gone) stops the Importer, which then raises the
+            :class:`~async_refimport.JournalError` on leaving its ``async with`` block: nothing
+            may be sent that cannot be recorded, and a re-run resumes. A long-lived worker sets
+            it False: it keeps retrying, and reports not-ready meanwhile.
     """
 
     max_sources_per_job: int = MAX_SOURCES_PER_JOB
@@ -49,6 +54,7 @@ class ImporterSettings:
     shutdown_grace: float = 30.0
     rescan_interval: float = 30.0
     consistency_grace: float = 60.0
+    stop_on_journal_failure: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_sources_per_job <= MAX_SOURCES_PER_JOB:

@@ -195,6 +195,8 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         changes["busy_wait"] = args.busy_wait
     changes["rescan_interval"] = args.rescan_interval
     changes["shutdown_grace"], _ = split_grace(args.grace)
+    # A service rides out a journal outage (it retries and reports not-ready); a run stops.
+    changes["stop_on_journal_failure"] = False
     settings = replace(settings, **changes)
     return WorkerConfig(
         spool=args.spool,
