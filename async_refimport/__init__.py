@@ -27,6 +27,7 @@ from ._errors import StoreBookedError as StoreBookedError
 from ._errors import StoreBusyError as StoreBusyError
 from ._errors import TransientServiceError as TransientServiceError
 from ._errors import ValidationFailed as ValidationFailed
+from ._event_watch import EventsPolicy as EventsPolicy
 from ._events import Event as Event
 from ._events import JobFinished as JobFinished
 from ._events import JobStarted as JobStarted
@@ -69,6 +70,7 @@ __all__ = [
     "CredentialsError",
     "DynamoJournal",
     "Event",
+    "EventsPolicy",
     "ExistingReference",
     "FieldError",
     "ImportRequest",

@@ -40,6 +40,7 @@ from ._console import (
     print_summary,
 )
 from ._errors import JournalError, ManifestError, RefImportError
+from ._event_watch import EventsPolicy
 from ._importer import ImporterSettings, StorePlan
 from ._journal import JobRecord, default_journal_path
 from ._logconfig import LEVELS, configure_logging
@@ -126,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=MAX_SOURCES_PER_JOB,
         help=f"rows packed into one import job, 1..{MAX_SOURCES_PER_JOB} (default: %(default)s)",
+    )
+    imp.add_argument(
+        "--events-queue-url",
+        metavar="URL",
+        action="append",
+        help="SQS queue fed with HealthOmics job status events by an EventBridge rule: jobs are "
+        "noticed the moment they end (repeat for each Region; see the README)",
     )
     imp.add_argument(
         "--format",
@@ -382,7 +390,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         skipped = bad_rows
         err.print(f"[yellow]Skipping {skipped} invalid row(s); importing the other rows.[/]")
-    settings = ImporterSettings(max_sources_per_job=args.max_sources_per_job)
+    settings = ImporterSettings(
+        max_sources_per_job=args.max_sources_per_job,
+        events=EventsPolicy(queue_urls=tuple(args.events_queue_url or ())),
+    )
     if args.dry_run:
         return _dry_run(manifest.requests, region, settings, json_output=args.json)
     journal: str | Path = args.journal or default_journal_path()

@@ -34,6 +34,7 @@ from ._errors import (
     RequestValidationError,
     TransientServiceError,
 )
+from ._event_watch import EventWatcher, queue_region
 from ._events import Event, RequestRetried, RowSettled, RowsQueued
 from ._gateway import AwsGateway, OmicsGateway
 from ._journal import Journal, lease_owner_name, resolve_journal
@@ -44,6 +45,7 @@ from ._models import validate_requests as _validate_requests
 from ._pacing import Pacer
 from ._polling import CompletionWatcher, PollingWatcher
 from ._settings import ImporterSettings
+from ._sqs import SqsClient
 
 __all__ = [
     "ApiStats",
@@ -149,6 +151,10 @@ class Importer:
         sleep: Async sleep for backoff, polling and waits (injectable for tests).
         clock: Monotonic seconds for pacing, polling and job durations (injectable for tests:
             with a ``sleep`` that advances it, hours of backoff and polling take no real time).
+        events_queue_url: Shortcut for ``settings.events.queue_urls``: SQS queue(s) an
+            EventBridge rule feeds with HealthOmics' job status events (one per Region). Lanes
+            are then woken the moment their job ends, and polling becomes a sparse safety net
+            (``settings.events``). See the README, "Job status events".
     """
 
     def __init__(
@@ -163,10 +169,14 @@ class Importer:
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        events_queue_url: str | Sequence[str] | None = None,
     ) -> None:
         settings = settings or ImporterSettings()
         if max_sources_per_job is not None:
             settings = replace(settings, max_sources_per_job=max_sources_per_job)
+        if events_queue_url:
+            urls = (events_queue_url,) if isinstance(events_queue_url, str) else events_queue_url
+            settings = replace(settings, events=replace(settings.events, queue_urls=tuple(urls)))
         self.settings = settings
         self._journal: Journal = resolve_journal(journal, region=region)
         self.region = region
@@ -175,9 +185,11 @@ class Importer:
         self._gateway: OmicsGateway = gateway or AwsGateway(
             pacer=self._pacer, retry=settings.retry, sleep=sleep, on_retry=self._on_retry
         )
-        self._watcher: CompletionWatcher = watcher or PollingWatcher(
-            self._gateway, settings.polling, sleep=sleep, clock=clock
-        )
+        self._polling = PollingWatcher(self._gateway, settings.polling, sleep=sleep, clock=clock)
+        self._watcher: CompletionWatcher = watcher or self._polling
+        # Built once the Region is known (on entering): a local queue URL names none.
+        self._events_queues = list(settings.events.queue_urls) if watcher is None else []
+        self._events: EventWatcher | None = None
         self._owner = owner or lease_owner_name()
         self._sleep = sleep
         self._clock = clock
@@ -211,10 +223,16 @@ class Importer:
                 stack.push_async_callback(self._bounded, self._journal.close)
                 if self._own_gateway and isinstance(self._gateway, AwsGateway):
                     stack.push_async_callback(self._bounded, self._gateway.aclose)
+                if self._events_queues:
+                    self._events = self._events_watcher(self._events_queues)
+                    self._watcher = self._events
+                    stack.push_async_callback(self._bounded, self._events.aclose)
                 stack.callback(self._close_subscribers)
                 self._tg = await stack.enter_async_context(anyio.create_task_group())
                 # Leaving the task group waits for the lanes: stop them first.
                 stack.callback(self.stop)
+                if self._events is not None:
+                    self._tg.start_soon(self._run_events, name="events watcher")
                 # Resume whatever an earlier run left unfinished.
                 await self.adopt()
                 self._stack = stack.pop_all()
@@ -295,6 +313,31 @@ class Importer:
             assert self._tg is not None
             self._tg.start_soon(self._run_lane, lane, name=f"lane {store}")
         return lane
+
+    def _events_watcher(self, urls: Sequence[str]) -> EventWatcher:
+        clients: dict[str | None, SqsClient] = {}
+        queues = {}
+        for url in urls:
+            region = queue_region(url) or self.region
+            client = clients.get(region) or SqsClient(region=region, sleep=self._sleep)
+            queues[url] = clients[region] = client
+        return EventWatcher(
+            self._gateway,
+            self._polling,
+            queues,
+            self._journal,
+            self.settings.events,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+
+    async def _run_events(self) -> None:
+        assert self._events is not None
+        with anyio.CancelScope() as scope:
+            self._lane_scopes.append(scope)  # stopped with the lanes
+            if self._stopping:
+                scope.cancel()
+            await self._events.run()
 
     async def _run_lane(self, lane: Lane) -> None:
         with anyio.CancelScope() as scope:

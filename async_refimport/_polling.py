@@ -6,8 +6,8 @@ earlier jobs of the same store (the service reports each job's creation and comp
 poll right then, then at short intervals that grow if the prediction was far off. When a poll shows
 part of the sources finished, the rest of the job is extrapolated from them.
 
-:class:`CompletionWatcher` is the seam for other detectors (EventBridge events through SQS later);
-lanes only call ``wait``.
+:class:`CompletionWatcher` is the seam for other detectors (EventBridge events through SQS:
+:mod:`._event_watch`); lanes only call ``wait``.
 """
 
 from __future__ import annotations
@@ -212,11 +212,29 @@ class PollingWatcher:
         best = min((k / 4 for k in range(13)), key=cost)
         return best * spread
 
-    async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
+    def predict(self, store: StoreRef, sources: int) -> tuple[float | None, float]:
+        """The predicted duration of a job of ``sources`` in ``store``, and its typical error.
+
+        From the store's own jobs, else from every store's (a store's first job: stores of one
+        user import similar genomes); ``(None, 0.0)`` when nothing is known yet.
+        """
         predictor = self.predictor(store)
-        predicted, spread = predictor.predict(sources), predictor.spread()
-        if predicted is None:
-            predicted, spread = self._pooled.predict(sources), self._pooled.spread()
+        predicted = predictor.predict(sources)
+        if predicted is not None:
+            return predicted, predictor.spread()
+        return self._pooled.predict(sources), self._pooled.spread()
+
+    def observe(self, store: StoreRef, sources: int, snapshot: JobSnapshot, started: float) -> None:
+        """Learn from a job that ended: the service's own times when it reports them."""
+        if snapshot.created is not None and snapshot.completed is not None:
+            duration = (snapshot.completed - snapshot.created).total_seconds()
+        else:
+            duration = self._clock() - started
+        self.predictor(store).observe(sources, duration)
+        self._pooled.observe(sources, duration)
+
+    async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
+        predicted, spread = self.predict(store, sources)
         misses = 0
         snapshot: JobSnapshot | None = None
         baseline: tuple[float, int] | None = None
@@ -237,11 +255,6 @@ class PollingWatcher:
                 misses += 1
                 continue
             if snapshot.done:
-                if snapshot.created is not None and snapshot.completed is not None:
-                    duration = (snapshot.completed - snapshot.created).total_seconds()
-                else:
-                    duration = self._clock() - started
-                predictor.observe(sources, duration)
-                self._pooled.observe(sources, duration)
+                self.observe(store, sources, snapshot, started)
                 return snapshot
             misses += 1

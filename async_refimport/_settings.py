@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._event_watch import EventsPolicy
 from ._models import MAX_SOURCES_PER_JOB
 from ._pacing import PacingPolicy
 from ._polling import PollingPolicy
@@ -24,6 +25,8 @@ class ImporterSettings:
         retry: Backoff for transient errors.
         pacing: Calls per second per (credentials, Region, operation).
         polling: When to poll running jobs.
+        events: How job status events are listened for, and the safety-net polls beside them
+            (with an events queue; see ``Importer(events_queue_url=...)``).
         busy_wait: Seconds to wait when the store runs someone else's job (402) or retries ran out.
         lookup_margin: Clock-skew allowance (seconds) when searching for a job after a crash.
         existence_ttl: Seconds before a store's list of existing names is fetched again.
@@ -47,6 +50,7 @@ class ImporterSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pacing: PacingPolicy = field(default_factory=PacingPolicy)
     polling: PollingPolicy = field(default_factory=PollingPolicy)
+    events: EventsPolicy = field(default_factory=EventsPolicy)
     busy_wait: float = 10.0
     lookup_margin: float = 60.0
     existence_ttl: float = 600.0

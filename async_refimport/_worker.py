@@ -40,6 +40,7 @@ import anyio.abc
 
 from ._application import with_region
 from ._errors import RefImportError
+from ._event_watch import EventsPolicy
 from ._http_intake import TOKEN_ENV, HttpIntake
 from ._importer import Importer, ImporterSettings
 from ._journal import default_journal_path
@@ -159,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--busy-wait", type=float, default=None, help="seconds to wait on a busy store")
     p.add_argument("--owner", default=None, help="this worker's name in store leases")
     p.add_argument(
+        "--events-queue-url",
+        metavar="URL",
+        action="append",
+        help="SQS queue fed with HealthOmics job status events by an EventBridge rule (repeat "
+        "for each Region); polling becomes a sparse safety net",
+    )
+    p.add_argument(
         "--trusted-network",
         action="store_true",
         help=f"serve HTTP beyond loopback without {TOKEN_ENV} (every host reaching it may import)",
@@ -193,6 +201,8 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         changes["lease_ttl"] = args.lease_ttl
     if args.busy_wait is not None:
         changes["busy_wait"] = args.busy_wait
+    if args.events_queue_url:
+        changes["events"] = EventsPolicy(queue_urls=tuple(args.events_queue_url))
     changes["rescan_interval"] = args.rescan_interval
     changes["shutdown_grace"], _ = split_grace(args.grace)
     # A service rides out a journal outage (it retries and reports not-ready); a run stops.

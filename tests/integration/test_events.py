@@ -1,0 +1,134 @@
+"""Completion by events, against the emulator: HealthOmics job status events go through moto's
+EventBridge to an SQS queue (a rule, as a user sets it up on AWS), and the importer listens."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import boto3
+import pytest
+
+from async_refimport import Importer, ImporterSettings, PollingPolicy, RowState
+from async_refimport._event_watch import EventsPolicy
+from async_refimport.emulator import EmulatorThread, Faults
+from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
+from tests.integration.test_unknowns import OtherClient, check_outcomes
+from tests.logcapture import capture_logs
+
+PACK = 10
+# Safety-net polls far beyond the jobs' length (~0.1 s): only an event can end a wait early.
+EVENTS_ONLY = ImporterSettings(
+    polling=PollingPolicy(first_poll=0.02, min_interval=0.01, max_interval=0.3),
+    events=EventsPolicy(wait_time=1, safety_factor=50.0, safety_interval=30.0),
+    busy_wait=0.05,
+    consistency_grace=3.0,
+)
+
+
+@pytest.fixture
+def queue(
+    emulator: EmulatorThread, events_queue: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    emulator.configure(time_scale=0.05, job_overhead=2.0)  # jobs of 0.1 s
+    # SQS is where the emulator's EventBridge is (moto serves both): found, as on AWS, through
+    # the standard endpoint variable.
+    assert emulator.events_endpoint_url is not None
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", emulator.events_endpoint_url)
+    return events_queue("us-east-1")
+
+
+def queue_depth(emulator: EmulatorThread, url: str) -> int:
+    sqs = boto3.client("sqs", **emulator.client_kwargs("sqs"))
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+async def test_events_end_each_wait_with_no_polling(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path, queue: str
+) -> None:
+    store_id = create_store(emulator, "us-east-1")
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 40, "ev"))
+    with capture_logs() as logs:
+        async with Importer(
+            journal_path, settings=EVENTS_ONLY, max_sources_per_job=PACK, events_queue_url=queue
+        ) as imp:
+            results = await imp.wait(await imp.submit(requests))
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    stats = emulator.stats()
+    jobs = len(stats["jobs"])
+    assert jobs == 4
+    # One Get per job, to confirm the end and read the sources: no poll was needed.
+    assert stats["calls"]["GetReferenceImportJob"] == jobs
+    assert not [e for e in logs if e["event"] == "import_job.event_missed"]
+    check_outcomes(stats, results)
+
+
+async def test_lost_events_are_caught_by_the_safety_net(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path, queue: str
+) -> None:
+    emulator.configure(faults=Faults(tps=None, p_event_drop=1.0))
+    settings = dataclasses.replace(
+        EVENTS_ONLY, events=EventsPolicy(wait_time=1, safety_factor=1.5, safety_interval=0.3)
+    )
+    store_id = create_store(emulator, "us-east-1")
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 20, "lost"))
+    with capture_logs() as logs:
+        async with Importer(
+            journal_path, settings=settings, max_sources_per_job=PACK, events_queue_url=queue
+        ) as imp:
+            results = await imp.wait(await imp.submit(requests))
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    assert emulator.stats()["events"]["dropped"] > 0
+    assert len([e for e in logs if e["event"] == "import_job.event_missed"]) == 2
+
+
+async def test_duplicate_and_out_of_order_events_change_nothing(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path, queue: str
+) -> None:
+    # Every event twice, each up to 0.3 s late: COMPLETED may come before IN_PROGRESS.
+    emulator.configure(faults=Faults(tps=None, p_event_duplicate=1.0, event_delay=(0.0, 0.3)))
+    store_id = create_store(emulator, "us-east-1")
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 30, "dup"))
+    async with Importer(
+        journal_path, settings=EVENTS_ONLY, max_sources_per_job=PACK, events_queue_url=queue
+    ) as imp:
+        results = await imp.wait(await imp.submit(requests))
+        stats = emulator.stats()
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    assert len(stats["jobs"]) == 3 and stats["events"]["duplicated"] > 0
+    assert overlapping_jobs(stats) == []
+    check_outcomes(stats, results)
+
+
+async def test_events_of_jobs_we_do_not_own_are_cleared_from_the_queue(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path, queue: str
+) -> None:
+    store_id = create_store(emulator, "us-east-1")
+    # Another tool imports into the same store before and while we run.
+    other = OtherClient(emulator, store_id, [genomes(s3_fasta, 3, "tool")])
+    other.start_job()
+    other.start()
+    requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 20, "own"))
+    async with Importer(
+        journal_path, settings=EVENTS_ONLY, max_sources_per_job=PACK, events_queue_url=queue
+    ) as imp:
+        results = await imp.wait(await imp.submit(requests))
+        other.join(30)
+        # The last events arrive and are handled: every one of them is cleared from the queue.
+        for _ in range(200):
+            if not queue_depth(emulator, queue):
+                break
+            await anyio.sleep(0.05)
+        assert queue_depth(emulator, queue) == 0
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    stats = emulator.stats()
+    assert stats["events"]["published"] == 3 * len(stats["jobs"])
+    check_outcomes(stats, results)
