@@ -41,6 +41,10 @@ GET_OBJECT = "GetObject"
 MAX_MESSAGE_BYTES = 256 * 1024
 
 _S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9\-.]{1,61}[a-z0-9])/(.+)", re.DOTALL)
+# https://sqs.eu-west-1.amazonaws.com/123456789012/name (and the legacy eu-west-1.queue.amazonaws.com)
+_QUEUE_REGION = re.compile(
+    r"https?://(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)/"
+)
 _TRANSIENT_CODES = frozenset(
     {
         "RequestThrottled",
@@ -102,6 +106,12 @@ class Message:
     receipt_handle: str
     body: str
     receive_count: int = 1
+
+
+def queue_region(queue_url: str) -> str | None:
+    """The Region an AWS queue URL names (None for other endpoints: moto, LocalStack)."""
+    match = _QUEUE_REGION.match(queue_url)
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -183,7 +193,7 @@ class SqsClient:
         self._retry = retry
         self._sleep = sleep
         self._stack = AsyncExitStack()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str | None], Any] = {}
         self._lock = anyio.Lock()
 
     async def __aenter__(self) -> SqsClient:
@@ -197,12 +207,14 @@ class SqsClient:
             await self._stack.aclose()
         self._clients.clear()
 
-    async def _client(self, service: str) -> Any:
-        client = self._clients.get(service)
+    async def _client(self, service: str, region: str | None = None) -> Any:
+        # A queue is reached in its own Region (its URL says which), whatever the worker's.
+        region = region or self._region
+        client = self._clients.get((service, region))
         if client is not None:
             return client
         async with self._lock:
-            client = self._clients.get(service)
+            client = self._clients.get((service, region))
             if client is None:
                 import aioboto3  # imported lazily: slow to import, and only workers need it
 
@@ -215,9 +227,9 @@ class SqsClient:
                     read_timeout=60,
                 )
                 client = await self._stack.enter_async_context(
-                    session.client(service, region_name=self._region, config=config)
+                    session.client(service, region_name=region, config=config)
                 )
-                self._clients[service] = client
+                self._clients[(service, region)] = client
         return client
 
     async def _call(
@@ -229,9 +241,11 @@ class SqsClient:
         *,
         retried: bool = True,
     ) -> dict[str, Any]:
+        region = queue_region(resource) if service == "sqs" else None
+
         async def once() -> dict[str, Any]:
             try:
-                client = await self._client(service)
+                client = await self._client(service, region)
                 return await call(client)
             except Exception as exc:
                 mapped = classify(exc, operation, resource)

@@ -293,3 +293,18 @@ async def test_sqs_client_maps_a_missing_queue_and_object(queues: Queues) -> Non
         with pytest.raises(ObjectUnavailable) as large:
             await sqs.read_object("s3://refimport-manifests/exists.csv", max_bytes=3)
         assert large.value.code == "TooLarge"
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/123456789012/requests", "eu-west-1"),
+        ("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/requests", "cn-north-1"),
+        ("https://ap-southeast-2.queue.amazonaws.com/123456789012/requests", "ap-southeast-2"),
+        ("http://127.0.0.1:5000/123456789012/requests", None),
+    ],
+)
+def test_a_queue_is_reached_in_the_region_its_url_names(url: str, region: str | None) -> None:
+    from async_refimport._sqs import queue_region
+
+    assert queue_region(url) == region

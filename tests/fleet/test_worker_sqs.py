@@ -257,3 +257,38 @@ async def test_any_worker_answers_for_the_fleet(
     )
     [counted] = [s for s in json.loads(report.stdout)["stores"] if s["store_id"] == store]
     assert counted["counts"]["IMPORTED"] == 4
+
+
+async def test_readiness_fails_while_the_journal_cannot_be_reached(
+    start: Callable[..., Worker],
+    queues: Queues,
+    store: str,
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint)
+    table = f"gone-{uuid.uuid4().hex[:10]}"
+    assert await create_table(table, region="us-east-1")
+    worker = start(
+        "--journal",
+        f"dynamodb://{table}",
+        "--store-id",
+        store,
+        "--http-port",
+        "0",
+        "--sqs-queue-url",
+        queues.requests,
+        "--results-queue-url",
+        queues.results,
+    )
+    assert worker.get("/readyz")[0] == 200
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    dynamodb.delete_table(TableName=table)
+    # The worker's next look at the journal fails: a load balancer stops sending it work.
+    await eventually(lambda: worker.get("/readyz")[0] == 503, within=30)
+    assert worker.get("/healthz")[0] == 200
+    assert worker.proc.poll() is None
+    assert await create_table(table, region="us-east-1")
+    await eventually(lambda: worker.get("/readyz")[0] == 200, within=30)
+    worker.proc.terminate()
+    assert worker.proc.wait(30) == 0
