@@ -13,6 +13,8 @@ import pytest
 import async_refimport
 
 ROOT = Path(__file__).parents[2]
+# A design briefing the developers had beside the repository: nothing in it may cite it.
+BRIEFING = "DESIGN" + ".md"
 PACKAGE = ROOT / "async_refimport"
 
 
@@ -108,3 +110,29 @@ def test_the_import_contract_fails_on_shell_to_shell_and_upward_imports(
     assert proc.returncode != 0
     assert "BROKEN" in proc.stdout
     assert re.search(expected, proc.stdout), proc.stdout
+
+
+def test_the_readmes_module_table_matches_the_code() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| module | concept |") :]
+    table = table[: table.index("\n\n")]
+    listed = set(re.findall(r"^\| `([\w/]+)` \|", table, re.M))
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    modules |= {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert listed == modules
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md", "examples/README.md"])
+def test_docs_cite_only_files_that_exist(doc: str) -> None:
+    path = ROOT / doc
+    text = path.read_text()
+    assert BRIEFING not in text
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        if "://" in target:
+            continue
+        assert (path.parent / target).exists(), f"{doc} cites {target}"
+
+
+def test_no_code_cites_a_briefing_outside_the_repository() -> None:
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
+        assert BRIEFING not in path.read_text(), path
