@@ -71,6 +71,19 @@ def _known_secrets() -> list[str]:
     return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
 
 
+def _mask_if_random(match: re.Match[str]) -> str:
+    # Keys and tokens are random base64: upper and lower case letters and digits together. A URL
+    # path or a name of that length rarely has all three, and stays readable.
+    text = match.group(0)
+    if text.startswith("Signature=") or (
+        any(c.isupper() for c in text)
+        and any(c.islower() for c in text)
+        and any(c.isdigit() for c in text)
+    ):
+        return REDACTED
+    return text
+
+
 def _is_secret_key(key: str) -> bool:
     return key not in _NOT_SECRET and bool(_SECRET_KEY.search(key))
 
@@ -81,7 +94,7 @@ def redact_text(text: str, known: list[str] | None = None) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = _SECRET_FIELD.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _SECRET_VALUE.sub(REDACTED, text)
+    text = _SECRET_VALUE.sub(_mask_if_random, text)
     return _ACCESS_KEY_ID.sub(lambda m: m.group(0)[:4] + "…" + REDACTED, text)
 
 

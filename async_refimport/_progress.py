@@ -14,6 +14,7 @@ from types import TracebackType
 
 import anyio
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -222,9 +223,10 @@ class ImportProgress:
         task = self._tasks.get(key)
         failed = f"✗ {s.failed}" if s.failed else ""
         if task is None:
-            task = p.add_task(s.label, total=s.total or None, failed=failed, job=s.job)
+            # The columns are markup templates: values from data are escaped into them.
+            task = p.add_task(escape(s.label), total=s.total or None, failed=failed, job="")
             self._tasks[key] = task
-        p.update(task, total=s.total or None, completed=s.done, failed=failed, job=s.job)
+        p.update(task, total=s.total or None, completed=s.done, failed=failed, job=escape(s.job))
         if self._overall is not None:
             total_failed = sum(x.failed for x in self.stores.values())
             busy = sum(1 for x in self.stores.values() if x.job.startswith("job "))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,10 +34,11 @@ import structlog
 from anyio.abc import TaskGroup
 
 from ._application import read_whole_manifest, report_document, with_region
-from ._errors import ImporterClosedError, ManifestError, RequestValidationError
+from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
 from ._importer import Importer
 from ._log import get_logger
 from ._manifest import ManifestDefaults
+from ._models import ImportRequest
 
 log = get_logger(__name__)
 
@@ -110,6 +112,7 @@ class Spool:
         self._on_filed = on_filed
         self._in_flight: set[str] = set()
         self._seen: dict[str, tuple[int, int]] = {}
+        self._ignored: set[str] = set()
         self.running = False
         self.dirs = {name: root / name for name in SUBDIRS}
 
@@ -150,18 +153,34 @@ class Spool:
             finally:
                 self.running = False
 
-    @staticmethod
-    def _listing(directory: Path) -> list[Path]:
+    def _listing(self, directory: Path) -> list[Path]:
         out = []
         with os.scandir(directory) as it:
             for entry in it:
                 name = entry.name
                 if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES):
                     continue
-                if name.endswith(".report.json") or not entry.is_file(follow_symlinks=False):
+                if name.endswith(".report.json"):
+                    continue
+                # Never followed: a symlink could point anywhere outside the spool.
+                if not entry.is_file(follow_symlinks=False):
+                    self._ignore_once(entry)
                     continue
                 out.append(Path(entry.path))
         return sorted(out)
+
+    def _ignore_once(self, entry: os.DirEntry[str]) -> None:
+        """Say once (per name) why something in the spool is left alone."""
+        if entry.path in self._ignored:
+            return
+        self._ignored.add(entry.path)
+        if entry.is_symlink():
+            kind = "a symbolic link (never followed)"
+        elif entry.is_dir(follow_symlinks=False):
+            kind = "a directory"
+        else:
+            kind = "not a regular file (a FIFO, socket or device)"
+        log.warning("spool.ignored", file=entry.name, reason=f"{kind}: only regular files are read")
 
     def _stable(self, paths: list[Path]) -> list[Path]:
         """Files that looked the same on the previous scan (a non-atomic writer is done)."""
@@ -234,10 +253,18 @@ class Spool:
         if ids is None:
             try:
                 defaults = with_region(self.defaults, imp.region)
-                requests = await anyio.to_thread.run_sync(read_whole_manifest, path, defaults)
+                requests = await anyio.to_thread.run_sync(_read_regular, path, defaults)
             except ManifestError as exc:
                 log.warning("spool.invalid_manifest", errors=len(exc.errors))
                 await self._file(path, "failed", report_document([], exc.errors))
+                return
+            except Exception as exc:
+                # Whatever else keeps a file from being read (nesting too deep for the parser,
+                # an encoding, ...) will fail again on every try: file it, with the reason.
+                reason = f"cannot be read: {type(exc).__name__}: {exc}"[:500]
+                log.warning("spool.unreadable_manifest", reason=reason)
+                error = FieldError("file", reason, None, path.name)
+                await self._file(path, "failed", report_document([], [error]))
                 return
             try:
                 ids = await imp.submit(requests, submission=f"spool:{path.name}")
@@ -275,6 +302,15 @@ class Spool:
         log.info("spool.filed", destination=destination, **report["summary"])
         if self._on_filed is not None:
             self._on_filed(SpoolOutcome(name, destination, report["summary"]))
+
+
+def _read_regular(path: Path, defaults: ManifestDefaults) -> list[ImportRequest]:
+    # The file was moved into processing/ after it was listed: check again that it is a regular
+    # file, so a symlink swapped in meanwhile is never followed.
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise ManifestError([FieldError("file", "not a regular file", None, path.name)])
+    return read_whole_manifest(path, defaults)
 
 
 def _read_ids(path: Path) -> list[int] | None:

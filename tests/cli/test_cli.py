@@ -49,6 +49,7 @@ def assert_matches_emulator(run: Run, emu: EmulatorThread, store: str) -> None:
     assert imported == refs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
 def test_import_each_format(
     cli: Callable[..., Run],
@@ -123,6 +124,7 @@ def test_invalid_manifest_names_every_bad_line_and_sends_nothing(
     assert not journal_path.exists()
 
 
+@pytest.mark.slow
 def test_skip_invalid_imports_the_valid_rows_and_exits_1(
     cli: Callable[..., Run],
     emulator: EmulatorThread,
@@ -144,6 +146,7 @@ def test_skip_invalid_imports_the_valid_rows_and_exits_1(
     assert run.json()["summary"]["imported"] == 2
 
 
+@pytest.mark.slow
 def test_rerun_sends_nothing_new_and_failed_rows_exit_1(
     cli: Callable[..., Run],
     emulator: EmulatorThread,
@@ -173,6 +176,7 @@ def test_rerun_sends_nothing_new_and_failed_rows_exit_1(
     assert sorted(refs) == sorted(n for n, _ in items)
 
 
+@pytest.mark.slow
 def test_dry_run_starts_nothing(
     cli: Callable[..., Run],
     emulator: EmulatorThread,
@@ -201,6 +205,7 @@ def test_dry_run_starts_nothing(
     assert not (tmp_path / "other.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_status_and_report_read_the_journal(
     cli: Callable[..., Run],
     emulator: EmulatorThread,
@@ -248,6 +253,7 @@ def test_status_and_report_read_the_journal(
     assert missing.code == 2 and "no journal" in missing.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_once_stops_cleanly_and_a_rerun_finishes(
     emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path, journal_path: Path
 ) -> None:
@@ -278,6 +284,7 @@ def test_ctrl_c_once_stops_cleanly_and_a_rerun_finishes(
     assert sorted(refs) == sorted(n for n, _ in items)  # each exactly once
 
 
+@pytest.mark.slow
 def test_help_and_delegated_commands(cli: Callable[..., Run]) -> None:
     top = cli("--help")
     assert top.code == 0
@@ -293,6 +300,7 @@ def test_help_and_delegated_commands(cli: Callable[..., Run]) -> None:
     assert cli().code == 2
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(cli: Callable[..., Run], tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     run = cli("demo", "--rows", "12", "--workdir", workdir, "--time-scale", "0.002")

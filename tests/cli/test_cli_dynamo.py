@@ -20,6 +20,7 @@ def ddb_env(moto_endpoint: str) -> dict[str, str]:
     return {"AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
 
 
+@pytest.mark.slow
 def test_journal_init_import_rerun_status_and_report(
     emulator: EmulatorThread,
     genomes: Callable[..., list[tuple[str, str]]],

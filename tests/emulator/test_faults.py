@@ -174,6 +174,7 @@ def test_faults_are_seeded(omics: Any, emulator: EmulatorThread) -> None:
     assert 0 < first.count(False) < 20
 
 
+@pytest.mark.slow
 def test_botocore_default_retries_hide_500s(emulator: EmulatorThread) -> None:
     # Why clients in tests pass max_attempts=1: with defaults botocore retries on its own.
     emulator.configure(faults=Faults(tps=None, p_500=0.5, seed=3))

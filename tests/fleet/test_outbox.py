@@ -228,6 +228,7 @@ def _settle(ids: list[int], state: RowState = RowState.IMPORTED) -> list[Settlem
     ]
 
 
+@pytest.mark.slow
 async def test_a_document_is_due_only_while_every_row_is_final(journal: Journal) -> None:
     async with journal:  # type: ignore[attr-defined]
         small = await journal.add_rows(_rows(3, "small"), submission="m-small")

@@ -68,6 +68,7 @@ async def test_a_manifest_pointer_is_read_through_s3(
     assert by_id[second]["summary"]["imported"] == 2
 
 
+@pytest.mark.slow
 async def test_a_redelivered_message_is_journaled_once_and_answered_once(
     emulator: EmulatorThread,
     s3_fasta: Callable[..., str],
@@ -163,6 +164,7 @@ async def test_a_queue_that_does_not_exist_fails_at_start_with_one_clear_error(
     assert "\n" not in str(error)
 
 
+@pytest.mark.slow
 async def test_a_queue_lost_while_running_is_logged_and_taken_again_when_back(
     emulator: EmulatorThread,
     s3_fasta: Callable[..., str],
@@ -208,6 +210,7 @@ class SlowJournal(SQLiteJournal):
         return await super().add_rows(requests, submission)
 
 
+@pytest.mark.slow
 async def test_visibility_is_extended_while_journaling_takes_long(
     emulator: EmulatorThread,
     s3_fasta: Callable[..., str],

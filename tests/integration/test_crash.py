@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import anyio
+import pytest
 
 from async_refimport import RowState, SQLiteJournal
 from async_refimport.emulator import EmulatorThread
@@ -42,6 +43,7 @@ def child(
     )
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_duplicates_or_loses_a_row(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path
 ) -> None:

@@ -61,6 +61,7 @@ def assert_exactly_once(emulator: EmulatorThread, results: list, expected_names:
     assert imported == expected_names
 
 
+@pytest.mark.slow
 async def test_hundreds_of_rows_over_several_stores(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:
@@ -107,6 +108,7 @@ async def test_hundreds_of_rows_over_several_stores(
     assert all(by_name[r.name] == r.reference_id for r in results if r.state is RowState.IMPORTED)
 
 
+@pytest.mark.slow
 async def test_faults_change_nothing_for_the_user(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:
@@ -123,6 +125,7 @@ async def test_faults_change_nothing_for_the_user(
     assert injected > 0, "the faults must actually have been exercised"
 
 
+@pytest.mark.slow
 async def test_rerun_of_finished_submission_creates_no_job(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ FAST = ImporterSettings(
 )
 
 
+@pytest.mark.slow
 async def test_close_mid_job_then_resume_finishes_everything_once(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:
@@ -57,6 +58,7 @@ async def test_close_mid_job_then_resume_finishes_everything_once(
     assert overlapping_jobs(stats) == []
 
 
+@pytest.mark.slow
 async def test_progress_events_and_bounded_polling(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:

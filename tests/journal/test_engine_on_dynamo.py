@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable
 
 import anyio
+import pytest
 
 from async_refimport import Importer, RowState
 from async_refimport.emulator import EmulatorThread
@@ -14,6 +15,7 @@ from tests.integration.helpers import create_store, genomes, requests_for
 from tests.integration.test_engine import FAST, assert_exactly_once
 
 
+@pytest.mark.slow
 async def test_import_and_rerun_on_a_dynamodb_journal(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], dynamo_table: str
 ) -> None:
@@ -37,6 +39,7 @@ async def test_import_and_rerun_on_a_dynamodb_journal(
     assert len(emulator.stats()["jobs"]) == jobs, "a re-run sent something new"
 
 
+@pytest.mark.slow
 async def test_two_importers_share_one_dynamodb_journal(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], dynamo_table: str
 ) -> None:

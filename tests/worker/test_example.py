@@ -14,6 +14,7 @@ from types import ModuleType
 
 import aiohttp
 import anyio
+import pytest
 from aiohttp import web
 
 from async_refimport import ImporterSettings, PollingPolicy, RetryPolicy
@@ -137,6 +138,7 @@ def test_embedded_library_prints_nothing_when_the_host_configures_no_logging(
     assert proc.stderr == ""
 
 
+@pytest.mark.slow
 def test_embedded_library_obeys_the_hosts_logging_level(
     emulator_factory: Callable[..., EmulatorThread], s3_fasta: Callable[..., str]
 ) -> None:

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from async_refimport.emulator import EmulatorThread
@@ -152,6 +153,7 @@ def test_a_port_in_use_fails_with_one_log_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_finished_rows_are_compacted_after_the_retention(
     start_worker: Callable[..., WorkerProcess],
     s3_fasta: Callable[..., str],

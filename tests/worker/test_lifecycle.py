@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from async_refimport.emulator import EmulatorThread, Faults
 from tests.integration.helpers import (
     REGIONS,
@@ -32,6 +34,7 @@ def assert_each_reference_once(emulator: EmulatorThread, expected: dict[str, set
         assert set(counts) == names
 
 
+@pytest.mark.slow
 def test_sigterm_mid_import_exits_in_time_and_restart_finishes_once(
     start_worker: Callable[..., WorkerProcess],
     emulator: EmulatorThread,
@@ -75,6 +78,7 @@ def test_sigterm_mid_import_exits_in_time_and_restart_finishes_once(
     assert second.wait(15) == 0
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_journal_never_drive_one_store_at_once(
     start_worker: Callable[..., WorkerProcess],
     emulator: EmulatorThread,
@@ -119,6 +123,7 @@ def test_two_workers_on_one_journal_never_drive_one_store_at_once(
     assert [w.wait(15) for w in workers] == [0, 0]
 
 
+@pytest.mark.slow
 def test_a_store_is_taken_over_when_its_worker_dies(
     start_worker: Callable[..., WorkerProcess],
     emulator: EmulatorThread,
@@ -156,6 +161,7 @@ def test_a_store_is_taken_over_when_its_worker_dies(
     assert other.wait(15) == 0
 
 
+@pytest.mark.slow
 def test_sigterm_while_a_start_call_hangs_still_exits_within_the_grace_period(
     start_worker: Callable[..., WorkerProcess],
     emulator: EmulatorThread,

@@ -8,6 +8,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from async_refimport.emulator import EmulatorThread
 from tests.integration.helpers import genomes, references_by_store
 from tests.worker.conftest import CLI_WORKER, WorkerProcess, csv_manifest, drop, wait_for
@@ -17,6 +19,7 @@ def report(spool: Path, where: str, name: str) -> dict:
     return json.loads((spool / where / f"{name}.report.json").read_text())
 
 
+@pytest.mark.slow
 def test_spool_files_end_in_done_or_failed_with_reports(
     start_worker: Callable[..., WorkerProcess],
     emulator: EmulatorThread,
