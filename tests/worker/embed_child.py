@@ -35,7 +35,9 @@ def load_example() -> Any:
 
 async def main(endpoint: str, region: str, store_id: str, uris: list[str]) -> None:
     # One attempt per call: a failed poll is reported (a warning) instead of retried quietly.
+    # One source per job: every job is polled, so a failing poll is all but certain.
     settings = ImporterSettings(
+        max_sources_per_job=1,
         retry=RetryPolicy(attempts=1, initial=0.01, max_backoff=0.05),
         polling=PollingPolicy(first_poll=0.02, min_interval=0.01, max_interval=0.2),
         busy_wait=0.05,

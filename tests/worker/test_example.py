@@ -148,7 +148,8 @@ def test_embedded_library_obeys_the_hosts_logging_level(
         faults=Faults(tps=None, p_500=0.8, operations=frozenset({"GetReferenceImportJob"})),
     )
     store_id = create_store(emu, emu.region)
-    uris = [uri for _, uri in genomes(s3_fasta, 3, "guest-levels")]
+    # Six jobs, each polled until a poll succeeds: P(no failed poll at all) = 0.2**6.
+    uris = [uri for _, uri in genomes(s3_fasta, 6, "guest-levels")]
 
     warning = run_embedded("warning", emu, store_id, uris)
     assert warning.stdout == ""
