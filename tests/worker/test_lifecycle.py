@@ -188,7 +188,9 @@ def test_sigterm_while_a_start_call_hangs_still_exits_within_the_grace_period(
     # The restart cannot know whether the Start took effect: it must find out, not send twice.
     emulator.configure(faults=Faults.none())
     second = start_worker(*args)
-    wait_for(lambda: (spool / "done" / "hang.csv").exists(), 60)
+    # The lane looks for the ambiguous job until the write-ahead time plus its lookup margin
+    # (60 s by default) before it may send again: give it that and more.
+    wait_for(lambda: (spool / "done" / "hang.csv").exists(), 150)
     assert_each_reference_once(emulator, {store_id: {n for n, _ in items}})
     second.signal(signal.SIGTERM)
     assert second.wait(15) == 0
