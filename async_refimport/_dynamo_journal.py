@@ -329,7 +329,8 @@ class DynamoJournal:
                         return response
                     except botocore.exceptions.ClientError as exc:
                         code = str(exc.response.get("Error", {}).get("Code", ""))
-                        if code in _TRANSIENT_CODES or _transient_cancel(exc):
+                        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                        if code in _TRANSIENT_CODES or status >= 500 or _transient_cancel(exc):
                             raise TransientServiceError(
                                 str(exc), code=code, operation=operation
                             ) from exc

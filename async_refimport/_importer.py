@@ -62,7 +62,7 @@ log = get_logger(__name__)
 # Seconds without a locally settled row before wait() re-reads the journal: rows may settle in
 # another process sharing it. Long enough that a 100k-row wait() costs little.
 _QUIET_RECHECK = 10.0
-_QUIET_RECHECK_MAX = 160.0
+_QUIET_RECHECK_MAX = 30.0
 
 
 @dataclass(frozen=True, slots=True)

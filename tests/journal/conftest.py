@@ -33,9 +33,19 @@ def reqs(
     ]
 
 
+@pytest.fixture(scope="session")
+def serialized_moto() -> Iterator[str]:
+    """moto in a process of its own, DynamoDB requests one at a time: moto's threaded server is
+    not safe for concurrent conditional writes (two can both pass), DynamoDB itself is."""
+    from tests.fleet.moto_server import MotoProcess
+
+    with MotoProcess() as endpoint:
+        yield endpoint
+
+
 @pytest.fixture
-def dynamo_table(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint)
+def dynamo_table(serialized_moto: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", serialized_moto)
     table = f"journal-{uuid.uuid4().hex[:12]}"
     created = anyio.run(lambda: create_table(table, region="us-east-1"))
     assert created
