@@ -308,6 +308,10 @@ class EventWatcher:
             return True
         return any(j.job_id == job_id and j.state is not JobState.DONE for j in jobs)
 
+    async def warm(self, journal: Journal) -> int:
+        """Seed the duration model (the safety net's timing) from the journal's finished jobs."""
+        return await self._polling.warm(journal)
+
     async def aclose(self) -> None:
         """Close the SQS clients."""
         for sqs in {id(c): c for c in self._queues.values()}.values():

@@ -45,7 +45,7 @@ from ._gateway import GET, START, ExistingReference, JobSnapshot, OmicsGateway, 
 from ._journal import JobRecord, Journal, QueuedRow, Settlement
 from ._log import get_logger
 from ._models import RowState, StoreRef
-from ._polling import CompletionWatcher
+from ._polling import CompletionWatcher, LearnsFromHistory
 from ._retry import backoff_delay, gave_up
 from ._settings import ImporterSettings
 
@@ -233,6 +233,9 @@ class Lane:
 
     async def _work(self) -> None:
         d = self._deps
+        if isinstance(d.watcher, LearnsFromHistory):
+            # Start warm: predict the first job from the jobs this journal has seen end.
+            await d.watcher.warm(d.journal)
         for job in await d.journal.unfinished_jobs(self.store):
             log.info("import_job.recovering", job_id=job.job_id, client_token=job.client_token)
             await self._drive(job, recovered=True)

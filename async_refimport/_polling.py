@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 
-from ._errors import TransientServiceError
+from ._errors import RefImportError, TransientServiceError
 from ._gateway import JobSnapshot, OmicsGateway
+from ._journal import JobState, Journal
 from ._log import get_logger
 from ._models import StoreRef
 
@@ -63,6 +64,15 @@ class CompletionWatcher(Protocol):
 
     async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
         """Return the job's final snapshot; ``started`` is the monotonic time its Start returned."""
+        ...
+
+
+@runtime_checkable
+class LearnsFromHistory(Protocol):
+    """A watcher that can seed its duration model from the journal's finished jobs."""
+
+    async def warm(self, journal: Journal) -> int:
+        """Learn from the journal's finished jobs once; returns how many were learnt from."""
         ...
 
 
@@ -134,7 +144,48 @@ class PollingWatcher:
         self._predictors: dict[str, DurationPredictor] = {}
         # Every store's jobs, for a store's first job: stores of one user import similar genomes.
         self._pooled = DurationPredictor(policy.history)
+        self._warm_lock = anyio.Lock()
+        self._warmed: int | None = None
         self.polls = 0
+
+    async def warm(self, journal: Journal) -> int:
+        """Seed the duration model from the journal's finished jobs (once per watcher).
+
+        A second run, a restarted worker or another process on a shared journal then predicts
+        its first job instead of starting cold. A journaled job's duration runs from its id being
+        recorded to its rows being settled, so it slightly overstates the service's own (which
+        the next jobs observed replace, ``history`` at a time). Returns the jobs learnt from.
+        """
+        async with self._warm_lock:
+            if self._warmed is not None:
+                return self._warmed
+            self._warmed = 0
+            try:
+                jobs = [
+                    j
+                    for j in await journal.jobs()
+                    if j.state is JobState.DONE
+                    and j.job_id
+                    and j.status in ("COMPLETED", "COMPLETED_WITH_FAILURES")
+                    and j.started_at is not None
+                    and j.finished_at is not None
+                    and j.finished_at > j.started_at
+                ]
+                # Rows name their job: how many sources each had.
+                sizes = Counter(r.job_id for r in await journal.results()) if jobs else Counter()
+            except RefImportError as exc:
+                log.warning("polling.warm_start_failed", error=str(exc))
+                return 0
+            for job in jobs:  # oldest first: the newest stay in the bounded history
+                sources = sizes.get(job.job_id or "", 0)
+                if sources and job.started_at is not None and job.finished_at is not None:
+                    duration = job.finished_at - job.started_at
+                    self.predictor(job.store).observe(sources, duration)
+                    self._pooled.observe(sources, duration)
+                    self._warmed += 1
+            if self._warmed:
+                log.info("polling.warm_start", jobs=self._warmed)
+            return self._warmed
 
     def predictor(self, store: StoreRef) -> DurationPredictor:
         predictor = self._predictors.get(store.key)

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from async_refimport import PollingPolicy
+from pathlib import Path
+
+from async_refimport import PollingPolicy, RowState, SQLiteJournal, StoreRef
 from async_refimport._gateway import JobSnapshot, SourceStatus
+from async_refimport._journal import Settlement
 from async_refimport._polling import DurationPredictor, PollingWatcher
 from tests.unit.fakes import FakeOmics
+from tests.unit.test_importer_logic import requests
 
 
 def test_predictor_uses_mean_for_one_job_size() -> None:
@@ -83,3 +87,34 @@ def test_pace_since_an_earlier_poll_predicts_the_rest() -> None:
     # 10 sources at age 20 s (a slow start), 50 at 30 s: 4 a second, so 12.5 s to go,
     # where the whole age alone would say 30 s.
     assert w.next_delay(None, 30.0, 2, snap, baseline=(20.0, 10)) == 12.5
+
+
+async def test_warm_start_learns_each_store_and_the_pool_from_the_journal(tmp_path: Path) -> None:
+    now = [1000.0]
+    a, b, c = (StoreRef(f"{n}" * 10, "us-east-1") for n in (1, 2, 3))
+    async with SQLiteJournal(tmp_path / "j.sqlite", clock=lambda: now[0]) as journal:
+        for store, seconds, rows in ((a, 40.0, 4), (a, 44.0, 4), (b, 90.0, 2)):
+            await journal.add_rows(
+                [(store, r) for r in requests(rows, f"{store.store_id}-{seconds}")]
+            )
+            job = await journal.begin_job(
+                store, await journal.queued_rows(store, 100), f"t{seconds}"
+            )
+            job = await journal.record_job_id(job, f"job-{seconds}")
+            now[0] += seconds
+            settled = [Settlement(r.row_id, RowState.IMPORTED, "1234567890") for r in job.rows]
+            await journal.finish_job(job, settled, status="COMPLETED")
+        # A job still running and a lost one teach nothing.
+        await journal.add_rows([(b, r) for r in requests(1, "running")])
+        running = await journal.begin_job(b, await journal.queued_rows(b, 100), "t-running")
+        await journal.record_job_id(running, "job-running")
+        watcher = PollingWatcher(FakeOmics())
+        assert watcher.predict(a, 4) == (None, 0.0)
+        assert await watcher.warm(journal) == 3
+        assert await watcher.warm(journal) == 3  # once
+    predicted, spread = watcher.predict(a, 4)
+    assert predicted == 42.0 and spread == 2.0
+    assert watcher.predict(b, 2)[0] == 90.0
+    # A store with no history of its own starts from every store's.
+    pooled = watcher.predict(c, 4)[0]
+    assert pooled is not None and 40.0 <= pooled <= 90.0
