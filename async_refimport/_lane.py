@@ -443,10 +443,11 @@ class Lane:
         d, s = self._deps, self._settings
         sources = [SourceSpec(r.source_file, r.name, r.description, dict(r.tags)) for r in job.rows]
         maybe_sent = recovered
-        # After a crash the List may not show a job created moments ago (it lags): until the
-        # write-ahead is `consistency_grace` old, a lookup that finds nothing is not conclusive.
-        # Within a run the clientToken, sent seconds ago, covers that window instead.
-        conclusive_at = job.written_at + s.consistency_grace if recovered else 0.0
+        # After a crash the List may not yet show a job created moments ago (it lags): then the
+        # Start goes again with the same clientToken, which the service remembers. Had it also
+        # forgotten the token, the Start is refused while that job runs (and the next lookup
+        # finds it), or, had the job ended, the names it took fail the new job's sources and the
+        # rows end ALREADY_PRESENT: a name is unique in a store, so nothing is imported twice.
         failures, failing_since = 0, d.clock()
         unconfirmed_since: float | None = None
         while True:
@@ -456,10 +457,6 @@ class Lane:
                     if found is not None:
                         log.info("import_job.adopted", job_id=found)
                         return await self._record_job_id(job, found)
-                    if d.wall() < conclusive_at:
-                        log.info("import_job.lookup_pending", until=conclusive_at)
-                        await d.sleep(min(s.busy_wait, max(0.0, conclusive_at - d.wall())))
-                        continue
                 return await self._send(job, sources)
             except ServiceError as exc:
                 error = exc
