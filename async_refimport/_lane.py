@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import anyio
@@ -52,9 +52,6 @@ from ._settings import ImporterSettings
 log = get_logger(__name__)
 
 _LIVE = (None, "ACTIVE")
-# References of a job are listed from a little before the job's creation time: the service's
-# clock and the listing filter's need not agree to the second.
-_CLOCK_SKEW = timedelta(minutes=5)
 NOT_FOUND = "ResourceNotFoundException"
 _ACTIVE_STATUSES = ("IN_PROGRESS", "SUBMITTED", "CANCELLING")
 
@@ -638,15 +635,23 @@ class Lane:
         job began does, for all of them. Without it (a failed or lagging listing) a row settles
         all the same, its md5 unknown.
         """
-        missing = [s for s in settlements if s.reference_id and s.reference_id not in self._md5]
-        if any(s.state is RowState.IMPORTED for s in missing):
-            since = snapshot.created - _CLOCK_SKEW if snapshot.created else None
+        known, new = self._md5, dict[str, str]()
+        if any(
+            s.state is RowState.IMPORTED and s.reference_id and s.reference_id not in known
+            for s in settlements
+        ):
+            # From the job's creation time exactly (the service's clock stamps both the job and its
+            # references): a wider window would list other jobs' references too, and a busy store
+            # creates hundreds a minute. One job runs per store, so this window holds this job's.
+            # Kept for this job only: the journal keeps them from now on.
             try:
-                self._md5.update(await self._deps.gateway.reference_checksums(self.store, since))
+                new = await self._deps.gateway.reference_checksums(self.store, snapshot.created)
             except ServiceError as exc:
                 log.warning("store.checksums_failed", error=str(exc))
         return [
-            replace(s, md5=self._md5.get(s.reference_id)) if s.reference_id and not s.md5 else s
+            replace(s, md5=known.get(s.reference_id) or new.get(s.reference_id))
+            if s.reference_id and not s.md5
+            else s
             for s in settlements
         ]
 

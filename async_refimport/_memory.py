@@ -54,6 +54,7 @@ class MemoryGateway:
         create_before_fault: See ``start_faults``.
         checksums: The md5 of each reference imported, by reference id (the md5 of its source
             URI: there is no file to read).
+        created: When each reference was imported, by reference id.
         jobs: Every job started, by id.
         calls: Calls made, by operation (``start``, ``get``, ``list_imports``, ``list_references``,
             ``checksums``).
@@ -67,6 +68,7 @@ class MemoryGateway:
     get_faults: list[BaseException] = field(default_factory=list)
     create_before_fault: bool = False
     checksums: dict[str, str] = field(default_factory=dict)
+    created: dict[str, datetime] = field(default_factory=dict)
     jobs: dict[str, MemoryJob] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
@@ -123,6 +125,7 @@ class MemoryGateway:
                 if s.name not in self.fail_names and s.name not in self.existing:
                     ref = self.existing[s.name] = str(next(self._ids))
                     self.checksums[ref] = hashlib.md5(s.source_file.encode()).hexdigest()
+                    self.created[ref] = datetime.now(UTC)
         sources = []
         for s in job.sources:
             if job.status == "IN_PROGRESS":
@@ -161,4 +164,8 @@ class MemoryGateway:
         self, store: StoreRef, created_after: datetime | None
     ) -> dict[str, str]:
         self._count("checksums")
-        return dict(self.checksums)
+        return {
+            ref: md5
+            for ref, md5 in self.checksums.items()
+            if created_after is None or self.created[ref] >= created_after
+        }

@@ -43,3 +43,22 @@ async def test_a_failed_checksum_listing_leaves_the_md5_unknown(journal_path: Pa
     async with Importer(journal_path, gateway=NoChecksums(), settings=FAST) as imp:
         results = await imp.wait(await imp.submit(requests(3)))
     assert [(r.state, r.md5) for r in results] == [(RowState.IMPORTED, None)] * 3
+
+
+async def test_one_listing_per_job_from_the_jobs_creation_time(journal_path: Path) -> None:
+    windows: list[datetime | None] = []
+
+    class Recording(MemoryGateway):
+        async def reference_checksums(
+            self, store: StoreRef, created_after: datetime | None
+        ) -> dict[str, str]:
+            windows.append(created_after)
+            found = await super().reference_checksums(store, created_after)
+            assert len(found) <= 100  # this job's references, not the store's
+            return found
+
+    gateway = Recording()
+    async with Importer(journal_path, gateway=gateway, settings=FAST) as imp:
+        results = await imp.wait(await imp.submit(requests(250)))
+    assert all(r.md5 for r in results)
+    assert windows == sorted(j.created for j in gateway.jobs.values())
