@@ -60,6 +60,7 @@ from ._models import StoreRef as StoreRef
 from ._models import validate_request as validate_request
 from ._pacing import PacingPolicy as PacingPolicy
 from ._polling import PollingPolicy as PollingPolicy
+from ._preflight import PreflightPolicy as PreflightPolicy
 from ._retry import RetryPolicy as RetryPolicy
 
 __version__ = "0.1.0"
@@ -91,6 +92,7 @@ __all__ = [
     "PacingPolicy",
     "PermanentServiceError",
     "PollingPolicy",
+    "PreflightPolicy",
     "QueueError",
     "RefImportError",
     "RequestRetried",

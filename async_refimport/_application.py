@@ -224,8 +224,11 @@ def plan_document(plans: Sequence[StorePlan]) -> dict[str, Any]:
                 "region": p.store.region,
                 "rows": p.rows,
                 "already_present": sorted(p.already_present),
-                "to_import": p.rows - len(p.already_present),
+                "to_import": p.rows - len(p.already_present) - len(p.missing),
                 "jobs": p.jobs,
+                "missing_sources": [
+                    {"name": name, "reason": reason} for name, reason in sorted(p.missing.items())
+                ],
             }
             for p in plans
         ]

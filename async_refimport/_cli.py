@@ -46,6 +46,7 @@ from ._journal import JobRecord, default_journal_path
 from ._logconfig import LEVELS, configure_logging
 from ._manifest import FORMATS, ManifestDefaults
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
+from ._preflight import PreflightPolicy
 from ._report import REPORT_FORMATS, ReportFormat, write_json, write_report
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -127,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=MAX_SOURCES_PER_JOB,
         help=f"rows packed into one import job, 1..{MAX_SOURCES_PER_JOB} (default: %(default)s)",
+    )
+    imp.add_argument(
+        "--check-sources",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="HEAD every source in S3 first: a missing or oversized object fails its row before "
+        "it costs a slot in a job (default: on; a dry run always checks)",
+    )
+    imp.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        help="the S3 an emulator behind --endpoint-url reads sources from (for the source check)",
     )
     imp.add_argument(
         "--events-queue-url",
@@ -393,6 +406,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     settings = ImporterSettings(
         max_sources_per_job=args.max_sources_per_job,
         events=EventsPolicy(queue_urls=tuple(args.events_queue_url or ())),
+        preflight=PreflightPolicy(enabled=args.check_sources, s3_endpoint_url=args.s3_endpoint_url),
     )
     if args.dry_run:
         return _dry_run(manifest.requests, region, settings, json_output=args.json)
@@ -470,10 +484,13 @@ def _print_plan(plans: Sequence[StorePlan]) -> None:
             escape(p.store.region),
             str(p.rows),
             str(len(p.already_present)),
-            str(p.rows - len(p.already_present)),
+            str(p.rows - len(p.already_present) - len(p.missing)),
             str(p.jobs),
         )
     out.print(table)
+    for p in plans:
+        for name, reason in sorted(p.missing.items()):
+            out.print(f"Missing source (the row would fail): {name}: {reason}", markup=False)
     for p in plans:
         if p.already_present:
             names = sorted(p.already_present)

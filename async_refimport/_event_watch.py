@@ -180,9 +180,11 @@ class EventWatcher:
 
     # -- waiting --------------------------------------------------------------------------------
 
-    async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
+    async def wait(
+        self, store: StoreRef, job_id: str, sources: int, started: float, size: int | None = None
+    ) -> JobSnapshot:
         p = self._policy
-        predicted, _ = self._polling.predict(store, sources)
+        predicted, _ = self._polling.predict(store, sources, size)
         woken = self._waiting[job_id] = anyio.Event()
         if job_id in self._ended:
             woken.set()  # its event came before this wait began
@@ -207,7 +209,7 @@ class EventWatcher:
                     else:
                         self.caught_by_polling += 1
                         log.info("import_job.event_missed", job_id=job_id)
-                    self._polling.observe(store, sources, snapshot, started)
+                    self._polling.observe(store, sources, snapshot, started, size)
                     return snapshot
                 if heard:
                     # The event ran ahead of what Get shows (reads may lag): look again soon.

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 import anyio
@@ -44,6 +44,7 @@ from ._models import ImportRequest, RowResult, RowState, StoreRef
 from ._models import validate_requests as _validate_requests
 from ._pacing import Pacer
 from ._polling import CompletionWatcher, PollingWatcher
+from ._preflight import Checked, Preflight, S3SourceChecker
 from ._settings import ImporterSettings
 from ._sqs import SqsClient
 
@@ -59,6 +60,8 @@ __all__ = [
 
 log = get_logger(__name__)
 
+_UNCHECKED = Checked()
+
 # Seconds without a locally settled row before wait() re-reads the journal: rows may settle in
 # another process sharing it. Long enough that a 100k-row wait() costs little.
 _QUIET_RECHECK = 10.0
@@ -73,6 +76,8 @@ class StorePlan:
     rows: int
     already_present: dict[str, str]
     jobs: int
+    #: Rows whose source the pre-flight found missing or too large: name → reason.
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +195,9 @@ class Importer:
         # Built once the Region is known (on entering): a local queue URL names none.
         self._events_queues = list(settings.events.queue_urls) if watcher is None else []
         self._events: EventWatcher | None = None
+        # The sources' pre-flight goes to S3 with the caller's credentials: only with the real
+        # gateway (a test's fake gateway brings no S3). Built once the Region is known.
+        self._preflight: Preflight | None = None
         self._owner = owner or lease_owner_name()
         self._sleep = sleep
         self._clock = clock
@@ -223,6 +231,9 @@ class Importer:
                 stack.push_async_callback(self._bounded, self._journal.close)
                 if self._own_gateway and isinstance(self._gateway, AwsGateway):
                     stack.push_async_callback(self._bounded, self._gateway.aclose)
+                if self._own_gateway and self.settings.preflight.enabled:
+                    self._preflight = self._new_preflight()
+                    stack.push_async_callback(self._bounded, self._preflight.aclose)
                 if self._events_queues:
                     self._events = self._events_watcher(self._events_queues)
                     self._watcher = self._events
@@ -306,6 +317,7 @@ class Importer:
                 owner=self._owner,
                 clock=self._clock,
                 sleep=self._sleep,
+                preflight=self._preflight,
             )
             # The lane reads the Importer's own settings: one source of truth.
             lane = Lane(store, deps, self.settings)
@@ -313,6 +325,13 @@ class Importer:
             assert self._tg is not None
             self._tg.start_soon(self._run_lane, lane, name=f"lane {store}")
         return lane
+
+    def _new_preflight(self) -> Preflight:
+        policy = self.settings.preflight
+        checker = S3SourceChecker(
+            region=self.region, timeout=policy.timeout, endpoint_url=policy.s3_endpoint_url
+        )
+        return Preflight(checker, policy)
 
     def _events_watcher(self, urls: Sequence[str]) -> EventWatcher:
         clients: dict[str | None, SqsClient] = {}
@@ -509,13 +528,31 @@ class Importer:
         for store, req in resolved:
             by_store.setdefault(store.key, (store, []))[1].append(req)
         plans: list[StorePlan] = []
-        for store, reqs in by_store.values():
-            refs = await self._gateway.list_references(store)
-            names = {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
-            present = {r.name: names[r.name] for r in reqs if r.name in names}
-            remaining = len(reqs) - len(present)
-            jobs = math.ceil(remaining / self.settings.max_sources_per_job)
-            plans.append(StorePlan(store, len(reqs), present, jobs))
+        # A dry run always checks the sources (with the real gateway; a fake one has no S3).
+        preflight = self._preflight
+        if preflight is None and self._own_gateway:
+            preflight = self._new_preflight()
+        try:
+            for store, reqs in by_store.values():
+                refs = await self._gateway.list_references(store)
+                names = {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
+                present = {r.name: names[r.name] for r in reqs if r.name in names}
+                missing: dict[str, str] = {}
+                if preflight is not None and preflight.applies(store):
+                    todo = [r for r in reqs if r.name not in present]
+                    found = await preflight.check((r.source_file, store.profile) for r in todo)
+                    missing = {
+                        r.name: reason
+                        for r in todo
+                        if (reason := found.get(r.source_file, _UNCHECKED).failure)
+                    }
+                remaining = len(reqs) - len(present) - len(missing)
+                jobs = math.ceil(remaining / self.settings.max_sources_per_job)
+                plans.append(StorePlan(store, len(reqs), present, jobs, missing))
+        finally:
+            if preflight is not None and preflight is not self._preflight:
+                with anyio.CancelScope(shield=True):
+                    await preflight.aclose()
         return plans
 
     async def adopt(self) -> list[StoreRef]:

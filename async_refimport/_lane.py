@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import anyio
+import anyio.abc
 import structlog
 
 from ._errors import (
@@ -46,6 +47,7 @@ from ._journal import JobRecord, Journal, QueuedRow, Settlement
 from ._log import get_logger
 from ._models import RowState, StoreRef
 from ._polling import CompletionWatcher, LearnsFromHistory
+from ._preflight import Preflight
 from ._retry import backoff_delay, gave_up
 from ._settings import ImporterSettings
 
@@ -131,6 +133,7 @@ class LaneDeps:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    preflight: Preflight | None = None
 
 
 class Lane:
@@ -148,6 +151,8 @@ class Lane:
         # The md5 the service reported for references seen in any listing, by reference id.
         self._md5: dict[str, str] = {}
         self._sent_at: float | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._prefetching = False
         # When this process last took or renewed the store's lease (the lane's clock).
         self._leased_at = 0.0
 
@@ -172,6 +177,7 @@ class Lane:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._renew_lease)
+                    self._tg = tg
                     await self._work()
                     tg.cancel_scope.cancel()
             finally:
@@ -248,6 +254,7 @@ class Lane:
                 continue
             self.idle = False
             rows = await self._skip_present(rows)
+            rows = await self._check_sources(rows)
             if not rows:
                 continue
             token = uuid.uuid4().hex
@@ -259,6 +266,53 @@ class Lane:
                 await d.sleep(self._settings.busy_wait)
                 continue
             await self._drive(job, recovered=False)
+
+    # -- sources --------------------------------------------------------------------------------
+
+    async def _check_sources(self, rows: list[QueuedRow]) -> list[QueuedRow]:
+        """Fail rows whose object is missing or too large (see :mod:`._preflight`); the rest."""
+        preflight = self._deps.preflight
+        if preflight is None or preflight.off_reason is not None or not rows:
+            return rows
+        if not preflight.applies(self.store):
+            return rows
+        found = await preflight.check((r.source_file, self.store.profile) for r in rows)
+        failed = [
+            Settlement(r.row_id, RowState.FAILED, None, found[r.source_file].failure)
+            for r in rows
+            if r.source_file in found and found[r.source_file].failure
+        ]
+        if failed:
+            log.warning("store.sources_missing", rows=len(failed))
+            await self._settle_queued(failed)
+        gone = {s.row_id for s in failed}
+        return [r for r in rows if r.row_id not in gone]
+
+    async def _prefetch(self) -> None:
+        """Check the sources of the rows queued next (errors only cost the prefetch)."""
+        d = self._deps
+        try:
+            if (
+                d.preflight is not None
+                and d.preflight.off_reason is None
+                and d.preflight.applies(self.store)
+            ):
+                rows = await d.journal.queued_rows(self.store, self._settings.max_sources_per_job)
+                await d.preflight.check((r.source_file, self.store.profile) for r in rows)
+        except Exception as exc:
+            log.debug("preflight.prefetch_failed", error=str(exc))
+        finally:
+            self._prefetching = False
+
+    def _job_bytes(self, job: JobRecord) -> int | None:
+        """The job's total source size, when the pre-flight knows every one."""
+        preflight = self._deps.preflight
+        if preflight is None:
+            return None
+        sizes = [preflight.size(r.source_file) for r in job.rows]
+        if not sizes or any(s is None for s in sizes):
+            return None
+        return sum(s for s in sizes if s is not None)
 
     # -- existence ------------------------------------------------------------------------------
 
@@ -360,6 +414,10 @@ class Lane:
                     )
                 )
                 log.info("import_job.started", sources=len(job.rows), recovered=recovered)
+                if d.preflight is not None and self._tg is not None and not self._prefetching:
+                    # While the store works, check the next pack: it is ready when this ends.
+                    self._prefetching = True
+                    self._tg.start_soon(self._prefetch)
                 try:
                     snapshot = await self._watch(job, started)
                 finally:
@@ -390,7 +448,9 @@ class Lane:
         tries = 0
         while True:
             try:
-                return await d.watcher.wait(self.store, job.job_id, len(job.rows), started)
+                return await d.watcher.wait(
+                    self.store, job.job_id, len(job.rows), started, size=self._job_bytes(job)
+                )
             except PermanentServiceError as exc:
                 if exc.code != NOT_FOUND:
                     # Expired credentials or a revoked permission: the job runs on regardless.

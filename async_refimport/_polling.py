@@ -62,8 +62,11 @@ class PollingPolicy:
 class CompletionWatcher(Protocol):
     """Waits for a started job to end."""
 
-    async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
-        """Return the job's final snapshot; ``started`` is the monotonic time its Start returned."""
+    async def wait(
+        self, store: StoreRef, job_id: str, sources: int, started: float, size: int | None = None
+    ) -> JobSnapshot:
+        """Return the job's final snapshot; ``started`` is the monotonic time its Start returned,
+        ``size`` the job's total bytes when the pre-flight knows them."""
         ...
 
 
@@ -76,47 +79,72 @@ class LearnsFromHistory(Protocol):
         ...
 
 
-class DurationPredictor:
-    """Predicts a store's next job duration from its last jobs: duration ≈ a + b · sources.
+_Fit = tuple[float, float, float]  # (mean x, mean y, slope)
 
-    With jobs of one size (the common case: full packs of 100) this is their mean duration; with
-    mixed sizes, a least-squares line through (sources, duration).
+
+class DurationPredictor:
+    """Predicts a store's next job duration from its last jobs.
+
+    When the job's bytes are known and earlier jobs of different sizes were seen: duration ≈
+    a + b · bytes (a pack of wheat genomes takes longer than one of bacteria). Otherwise duration ≈
+    a + b · sources: with jobs of one size (the common case: full packs of 100) their mean
+    duration; with mixed sizes, a least-squares line through (sources, duration).
     """
 
     def __init__(self, history: int = 20) -> None:
-        self._samples: deque[tuple[int, float]] = deque(maxlen=history)
+        self._samples: deque[tuple[int, int | None, float]] = deque(maxlen=history)
 
-    def observe(self, sources: int, duration: float) -> None:
+    def observe(self, sources: int, duration: float, size: int | None = None) -> None:
         if duration > 0:
-            self._samples.append((sources, duration))
+            self._samples.append((sources, size, duration))
 
-    def predict(self, sources: int) -> float | None:
-        fit = self._fit()
-        if fit is None:
+    def predict(self, sources: int, size: int | None = None) -> float | None:
+        model = self._model(size)
+        if model is None:
             return None
-        mean_x, mean_y, slope = fit
-        return max(0.0, mean_y + slope * (sources - mean_x))
+        (mean_x, mean_y, slope), by_size = model
+        x = size if by_size and size is not None else sources
+        return max(0.0, mean_y + slope * (x - mean_x))
 
-    def spread(self) -> float:
+    def spread(self, size: int | None = None) -> float:
         """The typical error of a prediction (root mean square of the residuals), 0 if unknown."""
-        fit = self._fit()
-        if fit is None or len(self._samples) < 2:
+        model = self._model(size)
+        if model is None:
             return 0.0
-        mean_x, mean_y, slope = fit
-        residuals = [d - (mean_y + slope * (s - mean_x)) for s, d in self._samples]
+        (mean_x, mean_y, slope), by_size = model
+        points = self._points(by_size)
+        if len(points) < 2:
+            return 0.0
+        residuals = [y - (mean_y + slope * (x - mean_x)) for x, y in points]
         return math.sqrt(sum(r * r for r in residuals) / len(residuals))
 
-    def _fit(self) -> tuple[float, float, float] | None:
-        if not self._samples:
-            return None
-        n = len(self._samples)
-        mean_x = sum(s for s, _ in self._samples) / n
-        mean_y = sum(d for _, d in self._samples) / n
-        var_x = sum((s - mean_x) ** 2 for s, _ in self._samples)
-        if var_x == 0:
-            return mean_x, mean_y, 0.0
-        slope = sum((s - mean_x) * (d - mean_y) for s, d in self._samples) / var_x
-        return mean_x, mean_y, max(0.0, slope)
+    def _points(self, by_size: bool) -> list[tuple[float, float]]:
+        if by_size:
+            return [(float(b), d) for _, b, d in self._samples if b is not None]
+        return [(float(n), d) for n, _, d in self._samples]
+
+    def _model(self, size: int | None) -> tuple[_Fit, bool] | None:
+        """The fit to use: by bytes when they are known and vary among the samples."""
+        if size is not None:
+            fit = _fit(self._points(by_size=True))
+            if fit is not None and fit[2] > 0:
+                return fit, True
+        fit = _fit(self._points(by_size=False))
+        return (fit, False) if fit is not None else None
+
+
+def _fit(points: list[tuple[float, float]]) -> _Fit | None:
+    """Least squares through ``points`` (slope 0 when x does not vary; never negative)."""
+    if not points:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var_x = sum((x - mean_x) ** 2 for x, _ in points)
+    if var_x == 0:
+        return mean_x, mean_y, 0.0
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var_x
+    return mean_x, mean_y, max(0.0, slope)
 
 
 class PollingWatcher:
@@ -263,29 +291,40 @@ class PollingWatcher:
         best = min((k / 4 for k in range(13)), key=cost)
         return best * spread
 
-    def predict(self, store: StoreRef, sources: int) -> tuple[float | None, float]:
+    def predict(
+        self, store: StoreRef, sources: int, size: int | None = None
+    ) -> tuple[float | None, float]:
         """The predicted duration of a job of ``sources`` in ``store``, and its typical error.
 
         From the store's own jobs, else from every store's (a store's first job: stores of one
         user import similar genomes); ``(None, 0.0)`` when nothing is known yet.
         """
         predictor = self.predictor(store)
-        predicted = predictor.predict(sources)
+        predicted = predictor.predict(sources, size)
         if predicted is not None:
-            return predicted, predictor.spread()
-        return self._pooled.predict(sources), self._pooled.spread()
+            return predicted, predictor.spread(size)
+        return self._pooled.predict(sources, size), self._pooled.spread(size)
 
-    def observe(self, store: StoreRef, sources: int, snapshot: JobSnapshot, started: float) -> None:
+    def observe(
+        self,
+        store: StoreRef,
+        sources: int,
+        snapshot: JobSnapshot,
+        started: float,
+        size: int | None = None,
+    ) -> None:
         """Learn from a job that ended: the service's own times when it reports them."""
         if snapshot.created is not None and snapshot.completed is not None:
             duration = (snapshot.completed - snapshot.created).total_seconds()
         else:
             duration = self._clock() - started
-        self.predictor(store).observe(sources, duration)
-        self._pooled.observe(sources, duration)
+        self.predictor(store).observe(sources, duration, size)
+        self._pooled.observe(sources, duration, size)
 
-    async def wait(self, store: StoreRef, job_id: str, sources: int, started: float) -> JobSnapshot:
-        predicted, spread = self.predict(store, sources)
+    async def wait(
+        self, store: StoreRef, job_id: str, sources: int, started: float, size: int | None = None
+    ) -> JobSnapshot:
+        predicted, spread = self.predict(store, sources, size)
         misses = 0
         snapshot: JobSnapshot | None = None
         baseline: tuple[float, int] | None = None
@@ -306,6 +345,6 @@ class PollingWatcher:
                 misses += 1
                 continue
             if snapshot.done:
-                self.observe(store, sources, snapshot, started)
+                self.observe(store, sources, snapshot, started, size)
                 return snapshot
             misses += 1

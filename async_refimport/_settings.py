@@ -12,6 +12,7 @@ from ._event_watch import EventsPolicy
 from ._models import MAX_SOURCES_PER_JOB
 from ._pacing import PacingPolicy
 from ._polling import PollingPolicy
+from ._preflight import PreflightPolicy
 from ._retry import RetryPolicy
 
 
@@ -25,6 +26,7 @@ class ImporterSettings:
         retry: Backoff for transient errors.
         pacing: Calls per second per (credentials, Region, operation).
         polling: When to poll running jobs.
+        preflight: Whether sources are checked (S3 HEAD) before they are sent, and how.
         events: How job status events are listened for, and the safety-net polls beside them
             (with an events queue; see ``Importer(events_queue_url=...)``).
         busy_wait: Seconds to wait when the store runs someone else's job (402) or retries ran out.
@@ -51,6 +53,7 @@ class ImporterSettings:
     pacing: PacingPolicy = field(default_factory=PacingPolicy)
     polling: PollingPolicy = field(default_factory=PollingPolicy)
     events: EventsPolicy = field(default_factory=EventsPolicy)
+    preflight: PreflightPolicy = field(default_factory=PreflightPolicy)
     busy_wait: float = 10.0
     lookup_margin: float = 60.0
     existence_ttl: float = 600.0

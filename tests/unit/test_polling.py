@@ -118,3 +118,25 @@ async def test_warm_start_learns_each_store_and_the_pool_from_the_journal(tmp_pa
     # A store with no history of its own starts from every store's.
     pooled = watcher.predict(c, 4)[0]
     assert pooled is not None and 40.0 <= pooled <= 90.0
+
+
+def test_predictor_uses_bytes_when_known_and_varied() -> None:
+    p = DurationPredictor()
+    # Packs of 100 sources: bacteria (5 Mb each) and wheat (15 Gb each) take very different times.
+    p.observe(100, 40.0, size=100 * 5_000_000)
+    p.observe(100, 4000.0, size=100 * 15_000_000_000)
+    p.observe(100, 41.0, size=100 * 5_000_000)
+    by_sources = p.predict(100)
+    wheat = p.predict(100, size=100 * 15_000_000_000)
+    bacteria = p.predict(100, size=100 * 5_000_000)
+    assert by_sources is not None and 1000 < by_sources < 2000  # the mean: wrong for both
+    assert wheat is not None and abs(wheat - 4000.0) < 5
+    assert bacteria is not None and abs(bacteria - 40.5) < 5
+    assert p.spread(size=1) < p.spread()
+
+
+def test_predictor_without_sizes_falls_back_to_sources() -> None:
+    p = DurationPredictor()
+    p.observe(10, 20.0)
+    p.observe(10, 22.0, size=1000)
+    assert p.predict(10, size=5000) == 21.0  # one size seen: nothing to fit bytes on
