@@ -217,22 +217,22 @@ async def plan_import(
 
 def plan_document(plans: Sequence[StorePlan]) -> dict[str, Any]:
     """The JSON of ``refimport import --dry-run --json``."""
-    return {
-        "stores": [
-            {
-                "store_id": p.store.store_id,
-                "region": p.store.region,
-                "rows": p.rows,
-                "already_present": sorted(p.already_present),
-                "to_import": p.rows - len(p.already_present) - len(p.missing),
-                "jobs": p.jobs,
-                "missing_sources": [
-                    {"name": name, "reason": reason} for name, reason in sorted(p.missing.items())
-                ],
-            }
-            for p in plans
-        ]
-    }
+    stores = []
+    for p in plans:
+        store: dict[str, Any] = {
+            "store_id": p.store.store_id,
+            "region": p.store.region,
+            "rows": p.rows,
+            "already_present": sorted(p.already_present),
+            "to_import": p.rows - len(p.already_present) - len(p.missing),
+            "jobs": p.jobs,
+        }
+        if p.missing:  # rows the pre-flight found with no usable source
+            store["missing_sources"] = [
+                {"name": name, "reason": reason} for name, reason in sorted(p.missing.items())
+            ]
+        stores.append(store)
+    return {"stores": stores}
 
 
 # -- reporting ------------------------------------------------------------------------------------
