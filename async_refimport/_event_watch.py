@@ -39,6 +39,7 @@ from ._journal import JobState, Journal
 from ._log import get_logger
 from ._models import StoreRef
 from ._polling import PollingWatcher
+from ._preflight import Preflight
 from ._sqs import Message, SqsClient
 
 log = get_logger(__name__)
@@ -310,9 +311,9 @@ class EventWatcher:
             return True
         return any(j.job_id == job_id and j.state is not JobState.DONE for j in jobs)
 
-    async def warm(self, journal: Journal) -> int:
+    async def warm(self, journal: Journal, preflight: Preflight | None = None) -> int:
         """Seed the duration model (the safety net's timing) from the journal's finished jobs."""
-        return await self._polling.warm(journal)
+        return await self._polling.warm(journal, preflight)
 
     async def aclose(self) -> None:
         """Close the SQS clients."""

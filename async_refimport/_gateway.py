@@ -87,6 +87,7 @@ class JobSummary:
     job_id: str
     status: str
     created: datetime | None
+    completed: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +417,12 @@ class AwsGateway:
         jobs = await self._list_all(
             store, LIST_JOBS, "list_reference_import_jobs", "importJobs", flt
         )
-        return [JobSummary(str(j["id"]), str(j["status"]), j.get("creationTime")) for j in jobs]
+        return [
+            JobSummary(
+                str(j["id"]), str(j["status"]), j.get("creationTime"), j.get("completionTime")
+            )
+            for j in jobs
+        ]
 
     async def list_references(
         self, store: StoreRef, name: str | None = None

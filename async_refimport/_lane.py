@@ -238,7 +238,7 @@ class Lane:
         d = self._deps
         if isinstance(d.watcher, LearnsFromHistory):
             # Start warm: predict the first job from the jobs this journal has seen end.
-            await d.watcher.warm(d.journal)
+            await d.watcher.warm(d.journal, d.preflight)
         for job in await d.journal.unfinished_jobs(self.store):
             log.info("import_job.recovering", job_id=job.job_id, client_token=job.client_token)
             await self._drive(job, recovered=True)

@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import anyio
 
 from ._errors import RefImportError, TransientServiceError
 from ._gateway import JobSnapshot, OmicsGateway
-from ._journal import JobState, Journal
+from ._journal import JobRecord, JobState, Journal
 from ._log import get_logger
 from ._models import StoreRef
+from ._preflight import Preflight
 
 log = get_logger(__name__)
 
@@ -74,7 +76,7 @@ class CompletionWatcher(Protocol):
 class LearnsFromHistory(Protocol):
     """A watcher that can seed its duration model from the journal's finished jobs."""
 
-    async def warm(self, journal: Journal) -> int:
+    async def warm(self, journal: Journal, preflight: Preflight | None = None) -> int:
         """Learn from the journal's finished jobs once; returns how many were learnt from."""
         ...
 
@@ -176,20 +178,23 @@ class PollingWatcher:
         self._warmed: int | None = None
         self.polls = 0
 
-    async def warm(self, journal: Journal) -> int:
+    async def warm(self, journal: Journal, preflight: Preflight | None = None) -> int:
         """Seed the duration model from the journal's finished jobs (once per watcher).
 
         A second run, a restarted worker or another process on a shared journal then predicts
-        its first job instead of starting cold. A journaled job's duration runs from its id being
-        recorded to its rows being settled, so it slightly overstates the service's own (which
-        the next jobs observed replace, ``history`` at a time). Returns the jobs learnt from.
+        its first job instead of starting cold. The durations are the service's own (one
+        ListReferenceImportJobs per store, since its oldest remembered job): the journal's times
+        would include how late each end was noticed. Jobs the List no longer shows fall back to
+        the journal's times. With a pre-flight, each job's bytes are estimated from up to three
+        of its sources, so the size-aware model starts warm too. Returns the jobs learnt from.
         """
         async with self._warm_lock:
             if self._warmed is not None:
                 return self._warmed
             self._warmed = 0
+            history = self._policy.history
             try:
-                jobs = [
+                done = [
                     j
                     for j in await journal.jobs()
                     if j.state is JobState.DONE
@@ -199,21 +204,62 @@ class PollingWatcher:
                     and j.finished_at is not None
                     and j.finished_at > j.started_at
                 ]
-                # Rows name their job: how many sources each had.
-                sizes = Counter(r.job_id for r in await journal.results()) if jobs else Counter()
+                rows: dict[str, list[str]] = {}
+                if done:
+                    for r in await journal.results():
+                        if r.job_id:
+                            rows.setdefault(r.job_id, []).append(r.source_file)
             except RefImportError as exc:
                 log.warning("polling.warm_start_failed", error=str(exc))
                 return 0
-            for job in jobs:  # oldest first: the newest stay in the bounded history
-                sources = sizes.get(job.job_id or "", 0)
-                if sources and job.started_at is not None and job.finished_at is not None:
-                    duration = job.finished_at - job.started_at
-                    self.predictor(job.store).observe(sources, duration)
-                    self._pooled.observe(sources, duration)
+            by_store: dict[str, list[JobRecord]] = {}
+            for job in done:  # oldest first
+                by_store.setdefault(job.store.key, []).append(job)
+            for store_jobs in by_store.values():
+                jobs = store_jobs[-history:]
+                durations = await self._service_durations(jobs)
+                for job in jobs:
+                    files = rows.get(job.job_id or "", [])
+                    if not files or job.started_at is None or job.finished_at is None:
+                        continue
+                    duration = durations.get(job.job_id or "", job.finished_at - job.started_at)
+                    size = await self._estimate_bytes(files, job.store, preflight)
+                    self.predictor(job.store).observe(len(files), duration, size)
+                    self._pooled.observe(len(files), duration, size)
                     self._warmed += 1
             if self._warmed:
                 log.info("polling.warm_start", jobs=self._warmed)
             return self._warmed
+
+    async def _service_durations(self, jobs: list[JobRecord]) -> dict[str, float]:
+        """The service's own durations of ``jobs`` (of one store), by job id."""
+        oldest = min(j.written_at for j in jobs)
+        try:
+            listed = await self._gateway.list_imports(
+                jobs[0].store, datetime.fromtimestamp(oldest - 300, UTC)
+            )
+        except RefImportError as exc:
+            log.debug("polling.warm_start_unlisted", error=str(exc))
+            return {}
+        return {
+            j.job_id: (j.completed - j.created).total_seconds()
+            for j in listed
+            if j.created is not None and j.completed is not None and j.completed > j.created
+        }
+
+    @staticmethod
+    async def _estimate_bytes(
+        files: list[str], store: StoreRef, preflight: Preflight | None
+    ) -> int | None:
+        """A job's bytes from up to three of its sources' sizes (None when unknown)."""
+        if preflight is None or preflight.off_reason is not None or not preflight.applies(store):
+            return None
+        sample = files[:: max(1, len(files) // 3)][:3]
+        found = await preflight.check((f, store.profile) for f in sample)
+        sizes = [c.size for f in sample if (c := found.get(f)) is not None and c.size is not None]
+        if not sizes:
+            return None
+        return int(sum(sizes) / len(sizes) * len(files))
 
     def predictor(self, store: StoreRef) -> DurationPredictor:
         predictor = self._predictors.get(store.key)
