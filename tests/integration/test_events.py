@@ -4,6 +4,7 @@ EventBridge to an SQS queue (a rule, as a user sets it up on AWS), and the impor
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -132,3 +133,27 @@ async def test_events_of_jobs_we_do_not_own_are_cleared_from_the_queue(
     stats = emulator.stats()
     assert stats["events"]["published"] == 3 * len(stats["jobs"])
     check_outcomes(stats, results)
+
+
+def test_the_cli_listens_with_events_queue_url(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path, queue: str
+) -> None:
+    from tests.cli.conftest import run_cli
+    from tests.conftest import ROLE_ARN
+
+    store_id = create_store(emulator, "us-east-1")
+    rows = genomes(s3_fasta, 20, "cliev")
+    manifest = tmp_path / "refs.csv"
+    manifest.write_text("name,source_file\n" + "".join(f"{n},{u}\n" for n, u in rows))
+    run = run_cli(
+        "import", manifest, "--store-id", store_id, "--role-arn", ROLE_ARN,
+        "--region", "us-east-1", "--endpoint-url", emulator.omics_endpoint_url,
+        "--journal", tmp_path / "j.sqlite", "--max-sources-per-job", "10",
+        "--events-queue-url", queue, "--json",
+        env={"AWS_ENDPOINT_URL_SQS": emulator.events_endpoint_url or ""},
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout)["summary"]["imported"] == 20
+    # Woken by the events: one confirming Get per job (the CLI's default safety net is 60 s).
+    stats = emulator.stats()
+    assert stats["calls"]["GetReferenceImportJob"] == len(stats["jobs"]) == 2
