@@ -23,6 +23,7 @@ from ._errors import QueueError as QueueError
 from ._errors import RefImportError as RefImportError
 from ._errors import RequestValidationError as RequestValidationError
 from ._errors import ServiceError as ServiceError
+from ._errors import SetupError as SetupError
 from ._errors import StoreBookedError as StoreBookedError
 from ._errors import StoreBusyError as StoreBusyError
 from ._errors import TransientServiceError as TransientServiceError
@@ -104,6 +105,7 @@ __all__ = [
     "RowsQueued",
     "SQLiteJournal",
     "ServiceError",
+    "SetupError",
     "SourceSpec",
     "SourceStatus",
     "StoreBookedError",

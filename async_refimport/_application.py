@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from ._errors import FieldError, ManifestError
+from ._errors import FieldError, ManifestError, SetupError
 from ._events import Event
 from ._gateway import OmicsGateway
 from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan
@@ -129,10 +129,14 @@ class ImportOutcome:
     Attributes:
         results: Every submitted row, in the order submitted.
         stopped: The run was stopped before every row was final (re-run to resume).
+        setup_errors: Stores that cannot be used as set up (fix the set-up and run again).
+        not_started: Rows of those stores, neither journaled nor sent.
     """
 
     results: list[RowResult]
     stopped: bool = False
+    setup_errors: tuple[SetupError, ...] = ()
+    not_started: int = 0
 
     @property
     def failed(self) -> int:
@@ -140,7 +144,8 @@ class ImportOutcome:
 
     @property
     def pending(self) -> int:
-        return sum(1 for r in self.results if not r.state.is_final)
+        """Rows not final: journaled and waiting, or not started because of the set-up."""
+        return sum(1 for r in self.results if not r.state.is_final) + self.not_started
 
     @property
     def summary(self) -> dict[str, int]:
@@ -170,21 +175,40 @@ async def run_import(
     """Import ``requests`` through an Importer on ``journal``; returns when every row is final,
     or once ``stop`` is set (a Start in flight is finished and journaled; a re-run resumes).
 
+    Each store's set-up is checked first (:meth:`Importer.verify_setup`): the rows of a store
+    that cannot be used (credentials, access, store id, endpoint) are not journaled at all, so
+    that fixing the set-up and running again just works; they count as ``not_started``.
+
     Raises:
         RequestValidationError: a request is invalid (nothing was journaled).
     """
+    not_started = 0
     async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
         async with imp.subscribe() as events, anyio.create_task_group() as tg:
             if stop is not None:
                 tg.start_soon(_stop_when_set, stop, imp)
+            unusable = await imp.verify_setup(requests)
+            if unusable:
+                bad = {(e.store_id, e.region) for e in unusable}
+                usable = [r for r in requests if (r.store_id, r.region or imp.region) not in bad]
+                not_started = len(requests) - len(usable)
+                requests = usable
             ids = await imp.submit(requests)
-            if observer is not None:
+            if observer is not None and ids:
                 observer.set_rows(await imp.results(ids))
                 tg.start_soon(observer.run, events)
-            results = await imp.wait(ids)
+            try:
+                results = await imp.wait(ids)
+            except SetupError:
+                # Every other row is final; the parked stores' rows stay queued.
+                results = await imp.results(ids)
             tg.cancel_scope.cancel()
         stopped = imp.stopping and not all(r.state.is_final for r in results)
-    return ImportOutcome(results, stopped)
+    # Only the stores this run's rows wait on (not a store left over in the journal by an
+    # earlier run, which the Importer adopted and found unusable: it only logs an error).
+    waiting = {(r.store_id, r.region) for r in results if not r.state.is_final}
+    blocking = tuple(e for e in imp.setup_errors if (e.store_id, e.region) in waiting)
+    return ImportOutcome(results, stopped, unusable + blocking, not_started)
 
 
 async def _stop_when_set(stop: anyio.Event, imp: Importer) -> None:

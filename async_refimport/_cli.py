@@ -30,6 +30,7 @@ from ._console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_SETUP,
     EXIT_USAGE,
     display_path,
     err_console,
@@ -39,7 +40,7 @@ from ._console import (
     print_problems,
     print_summary,
 )
-from ._errors import JournalError, ManifestError, RefImportError
+from ._errors import JournalError, ManifestError, RefImportError, SetupError
 from ._event_watch import EventsPolicy
 from ._importer import ImporterSettings, StorePlan
 from ._journal import JobRecord, default_journal_path
@@ -49,7 +50,15 @@ from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, St
 from ._preflight import PreflightPolicy
 from ._report import REPORT_FORMATS, ReportFormat, write_json, write_report
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SETUP",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 _DESCRIPTION = """\
 Bulk, crash-safe imports of reference genomes (FASTA files in S3) into AWS HealthOmics
@@ -120,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint-url",
         metavar="URL",
         help="HealthOmics endpoint, e.g. an emulator (default: AWS_ENDPOINT_URL_OMICS)",
+    )
+    imp.add_argument(
+        "--setup-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=ImporterSettings().setup_timeout,
+        help="give up on a store whose first call gets no answer at all within SECONDS (a wrong "
+        "endpoint, an unreachable VPC endpoint or proxy): exit code 3 (default: %(default)s)",
     )
     imp.add_argument("--journal", metavar="PATH|URL", help=_journal_help())
     imp.add_argument(
@@ -319,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     except JournalError as exc:
         err_console().print(f"[red]error:[/] journal: {escape(exc)}")
         return EXIT_USAGE
+    except SetupError as exc:
+        print_setup_errors([exc])
+        return EXIT_SETUP
     except RefImportError as exc:
         err_console().print(f"[red]error:[/] {escape(exc)}")
         return EXIT_FAILED
@@ -329,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- import ---------------------------------------------------------------------------------------
+
+
+def print_setup_errors(errors: Sequence[SetupError]) -> None:
+    """One line per store that cannot be used: what is wrong, then what to fix."""
+    err = err_console()
+    for error in errors:
+        err.print(f"[red]error:[/] {escape(error)}")
 
 
 def _resolve_region(explicit: str | None, profile: str | None) -> str | None:
@@ -367,6 +394,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
     err = err_console()
     if not 1 <= args.max_sources_per_job <= MAX_SOURCES_PER_JOB:
         err.print(f"[red]error:[/] --max-sources-per-job must be 1..{MAX_SOURCES_PER_JOB}")
+        return EXIT_USAGE
+    if not args.setup_timeout > 0:
+        err.print("[red]error:[/] --setup-timeout must be a positive number of seconds")
         return EXIT_USAGE
     profile = args.profile or os.environ.get("AWS_PROFILE") or None
     region = _resolve_region(args.region, profile)
@@ -407,6 +437,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         max_sources_per_job=args.max_sources_per_job,
         events=EventsPolicy(queue_urls=tuple(args.events_queue_url or ())),
         preflight=PreflightPolicy(enabled=args.check_sources, s3_endpoint_url=args.s3_endpoint_url),
+        setup_timeout=args.setup_timeout,
     )
     if args.dry_run:
         return _dry_run(manifest.requests, region, settings, json_output=args.json)
@@ -419,12 +450,20 @@ def _cmd_import(args: argparse.Namespace) -> int:
     results = outcome.results
     if args.json:
         # Streamed item by item: the whole document of 10^5 rows would take hundreds of MB.
-        write_json(
-            results, sys.stdout, extra_summary={"skipped_invalid": skipped} if skipped else None
-        )
+        extra = {"skipped_invalid": skipped} if skipped else {}
+        if outcome.not_started:
+            extra["not_started"] = outcome.not_started  # rows of stores whose set-up is wrong
+        write_json(results, sys.stdout, extra_summary=extra or None)
         sys.stdout.flush()
-    else:
+    elif results or not outcome.setup_errors:
         print_summary(results, out_console(), skipped=skipped)
+    if outcome.setup_errors and not outcome.stopped:
+        print_setup_errors(outcome.setup_errors)
+        err.print(
+            f"[yellow]{outcome.pending} row(s) not imported yet[/], none failed: fix the set-up, "
+            "then run the same command again."
+        )
+        return EXIT_SETUP
     if outcome.stopped:
         err.print(
             f"[yellow]Stopped with {outcome.pending} row(s) unfinished.[/] "
@@ -450,6 +489,9 @@ def _dry_run(
 ) -> int:
     try:
         plans = anyio.run(_plan, requests, region, settings)
+    except SetupError as exc:
+        print_setup_errors([exc])
+        return EXIT_SETUP
     except RefImportError as exc:
         err_console().print(f"[red]error:[/] {escape(exc)}")
         return EXIT_FAILED

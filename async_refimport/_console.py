@@ -33,6 +33,9 @@ from ._progress import ImportProgress
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: The set-up is wrong (credentials, profile, access, store, endpoint): nothing failed, the rows
+#: wait in the journal; fix the set-up and run the same command again.
+EXIT_SETUP = 3
 EXIT_INTERRUPTED = 130
 
 #: Failed rows listed under the summary table (the report has them all).

@@ -11,6 +11,8 @@ Every exception the library raises on purpose derives from :class:`RefImportErro
     │   ├── StoreBusyError            402: the store is running someone else's import job
     │   └── PermanentServiceError     400/403/404: retrying cannot help
     │       └── CredentialsError      no, expired or invalid credentials, unknown profile
+    ├── SetupError                    the run cannot work as set up (credentials, access, store,
+    │                                 endpoint): nothing is wrong with the rows, they stay queued
     ├── JournalError                  the journal is unusable (schema, full disk, missing table, access)
     ├── StoreBookedError              the journal already holds an active job for the store
     ├── LeaseLostError                another worker holds the store's lease: this one is fenced out
@@ -127,6 +129,46 @@ class CredentialsError(PermanentServiceError):
     At a store's first call it fails the store's rows (nothing can work); later, while jobs run,
     the lane pauses instead: temporary credentials are often refreshed by the credentials chain.
     """
+
+
+class SetupError(RefImportError):
+    """A store cannot be used as set up: fix the set-up, not the data, then run again.
+
+    Told at a store's first call (ListReferences) from what it answers: no or unknown credentials
+    or profile, access denied, no such store, or no answer at all within
+    ``ImporterSettings.setup_timeout`` (a wrong endpoint, an unreachable VPC endpoint or proxy).
+    Nothing failed: the store's rows stay queued in the journal, and the same run started again
+    once the set-up is fixed imports them. The CLI exits with code 3 (the README's exit codes).
+
+    Attributes:
+        store_id: The reference store concerned.
+        region: Its Region.
+        kind: ``credentials``, ``access``, ``store``, ``endpoint`` or ``service`` (any other
+            refusal of the first call).
+        fix: What to fix, in words a user can act on.
+        cause: The service error underneath (None when nothing answered).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store_id: str,
+        region: str,
+        kind: str,
+        fix: str,
+        cause: ServiceError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.store_id = store_id
+        self.region = region
+        self.kind = kind
+        self.fix = fix
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"store {self.store_id} ({self.region}): {self.message}. {self.fix}"
 
 
 class JournalError(RefImportError):

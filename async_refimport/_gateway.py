@@ -303,7 +303,13 @@ class AwsGateway:
         self, store: StoreRef, operation: str, call: Callable[[Any], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any]:
         """One paced attempt, its failure mapped onto the error tree."""
-        client = await self._client(store)
+        try:
+            client = await self._client(store)
+        except Exception as exc:  # an unknown profile, a broken config file ...
+            mapped = map_error(exc, operation, store)
+            if mapped is None:
+                raise
+            raise mapped from exc
         limiter = self._pacer.limiter(self._credentials_key(store), store.region, operation)
         await limiter.acquire()
         try:

@@ -32,10 +32,12 @@ from ._errors import (
     JournalError,
     LeaseLostError,
     RequestValidationError,
+    ServiceError,
+    SetupError,
     TransientServiceError,
 )
 from ._event_watch import EventWatcher, queue_region
-from ._events import Event, RequestRetried, RowSettled, RowsQueued
+from ._events import Event, RequestRetried, RowSettled, RowsQueued, StorePaused
 from ._gateway import AwsGateway, OmicsGateway
 from ._journal import Journal, lease_owner_name, resolve_journal
 from ._lane import Lane, LaneDeps
@@ -46,6 +48,7 @@ from ._pacing import Pacer
 from ._polling import CompletionWatcher, PollingWatcher
 from ._preflight import Checked, Preflight, S3SourceChecker
 from ._settings import ImporterSettings
+from ._setup import first_listing
 from ._sqs import SqsClient
 
 __all__ = [
@@ -93,6 +96,7 @@ class StoreStatus:
         lease_holder: The process whose unexpired lease drives the store (any process sharing
             the journal), if any.
         held_here: This Importer holds that lease.
+        setup_error: Why the store cannot be used as set up (its rows wait), if it cannot.
     """
 
     store: StoreRef
@@ -102,6 +106,7 @@ class StoreStatus:
     idle: bool | None = None
     lease_holder: str | None = None
     held_here: bool = False
+    setup_error: SetupError | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -206,6 +211,11 @@ class Importer:
         self._changed = anyio.Event()
         self._stopping = False
         self._journal_failure: JournalError | None = None
+        # Stores whose set-up fails (their first call), by store key; and stores whose requests
+        # were answered at least once (an answer, even a throttle, means the endpoint is there).
+        self._setup_failures: dict[str, SetupError] = {}
+        self._answered: set[str] = set()
+        self._parked_version = 0
         self._state = "new"
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
@@ -307,6 +317,11 @@ class Importer:
 
     def _lane(self, store: StoreRef) -> Lane:
         lane = self._lanes.get(store.key)
+        if lane is not None and store.key in self._setup_failures and self._parks_on_setup:
+            # A parked store is tried anew when rows are submitted to it again (the set-up may
+            # have been fixed meanwhile).
+            del self._setup_failures[store.key]
+            lane = None
         if lane is None:
             deps = LaneDeps(
                 journal=self._journal,
@@ -318,6 +333,8 @@ class Importer:
                 clock=self._clock,
                 sleep=self._sleep,
                 preflight=self._preflight,
+                answered=lambda store: store.key in self._answered,
+                reachable=self._reachable,
             )
             # The lane reads the Importer's own settings: one source of truth.
             lane = Lane(store, deps, self.settings)
@@ -366,6 +383,21 @@ class Importer:
             while True:
                 try:
                     await lane.run()
+                except SetupError as exc:
+                    self._setup_failures[lane.store.key] = exc
+                    self._parked_version += 1
+                    log.error(
+                        "store.setup_failed",
+                        store_id=lane.store.store_id,
+                        kind=exc.kind,
+                        error=exc.message,
+                        fix=exc.fix,
+                    )
+                    self._emit(StorePaused(lane.store, str(exc)))
+                    if self._parks_on_setup:
+                        # Its rows stay queued; wait() raises the error once the rest is done.
+                        return
+                    await self._sleep(self._setup_backoff(lane.store))
                 except LeaseLostError as exc:
                     # Another process took the store over: step back and wait for the lease.
                     log.warning("lane.lease_lost", store_id=lane.store.store_id, error=str(exc))
@@ -386,6 +418,25 @@ class Importer:
                     log.exception("lane.crashed", store_id=lane.store.store_id, error=str(exc))
                     await self._sleep(self.settings.busy_wait)
 
+    @property
+    def _parks_on_setup(self) -> bool:
+        return self.settings.stop_on_setup_failure
+
+    def _setup_backoff(self, store: StoreRef) -> float:
+        # A service keeps trying a store it cannot use, at most a minute apart.
+        return min(60.0, self.settings.busy_wait)
+
+    def _reachable(self, store: StoreRef) -> None:
+        self._answered.add(store.key)
+        if self._setup_failures.pop(store.key, None) is not None:
+            log.info("store.setup_ok", store_id=store.store_id, region=store.region)
+            self._signal_change()
+
+    @property
+    def setup_errors(self) -> tuple[SetupError, ...]:
+        """Stores that cannot be used as set up, with what to fix (their rows stay queued)."""
+        return tuple(self._setup_failures.values())
+
     # -- events ---------------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
@@ -404,6 +455,8 @@ class Importer:
         self, operation: str, store: StoreRef, attempt: int, error: BaseException, delay: float
     ) -> None:
         code = error.code if isinstance(error, TransientServiceError) else type(error).__name__
+        if isinstance(error, ServiceError) and error.status is not None:
+            self._answered.add(store.key)  # the endpoint is there, only busy or failing
         log.info(
             "api.retry", operation=operation, attempt=attempt, code=code, delay=round(delay, 3)
         )
@@ -465,13 +518,30 @@ class Importer:
         return await self._journal.results(row_ids)
 
     async def wait(self, row_ids: Sequence[int]) -> list[RowResult]:
-        """Wait until every given row is final (or the Importer stops); returns their results."""
+        """Wait until every given row is final (or the Importer stops); returns their results.
+
+        Raises:
+            SetupError: rows wait on a store that cannot be used as set up (no credentials,
+                access denied, no such store, an unreachable endpoint); raised once every other
+                row is final. Those rows stay queued (``results(row_ids)`` shows them): fix the
+                set-up and submit them again, or run again on the same journal.
+        """
         async with self.subscribe() as events:
             pending = {
                 r.row_id for r in await self._journal.results(row_ids) if not r.state.is_final
             }
             quiet, recheck = 0.0, _QUIET_RECHECK
+            parked = 0
             while pending and not self._stopping:
+                if self._parks_on_setup and self._parked_version != parked:
+                    # A store was parked: its rows will not settle in this run.
+                    parked = self._parked_version
+                    pending = {
+                        r.row_id
+                        for r in await self._journal.results(sorted(pending))
+                        if not r.state.is_final and self._parked_error(r) is None
+                    }
+                    continue
                 heard = False
                 with anyio.move_on_after(1.0):
                     async for event in events:
@@ -497,7 +567,19 @@ class Importer:
                         for r in await self._journal.results(sorted(pending))
                         if not r.state.is_final
                     }
-        return await self._journal.results(row_ids)
+        results = await self._journal.results(row_ids)
+        if self._setup_failures:
+            for result in results:
+                if not result.state.is_final and (error := self._parked_error(result)):
+                    raise error
+        return results
+
+    def _parked_error(self, row: RowResult) -> SetupError | None:
+        """The set-up error of the store the row waits on, if that store is parked."""
+        for error in self._setup_failures.values():
+            if error.store_id == row.store_id and error.region == row.region:
+                return error
+        return None
 
     async def drain(self) -> None:
         """Wait until no row is queued or in flight in any store this Importer drives."""
@@ -508,7 +590,7 @@ class Importer:
                 busy = any(
                     states.get(RowState.QUEUED, 0) or states.get(RowState.SUBMITTED, 0)
                     for store, states in counts.items()
-                    if store.key in self._lanes
+                    if store.key in self._lanes and store.key not in self._setup_failures
                 )
                 if not busy:
                     return
@@ -520,6 +602,7 @@ class Importer:
 
         Raises:
             RequestValidationError: with every problem found.
+            SetupError: a store cannot be used as set up (credentials, access, store, endpoint).
         """
         if self._state != "open":
             raise ImporterClosedError("plan needs an open Importer")
@@ -534,7 +617,15 @@ class Importer:
             preflight = self._new_preflight()
         try:
             for store, reqs in by_store.values():
-                refs = await self._gateway.list_references(store)
+                refs = await first_listing(
+                    self._gateway,
+                    store,
+                    setup_timeout=self.settings.setup_timeout,
+                    retry_wait=self.settings.busy_wait,
+                    answered=lambda store: store.key in self._answered,
+                    sleep=self._sleep,
+                    clock=self._clock,
+                )
                 names = {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
                 present = {r.name: names[r.name] for r in reqs if r.name in names}
                 missing: dict[str, str] = {}
@@ -554,6 +645,44 @@ class Importer:
                 with anyio.CancelScope(shield=True):
                     await preflight.aclose()
         return plans
+
+    async def verify_setup(self, requests: Iterable[ImportRequest]) -> tuple[SetupError, ...]:
+        """Make each store's first call now (one ListReferences, every store at once) and return
+        the set-up problems found, one per store that cannot be used; sends no Start and journals
+        nothing.
+
+        A run that checks first and submits only the rows of usable stores leaves nothing behind
+        for a store whose credentials, access, id or endpoint is wrong: fixing the set-up and
+        running again starts afresh (the CLI does this). Within ``setup_timeout`` for a store that
+        never answers.
+
+        Raises:
+            RequestValidationError: with every problem found.
+        """
+        self._check_open()
+        stores = {store.key: store for store, _ in self._resolve(list(requests))}
+        problems: dict[str, SetupError] = {}
+
+        async def check(store: StoreRef) -> None:
+            try:
+                await first_listing(
+                    self._gateway,
+                    store,
+                    setup_timeout=self.settings.setup_timeout,
+                    retry_wait=self.settings.busy_wait,
+                    answered=lambda store: store.key in self._answered,
+                    sleep=self._sleep,
+                    clock=self._clock,
+                )
+            except SetupError as exc:
+                problems[store.key] = exc
+            else:
+                self._answered.add(store.key)
+
+        async with anyio.create_task_group() as tg:
+            for store in stores.values():
+                tg.start_soon(check, store)
+        return tuple(problems[key] for key in stores if key in problems)
 
     async def adopt(self) -> list[StoreRef]:
         """Start lanes for stores with work in the journal that this Importer does not drive yet.
@@ -582,6 +711,7 @@ class Importer:
                 driven=store.key in lanes,
                 active_job=lanes[store.key].active_job if store.key in lanes else None,
                 idle=lanes[store.key].idle if store.key in lanes else None,
+                setup_error=self._setup_failures.get(store.key),
             )
             for store, states in sorted(counts.items(), key=lambda kv: kv[0].key)
         ]

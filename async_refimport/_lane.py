@@ -50,6 +50,7 @@ from ._polling import CompletionWatcher, LearnsFromHistory
 from ._preflight import Preflight
 from ._retry import backoff_delay, gave_up
 from ._settings import ImporterSettings
+from ._setup import first_listing
 
 log = get_logger(__name__)
 
@@ -134,6 +135,10 @@ class LaneDeps:
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
     preflight: Preflight | None = None
+    answered: Callable[[StoreRef], bool] = lambda store: False
+    """Whether any request to the store has been answered (retried attempts included)."""
+    reachable: Callable[[StoreRef], None] = lambda store: None
+    """Told once the store's first call succeeded (its set-up works)."""
 
 
 class Lane:
@@ -180,6 +185,13 @@ class Lane:
                     self._tg = tg
                     await self._work()
                     tg.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                # The work or the lease renewal failed: raise that error itself (SetupError,
+                # JournalError, LeaseLostError ...), which the Importer tells apart, not a group.
+                errors = group.exceptions
+                if len(errors) == 1 and isinstance(errors[0], Exception):
+                    raise errors[0] from None
+                raise
             finally:
                 with anyio.move_on_after(5, shield=True):
                     await d.journal.release_lease(self.store, d.owner)
@@ -236,6 +248,21 @@ class Lane:
 
     async def _work(self) -> None:
         d = self._deps
+        if self._present is None:
+            # The first call, before anything is recovered or sent: a set-up that cannot work
+            # (credentials, access, store, endpoint) raises SetupError here, rows left queued.
+            refs = await first_listing(
+                d.gateway,
+                self.store,
+                setup_timeout=self._settings.setup_timeout,
+                retry_wait=self._settings.busy_wait,
+                answered=d.answered,
+                sleep=d.sleep,
+                clock=d.clock,
+            )
+            log.info("store.checked", references=len(refs))
+            self._present, self._present_at = self._live(refs), d.clock()
+        d.reachable(self.store)
         if isinstance(d.watcher, LearnsFromHistory):
             # Start warm: predict the first job from the jobs this journal has seen end.
             await d.watcher.warm(d.journal, d.preflight)
@@ -320,11 +347,8 @@ class Lane:
         """Settle rows whose name the store already holds; return the rest."""
         d = self._deps
         if self._present is None:
-            present = await self._list_present()
-            if present is None:
-                return []
-            self._present, self._present_at = present, d.clock()
-        elif d.clock() - self._present_at > self._settings.existence_ttl:
+            return rows  # not listed yet: _work lists the store before anything else
+        if d.clock() - self._present_at > self._settings.existence_ttl:
             try:
                 refs = await d.gateway.list_references(self.store)
             except ServiceError as exc:
@@ -351,36 +375,10 @@ class Lane:
             d.emit(StoreChecked(self.store, len(already)))
         return [r for r in rows if r.name not in known]
 
-    async def _list_present(self) -> dict[str, str] | None:
-        """The store's names at first use; on a permanent error the store's rows fail."""
-        d = self._deps
-        while True:
-            try:
-                refs = await d.gateway.list_references(self.store)
-            except PermanentServiceError as exc:
-                # The store is unusable as configured (no credentials, no access, no such store):
-                # fail what waits for it with the reason rather than retrying for ever.
-                log.error("store.unusable", error=str(exc))
-                await self._fail_queued(f"{exc.code}: {exc.message}")
-                return None
-            except TransientServiceError as exc:
-                log.warning("store.list_failed", error=str(exc))
-                await d.sleep(self._settings.busy_wait)
-                continue
-            log.info("store.checked", references=len(refs))
-            return self._live(refs)
-
     def _live(self, refs: list[ExistingReference]) -> dict[str, str]:
         """Live references by name; their md5s are noted on the way."""
         self._md5.update((r.reference_id, r.md5) for r in refs if r.md5)
         return {r.name: r.reference_id for r in refs if r.status in _LIVE}
-
-    async def _fail_queued(self, message: str) -> None:
-        d = self._deps
-        while rows := await d.journal.queued_rows(self.store, 1000):
-            await self._settle_queued(
-                [Settlement(r.row_id, RowState.FAILED, None, message) for r in rows]
-            )
 
     async def _settle_queued(self, settlements: list[Settlement]) -> None:
         d = self._deps

@@ -51,6 +51,8 @@ class MemoryGateway:
             ``TransientServiceError``); with ``create_before_fault`` the job is created first,
             as after an ambiguous timeout.
         get_faults: Exceptions the next GetReferenceImportJob calls raise, in order.
+        list_faults: Exceptions the next ListReferences calls raise, in order (a set-up
+            mistake at a store's first call: ``CredentialsError``, a 403, a 404 ...).
         create_before_fault: See ``start_faults``.
         checksums: The md5 of each reference imported, by reference id (the md5 of its source
             URI: there is no file to read).
@@ -66,6 +68,7 @@ class MemoryGateway:
     fail_names: set[str] = field(default_factory=set)
     start_faults: list[BaseException] = field(default_factory=list)
     get_faults: list[BaseException] = field(default_factory=list)
+    list_faults: list[BaseException] = field(default_factory=list)
     create_before_fault: bool = False
     checksums: dict[str, str] = field(default_factory=dict)
     created: dict[str, datetime] = field(default_factory=dict)
@@ -154,6 +157,8 @@ class MemoryGateway:
         self, store: StoreRef, name: str | None = None
     ) -> list[ExistingReference]:
         self._count("list_references")
+        if self.list_faults:
+            raise self.list_faults.pop(0)
         return [
             ExistingReference(ref, n, "ACTIVE", self.checksums.get(ref))
             for n, ref in self.existing.items()

@@ -45,6 +45,16 @@ class ImporterSettings:
             :class:`~async_refimport.JournalError` on leaving its ``async with`` block: nothing
             may be sent that cannot be recorded, and a re-run resumes. A long-lived worker sets
             it False: it keeps retrying, and reports not-ready meanwhile.
+        setup_timeout: Seconds a store's first call (ListReferences) may go without any answer
+            (every attempt a refused or timed-out connection) before the endpoint counts as
+            unreachable: a :class:`~async_refimport.SetupError`. A service that answers, even
+            with throttling, is waited for as long as it takes.
+        stop_on_setup_failure: A store that cannot be used as set up (no or refused
+            credentials, an unknown profile, access denied, no such store, an unreachable
+            endpoint: a :class:`~async_refimport.SetupError` at its first call) is parked with
+            its rows queued; ``wait`` raises the error once the other rows are done, and
+            submitting to the store again tries it anew. A long-lived worker sets it False: it
+            tries the store again and again (with backoff), and reports not-ready meanwhile.
     """
 
     max_sources_per_job: int = MAX_SOURCES_PER_JOB
@@ -62,9 +72,11 @@ class ImporterSettings:
     rescan_interval: float = 30.0
     consistency_grace: float = 60.0
     stop_on_journal_failure: bool = True
+    setup_timeout: float = 20.0
+    stop_on_setup_failure: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_sources_per_job <= MAX_SOURCES_PER_JOB:
             raise ValueError(f"max_sources_per_job must be 1..{MAX_SOURCES_PER_JOB}")
-        if self.shutdown_grace <= 0 or self.lease_ttl <= 0:
-            raise ValueError("shutdown_grace and lease_ttl must be positive")
+        if self.shutdown_grace <= 0 or self.lease_ttl <= 0 or self.setup_timeout <= 0:
+            raise ValueError("shutdown_grace, lease_ttl and setup_timeout must be positive")

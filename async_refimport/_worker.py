@@ -207,6 +207,8 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     changes["shutdown_grace"], _ = split_grace(args.grace)
     # A service rides out a journal outage (it retries and reports not-ready); a run stops.
     changes["stop_on_journal_failure"] = False
+    # Likewise a store that cannot be used as set up: tried again and again, not-ready meanwhile.
+    changes["stop_on_setup_failure"] = False
     settings = replace(settings, **changes)
     return WorkerConfig(
         spool=args.spool,
@@ -337,6 +339,9 @@ class Worker:
     def ready(self) -> bool:
         imp = self.importer
         if self._stopping or imp is None or imp.stopping:
+            return False
+        if imp.setup_errors:
+            # A store cannot be used as set up (its rows wait): fix the set-up; the log says how.
             return False
         return all(intake.ready for intake in self.intakes)
 

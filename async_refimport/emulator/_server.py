@@ -39,6 +39,10 @@ from ._unknowns import Unknowns
 
 log = get_logger(__name__)
 
+#: Access key ids starting with this are valid but allowed nothing: every call answers 403
+#: AccessDeniedException, like an IAM user without omics permissions (to try a set-up mistake).
+DENIED_KEY_PREFIX = "AKIADENIED"
+
 #: Dummy credentials handed out by :meth:`Emulator.client_kwargs`.
 ACCESS_KEY_ID = "AKIAEMULATOR00000000"
 SECRET_ACCESS_KEY = "emulator-secret"
@@ -598,7 +602,14 @@ def _caller(request: web.Request) -> Caller:
     if not auth.startswith("AWS4-HMAC-SHA256") or m is None:
         raise ApiError("AccessDeniedException", "Missing or malformed SigV4 Authorization header")
     access_key, _date, region, _service = m.groups()
-    return Caller(account=account_for(access_key), region=region)
+    caller = Caller(account=account_for(access_key), region=region)
+    if access_key.startswith(DENIED_KEY_PREFIX):
+        raise ApiError(
+            "AccessDeniedException",
+            f"User: arn:aws:iam::{caller.account}:user/emulator is not authorized to perform "
+            "this action (no omics permissions)",
+        )
+    return caller
 
 
 def _snake(name: str) -> str:

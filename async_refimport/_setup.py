@@ -1,0 +1,188 @@
+"""A store's first call: telling "fix your set-up" from "fix your data" and from a passing fault.
+
+Before a lane packs a single job it lists the store's references (ListReferences). That first
+call is the one place where a refusal says nothing about the rows: no credentials, an unknown
+profile, access denied, no such store, or no answer at all. :func:`first_listing` makes it, and
+turns such an outcome into a :class:`~async_refimport.SetupError` that names what to fix, so that
+the rows stay queued (fixing the set-up and running again imports them) instead of failing.
+
+"No answer at all" is told from a service that answers slowly by what came back: as long as not
+one request to the store was answered (every attempt ended in a refused or timed-out connection),
+the listing is given ``setup_timeout`` seconds; a throttle or a 500 is an answer, so a reachable
+service under load is waited out however long that takes. Later failures, in the middle of a
+working run, are never set-up errors: lanes retry or pause through them as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from ._errors import (
+    CredentialsError,
+    PermanentServiceError,
+    ServiceError,
+    SetupError,
+    TransientServiceError,
+)
+from ._gateway import ExistingReference, OmicsGateway
+from ._log import get_logger
+from ._models import StoreRef
+
+__all__ = ["first_listing", "setup_error", "unreachable"]
+
+log = get_logger(__name__)
+
+_IAM_ACTIONS = (
+    "omics:ListReferences, omics:StartReferenceImportJob, omics:GetReferenceImportJob, "
+    "omics:ListReferenceImportJobs and iam:PassRole on the service role"
+)
+
+
+def _where(store: StoreRef) -> str:
+    return store.endpoint_url or f"the HealthOmics endpoint of {store.region}"
+
+
+def _profile(store: StoreRef) -> str:
+    return f"profile {store.profile!r}" if store.profile else "the default credentials"
+
+
+def setup_error(error: PermanentServiceError, store: StoreRef) -> SetupError:
+    """The set-up problem a permanent refusal of a store's first call means, with its fix."""
+    code, message = error.code, error.message
+    if isinstance(error, CredentialsError):
+        if code == "ProfileNotFound":
+            fix = (
+                f"Name a profile of ~/.aws/config or ~/.aws/credentials (--profile, the "
+                f"manifest's profile column, or AWS_PROFILE); {store.profile!r} is in neither."
+            )
+            return SetupError(
+                f"unknown AWS profile {store.profile!r}",
+                store_id=store.store_id,
+                region=store.region,
+                kind="credentials",
+                fix=fix,
+                cause=error,
+            )
+        if code in ("NoCredentialsError", "PartialCredentialsError"):
+            fix = (
+                "Give AWS credentials: AWS_PROFILE (or --profile), AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, `aws sso login`, or an instance or task role."
+            )
+            return SetupError(
+                "no AWS credentials found",
+                store_id=store.store_id,
+                region=store.region,
+                kind="credentials",
+                fix=fix,
+                cause=error,
+            )
+        fix = (
+            f"The credentials of {_profile(store)} were refused ({code}): refresh them "
+            "(`aws sso login`, new keys) or check that they belong to this account and Region."
+        )
+        return SetupError(
+            f"credentials refused: {message}",
+            store_id=store.store_id,
+            region=store.region,
+            kind="credentials",
+            fix=fix,
+            cause=error,
+        )
+    if code in ("AccessDeniedException", "AccessDenied") or error.status == 403:
+        return SetupError(
+            f"access denied: {message}",
+            store_id=store.store_id,
+            region=store.region,
+            kind="access",
+            fix=f"Grant the caller ({_profile(store)}) {_IAM_ACTIONS}.",
+            cause=error,
+        )
+    if code == "ResourceNotFoundException" or error.status == 404:
+        return SetupError(
+            f"no such reference store: {message}",
+            store_id=store.store_id,
+            region=store.region,
+            kind="store",
+            fix=(
+                f"Check the store id, the Region and the account ({_profile(store)}): "
+                f"`aws omics list-reference-stores --region {store.region}` lists the stores."
+            ),
+            cause=error,
+        )
+    return SetupError(
+        f"the store refused its first call: {code}: {message}",
+        store_id=store.store_id,
+        region=store.region,
+        kind="service",
+        fix="Check the store id, Region, profile and endpoint of these rows.",
+        cause=error,
+    )
+
+
+def unreachable(store: StoreRef, waited: float, last: ServiceError | None) -> SetupError:
+    """The set-up error of a store whose first call was never answered within ``waited`` s."""
+    detail = f" (last: {last.code}: {last.message})" if last is not None else ""
+    return SetupError(
+        f"no answer from {_where(store)} in {waited:.0f} s{detail}",
+        store_id=store.store_id,
+        region=store.region,
+        kind="endpoint",
+        fix=(
+            "Check --endpoint-url (or AWS_ENDPOINT_URL_OMICS), the Region, and any proxy or VPC "
+            "endpoint between here and the service."
+        ),
+        cause=last,
+    )
+
+
+async def first_listing(
+    gateway: OmicsGateway,
+    store: StoreRef,
+    *,
+    setup_timeout: float,
+    retry_wait: float,
+    answered: Callable[[StoreRef], bool],
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    clock: Callable[[], float] | None = None,
+) -> list[ExistingReference]:
+    """List the store's references as its first call, or raise the set-up problem.
+
+    Args:
+        gateway: The HealthOmics seam (its calls retry transient errors themselves).
+        store: The store.
+        setup_timeout: Seconds the listing may go without any answer before the endpoint counts
+            as unreachable.
+        retry_wait: Seconds between listings when the gateway's own retries ran out on a
+            service that does answer (throttled, failing with 500s).
+        answered: Whether any request to the store got an answer so far (its retries included).
+        sleep: Async sleep (injectable).
+        clock: Monotonic seconds (injectable); anyio's clock by default.
+
+    Raises:
+        SetupError: credentials, access, store or endpoint are wrong; nothing was sent.
+    """
+    now = clock or anyio.current_time
+    began = now()
+    last: ServiceError | None = None
+    heard = False
+    while True:
+        left = setup_timeout - (now() - began)
+        bounded = not (heard or answered(store))
+        try:
+            with anyio.fail_after(left if bounded else None):
+                return await gateway.list_references(store)
+        except PermanentServiceError as exc:
+            raise setup_error(exc, store) from exc
+        except TransientServiceError as exc:
+            # A throttle or a 5xx is an answer: the service is there, only busy.
+            heard = heard or exc.status is not None
+            last = exc
+            log.warning("store.list_failed", store_id=store.store_id, error=str(exc))
+        except TimeoutError:
+            pass
+        if not (heard or answered(store)) and now() - began >= setup_timeout:
+            raise unreachable(store, now() - began, last) from last
+        left = setup_timeout - (now() - began)
+        await sleep(min(retry_wait, left) if not (heard or answered(store)) else retry_wait)
