@@ -15,6 +15,7 @@ from async_refimport import (
     PollingPolicy,
     RetryPolicy,
     RowState,
+    SetupError,
 )
 from async_refimport.emulator import EmulatorThread, Faults
 from tests.conftest import ROLE_ARN
@@ -152,13 +153,17 @@ async def test_rerun_with_a_fresh_journal_finds_names_already_present(
     assert len(emulator.stats()["jobs"]) == jobs_before
 
 
-@pytest.mark.parametrize("code", ["AccessDeniedException"])
-async def test_unknown_store_fails_rows_with_the_service_message(
-    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path, code: str
+async def test_unknown_store_is_a_setup_error_and_its_rows_wait(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:
     items = genomes(s3_fasta, 2, "nostore")
     requests = requests_for(emulator, "9999999999", "us-east-1", items)
     async with Importer(journal_path, settings=FAST) as imp:
-        results = await imp.wait(await imp.submit(requests))
-    assert {r.state for r in results} == {RowState.FAILED}
-    assert all("ResourceNotFoundException" in (r.message or "") for r in results)
+        assert [e.kind for e in await imp.verify_setup(requests)] == ["store"]
+        ids = await imp.submit(requests)
+        with pytest.raises(SetupError, match="no such reference store") as caught:
+            await imp.wait(ids)
+        results = await imp.results(ids)
+    assert "ResourceNotFoundException" in str(caught.value.cause)
+    # Not the rows' fault: none failed, they wait for the set-up to be fixed.
+    assert {r.state for r in results} == {RowState.QUEUED}
