@@ -38,7 +38,7 @@ from ._errors import (
 )
 from ._event_watch import EventWatcher, queue_region
 from ._events import Event, RequestRetried, RowSettled, RowsQueued, StorePaused
-from ._gateway import AwsGateway, OmicsGateway
+from ._gateway import AwsGateway, ExistingReference, OmicsGateway
 from ._journal import Journal, lease_owner_name, resolve_journal
 from ._lane import Lane, LaneDeps
 from ._log import get_logger
@@ -216,6 +216,8 @@ class Importer:
         self._setup_failures: dict[str, SetupError] = {}
         self._answered: set[str] = set()
         self._parked_version = 0
+        # Listings verify_setup made, for lanes about to start (saves each a second call).
+        self._listed: dict[str, tuple[float, list[ExistingReference]]] = {}
         self._state = "new"
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
@@ -335,6 +337,7 @@ class Importer:
                 preflight=self._preflight,
                 answered=lambda store: store.key in self._answered,
                 reachable=self._reachable,
+                listed=self._listed,
             )
             # The lane reads the Importer's own settings: one source of truth.
             lane = Lane(store, deps, self.settings)
@@ -665,7 +668,7 @@ class Importer:
 
         async def check(store: StoreRef) -> None:
             try:
-                await first_listing(
+                refs = await first_listing(
                     self._gateway,
                     store,
                     setup_timeout=self.settings.setup_timeout,
@@ -678,6 +681,8 @@ class Importer:
                 problems[store.key] = exc
             else:
                 self._answered.add(store.key)
+                if store.key not in self._lanes:
+                    self._listed[store.key] = (self._clock(), refs)
 
         async with anyio.create_task_group() as tg:
             for store in stores.values():

@@ -15,7 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -139,6 +139,9 @@ class LaneDeps:
     """Whether any request to the store has been answered (retried attempts included)."""
     reachable: Callable[[StoreRef], None] = lambda store: None
     """Told once the store's first call succeeded (its set-up works)."""
+    listed: dict[str, tuple[float, list[ExistingReference]]] = field(default_factory=dict)
+    """Listings made just before the lane starts (``Importer.verify_setup``), by store key, with
+    when (``clock``): taken instead of a second first call."""
 
 
 class Lane:
@@ -248,7 +251,8 @@ class Lane:
 
     async def _work(self) -> None:
         d = self._deps
-        if self._present is None:
+        listed_at, refs = d.listed.pop(self.store.key, (d.clock(), None))
+        if self._present is None and refs is None:
             # The first call, before anything is recovered or sent: a set-up that cannot work
             # (credentials, access, store, endpoint) raises SetupError here, rows left queued.
             refs = await first_listing(
@@ -260,8 +264,11 @@ class Lane:
                 sleep=d.sleep,
                 clock=d.clock,
             )
+            listed_at = d.clock()
+        if refs is not None:
             log.info("store.checked", references=len(refs))
-            self._present, self._present_at = self._live(refs), d.clock()
+            # Listed a while ago: looked at again once existence_ttl has passed since.
+            self._present, self._present_at = self._live(refs), listed_at
         d.reachable(self.store)
         if isinstance(d.watcher, LearnsFromHistory):
             # Start warm: predict the first job from the jobs this journal has seen end.
