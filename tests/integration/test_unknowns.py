@@ -59,7 +59,9 @@ ALTERNATIVES = {
     "as-assumed": Unknowns(),
     "busy-409": Unknowns(busy_code="ConflictException"),
     "busy-400": Unknowns(busy_code="ValidationException"),
-    "get-lag-2s": Unknowns(get_lag=2.0),
+    # 8 emulated seconds (0.4 s of real time): long enough that a poll meets the lag on a loaded
+    # machine too, where a first Get may come a few hundred ms after its Start.
+    "get-lag-8s": Unknowns(get_lag=8.0),
     "list-lag-30s": Unknowns(list_lag=30.0),
     "progress-together": Unknowns(progress="together"),
     "cancelled-outside": Unknowns(p_cancel=0.5, seed=3),
