@@ -40,7 +40,7 @@ from ._console import (
     print_problems,
     print_summary,
 )
-from ._errors import JournalError, ManifestError, RefImportError, SetupError
+from ._errors import JournalError, ManifestError, QueueError, RefImportError, SetupError
 from ._event_watch import EventsPolicy
 from ._importer import ImporterSettings, StorePlan
 from ._journal import JobRecord, default_journal_path
@@ -237,6 +237,27 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--region", metavar="R", help="Region (default: the standard chain)")
     init.add_argument("--profile", metavar="P", help="AWS profile (default: AWS_PROFILE)")
     init.set_defaults(handler=_cmd_journal_init)
+
+    ev = sub.add_parser(
+        "events",
+        help="set up job status events (events init --queue-name NAME)",
+        description="Set up what --events-queue-url listens to.",
+    )
+    ev_sub = ev.add_subparsers(dest="events_command", metavar="ACTION", required=True)
+    ev_init = ev_sub.add_parser(
+        "init",
+        help="create an SQS queue fed by an EventBridge rule matching HealthOmics' reference "
+        "import job status events (idempotent); prints the queue URL",
+        description="Create, in one Region, an SQS queue NAME, an EventBridge rule NAME matching "
+        "'Reference Import Job Status Change' events of source aws.omics, the queue policy that "
+        "lets that rule send to the queue, and the rule's target. Running it again changes "
+        "nothing. Prints the queue URL on stdout: pass it to --events-queue-url (one queue per "
+        "Region your stores are in).",
+    )
+    ev_init.add_argument("--queue-name", metavar="NAME", required=True, help="queue and rule name")
+    ev_init.add_argument("--region", metavar="R", help="Region (default: the standard chain)")
+    ev_init.add_argument("--profile", metavar="P", help="AWS profile (default: AWS_PROFILE)")
+    ev_init.set_defaults(handler=_cmd_events_init)
 
     demo = sub.add_parser(
         "demo",
@@ -656,6 +677,27 @@ def _cmd_journal_init(args: argparse.Namespace) -> int:
         f"{verb} journal table {escape(table)} ({escape(region or 'default Region')}): "
         "ACTIVE, TTL on."
     )
+    return EXIT_OK
+
+
+def _cmd_events_init(args: argparse.Namespace) -> int:
+    from ._event_rule import create_event_queue
+
+    profile = args.profile or os.environ.get("AWS_PROFILE") or None
+    region = _resolve_region(args.region, profile)
+    try:
+        made = anyio.run(
+            lambda: create_event_queue(args.queue_name, region=region, profile=profile)
+        )
+    except QueueError as exc:
+        err_console().print(f"[red]error:[/] {escape(exc)}")
+        return EXIT_SETUP
+    verb = "Created" if made.created else "Found"
+    err_console().print(
+        f"{verb} queue {escape(args.queue_name)} ({escape(region or 'default Region')}), fed by "
+        f"the EventBridge rule {escape(made.rule_arn)}. Pass --events-queue-url {escape(made.queue_url)}"
+    )
+    sys.stdout.write(made.queue_url + "\n")
     return EXIT_OK
 
 

@@ -157,3 +157,53 @@ def test_the_cli_listens_with_events_queue_url(
     # Woken by the events: one confirming Get per job (the CLI's default safety net is 60 s).
     stats = emulator.stats()
     assert stats["calls"]["GetReferenceImportJob"] == len(stats["jobs"]) == 2
+
+
+def test_events_init_sets_up_the_queue_the_cli_then_listens_to(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path
+) -> None:
+    from tests.cli.conftest import run_cli
+    from tests.conftest import ROLE_ARN
+
+    emulator.configure(time_scale=0.05, job_overhead=2.0)
+    moto = emulator.events_endpoint_url or ""
+    env = {"AWS_ENDPOINT_URL_SQS": moto, "AWS_ENDPOINT_URL_EVENTBRIDGE": moto}
+    name = f"refimport-init-{tmp_path.name[-12:]}"
+    first = run_cli("events", "init", "--queue-name", name, "--region", "us-east-1", env=env)
+    assert first.code == 0, first.stderr
+    url = first.stdout.strip()
+    assert "Created queue" in first.stderr and url in first.stderr
+    again = run_cli("events", "init", "--queue-name", name, "--region", "us-east-1", env=env)
+    assert again.code == 0 and again.stdout.strip() == url and "Found queue" in again.stderr
+
+    # What the README shows: the rule's pattern, a policy letting only that rule send, the target.
+    events = boto3.client("events", **emulator.client_kwargs("events"))
+    sqs = boto3.client("sqs", **emulator.client_kwargs("sqs"))
+    rule = events.describe_rule(Name=name)
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["aws.omics"],
+        "detail-type": ["Reference Import Job Status Change"],
+    }
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy", "QueueArn"])
+    [statement] = json.loads(attrs["Attributes"]["Policy"])["Statement"]
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == rule["Arn"]
+    [target] = events.list_targets_by_rule(Rule=name)["Targets"]
+    assert target["Arn"] == attrs["Attributes"]["QueueArn"]
+
+    store_id = create_store(emulator, "us-east-1")
+    rows = genomes(s3_fasta, 20, "evinit")
+    manifest = tmp_path / "refs.csv"
+    manifest.write_text("name,source_file\n" + "".join(f"{n},{u}\n" for n, u in rows))
+    run = run_cli(
+        "import", manifest, "--store-id", store_id, "--role-arn", ROLE_ARN,
+        "--region", "us-east-1", "--endpoint-url", emulator.omics_endpoint_url,
+        "--journal", tmp_path / "j.sqlite", "--max-sources-per-job", "10",
+        "--events-queue-url", url, "--json", env=env,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout)["summary"]["imported"] == 20
+    stats = emulator.stats()
+    assert stats["calls"]["GetReferenceImportJob"] == len(stats["jobs"]) == 2  # woken by events
+    events.remove_targets(Rule=name, Ids=[target["Id"]])
+    events.delete_rule(Name=name)
+    sqs.delete_queue(QueueUrl=url)
