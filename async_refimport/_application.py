@@ -251,6 +251,13 @@ def plan_document(plans: Sequence[StorePlan]) -> dict[str, Any]:
             "to_import": p.rows - len(p.already_present) - len(p.missing),
             "jobs": p.jobs,
         }
+        if p.setup_error is not None:  # the store cannot be used as set up: nothing else known
+            store["setup_error"] = {
+                "kind": p.setup_error.kind,
+                "message": p.setup_error.message,
+                "fix": p.setup_error.fix,
+            }
+            store["to_import"] = 0
         if p.missing:  # rows the pre-flight found with no usable source
             store["missing_sources"] = [
                 {"name": name, "reason": reason} for name, reason in sorted(p.missing.items())

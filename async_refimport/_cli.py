@@ -510,9 +510,6 @@ def _dry_run(
 ) -> int:
     try:
         plans = anyio.run(_plan, requests, region, settings)
-    except SetupError as exc:
-        print_setup_errors([exc])
-        return EXIT_SETUP
     except RefImportError as exc:
         err_console().print(f"[red]error:[/] {escape(exc)}")
         return EXIT_FAILED
@@ -520,6 +517,10 @@ def _dry_run(
         sys.stdout.write(json.dumps(plan_document(plans), indent=2) + "\n")
     else:
         _print_plan(plans)
+    unusable = [p.setup_error for p in plans if p.setup_error is not None]
+    if unusable:
+        print_setup_errors(unusable)
+        return EXIT_SETUP
     return EXIT_OK
 
 
@@ -542,13 +543,14 @@ def _print_plan(plans: Sequence[StorePlan]) -> None:
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]  # literal values above
     for p in plans:
+        unusable = p.setup_error is not None
         table.add_row(
             escape(p.store.store_id),
             escape(p.store.region),
             str(p.rows),
-            str(len(p.already_present)),
-            str(p.rows - len(p.already_present) - len(p.missing)),
-            str(p.jobs),
+            "?" if unusable else str(len(p.already_present)),
+            "?" if unusable else str(p.rows - len(p.already_present) - len(p.missing)),
+            f"set-up error ({p.setup_error.kind})" if p.setup_error else str(p.jobs),
         )
     out.print(table)
     for p in plans:

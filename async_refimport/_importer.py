@@ -81,6 +81,8 @@ class StorePlan:
     jobs: int
     #: Rows whose source the pre-flight found missing or too large: name → reason.
     missing: dict[str, str] = field(default_factory=dict)
+    #: Why the store cannot be used as set up (then nothing else was looked at), if it cannot.
+    setup_error: SetupError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,13 +605,17 @@ class Importer:
     async def plan(self, requests: Iterable[ImportRequest]) -> list[StorePlan]:
         """Dry run: validate, list each store's references once, count the jobs; sends no Start.
 
+        A store that cannot be used as set up (credentials, access, store id, endpoint) is
+        planned with its ``setup_error`` and nothing else: every store is checked, so one dry
+        run shows every set-up mistake of a manifest.
+
         Raises:
             RequestValidationError: with every problem found.
-            SetupError: a store cannot be used as set up (credentials, access, store, endpoint).
         """
         if self._state != "open":
             raise ImporterClosedError("plan needs an open Importer")
         resolved = self._resolve(list(requests))
+        unusable = await self._verify({store.key: store for store, _ in resolved})
         by_store: dict[str, tuple[StoreRef, list[ImportRequest]]] = {}
         for store, req in resolved:
             by_store.setdefault(store.key, (store, []))[1].append(req)
@@ -620,15 +626,10 @@ class Importer:
             preflight = self._new_preflight()
         try:
             for store, reqs in by_store.values():
-                refs = await first_listing(
-                    self._gateway,
-                    store,
-                    setup_timeout=self.settings.setup_timeout,
-                    retry_wait=self.settings.busy_wait,
-                    answered=lambda store: store.key in self._answered,
-                    sleep=self._sleep,
-                    clock=self._clock,
-                )
+                if error := unusable.get(store.key):
+                    plans.append(StorePlan(store, len(reqs), {}, 0, setup_error=error))
+                    continue
+                _, refs = self._listed.pop(store.key)  # made by _verify just now
                 names = {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
                 present = {r.name: names[r.name] for r in reqs if r.name in names}
                 missing: dict[str, str] = {}
@@ -664,6 +665,12 @@ class Importer:
         """
         self._check_open()
         stores = {store.key: store for store, _ in self._resolve(list(requests))}
+        problems = await self._verify(stores)
+        return tuple(problems[key] for key in stores if key in problems)
+
+    async def _verify(self, stores: Mapping[str, StoreRef]) -> dict[str, SetupError]:
+        """The first call of each store, all at once: set-up errors by store key. The listings
+        of the usable stores are kept for their lanes (``self._listed``)."""
         problems: dict[str, SetupError] = {}
 
         async def check(store: StoreRef) -> None:
@@ -681,13 +688,12 @@ class Importer:
                 problems[store.key] = exc
             else:
                 self._answered.add(store.key)
-                if store.key not in self._lanes:
-                    self._listed[store.key] = (self._clock(), refs)
+                self._listed[store.key] = (self._clock(), refs)
 
         async with anyio.create_task_group() as tg:
             for store in stores.values():
                 tg.start_soon(check, store)
-        return tuple(problems[key] for key in stores if key in problems)
+        return problems
 
     async def adopt(self) -> list[StoreRef]:
         """Start lanes for stores with work in the journal that this Importer does not drive yet.

@@ -129,6 +129,10 @@ def test_unknown_profile_in_a_run_and_in_a_dry_run(
     assert dry.code == EXIT_SETUP and "Traceback" not in dry.stderr, dry.stderr
     assert "unknown AWS profile 'doesnotexist'" in dry.stderr
     assert elapsed < SLACK
+    planned = cli("import", manifest, *args, "--dry-run", "--json")
+    assert planned.code == EXIT_SETUP
+    [plan] = planned.json()["stores"]
+    assert plan["setup_error"]["kind"] == "credentials" and plan["rows"] == 3
     assert journaled(cli, journal_path) == {}  # nothing recorded, nothing failed
     assert_fixed_run_imports_once(cli, emulator, store, manifest, journal_path)
 
