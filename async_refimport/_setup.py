@@ -107,7 +107,12 @@ def setup_error(error: PermanentServiceError, store: StoreRef) -> SetupError:
             kind="store",
             fix=(
                 f"Check the store id, the Region and the account ({_profile(store)}): "
-                f"`aws omics list-reference-stores --region {store.region}` lists the stores."
+                f"`aws omics list-reference-stores --region {store.region}` lists the stores"
+                + (
+                    f"; and that {store.endpoint_url} is a HealthOmics endpoint."
+                    if store.endpoint_url
+                    else "."
+                )
             ),
             cause=error,
         )

@@ -7,12 +7,14 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -341,3 +343,38 @@ def quiet_logs() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+
+
+def section_lines(section: str, figures: Sequence[Figure]) -> list[str]:
+    """A RESULTS.md section: its title, the figures' notes, one table row per figure."""
+    from .report import _fmt
+
+    notes = sorted({f.note for f in figures if f.note})
+    lines = [f"## {section}", "", *[f"*{n}*" for n in notes], ""]
+    lines += [
+        "| figure | unit | min | median | max | n | goal |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for f in figures:
+        values = f.values or [float("nan")]
+        verdict = {True: " ✅ holds", False: " ❌ missed", None: ""}[f.holds]
+        goal = f.goal + verdict if f.goal else ""
+        lines.append(
+            f"| {f.name} | {f.unit} | {_fmt(min(values))} | {_fmt(f.median)} | "
+            f"{_fmt(max(values))} | {len(f.values)} | {goal} |"
+        )
+    return lines
+
+
+def splice_section(results_md: Path, section: str, lines: Sequence[str]) -> None:
+    """Replace (or add, before the charts) one section of RESULTS.md."""
+    text = results_md.read_text() if results_md.exists() else "# Benchmark results\n"
+    block = "\n".join(lines) + "\n"
+    pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block + "\n", text)
+    elif "\n## Charts" in text:
+        text = text.replace("\n## Charts", "\n" + block + "\n## Charts", 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    results_md.write_text(text)
