@@ -1,9 +1,11 @@
 """The ``refimport`` command: import manifests, watch them, report on them, try it all in a demo.
 
-Subcommands: ``import``, ``status``, ``report``, ``demo`` (this module), plus ``emulator`` and
-``worker``, which :mod:`async_refimport.__main__` hands to their own shells. Exit codes: 0 every row imported or already present,
-1 some rows failed (or were skipped as invalid), 2 usage or manifest errors (nothing sent),
-130 interrupted (re-run the same command to resume).
+Subcommands: ``import``, ``status``, ``report``, ``journal``, ``events``, ``demo`` (this
+module), plus ``emulator`` and ``worker``, which :mod:`async_refimport.__main__` hands to their
+own shells. Exit codes: 0 every row imported or already present, 1 some rows failed (or were
+skipped as invalid), 2 usage or manifest errors (nothing sent), 3 a set-up error (credentials,
+profile, access, store, endpoint: nothing failed), 130 interrupted (re-run the same command to
+resume).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
+import botocore.exceptions
 from rich.table import Table
 
 from ._application import (
@@ -363,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     except RefImportError as exc:
         err_console().print(f"[red]error:[/] {escape(exc)}")
         return EXIT_FAILED
+    except botocore.exceptions.ProfileNotFound as exc:  # AWS_PROFILE, wherever a client is made
+        err_console().print(
+            f"[red]error:[/] {escape(exc)}: name a profile of ~/.aws/config or "
+            "~/.aws/credentials (--profile or AWS_PROFILE)"
+        )
+        return EXIT_SETUP
     except OSError as exc:  # an unreadable manifest, an unwritable journal directory ...
         err_console().print(f"[red]error:[/] {escape(exc)}")
         return EXIT_USAGE

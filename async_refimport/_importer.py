@@ -141,9 +141,14 @@ def default_region() -> str | None:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         return region
+    import botocore.exceptions
     import botocore.session
 
-    configured = botocore.session.Session().get_config_variable("region")
+    try:
+        configured = botocore.session.Session().get_config_variable("region")
+    except botocore.exceptions.ProfileNotFound:
+        # AWS_PROFILE names no profile: each store's first call says so, as a SetupError.
+        return None
     return str(configured) if configured else None
 
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import botocore.exceptions
 
 from ._application import with_region
 from ._errors import RefImportError
@@ -473,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:
         cause = _sole_cause(exc)
-        if not isinstance(cause, RefImportError | OSError):
+        if not isinstance(cause, RefImportError | OSError | botocore.exceptions.ProfileNotFound):
             raise
         # A journal that cannot be opened, a port in use: say so in one line, not a traceback.
         log.error("worker.failed", error=str(cause))
