@@ -63,6 +63,14 @@ class _JournalCollector(Collector):
         )
         for st in snap.stores:
             leases.add_metric([st.store.store_id, st.store.region], 1 if st.held_here else 0)
+        setup = GaugeMetricFamily(
+            "refimport_store_setup_error",
+            "1 while the store cannot be used as set up (its rows wait; the log says what to fix)",
+            labels=["store_id", "region", "kind"],
+        )
+        for st in snap.stores:
+            if st.setup_error is not None:
+                setup.add_metric([st.store.store_id, st.store.region, st.setup_error.kind], 1)
         calls = CounterMetricFamily(
             "refimport_api_calls", "HealthOmics API calls sent", labels=["operation", "region"]
         )
@@ -80,7 +88,7 @@ class _JournalCollector(Collector):
             calls.add_metric([api.operation, api.region], api.calls)
             throttles.add_metric([api.operation, api.region], api.throttles)
             rate.add_metric([api.operation, api.region], api.rate)
-        return [rows, depth, active, leases, calls, throttles, rate]
+        return [rows, depth, active, leases, setup, calls, throttles, rate]
 
 
 class WorkerMetrics:

@@ -47,6 +47,11 @@ def test_worker_with_denied_credentials_is_not_ready_and_keeps_the_rows(
         30,
     )
     assert worker.alive()
+    metrics = worker.request("GET", "/metrics")[1]
+    assert (
+        f'refimport_store_setup_error{{kind="access",region="us-east-1",store_id="{store_id}"}} 1.0'
+        in metrics
+    )
     rows = [worker.request("GET", f"/v1/imports/{i}")[1] for i in ids]
     assert {r["state"] for r in rows} == {"QUEUED"}
     assert emulator.stats()["calls"].get("StartReferenceImportJob", 0) == 0
