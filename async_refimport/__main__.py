@@ -1,7 +1,8 @@
 """``refimport`` (and ``python -m async_refimport``): hands each command to its shell.
 
-``worker`` goes to :mod:`._worker`, ``emulator`` to :mod:`.emulator`, everything else to
-:mod:`._cli`. The shells never import each other; this dispatcher is the only module above them.
+``worker`` goes to :mod:`._worker`, ``emulator`` to :mod:`.emulator`, ``completion`` to
+:mod:`._completion`, everything else to :mod:`._cli`. The shells never import each other; this
+dispatcher is the only module above them.
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ EXIT_USAGE = 2
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``refimport``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except ImportError as exc:
+        # The emulator's extra (moto) is imported only when an emulator starts: the demo, the
+        # emulator command. Without it, one line says what to install instead of a traceback.
+        hint = _missing_extra_hint(exc)
+        if hint is None:
+            raise
+        sys.stderr.write(f"error: {hint}\n")
+        return EXIT_USAGE
+
+
+def _dispatch(args: list[str]) -> int:
     command = args[0] if args else None
     if command == "emulator":
-        try:
-            from .emulator._cli import main as emulator_main
-        except ImportError as exc:
-            sys.stderr.write(
-                "error: the emulator needs the 'emulator' extra "
-                f"(pip install 'async-refimport[emulator]'): {exc}\n"
-            )
-            return EXIT_USAGE
+        from .emulator._cli import main as emulator_main
+
         return int(emulator_main(args[1:]) or 0)
     if command == "worker":
         if importlib.util.find_spec("async_refimport._worker") is None:
@@ -33,9 +41,21 @@ def main(argv: list[str] | None = None) -> int:
         from ._worker import main as worker_main
 
         return int(worker_main(args[1:]) or 0)
+    if command == "completion":
+        from ._completion import main as completion_main
+
+        return completion_main(args[1:])
     from ._cli import main as cli_main
 
     return cli_main(args)
+
+
+def _missing_extra_hint(error: ImportError) -> str | None:
+    try:
+        from .emulator import missing_extra_hint
+    except ImportError:  # pragma: no cover - the emulator package itself is part of the library
+        return None
+    return missing_extra_hint(error)
 
 
 if __name__ == "__main__":

@@ -301,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="long-lived worker: spool directory and HTTP intake (see: refimport worker --help)",
         add_help=False,
     )
+    sub.add_parser(
+        "completion",
+        help="print the shell completion script (refimport completion bash|zsh|tcsh)",
+        add_help=False,
+    )
     return parser
 
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -80,6 +80,23 @@ def print_problems(errors: Iterable[FieldError], console: Console) -> int:
     return len(errors)
 
 
+def outcome_words(summary: Mapping[str, int]) -> str:
+    """``"302 rows: 295 imported, 5 already present, 2 failed"``, from a JSON summary.
+
+    The words of the summary table's columns and of ``--json``'s ``summary`` keys, so that every
+    place that counts rows says the same thing.
+    """
+    parts = [
+        f"{summary.get('imported', 0)} imported",
+        f"{summary.get('already_present', 0)} already present",
+        f"{summary.get('failed', 0)} failed",
+    ]
+    if summary.get("pending"):
+        parts.append(f"{summary['pending']} pending")
+    total = summary.get("total", 0)
+    return f"{total} row{'' if total == 1 else 's'}: " + ", ".join(parts)
+
+
 def print_summary(results: Sequence[RowResult], console: Console, *, skipped: int = 0) -> None:
     """The summary table of an import (per store), then the failures."""
     per_store: dict[tuple[str, str], Counter[RowState]] = {}
@@ -99,8 +116,10 @@ def print_summary(results: Sequence[RowResult], console: Console, *, skipped: in
     table.add_column("Store", no_wrap=True, min_width=10)
     table.add_column("Region", no_wrap=True)
     # Short headers: the table must fit 80 columns (CI logs, narrow terminals) without truncation.
-    for col in ("Rows", "Imported", "Present", "Failed", "Pending", "Jobs"):
-        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    # "Already present" is on two lines: the same words as the JSON summary and the demo.
+    for col in ("Rows", "Imported", "Already\npresent", "Failed", "Pending", "Jobs"):
+        width = max(len(word) for word in col.split("\n"))
+        table.add_column(col, justify="right", no_wrap=True, min_width=width)
     total: Counter[RowState] = Counter()
     for (store_id, region), c in sorted(per_store.items()):
         total.update(c)

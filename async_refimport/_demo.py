@@ -31,6 +31,7 @@ from ._console import (
     escape,
     import_with_progress,
     out_console,
+    outcome_words,
     print_problems,
     print_summary,
 )
@@ -68,15 +69,16 @@ _ORGANISMS = (
 )
 
 
-def _isolate_aws_env(workdir: Path, access_key_id: str, secret: str) -> None:
-    """Point the AWS SDK at demo credentials only: the demo must never touch a real account."""
-    os.environ["AWS_ACCESS_KEY_ID"] = access_key_id
-    os.environ["AWS_SECRET_ACCESS_KEY"] = secret
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_OMICS"):
+def _isolate_aws_env(workdir: Path) -> None:
+    """Keep the user's AWS configuration out: the demo must never touch a real account.
+
+    The emulator's own credentials, Region and endpoints are put in the environment once it runs
+    (``configure_environment``), so every client of the run is the emulator's one account.
+    """
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_OMICS"):
         os.environ.pop(var, None)
     os.environ["AWS_CONFIG_FILE"] = str(workdir / "no-aws-config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "no-aws-credentials")
-    os.environ["AWS_REGION"] = DEMO_REGIONS[0]
 
 
 def _genomes(rows: int) -> list[dict[str, Any]]:
@@ -128,15 +130,23 @@ def run_demo(
     *, rows: int = 300, workdir: Path = Path("refimport-demo"), time_scale: float | None = None
 ) -> int:
     """Run the demo; returns the exit code (0 when every row but the two broken ones imported)."""
+    from .emulator import missing_extra_hint, require_extra
+
     try:
-        from .emulator import EmulatorThread, Faults
-        from .emulator._server import ACCESS_KEY_ID, SECRET_ACCESS_KEY
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        err_console().print(
-            "[red]error:[/] the demo needs the emulator: "
-            f"pip install 'async-refimport[emulator]' ({escape(exc)})"
-        )
+        # Before anything is printed: without the extra, the hint is the demo's only line.
+        require_extra()
+        return _run_demo(rows=rows, workdir=workdir, time_scale=time_scale)
+    except ImportError as exc:
+        hint = missing_extra_hint(exc)
+        if hint is None:
+            raise
+        err_console().print(f"[red]error:[/] {escape(hint)}")
         return EXIT_USAGE
+
+
+def _run_demo(*, rows: int, workdir: Path, time_scale: float | None) -> int:
+    from .emulator import EmulatorThread, Faults
+
     # Wrapped by rich (unlike the CLI's messages): the demo's text and panel fit the terminal.
     err = Console(stderr=True, highlight=False)
     scale = DEFAULT_TIME_SCALE if time_scale is None else time_scale
@@ -146,11 +156,12 @@ def run_demo(
     # A fresh emulator knows none of an earlier demo's jobs: start from a fresh journal too.
     for suffix in ("", "-wal", "-shm"):
         Path(f"{journal}{suffix}").unlink(missing_ok=True)
-    _isolate_aws_env(workdir, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+    _isolate_aws_env(workdir)
     started = time.monotonic()
 
     err.rule("[bold]refimport demo[/]")
     with EmulatorThread(time_scale=scale, faults=Faults(tps=5.0)) as emu:
+        emu.configure_environment()
         err.print(
             f"Emulated HealthOmics at [cyan]{emu.omics_endpoint_url}[/] "
             f"(S3 at {emu.s3_endpoint_url}); its clock runs {1 / scale:.0f} times faster than "
@@ -318,10 +329,12 @@ def _print_finish(
     unexpected: int,
     paths: dict[str, Path],
 ) -> None:
+    # The counts of the summary table and of --json's summary, in their words.
+    counts = outcome_words(outcome.summary)
     calls = stats.get("calls", {})
     throttled = sum(stats.get("throttled", {}).values())
     failure_note = (
-        f"{outcome.failed} failed: the deliberately broken files (see the report for the reasons)."
+        f"The {outcome.failed} failed are the deliberately broken files (the report says why)."
         if not unexpected
         else f"[red]{unexpected} unexpected failure(s)[/]: see the report."
     )
@@ -329,9 +342,9 @@ def _print_finish(
     journal = escape(paths["Journal"])
     err.print(
         Panel.fit(
-            f"Imported {sum(1 for r in outcome.results if r.ok)} of {len(outcome.results)} "
-            f"genomes in {elapsed:.0f} s using {calls.get('StartReferenceImportJob', 0)} Start "
-            f"calls ({throttled} throttled calls absorbed by pacing).\n"
+            f"{counts}.\n"
+            f"{elapsed:.0f} s, {calls.get('StartReferenceImportJob', 0)} Start calls, "
+            f"{throttled} throttled calls absorbed by pacing.\n"
             f"{failure_note}\n\n"
             f"{where}\n\n"
             f"Next: refimport status --journal {journal}\n"

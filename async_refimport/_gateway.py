@@ -10,6 +10,7 @@ belong to the lane, which knows whether an ambiguous failure needs a lookup befo
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -217,6 +218,16 @@ def map_error(error: BaseException, operation: str, store: StoreRef) -> ServiceE
     return None
 
 
+def _custom_endpoint(store: StoreRef) -> bool:
+    """Whether ``store`` is reached at another endpoint than AWS's own (the row's, or one the
+    environment configures, which botocore reads by itself)."""
+    return bool(
+        store.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_OMICS")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+
+
 class AwsGateway:
     """:class:`OmicsGateway` over aioboto3: one client per (profile, Region, endpoint), created lazily.
 
@@ -281,8 +292,9 @@ class AwsGateway:
                     connect_timeout=self._timeouts[0],
                     read_timeout=self._timeouts[1],
                     # botocore prefixes the host with "control-storage-" even for a custom
-                    # endpoint_url; an emulator or VPC endpoint has no such host.
-                    inject_host_prefix=store.endpoint_url is None,
+                    # endpoint_url (given, or configured as AWS_ENDPOINT_URL_OMICS); an
+                    # emulator or VPC endpoint has no such host.
+                    inject_host_prefix=not _custom_endpoint(store),
                     max_pool_connections=50,
                 )
                 client = await self._stack.enter_async_context(

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 
+from ._extra import MissingExtraError, require_extra
 from ._faults import Faults
 from ._server import Emulator, check_settings
 from ._service import DEFAULT_TOKEN_TTL
@@ -182,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             job_overhead=None,
             throughput=None,
         )
-    except ValueError as exc:
+        if args.s3_endpoint_url is None:
+            # The embedded S3 is moto's: without the extra, one line says what to install.
+            require_extra()
+    except (ValueError, MissingExtraError) as exc:
         print(f"refimport emulator: {exc}", file=sys.stderr)
         return 2
     _configure_logging(args.log_level)

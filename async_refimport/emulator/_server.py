@@ -8,12 +8,11 @@ Each request goes through: route (by the model's method and ``requestUri``) → 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -24,7 +23,9 @@ from botocore.exceptions import ClientError
 
 from .._log import get_logger
 from ._checks import check_number
+from ._environment import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EnvironmentPatch, account_for, environ
 from ._eventbus import EVENT_COUNTERS, EventPublisher
+from ._extra import require_extra
 from ._faults import FaultInjector, Faults
 from ._model import RequestValidationFailed, error_status, match_route, parse_request, serialize
 from ._service import (
@@ -43,24 +44,7 @@ log = get_logger(__name__)
 #: AccessDeniedException, like an IAM user without omics permissions (to try a set-up mistake).
 DENIED_KEY_PREFIX = "AKIADENIED"
 
-#: Dummy credentials handed out by :meth:`Emulator.client_kwargs`.
-ACCESS_KEY_ID = "AKIAEMULATOR00000000"
-SECRET_ACCESS_KEY = "emulator-secret"
-
 _CREDENTIAL = re.compile(r"Credential=([^/\s,]+)/(\d{8})/([^/\s,]+)/([^/\s,]+)/aws4_request")
-
-
-def account_for(access_key_id: str) -> str:
-    """Derive the 12-digit account id the emulator assigns to an access key id.
-
-    A key id that is itself 12 digits is used as is (handy to pick an account in tests);
-    any other key maps to ``int(sha256(key)) mod 10**12``, zero-padded, so distinct keys
-    behave as distinct accounts with their own store quota.
-    """
-    if access_key_id.isdigit() and len(access_key_id) == 12:
-        return access_key_id
-    digest = int(hashlib.sha256(access_key_id.encode()).hexdigest(), 16)
-    return f"{digest % 10**12:012d}"
 
 
 class _Dropped(Exception):
@@ -214,6 +198,8 @@ class Emulator:
         self._state = "closed"
 
     async def _start_moto(self, stack: AsyncExitStack) -> str:
+        # Checked first, so a missing extra is one line, not moto's traceback.
+        require_extra()
         from moto.server import ThreadedMotoServer  # heavy import, only when embedded S3 is used
 
         # werkzeug prints every request to stderr unless a handler is already there: a
@@ -312,10 +298,33 @@ class Emulator:
             out["events_endpoint_url"] = self._events_url
         return out
 
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment in which the AWS SDK is the caller :meth:`client_kwargs` makes.
+
+        ``base`` (default: a copy of ``os.environ``) with this emulator's access key, Region and
+        endpoints set and ``AWS_PROFILE`` / ``AWS_SESSION_TOKEN`` removed: hand it to a child
+        process (``refimport import``, the AWS CLI) so that it sees the stores made with
+        :meth:`client_kwargs`. See :func:`async_refimport.emulator.environ`.
+        """
+        return environ(self.endpoints(), base)
+
+    def configure_environment(self) -> EnvironmentPatch:
+        """Apply :meth:`environ` to this process, so clients that read their credentials from the
+        environment (an ``Importer``, boto3 without arguments) are the caller of
+        :meth:`client_kwargs`, in the same emulated account.
+
+        Returns a handle: ``restore()`` (or leaving ``with emu.configure_environment():``) puts
+        the earlier variables back.
+        """
+        return EnvironmentPatch(self.endpoints())
+
     def client_kwargs(
         self, service: str = "omics", *, max_attempts: int | None = None
     ) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client(service, **kw)`` or ``aioboto3.Session().client``.
+
+        They sign as the emulator's own account; :meth:`environ` is the same caller for code
+        that takes its credentials from the environment.
 
         Args:
             service: ``"omics"``, ``"s3"``, or ``"events"`` / ``"sqs"`` (the EventBridge the

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._log import get_logger
+from ._environment import ACCESS_KEY_ID
 from ._fasta import FastaError, FastaScanner
 from ._faults import FAULT_KINDS
 from ._model import OPERATIONS
@@ -322,8 +323,20 @@ class Service:
 
     def _store(self, caller: Caller, store_id: str) -> Store:
         store = self.stores.get(store_id)
-        if store is None or (store.account, store.region) != (caller.account, caller.region):
+        if store is None:
             raise ApiError("ResourceNotFoundException", f"Reference store {store_id} not found")
+        if (store.account, store.region) != (caller.account, caller.region):
+            # Invisible, as on AWS; but the usual cause here is a client signing with another
+            # access key than the one that made the store (the key selects the account), so
+            # the message says how to be the same caller.
+            raise ApiError(
+                "ResourceNotFoundException",
+                f"Reference store {store_id} not found (the emulator has it in account "
+                f"{store.account}, {store.region}; this call is account {caller.account}, "
+                f"{caller.region}: the access key id selects the account, so sign with the "
+                f"emulator's key, AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}, e.g. through "
+                "emu.configure_environment() or env=emu.environ())",
+            )
         return store
 
     def _idempotent(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from ._environment import EnvironmentPatch
+from ._extra import MissingExtraError
 from ._faults import Faults
 from ._server import Emulator
 from ._unknowns import Unknowns
@@ -44,6 +46,9 @@ class EmulatorThread:
         self._thread.start()
         if not self._ready.wait(self._timeout):
             raise TimeoutError("the emulator did not start in time")
+        if isinstance(self._error, MissingExtraError):
+            # Its message is the whole story (which extra to install): no wrapper around it.
+            raise self._error
         if self._error is not None:
             raise RuntimeError("the emulator failed to start") from self._error
         return self
@@ -142,6 +147,14 @@ class EmulatorThread:
     ) -> dict[str, Any]:
         """See :meth:`Emulator.client_kwargs`."""
         return self.emulator.client_kwargs(service, max_attempts=max_attempts)
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """See :meth:`Emulator.environ`."""
+        return self.emulator.environ(base)
+
+    def configure_environment(self) -> EnvironmentPatch:
+        """See :meth:`Emulator.configure_environment`."""
+        return self.emulator.configure_environment()
 
     def stats(self) -> dict[str, Any]:
         """See :meth:`Emulator.stats`."""

@@ -5,6 +5,9 @@ Fixtures:
         throttling off, no faults).
     emulator: the session emulator, reset before the test (state dropped, settings restored);
         change settings in a test with ``emulator.configure(...)``.
+    emulator_environ: the ``emulator``'s environment (access key, Region, endpoints) set for
+        the test and undone after it, so code that reads its credentials from the environment
+        is the same account as ``emulator.client_kwargs()``; returns the whole environment.
     emulator_factory: ``emulator_factory(**Emulator kwargs) -> EmulatorThread``; each one is
         stopped after the test. It shares the session emulator's S3 unless told otherwise.
     s3_fasta: ``s3_fasta(key, data, *, bucket="refimport-test", metadata=None) -> "s3://..."``
@@ -13,7 +16,9 @@ Fixtures:
         emulator's moto fed by an EventBridge rule of that Region matching HealthOmics' reference
         import job events, as a user sets them up on AWS; removed after the test.
 
-Imports stay light: the emulator is imported only when a fixture is used.
+Imports stay light: the emulator is imported only when a fixture is used. Without the
+``emulator`` extra (moto), a test that uses a fixture is skipped with the one-line hint that
+says what to install, instead of erroring.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ SESSION_SETTINGS: dict[str, Any] = {"time_scale": 0.001}
 @pytest.fixture(scope="session")
 def emulator_session() -> Iterator[EmulatorThread]:
     """One emulator for the whole test session (prefer ``emulator``, which resets it)."""
+    _require_extra()
     from ._faults import Faults
     from ._thread import EmulatorThread
 
@@ -40,11 +46,38 @@ def emulator_session() -> Iterator[EmulatorThread]:
         yield emu
 
 
+def _require_extra() -> None:
+    """Skip the test, with the hint, when the ``emulator`` extra is not installed."""
+    from ._extra import MissingExtraError, require_extra
+
+    try:
+        require_extra()
+    except MissingExtraError as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.fixture
 def emulator(emulator_session: EmulatorThread) -> EmulatorThread:
     """The session emulator with fresh state and its session settings restored."""
     emulator_session.reset(settings=True)
     return emulator_session
+
+
+@pytest.fixture
+def emulator_environ(emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The ``emulator``'s environment, applied for the test and undone after it.
+
+    Clients configured from the environment (an ``Importer``, ``boto3.client("omics")``, a
+    child process) are then the caller of ``emulator.client_kwargs()``, in the same emulated
+    account. Returns the whole environment, for ``subprocess.run(..., env=...)``.
+    """
+    from ._environment import CONFLICTING
+
+    for name in CONFLICTING:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emulator.environ(base={}).items():
+        monkeypatch.setenv(name, value)
+    return emulator.environ()
 
 
 @pytest.fixture
