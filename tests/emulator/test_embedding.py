@@ -115,8 +115,9 @@ def test_client_kwargs_and_the_environment_are_one_account(
         name="refs"
     )["id"]
     # A client with no arguments at all: key, Region, endpoint and host prefixing all come
-    # from the environment the fixture applied.
-    plain = boto3.client("omics")
+    # from the environment the fixture applied. A new session, as an Importer makes one:
+    # boto3's default session keeps the credentials it found when it was first used.
+    plain = boto3.session.Session().client("omics")
     assert plain.get_reference_store(id=store_id)["id"] == store_id
     assert emulator_environ["AWS_ENDPOINT_URL_OMICS"] == emulator.omics_endpoint_url
 
