@@ -18,12 +18,17 @@ flags only, so a client cannot point the worker's credentials at another endpoin
 
 When the environment variable ``REFIMPORT_WORKER_TOKEN`` is set, every route but ``/healthz`` and
 ``/readyz`` requires ``Authorization: Bearer <token>``.
+
+Every answer is JSON (``/metrics`` aside), errors included: a body or path the intake cannot use
+is a 4xx naming the problem, a journal that cannot be read or written (a full disk) a 503 with
+``Retry-After``; nothing a client sends makes it answer 500.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -31,6 +36,8 @@ from typing import Any
 import anyio
 import anyio.abc
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import server_logger
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ._application import (
@@ -40,7 +47,7 @@ from ._application import (
     stores_document,
     with_region,
 )
-from ._errors import FieldError, ImporterClosedError, RequestValidationError
+from ._errors import FieldError, ImporterClosedError, JournalError, RequestValidationError
 from ._importer import Importer
 from ._log import get_logger
 from ._manifest import ManifestDefaults
@@ -64,6 +71,39 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+#: Seconds a client is told to wait before it tries again after a 503.
+RETRY_AFTER = 10
+
+
+def _unavailable(reason: str) -> web.Response:
+    response = _json({"error": reason, "errors": [{"field": None, "reason": reason}]}, 503)
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as a JSON document: aiohttp's own (404, 405, 413 ...) would be text, and an
+    exception escaping a handler would be a bare 500 with a traceback in the log."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like are answers, not errors
+        response = _json({"error": exc.reason}, exc.status)
+        for header in ("Allow", "WWW-Authenticate"):
+            if header in exc.headers:
+                response.headers[header] = exc.headers[header]
+        return response
+    except JournalError as exc:
+        # A full disk or a journal gone: nothing can be recorded, so nothing is accepted. The
+        # worker rides the outage out; the client tries again later.
+        log.error("http.journal_failed", path=request.path, error=str(exc))
+        return _unavailable(f"the journal cannot be used: {exc}")
+    except ImporterClosedError:
+        return _unavailable("the worker is stopping")
 
 
 def _bearer_middleware(token: str) -> Any:
@@ -118,7 +158,11 @@ async def _submit(request: web.Request) -> web.Response:
     except RequestValidationError as exc:
         return answer(400, {"errors": [_index_error(e) for e in exc.errors]})
     except ImporterClosedError:
-        return answer(503, {"errors": [{"field": None, "reason": "the worker is stopping"}]})
+        metrics.http_submissions.labels("503").inc()
+        return _unavailable("the worker is stopping")
+    except JournalError:
+        metrics.http_submissions.labels("503").inc()
+        raise  # answered by _json_errors, which logs it
     log.info("http.submitted", rows=len(ids))
     return answer(202, {"ids": ids})
 
@@ -187,7 +231,7 @@ def build_app(
     token: str | None = None,
 ) -> web.Application:
     """The intake application, bound to an open Importer owned by the caller."""
-    middlewares = [_bearer_middleware(token)] if token else []
+    middlewares = [_json_errors, *([_bearer_middleware(token)] if token else [])]
     app = web.Application(middlewares=middlewares, client_max_size=32 * 1024 * 1024)
     app[IMPORTER_KEY] = importer
     app[METRICS_KEY] = metrics
@@ -201,6 +245,19 @@ def build_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     return app
+
+
+class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, with a request that is not valid HTTP (a raw byte in the target,
+    a broken header: the client's fault, answered 400 by aiohttp before any route) said in one
+    warning line rather than an error with a traceback that any client could fill the log with."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            reason = str(exc_info.message).strip().splitlines()[0] if exc_info.message else ""
+            log.warning("http.bad_request", status=exc_info.code, reason=reason)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kw)
 
 
 class HttpIntake:
@@ -253,7 +310,12 @@ class HttpIntake:
     ) -> None:
         """Listen, report started, and serve until cancelled."""
         app = build_app(self.importer, self.metrics, self.defaults, self._ready, token=self.token)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.close_timeout)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=self.close_timeout,
+            logger=_ProtocolLog(server_logger, {}),
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)

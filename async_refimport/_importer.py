@@ -69,6 +69,8 @@ _UNCHECKED = Checked()
 # another process sharing it. Long enough that a 100k-row wait() costs little.
 _QUIET_RECHECK = 10.0
 _QUIET_RECHECK_MAX = 30.0
+#: Seconds between the error lines of a journal outage a worker rides out (debug lines between).
+_JOURNAL_FAILURE_REPEAT = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +392,7 @@ class Importer:
             self._lane_scopes.append(scope)
             if self._stopping:
                 scope.cancel()
+            journal_said = -math.inf
             while True:
                 try:
                     await lane.run()
@@ -414,7 +417,12 @@ class Importer:
                     await self._sleep(self.settings.busy_wait)
                 except JournalError as exc:
                     if not self.settings.stop_on_journal_failure:
-                        log.error("journal.failed", store_id=lane.store.store_id, error=str(exc))
+                        # Said every few minutes while an outage lasts, not every busy_wait.
+                        now = self._clock()
+                        loud = now - journal_said >= _JOURNAL_FAILURE_REPEAT
+                        journal_said = now if loud else journal_said
+                        say = log.error if loud else log.debug
+                        say("journal.failed", store_id=lane.store.store_id, error=str(exc))
                         await self._sleep(self.settings.busy_wait)
                         continue
                     # Nothing may be sent that cannot be recorded: stop the whole run; it

@@ -335,7 +335,7 @@ class SQLiteJournal:
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.rollback()
-                raise JournalError(f"journal {self.path}: {exc}") from exc
+                raise JournalError(f"journal {self.path}: {_explain(exc)}") from exc
 
         def bounded() -> _T:
             # The shield below is bounded by this: a call that outlives its time limit (a locked
@@ -993,6 +993,19 @@ class SQLiteJournal:
 
 def tags_of(items: Iterable[tuple[str, Any]]) -> dict[str, str]:
     return {str(k): str(v) for k, v in items}
+
+
+# SQLite's primary result codes for a write the file system refused: SQLITE_IOERR (a failed
+# write(2), as EFBIG past a file-size limit) and SQLITE_FULL (ENOSPC).
+_WRITE_REFUSED = {10, 13}
+
+
+def _explain(exc: sqlite3.Error) -> str:
+    """SQLite's reason, with what a user can do about a write the file system refused."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _WRITE_REFUSED:
+        return f"{exc}: cannot write to it (is its disk full?)"
+    return str(exc)
 
 
 def lease_owner_name() -> str:

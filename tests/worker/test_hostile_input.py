@@ -1,0 +1,128 @@
+"""A worker subprocess meeting hostile and broken input where users meet it (its HTTP intake,
+its spool, its journal's disk): each is refused or filed with a reason, the worker stays up (or,
+when its journal cannot be written, stops in one line), and nothing is lost or imported twice."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import resource
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from async_refimport.emulator import EmulatorThread
+from tests.conftest import ROLE_ARN
+from tests.integration.helpers import genomes
+from tests.worker.conftest import WORKER, WorkerProcess, _read_announcement, drop, wait_for
+
+
+def raw_request(
+    worker: WorkerProcess, method: str, path: str, body: bytes | None = None
+) -> tuple[int, Any]:
+    """One request with the bytes given as they are (no client-side encoding or checks)."""
+    host, port = worker.http.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    return resp.status, json.loads(raw)
+
+
+# -- a full disk ----------------------------------------------------------------------------------
+
+
+def ignore_sigxfsz() -> None:
+    # A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def copy_lines(stream: IO[str], path: Path) -> None:
+    with path.open("a") as out:
+        for line in stream:
+            out.write(line)
+            out.flush()
+
+
+def spawn_worker(emu: EmulatorThread, tmp_path: Path, *args: str) -> WorkerProcess:
+    log_path = tmp_path / f"worker.{time.monotonic_ns()}.log"
+    cmd = [
+        *WORKER, "--endpoint-url", emu.omics_endpoint_url, "--region", emu.region,
+        "--role-arn", ROLE_ARN, "--rescan-interval", "0.5", "--busy-wait", "0.2",
+        "--api-rate", "50", "--http-port", "0", *args,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        # A pipe, not a file: the worker's own file-size limit must not swallow its log.
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+        preexec_fn=ignore_sigxfsz,
+    )
+    threading.Thread(target=copy_lines, args=(proc.stderr, log_path), daemon=True).start()
+    worker = WorkerProcess(proc, log_path)
+    worker.announced = _read_announcement(proc, 60, log_path)
+    return worker
+
+
+@pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs prlimit(2) (Linux)")
+def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], store_id: str, tmp_path: Path
+) -> None:
+    emulator.configure(time_scale=0.01)  # jobs of a second or two
+    journal = tmp_path / "j.sqlite"
+    args = ("--journal", str(journal), "--store-id", store_id, "--max-sources-per-job", "4")
+    worker = spawn_worker(emulator, tmp_path, *args)
+    first = genomes(s3_fasta, 8, "disk-a")
+    status, answer = raw_request(worker, "POST", "/v1/imports", submission(first))
+    assert status == 202, answer
+    wait_for(lambda: emulator.stats()["calls"]["StartReferenceImportJob"] >= 1, 30, 0.02)
+    # From now on the worker can write no byte past offset 512 of any file: a full disk.
+    pid = worker.proc.pid
+    limits = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (512, limits[1]))
+
+    second = genomes(s3_fasta, 3, "disk-b")
+    status, answer = raw_request(worker, "POST", "/v1/imports", submission(second))
+    # Rows that cannot be recorded are not accepted: a 503 saying why, never a 500.
+    assert status == 503, answer
+    assert "journal" in answer["error"] and "disk" in answer["error"], answer
+    assert worker.alive()
+    # The job in flight ends meanwhile: its end cannot be recorded either, and the worker waits.
+    wait_for(lambda: '"journal.failed"' in worker.log_path.read_text(), 30, 0.05)
+    time.sleep(1)  # a few of its retries (--busy-wait 0.2)
+    assert worker.alive() and raw_request(worker, "GET", "/healthz")[0] == 200
+
+    # Space is back: the worker finishes the job in flight, takes the refused rows when they
+    # are sent again, and imports each row exactly once.
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
+    wait_for(lambda: len(emulator.stats()["references"].get(store_id, [])) == 8, 60)
+    status, answer = raw_request(worker, "POST", "/v1/imports", submission(second))
+    assert status == 202, answer
+    wait_for(lambda: len(emulator.stats()["references"].get(store_id, [])) == 11, 60)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    names = [r["name"] for r in emulator.stats()["references"][store_id]]
+    assert sorted(names) == sorted(n for n, _ in first + second)
+    text = worker.log_path.read_text()
+    assert "Traceback" not in text and "ExceptionGroup" not in text, text[-3000:]
+    assert "lane.crashed" not in text, text[-3000:]
+    # Said once, not at every retry of the outage.
+    assert len([e for e in worker.logs() if e.get("event") == "journal.failed"]) == 1
+
+
+def submission(items: list[tuple[str, str]]) -> bytes:
+    return json.dumps({"requests": [{"name": n, "source_file": u} for n, u in items]}).encode()
