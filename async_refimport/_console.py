@@ -208,7 +208,10 @@ async def _import(
             )
         except Exception as exc:
             # Raised after the task group, not through it: the caller sees the error itself
-            # (a journal that cannot be opened is one line), not an exception group.
+            # (a journal that cannot be opened is one line), not an exception group; nor one
+            # from the run's own task group (a journal deleted while the run waits).
+            while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+                exc = exc.exceptions[0]
             failure = exc
         finally:
             if display is not None:

@@ -126,3 +126,70 @@ def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
 
 def submission(items: list[tuple[str, str]]) -> bytes:
     return json.dumps({"requests": [{"name": n, "source_file": u} for n, u in items]}).encode()
+
+
+# -- the spool and the HTTP intake ----------------------------------------------------------------
+
+
+def test_hostile_files_and_requests_are_refused_with_a_reason_and_the_worker_goes_on(
+    start_worker: Callable[..., WorkerProcess],
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    store_id: str,
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    incoming = spool / "incoming"
+    incoming.mkdir(parents=True)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("name,source_file\nnever-read,s3://genomes/a.fa\n")
+    (incoming / "link.csv").symlink_to(outside)
+    (incoming / "folder.csv").mkdir()
+    os.mkfifo(incoming / "pipe.csv")
+    worker = start_worker(
+        "--spool", str(spool), "--http-port", "0", "--journal", str(tmp_path / "j.sqlite"),
+        "--store-id", store_id,
+    )  # fmt: skip
+    row = '{"name": "deep-genome", "source_file": "s3://genomes/a.fa", "tags": %s}\n'
+    deep = "[" * 100_000 + "]" * 100_000
+    drop(spool, "nested.jsonl", row % deep)
+    (tmp_path / "latin1.csv").write_bytes(b"name,source_file\ng\xe9nome-1,s3://genomes/a.fa\n")
+    os.replace(tmp_path / "latin1.csv", incoming / "latin1.csv")
+    drop(spool, "empty.csv", "")
+
+    # Over HTTP: nesting beyond any parser, ids no row can have, bytes that are not UTF-8.
+    answers = [
+        raw_request(worker, "POST", "/v1/imports", (row % deep).replace("\n", "").encode()),
+        raw_request(worker, "POST", "/v1/imports", b'{"requests": [{"name": "g\xe9nome"}]}'),
+        raw_request(worker, "POST", "/v1/imports", b"[" * 200_000),
+        raw_request(worker, "GET", "/v1/imports/" + "9" * 30),
+        raw_request(worker, "GET", "/v1/imports?ids=" + "9" * 30),
+        raw_request(worker, "GET", "/v1/nowhere"),
+    ]
+    assert [status for status, _ in answers] == [400, 400, 400, 404, 200, 404], answers
+    for _, body in answers:
+        assert body.get("error") or body.get("errors") or body == {"items": []}, body
+
+    for name in ("nested.jsonl", "latin1.csv", "empty.csv"):
+        wait_for(lambda name=name: (spool / "failed" / f"{name}.report.json").exists(), 30)
+        report = json.loads((spool / "failed" / f"{name}.report.json").read_text())
+        assert report["errors"] and all(e["reason"] for e in report["errors"]), report
+    assert not list((spool / "processing").iterdir())
+
+    # A good file still goes through, and the worker never followed the link.
+    good = genomes(s3_fasta, 2, "after-hostile")
+    drop(spool, "good.csv", "name,source_file\n" + "".join(f"{n},{u}\n" for n, u in good))
+    wait_for(lambda: (spool / "done" / "good.csv").exists(), 60)
+    assert (incoming / "link.csv").is_symlink() and outside.read_text().startswith("name,")
+    names = [r["name"] for r in emulator.stats()["references"][store_id]]
+    assert sorted(names) == sorted(n for n, _ in good)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+
+    logs = worker.logs()
+    ignored = {e["file"]: e["reason"] for e in logs if e.get("event") == "spool.ignored"}
+    assert len([e for e in logs if e.get("event") == "spool.ignored"]) == 3  # once each
+    assert "symbolic link" in ignored["link.csv"] and "FIFO" in ignored["pipe.csv"]
+    assert "directory" in ignored["folder.csv"]
+    text = worker.log_path.read_text()
+    assert "Traceback" not in text and "RecursionError" not in text, text[-3000:]
