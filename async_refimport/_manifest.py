@@ -45,7 +45,7 @@ from types import MappingProxyType
 from typing import IO, Any, Literal
 
 from ._errors import FieldError, ManifestError
-from ._models import ImportRequest, validate_request
+from ._models import QUOTED_MAX, ImportRequest, validate_request
 
 ManifestFormat = Literal["csv", "tsv", "jsonl"]
 
@@ -437,7 +437,10 @@ def _loads(text: str) -> tuple[Any, str | None]:
 
 
 def _shown(text: str) -> str:
-    """``text`` fit to stand in one line of an error message (no line breaks or controls)."""
+    """``text`` fit to stand in one line of an error message (no line breaks or controls, no
+    more than a few dozen characters of a huge value)."""
+    if len(text) > QUOTED_MAX:
+        return f"{_shown(text[:QUOTED_MAX])}... ({len(text)} characters)"
     if text.isprintable():
         return text
     return repr(text)[1:-1]
@@ -728,7 +731,7 @@ def _canonical(raw: str) -> str | None:
 
 
 def _unknown(raw: str, what: str) -> str:
-    return f"unknown {what} {raw.strip()!r} (expected: {', '.join(COLUMNS)})"
+    return f"unknown {what} {_shown(raw.strip())!r} (expected: {', '.join(COLUMNS)})"
 
 
 def _parse_tags(value: Any) -> tuple[dict[str, str], list[FieldError]]:

@@ -193,6 +193,24 @@ class RowResult:
         return self.state in (RowState.IMPORTED, RowState.ALREADY_PRESENT)
 
 
+#: Characters of a value an error message quotes: a 100 KB field must not make a 100 KB line.
+QUOTED_MAX = 80
+
+
+def quoted(value: str) -> str:
+    """``repr(value)``, cut to :data:`QUOTED_MAX` characters with the full length said."""
+    if len(value) <= QUOTED_MAX:
+        return repr(value)
+    return f"{value[:QUOTED_MAX]!r}... ({len(value)} characters)"
+
+
+def _key(key: object) -> str:
+    """A tag key as part of a field name: one line, cut like a quoted value."""
+    text = key if isinstance(key, str) else repr(key)
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= QUOTED_MAX else f"{text[:QUOTED_MAX]}..."
+
+
 def _printable(value: str) -> bool:
     # The model's pattern [\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+ admits every Unicode letter,
     # mark, separator, symbol, number and punctuation: everything but the "C" (control) categories.
@@ -246,13 +264,13 @@ def role_arn_problem(value: str) -> str | None:
     if len(parts) < 6:
         detail = f"{len(parts) - 1} ':' separators, an ARN has 5"
     elif not re.fullmatch(r"aws(?:-[a-z]+)*", parts[1]):
-        detail = f"partition {parts[1]!r} is not aws, aws-cn, aws-us-gov ..."
+        detail = f"partition {quoted(parts[1])} is not aws, aws-cn, aws-us-gov ..."
     elif parts[2] != "iam":
-        detail = f"service {parts[2]!r} is not iam"
+        detail = f"service {quoted(parts[2])} is not iam"
     elif parts[3]:
         detail = "IAM ARNs have no Region"
     elif not re.fullmatch(r"[0-9]{12}", parts[4]):
-        detail = f"account {parts[4]!r} is not 12 digits"
+        detail = f"account {quoted(parts[4])} is not 12 digits"
     elif not parts[5].startswith("role/"):
         detail = "the resource is not role/<name>"
     elif len(value) > 2048:
@@ -311,7 +329,7 @@ def validate_request(request: ImportRequest) -> list[FieldError]:
             errors.append(
                 FieldError(
                     "name",
-                    f"{name!r} has leading or trailing whitespace "
+                    f"{quoted(name)} has leading or trailing whitespace "
                     "(names are matched exactly; remove it)",
                 )
             )
@@ -325,23 +343,24 @@ def validate_request(request: ImportRequest) -> list[FieldError]:
     else:
         for key, value in request.tags.items():
             if not isinstance(key, str) or not 1 <= _java_length(key) <= 128:
-                errors.append(FieldError(f"tags.{key}", "tag keys must be 1..128 characters"))
+                errors.append(FieldError(f"tags.{_key(key)}", "tag keys must be 1..128 characters"))
             if not isinstance(value, str) or _java_length(value) > 256:
                 errors.append(
                     FieldError(
-                        f"tags.{key}", "tag values must be strings of at most 256 characters"
+                        f"tags.{_key(key)}", "tag values must be strings of at most 256 characters"
                     )
                 )
     if request.region is not None:
         region = _text(errors, "region", request.region)
         if region is not None and not _REGION.fullmatch(region):
-            errors.append(FieldError("region", f"{region!r} is not an AWS Region name"))
+            errors.append(FieldError("region", f"{quoted(region)} is not an AWS Region name"))
     if request.endpoint_url is not None:
         url = _text(errors, "endpoint_url", request.endpoint_url)
         if url is not None and not _ENDPOINT_URL.fullmatch(url):
             errors.append(
                 FieldError(
-                    "endpoint_url", f"{url!r} is not an http:// or https:// URL without spaces"
+                    "endpoint_url",
+                    f"{quoted(url)} is not an http:// or https:// URL without spaces",
                 )
             )
     if request.profile is not None:
@@ -350,7 +369,7 @@ def validate_request(request: ImportRequest) -> list[FieldError]:
             errors.append(
                 FieldError(
                     "profile",
-                    f"{profile!r} is not a profile name (printable, no leading or trailing "
+                    f"{quoted(profile)} is not a profile name (printable, no leading or trailing "
                     "spaces, at most 256 characters)",
                 )
             )
@@ -378,7 +397,8 @@ def validate_requests(
         if key in seen:
             row_errors.append(
                 FieldError(
-                    "name", f"{request.name!r} is requested twice for store {request.store_id}"
+                    "name",
+                    f"{quoted(request.name)} is requested twice for store {request.store_id}",
                 )
             )
         else:

@@ -19,6 +19,7 @@ writes the report again.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -34,7 +35,13 @@ import structlog
 from anyio.abc import TaskGroup
 
 from ._application import read_whole_manifest, report_document, with_region
-from ._errors import FieldError, ImporterClosedError, ManifestError, RequestValidationError
+from ._errors import (
+    FieldError,
+    ImporterClosedError,
+    JournalError,
+    ManifestError,
+    RequestValidationError,
+)
 from ._importer import Importer
 from ._log import get_logger
 from ._manifest import ManifestDefaults
@@ -53,6 +60,13 @@ def _write_atomic(path: Path, data: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    """The journal or the spool's own files cannot be written (a full disk, a quota)."""
+    if isinstance(exc, JournalError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def _free_name(directory: Path, name: str) -> str:
@@ -223,6 +237,7 @@ class Spool:
     async def _process(self, path: Path, resumed: bool) -> None:
         with structlog.contextvars.bound_contextvars(spool_file=path.name):
             try:
+                said_journal = False
                 while True:
                     try:
                         await self._carry(path, resumed)
@@ -231,9 +246,15 @@ class Spool:
                         log.info("spool.left_for_next_start")
                         return
                     except Exception as exc:
-                        # One bad file must never stop the worker: log, and try it again later
-                        # (a journal locked by another process, a full disk...).
-                        log.exception("spool.file_error", error=str(exc))
+                        # One bad file must never stop the worker: log, and try it again later.
+                        if not _cannot_write(exc):
+                            log.exception("spool.file_error", error=str(exc))
+                        elif not said_journal:
+                            # A full disk, a journal that cannot be written: nothing is wrong
+                            # with the file and there is no traceback to show. Said once; the
+                            # file waits in processing/ until space is back.
+                            log.warning("spool.cannot_write", error=str(exc))
+                            said_journal = True
                     if self.importer.stopping:
                         return
                     if not await anyio.to_thread.run_sync(path.exists):

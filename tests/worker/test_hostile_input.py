@@ -60,7 +60,7 @@ def spawn_worker(emu: EmulatorThread, tmp_path: Path, *args: str) -> WorkerProce
     cmd = [
         *WORKER, "--endpoint-url", emu.omics_endpoint_url, "--region", emu.region,
         "--role-arn", ROLE_ARN, "--rescan-interval", "0.5", "--busy-wait", "0.2",
-        "--api-rate", "50", "--http-port", "0", *args,
+        "--api-rate", "50", "--http-port", "0", "--scan-interval", "0.1", *args,
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd,
@@ -84,8 +84,9 @@ def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
 ) -> None:
     emulator.configure(time_scale=0.01)  # jobs of a second or two
     journal = tmp_path / "j.sqlite"
+    spool = tmp_path / "spool"
     args = ("--journal", str(journal), "--store-id", store_id, "--max-sources-per-job", "4")
-    worker = spawn_worker(emulator, tmp_path, *args)
+    worker = spawn_worker(emulator, tmp_path, *args, "--spool", str(spool))
     first = genomes(s3_fasta, 8, "disk-a")
     status, answer = raw_request(worker, "POST", "/v1/imports", submission(first))
     assert status == 202, answer
@@ -100,6 +101,10 @@ def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
     # Rows that cannot be recorded are not accepted: a 503 saying why, never a 500.
     assert status == 503, answer
     assert "journal" in answer["error"] and "disk" in answer["error"], answer
+    # A manifest dropped in the spool meanwhile waits in processing/.
+    third = genomes(s3_fasta, 2, "disk-c")
+    drop(spool, "outage.csv", "name,source_file\n" + "".join(f"{n},{u}\n" for n, u in third))
+    wait_for(lambda: (spool / "processing" / "outage.csv").exists(), 30, 0.05)
     assert worker.alive()
     # The job in flight ends meanwhile: its end cannot be recorded either, and the worker waits.
     wait_for(lambda: '"journal.failed"' in worker.log_path.read_text(), 30, 0.05)
@@ -112,16 +117,19 @@ def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
     wait_for(lambda: len(emulator.stats()["references"].get(store_id, [])) == 8, 60)
     status, answer = raw_request(worker, "POST", "/v1/imports", submission(second))
     assert status == 202, answer
-    wait_for(lambda: len(emulator.stats()["references"].get(store_id, [])) == 11, 60)
+    wait_for(lambda: (spool / "done" / "outage.csv").exists(), 60)
+    wait_for(lambda: len(emulator.stats()["references"].get(store_id, [])) == 13, 60)
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     names = [r["name"] for r in emulator.stats()["references"][store_id]]
-    assert sorted(names) == sorted(n for n, _ in first + second)
+    assert sorted(names) == sorted(n for n, _ in first + second + third)
     text = worker.log_path.read_text()
     assert "Traceback" not in text and "ExceptionGroup" not in text, text[-3000:]
     assert "lane.crashed" not in text, text[-3000:]
     # Said once, not at every retry of the outage.
-    assert len([e for e in worker.logs() if e.get("event") == "journal.failed"]) == 1
+    events = [e.get("event") for e in worker.logs()]
+    assert events.count("journal.failed") == 1 and events.count("spool.cannot_write") == 1
+    assert "spool.file_error" not in events
 
 
 def submission(items: list[tuple[str, str]]) -> bytes:
