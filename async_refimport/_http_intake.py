@@ -29,6 +29,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -65,6 +67,10 @@ IMPORTER_KEY = web.AppKey("importer", Importer)
 METRICS_KEY = web.AppKey("metrics", WorkerMetrics)
 DEFAULTS_KEY = web.AppKey("defaults", ManifestDefaults)
 READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
+#: When the last http.journal_failed line was logged (monotonic seconds, in a one-item list).
+JOURNAL_SAID_KEY: web.AppKey[list[float]] = web.AppKey("journal_said")
+#: Seconds between the error lines of one journal outage.
+JOURNAL_FAILURE_REPEAT = 300.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,7 +106,12 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except JournalError as exc:
         # A full disk or a journal gone: nothing can be recorded, so nothing is accepted. The
         # worker rides the outage out; the client tries again later.
-        log.error("http.journal_failed", path=request.path, error=str(exc))
+        said = request.app[JOURNAL_SAID_KEY]
+        now = time.monotonic()
+        # Said every few minutes while an outage lasts, not once per request a client retries.
+        if now - said[0] >= JOURNAL_FAILURE_REPEAT:
+            said[0] = now
+            log.error("http.journal_failed", path=request.path, error=str(exc))
         return _unavailable(f"the journal cannot be used: {exc}")
     except ImporterClosedError:
         return _unavailable("the worker is stopping")
@@ -237,6 +248,7 @@ def build_app(
     app[METRICS_KEY] = metrics
     app[DEFAULTS_KEY] = defaults
     app[READY_KEY] = ready
+    app[JOURNAL_SAID_KEY] = [-math.inf]
     app.router.add_post("/v1/imports", _submit)
     app.router.add_get("/v1/imports", _list_imports)
     app.router.add_get("/v1/imports/{id}", _get_import)

@@ -426,8 +426,9 @@ class Importer:
                         await self._sleep(self.settings.busy_wait)
                         continue
                     # Nothing may be sent that cannot be recorded: stop the whole run; it
-                    # raises the error on leaving, and a re-run resumes from the journal.
-                    log.error("journal.failed", error=str(exc))
+                    # raises the error on leaving, and a re-run resumes from the journal. The
+                    # caller reports that error: an error line here would say it twice.
+                    log.info("journal.failed", error=str(exc))
                     self._journal_failure = self._journal_failure or exc
                     self.stop()
                     return

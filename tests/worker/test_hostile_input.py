@@ -101,6 +101,7 @@ def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
     # Rows that cannot be recorded are not accepted: a 503 saying why, never a 500.
     assert status == 503, answer
     assert "journal" in answer["error"] and "disk" in answer["error"], answer
+    assert raw_request(worker, "POST", "/v1/imports", submission(second))[0] == 503  # a retry
     # A manifest dropped in the spool meanwhile waits in processing/.
     third = genomes(s3_fasta, 2, "disk-c")
     drop(spool, "outage.csv", "name,source_file\n" + "".join(f"{n},{u}\n" for n, u in third))
@@ -129,6 +130,7 @@ def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
     # Said once, not at every retry of the outage.
     events = [e.get("event") for e in worker.logs()]
     assert events.count("journal.failed") == 1 and events.count("spool.cannot_write") == 1
+    assert events.count("http.journal_failed") == 1
     assert "spool.file_error" not in events
 
 
@@ -154,12 +156,15 @@ def test_hostile_files_and_requests_are_refused_with_a_reason_and_the_worker_goe
     (incoming / "link.csv").symlink_to(outside)
     (incoming / "folder.csv").mkdir()
     os.mkfifo(incoming / "pipe.csv")
+    # Left in processing/ by a worker that crashed on it: resumed once at start-up, then filed.
+    row = '{"name": "deep-genome", "source_file": "s3://genomes/a.fa", "tags": %s}\n'
+    deep = "[" * 100_000 + "]" * 100_000
+    (spool / "processing").mkdir()
+    (spool / "processing" / "crashed.jsonl").write_text(row % deep)
     worker = start_worker(
         "--spool", str(spool), "--http-port", "0", "--journal", str(tmp_path / "j.sqlite"),
         "--store-id", store_id,
     )  # fmt: skip
-    row = '{"name": "deep-genome", "source_file": "s3://genomes/a.fa", "tags": %s}\n'
-    deep = "[" * 100_000 + "]" * 100_000
     drop(spool, "nested.jsonl", row % deep)
     (tmp_path / "latin1.csv").write_bytes(b"name,source_file\ng\xe9nome-1,s3://genomes/a.fa\n")
     os.replace(tmp_path / "latin1.csv", incoming / "latin1.csv")
@@ -178,7 +183,7 @@ def test_hostile_files_and_requests_are_refused_with_a_reason_and_the_worker_goe
     for _, body in answers:
         assert body.get("error") or body.get("errors") or body == {"items": []}, body
 
-    for name in ("nested.jsonl", "latin1.csv", "empty.csv"):
+    for name in ("crashed.jsonl", "nested.jsonl", "latin1.csv", "empty.csv"):
         wait_for(lambda name=name: (spool / "failed" / f"{name}.report.json").exists(), 30)
         report = json.loads((spool / "failed" / f"{name}.report.json").read_text())
         assert report["errors"] and all(e["reason"] for e in report["errors"]), report
