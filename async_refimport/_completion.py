@@ -18,7 +18,7 @@ import shtab
 SHELLS = ("bash", "zsh", "tcsh")
 
 #: Arguments that name a file or a directory (by ``dest``), completed as paths.
-_FILES = frozenset({"manifest", "journal", "output"})
+_FILES = frozenset({"manifest", "journal", "output", "env_file"})
 _DIRECTORIES = frozenset({"workdir", "spool"})
 
 _INSTALL = """\

@@ -1,7 +1,8 @@
 """``refimport emulator``: serve the emulator until SIGINT/SIGTERM.
 
 Prints one JSON line ``{"omics_endpoint_url": ..., "s3_endpoint_url": ..., "region": ...}``
-on stdout once it serves requests, then runs until interrupted and exits 0.
+on stdout once it serves requests, then runs until interrupted and exits 0. With ``--env-file``,
+the environment that makes AWS clients its account is written first, for a shell to load.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import shlex
 import signal
 import sys
+from pathlib import Path
 
+from ._environment import CONFLICTING
 from ._extra import MissingExtraError, require_extra
 from ._faults import Faults
 from ._server import Emulator, check_settings
@@ -127,8 +132,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before an event is delivered: S or LOW:HIGH",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of fault draws and ids")
+    p.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="once serving, write the environment that makes AWS clients this emulator's account "
+        "(its key, Region, endpoints) as sh lines, to load with '. FILE'; removed on exit",
+    )
     p.add_argument("--log-level", default="WARNING", help="log level of the emulator's own logs")
     return p
+
+
+def _write_env_file(path: Path, emu: Emulator) -> None:
+    """Write ``emu``'s environment as sh lines, whole or not at all (a reader polling for the file
+    never sees half of it)."""
+    lines = [f"unset {' '.join(CONFLICTING)}"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in emu.environ(base={}).items()]
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 def _configure_logging(level: str) -> None:
@@ -163,8 +186,15 @@ async def _serve(args: argparse.Namespace, faults: Faults, unknowns: Unknowns) -
             events=not args.no_events,
             events_endpoint_url=args.events_endpoint_url,
         ) as emu:
-            print(json.dumps(emu.endpoints()), flush=True)
-            await stop.wait()
+            if args.env_file is not None:
+                # Before the JSON line: whoever waits for that line finds the file complete.
+                _write_env_file(args.env_file, emu)
+            try:
+                print(json.dumps(emu.endpoints()), flush=True)
+                await stop.wait()
+            finally:
+                if args.env_file is not None:
+                    args.env_file.unlink(missing_ok=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -217,3 +217,36 @@ def test_a_child_refimport_import_with_environ_imports_into_the_emulators_store(
     document = json.loads(proc.stdout)
     assert document["summary"]["imported"] == 1
     assert [(r["name"], r["status"]) for r in document["items"]] == [("child-a", "IMPORTED")]
+
+
+def test_the_emulator_command_writes_its_environment_for_a_shell(tmp_path: Path) -> None:
+    env_file = tmp_path / "emulator.env"
+    command = [sys.executable, "-m", "async_refimport", "emulator", "--env-file", str(env_file)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            endpoints = json.loads(server.stdout.readline()) if server.stdout else {}
+            # A shell whose user has a profile and a key of their own loads the file; a client
+            # with no arguments then lists the emulator's stores (none yet).
+            shell = subprocess.run(
+                [
+                    "bash",
+                    "-c",
+                    f". {env_file} && env && {sys.executable} -c "
+                    "\"import boto3; print(boto3.client('omics').list_reference_stores()"
+                    "['referenceStores'])\"",
+                ],
+                env={**os.environ, "AWS_PROFILE": "prod", "AWS_ACCESS_KEY_ID": "AKIAMINE"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            server.terminate()
+            server.wait(30)
+    assert shell.returncode == 0, shell.stderr
+    *variables, stores = shell.stdout.splitlines()
+    seen = dict(line.split("=", 1) for line in variables if line.startswith("AWS_"))
+    assert environ(endpoints, base={}).items() <= seen.items()
+    assert "AWS_PROFILE" not in seen
+    assert stores == "[]"
+    assert not env_file.exists()  # removed on exit
