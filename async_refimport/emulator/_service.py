@@ -334,8 +334,8 @@ class Service:
                 f"Reference store {store_id} not found (the emulator has it in account "
                 f"{store.account}, {store.region}; this call is account {caller.account}, "
                 f"{caller.region}: the access key id selects the account, so sign with the "
-                f"emulator's key, AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}, e.g. through "
-                "emu.configure_environment() or env=emu.environ())",
+                f"emulator's key, AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}: emu.configure_environment() "
+                "or env=emu.environ() in Python, refimport emulator --env-file in a shell)",
             )
         return store
 

@@ -250,3 +250,40 @@ def test_the_emulator_command_writes_its_environment_for_a_shell(tmp_path: Path)
     assert "AWS_PROFILE" not in seen
     assert stores == "[]"
     assert not env_file.exists()  # removed on exit
+
+
+def test_refimport_import_with_another_key_says_what_to_fix_then_imports_once_fixed(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path
+) -> None:
+    # A shell user: the emulator's store, refimport signing with the user's own key.
+    store_id = boto3.client("omics", **emulator.client_kwargs()).create_reference_store(
+        name="refs"
+    )["id"]
+    uri = s3_fasta("shell/a.fa", make_fasta("chr", 400))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"source_file,name\n{uri},shell-a\n", encoding="utf-8")
+    args = [sys.executable, "-m", "async_refimport", "import", str(manifest)]
+    args += ["--store-id", store_id, "--role-arn", ROLE_ARN, "--journal", str(tmp_path / "j")]
+    wrong = subprocess.run(
+        [*args, "--endpoint-url", emulator.omics_endpoint_url],
+        env={**os.environ, "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode == 3, wrong.stderr  # a set-up mistake, not a data one
+    first = wrong.stderr.splitlines()[0]
+    assert "not found" in first and f"AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}" in first
+    assert "--env-file" in first
+    # Fixed: the emulator's environment. The same command (and journal) imports the row once.
+    fixed = subprocess.run(
+        [*args, "--json"], env=emulator.environ(), capture_output=True, text=True, timeout=120
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(fixed.stdout)["summary"] == {
+        "total": 1,
+        "imported": 1,
+        "already_present": 0,
+        "failed": 0,
+    }
+    assert [r["name"] for r in emulator.stats()["references"][store_id]] == ["shell-a"]
