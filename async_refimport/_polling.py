@@ -13,6 +13,7 @@ part of the sources finished, the rest of the job is extrapolated from them.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -39,25 +40,30 @@ class PollingPolicy:
     Attributes:
         first_poll: Delay of the first poll when nothing is known about the store yet (seconds).
         growth: Without a prediction, each poll comes at ``growth`` times the job's age, so a
-            job is noticed at most ``growth - 1`` of its duration late, in O(log duration) polls.
+            job is noticed at most ``growth - 1`` of its duration late, in about
+            log(duration / first_poll) / log(growth) polls. The same bound caps every later
+            gap, so a job that overruns its prediction is never noticed later than that either.
         wrap_up_fraction: Once every source is done but the job is not, poll again after this
             fraction of the job's age.
-        miss_penalty: What polling too early costs on top of the tail interval (seconds): the
+        miss_penalty: What polling too early costs on top of the next tail step (seconds): the
             next Get waits for a slot of the paced budget, 1/5 s at AWS's 5 TPS.
         min_interval: The shortest gap between two polls of one job.
         max_interval: The longest gap between two polls of one job.
         tail_fraction: After the predicted end has passed, poll every this fraction of the
-            predicted duration (bounded by the two intervals above), doubling each miss.
+            predicted duration (or every half spread of the predictions, when smaller), each gap
+            ``tail_growth`` times the last.
+        tail_growth: How fast the gaps grow once the predicted end has passed.
         history: How many finished jobs of a store inform the prediction.
     """
 
     first_poll: float = 1.0
-    growth: float = 1.5
+    growth: float = 1.08
     wrap_up_fraction: float = 0.05
     miss_penalty: float = 0.2
     min_interval: float = 0.02
     max_interval: float = 30.0
-    tail_fraction: float = 0.02
+    tail_fraction: float = 0.01
+    tail_growth: float = 1.25
     history: int = 20
 
 
@@ -89,7 +95,7 @@ class DurationPredictor:
 
     When the job's bytes are known and earlier jobs of different sizes were seen: duration ≈
     a + b · bytes (a pack of wheat genomes takes longer than one of bacteria). Otherwise duration ≈
-    a + b · sources: with jobs of one size (the common case: full packs of 100) their mean
+    a + b · sources: with jobs of one size (the common case: full packs of 100) their median
     duration; with mixed sizes, a least-squares line through (sources, duration).
     """
 
@@ -109,16 +115,21 @@ class DurationPredictor:
         return max(0.0, mean_y + slope * (x - mean_x))
 
     def spread(self, size: int | None = None) -> float:
-        """The typical error of a prediction (root mean square of the residuals), 0 if unknown."""
+        """The typical error of a prediction, 0 if unknown.
+
+        Robust: 1.4826 times the median absolute residual (the standard deviation, for normal
+        errors), so that one odd job (a slow first read, a retried call) does not widen every
+        later margin.
+        """
         model = self._model(size)
         if model is None:
             return 0.0
-        (mean_x, mean_y, slope), by_size = model
+        (mean_x, center_y, slope), by_size = model
         points = self._points(by_size)
         if len(points) < 2:
             return 0.0
-        residuals = [y - (mean_y + slope * (x - mean_x)) for x, y in points]
-        return math.sqrt(sum(r * r for r in residuals) / len(residuals))
+        residuals = [abs(y - (center_y + slope * (x - mean_x))) for x, y in points]
+        return 1.4826 * statistics.median(residuals)
 
     def _points(self, by_size: bool) -> list[tuple[float, float]]:
         if by_size:
@@ -136,7 +147,8 @@ class DurationPredictor:
 
 
 def _fit(points: list[tuple[float, float]]) -> _Fit | None:
-    """Least squares through ``points`` (slope 0 when x does not vary; never negative)."""
+    """Least squares through ``points`` (never a negative slope); when x does not vary, the
+    median of y."""
     if not points:
         return None
     n = len(points)
@@ -144,7 +156,8 @@ def _fit(points: list[tuple[float, float]]) -> _Fit | None:
     mean_y = sum(y for _, y in points) / n
     var_x = sum((x - mean_x) ** 2 for x, _ in points)
     if var_x == 0:
-        return mean_x, mean_y, 0.0
+        # Jobs of one size: the median, which one odd job does not move.
+        return mean_x, statistics.median(y for _, y in points), 0.0
     slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var_x
     return mean_x, mean_y, max(0.0, slope)
 
@@ -280,7 +293,8 @@ class PollingWatcher:
         """Seconds until the next poll of a job that has run for ``elapsed`` seconds.
 
         ``spread`` is the predictor's typical error: the first poll comes a margin after the
-        predicted end (see ``_margin``), and later polls are a spread apart. ``baseline`` is an
+        predicted end (see ``_margin``), later polls a half spread apart at first (see
+        ``_tail``). ``baseline`` is an
         earlier poll's (age, sources done): the pace since then predicts the rest of the sources
         better than the job's whole age, which also counts its start-up.
         """
@@ -300,34 +314,46 @@ class PollingWatcher:
             elif total and finished == total and predicted is None:
                 # Every source is done: only the job's wrap-up is left, a small part of it.
                 extrapolated = elapsed * p.wrap_up_fraction
+        # However the prediction fares, no gap exceeds ``growth - 1`` of the job's age: a job
+        # is never noticed later than that share of its length.
+        cap = max(p.first_poll, elapsed * (p.growth - 1))
         if predicted is None:
-            delay = p.first_poll if misses == 0 else max(p.first_poll, elapsed * (p.growth - 1))
+            delay = p.first_poll if misses == 0 else cap
             if extrapolated is not None:
                 delay = min(delay, extrapolated)
             return min(p.max_interval, max(p.min_interval, delay))
         if extrapolated is not None and elapsed >= predicted:
-            return min(p.max_interval, max(p.min_interval, extrapolated))
-        first = predicted + self._margin(spread)
+            return min(p.max_interval, cap, max(p.min_interval, extrapolated))
+        first = predicted + self._margin(predicted, spread)
         if elapsed < first:
             return first - elapsed
+        tail = self._tail(predicted, spread) * p.tail_growth ** max(0, misses - 1)
+        return min(p.max_interval, cap, max(p.min_interval, tail))
+
+    def _tail(self, predicted: float, spread: float) -> float:
+        """The first gap between polls once the predicted end has passed.
+
+        A share of the predicted duration; with a known spread, half of it when smaller (the
+        end is then likely close): a miss then costs about a quarter spread of idle store.
+        """
+        p = self._policy
         tail = predicted * p.tail_fraction
         if spread > 0:
-            tail = min(tail, max(spread, predicted * p.tail_fraction / 10))
-        tail = max(p.min_interval, tail)
-        return min(p.max_interval, tail * 2.0 ** max(0, misses - 1))
+            tail = min(tail, max(spread / 2, tail / 10))
+        return max(p.min_interval, tail)
 
-    def _margin(self, spread: float) -> float:
+    def _margin(self, predicted: float, spread: float) -> float:
         """How long after the predicted end to poll first.
 
-        Polling late idles the store for the margin; polling early costs a miss, and a miss costs
-        more than its share of the job, since the next poll also waits for a slot of the paced Get
-        budget (``miss_penalty``). With normally distributed errors of ``spread``, the expected
-        idle time of a margin of k spreads is spread·(k·Φ(k) + φ(k)) + (1 - Φ(k))·miss_penalty;
-        the best k among a few is taken.
+        Polling late idles the store for the margin; polling early costs a miss: the store then
+        idles up to the next tail step, plus the wait for a slot of the paced Get budget
+        (``miss_penalty``). With normally distributed errors of ``spread``, the expected idle
+        time of a margin of k spreads is spread·(k·Φ(k) + φ(k)) + (1 - Φ(k))·penalty; the best k
+        among a few is taken.
         """
         if spread <= 0:
             return 0.0
-        penalty = max(self._policy.miss_penalty, spread)
+        penalty = self._policy.miss_penalty + self._tail(predicted, spread) / 2
 
         def cost(k: float) -> float:
             cdf = 0.5 * (1 + math.erf(k / math.sqrt(2)))
@@ -371,6 +397,7 @@ class PollingWatcher:
         self, store: StoreRef, job_id: str, sources: int, started: float, size: int | None = None
     ) -> JobSnapshot:
         predicted, spread = self.predict(store, sources, size)
+        log.debug("import_job.predicted", job_id=job_id, duration=predicted, spread=spread)
         misses = 0
         snapshot: JobSnapshot | None = None
         baseline: tuple[float, int] | None = None

@@ -247,6 +247,8 @@ class Service:
         #: Told of every job status change (the emulator publishes it as an EventBridge event).
         self.on_status: Callable[[Job, Store], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Per running job, the event-loop time its modelled work so far is due to end.
+        self._due: dict[str, float] = {}
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -542,6 +544,18 @@ class Service:
 
     # -- the job runner ------------------------------------------------------------------
 
+    def _until(self, job: Job, seconds: float) -> float:
+        """The emulated seconds left of the next ``seconds`` of ``job``'s modelled work.
+
+        Each step is due a fixed time after the previous step was *due*, not after it ended: a
+        job lasts what the duration model says, whatever this host's reads of the (small) test
+        objects and its event loop's late wake-ups took.
+        """
+        now = asyncio.get_running_loop().time()
+        due = self._due.get(job.id, now) + seconds * self.time_scale
+        self._due[job.id] = due
+        return max(0.0, due - now) / self.time_scale if self.time_scale > 0 else 0.0
+
     async def _sleep(self, job: Job, seconds: float) -> bool:
         """Wait ``seconds`` of emulated time; True if the job was cancelled meanwhile."""
         delay = seconds * self.time_scale
@@ -574,6 +588,7 @@ class Service:
         """
         if await self._sleep(job, self.job_overhead / 2):
             return self._cancelled(job)
+        self._due[job.id] = asyncio.get_running_loop().time()
         job.status, job.start_time = "IN_PROGRESS", _now()
         self._status_changed(job)
         together = self.unknowns.progress == "together"
@@ -602,8 +617,9 @@ class Service:
                 held.append((src, status, message, ref))
             else:
                 self._show(src, status, message, ref)
-        if await self._sleep(job, self.job_overhead / 2):
+        if await self._sleep(job, self._until(job, self.job_overhead / 2)):
             return self._cancelled(job)
+        self._due.pop(job.id, None)
         for src, status, message, ref in held:
             if ref is not None and (taken := self._conflict(job, src.name, {})) is not None:
                 status, message, ref = "FAILED", taken, None
@@ -641,7 +657,7 @@ class Service:
         except Exception as exc:  # any S3 failure fails this source, not the emulator
             return "FAILED", _clip(f"Cannot read source: {exc}"), None
         bases = int(meta.get(EMULATED_BASES_META, scanner.bases))
-        if await self._sleep(job, bases / self.throughput):
+        if await self._sleep(job, self._until(job, bases / self.throughput)):
             return None
         # Checked again after the wait: another source may have taken the name meanwhile.
         taken = self._conflict(job, src.name, claimed)
@@ -679,6 +695,7 @@ class Service:
 
     def _cancelled(self, job: Job) -> None:
         """End a job cancelled from outside: what finished stays; the rest never ran."""
+        self._due.pop(job.id, None)
         job.status = "CANCELLED"
         job.completion_time = _now()
         self._status_changed(job)

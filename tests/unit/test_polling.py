@@ -27,10 +27,26 @@ def test_predictor_fits_overhead_plus_per_source() -> None:
 
 
 def test_first_poll_lands_on_the_predicted_end_then_tightens() -> None:
-    w = PollingWatcher(FakeOmics(), PollingPolicy(min_interval=0.05, tail_fraction=0.02))
+    w = PollingWatcher(
+        FakeOmics(), PollingPolicy(min_interval=0.05, tail_fraction=0.02, tail_growth=1.25)
+    )
     assert w.next_delay(predicted=100.0, elapsed=0.0, misses=0, snapshot=None) == 100.0
     assert w.next_delay(predicted=100.0, elapsed=100.0, misses=1, snapshot=None) == 2.0
-    assert w.next_delay(predicted=100.0, elapsed=102.0, misses=2, snapshot=None) == 4.0
+    assert w.next_delay(predicted=100.0, elapsed=102.0, misses=2, snapshot=None) == 2.5
+
+
+def test_a_job_far_longer_than_predicted_is_never_noticed_later_than_the_bound() -> None:
+    policy = PollingPolicy(first_poll=1.0, growth=1.08, max_interval=1e9)
+    w = PollingWatcher(FakeOmics(), policy)
+    # Predicted at 10 s, the job runs 1000 s: past the prediction, each gap stays within 8% of
+    # the job's age, so whenever it ends, it is noticed within 8% of its length.
+    elapsed = w.next_delay(10.0, 0.0, 0, None)
+    misses = 1
+    while elapsed < 1000.0:
+        gap = w.next_delay(10.0, elapsed, misses, None)
+        assert gap <= max(policy.first_poll, elapsed * 0.08) + 1e-9
+        elapsed, misses = elapsed + gap, misses + 1
+    assert misses < 100  # and in few polls: the gaps grow with the overrun
 
 
 def test_unknown_duration_polls_geometrically_to_the_cap() -> None:
@@ -53,33 +69,41 @@ def test_first_job_uses_partial_progress_when_it_is_sooner() -> None:
 
 
 def test_partial_progress_extrapolates_the_rest() -> None:
-    w = PollingWatcher(FakeOmics(), PollingPolicy())
+    w = PollingWatcher(FakeOmics(), PollingPolicy(first_poll=1.0, growth=1.08))
     sources = tuple(
-        SourceStatus(f"r{i}", None, "FINISHED" if i < 25 else "IN_PROGRESS") for i in range(100)
+        SourceStatus(f"r{i}", None, "FINISHED" if i < 99 else "IN_PROGRESS") for i in range(100)
     )
     snap = JobSnapshot("1", "IN_PROGRESS", None, None, None, sources)
-    # A quarter done after 10 s of a job predicted at 8 s: about 30 s to go.
-    assert w.next_delay(8.0, 10.0, 1, snap) == 30.0
+    # 99 of 100 done after 100 s of a job predicted at 80 s: the last one in about 1 s, sooner
+    # than the 8 s the bound alone would wait.
+    assert abs(w.next_delay(80.0, 100.0, 1, snap) - 100 / 99) < 1e-9
+    # A quarter done: 30 s to go by the pace, but never a gap over 8% of the job's age.
+    quarter = tuple(
+        SourceStatus(f"r{i}", None, "FINISHED" if i < 25 else "IN_PROGRESS") for i in range(100)
+    )
+    snap = JobSnapshot("1", "IN_PROGRESS", None, None, None, quarter)
+    assert abs(w.next_delay(8.0, 100.0, 1, snap) - 8.0) < 1e-9
 
 
 def test_spread_sets_the_first_poll_and_the_tail() -> None:
     p = DurationPredictor()
     for d in (99.0, 101.0, 99.0, 101.0):
         p.observe(100, d)
-    assert p.predict(100) == 100.0 and p.spread() == 1.0
+    # The median, and 1.4826 median absolute deviations (the standard deviation of normal errors).
+    assert p.predict(100) == 100.0 and abs(p.spread() - 1.4826) < 1e-9
     w = PollingWatcher(
         FakeOmics(), PollingPolicy(min_interval=0.01, tail_fraction=0.02, miss_penalty=0.2)
     )
-    # A spread larger than what a miss costs: poll at the predicted end, then a spread apart.
+    # A spread larger than what a miss costs: poll at the predicted end, then a half spread apart.
     assert w.next_delay(100.0, 0.0, 0, None, spread=1.0) == 100.0
-    assert w.next_delay(100.0, 100.0, 1, None, spread=1.0) == 1.0
+    assert w.next_delay(100.0, 100.0, 1, None, spread=1.0) == 0.5
     # Misses cost more than a small spread: poll later, in spreads.
     assert w.next_delay(100.0, 0.0, 0, None, spread=0.01) >= 100.02
     assert w.next_delay(100.0, 0.0, 0, None, spread=0.0) == 100.0
 
 
 def test_pace_since_an_earlier_poll_predicts_the_rest() -> None:
-    w = PollingWatcher(FakeOmics(), PollingPolicy())
+    w = PollingWatcher(FakeOmics(), PollingPolicy(growth=1.5))
     sources = tuple(
         SourceStatus(f"r{i}", None, "FINISHED" if i < 50 else "IN_PROGRESS") for i in range(100)
     )
@@ -113,7 +137,7 @@ async def test_warm_start_learns_each_store_and_the_pool_from_the_journal(tmp_pa
         assert await watcher.warm(journal) == 3
         assert await watcher.warm(journal) == 3  # once
     predicted, spread = watcher.predict(a, 4)
-    assert predicted == 42.0 and spread == 2.0
+    assert predicted == 42.0 and abs(spread - 1.4826 * 2) < 1e-9
     assert watcher.predict(b, 2)[0] == 90.0
     # A store with no history of its own starts from every store's.
     pooled = watcher.predict(c, 4)[0]
@@ -129,7 +153,7 @@ def test_predictor_uses_bytes_when_known_and_varied() -> None:
     by_sources = p.predict(100)
     wheat = p.predict(100, size=100 * 15_000_000_000)
     bacteria = p.predict(100, size=100 * 5_000_000)
-    assert by_sources is not None and 1000 < by_sources < 2000  # the mean: wrong for both
+    assert by_sources == 41.0  # the median of the three: far wrong for wheat
     assert wheat is not None and abs(wheat - 4000.0) < 5
     assert bacteria is not None and abs(bacteria - 40.5) < 5
     assert p.spread(size=1) < p.spread()
