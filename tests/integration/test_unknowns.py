@@ -205,7 +205,13 @@ async def test_store_shared_with_another_client(
     store_id = create_store(emulator, "us-east-1")
     ours = genomes(s3_fasta, 30, "shared-ours")
     # The other client imports ten genomes in three jobs, one of them a name of ours.
-    theirs = [*long_genomes(s3_fasta, 9, "shared-theirs"), ours[-1]]
+    # Its first job lasts 0.5 s (real), long enough to be running at our first Start on a loaded
+    # machine (the emulator's jobs no longer grow by their S3 reads' time).
+    theirs = [
+        *long_genomes(s3_fasta, 3, "shared-first", seconds=3.0),
+        *long_genomes(s3_fasta, 6, "shared-theirs"),
+        ours[-1],
+    ]
     other = OtherClient(emulator, store_id, [theirs[:3], theirs[3:6], theirs[6:]])
     other.start_job()  # running before we start: our first Start meets a busy store
     other.start()
