@@ -55,6 +55,8 @@ from ._common import (
     lower_bound,
     project_settings,
     quiet_logs,
+    section_lines,
+    splice_section,
     utilization,
 )
 from .throughput import NEIGHBOUR_TPS, NoisyNeighbour
@@ -373,41 +375,6 @@ def bench(
     return list(figs.values())
 
 
-def section_lines(figures: list[Figure]) -> list[str]:
-    from .report import _fmt
-
-    notes = sorted({f.note for f in figures if f.note})
-    lines = [f"## {SECTION}", "", *[f"*{n}*" for n in notes], ""]
-    lines += [
-        "| figure | unit | min | median | max | n | goal |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for f in figures:
-        values = f.values or [float("nan")]
-        goal = (
-            f.goal + {True: " ✅ holds", False: " ❌ missed", None: ""}[f.holds] if f.goal else ""
-        )
-        lines.append(
-            f"| {f.name} | {f.unit} | {_fmt(min(values))} | {_fmt(f.median)} | "
-            f"{_fmt(max(values))} | {len(f.values)} | {goal} |"
-        )
-    return lines
-
-
-def splice(results_md: Path, lines: list[str]) -> None:
-    """Replace (or add, before the charts) this section of RESULTS.md."""
-    text = results_md.read_text() if results_md.exists() else "# Benchmark results\n"
-    block = "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text)
-    elif "\n## Charts" in text:
-        text = text.replace("\n## Charts", "\n" + block + "\n## Charts", 1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    results_md.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.completion", description=__doc__)
     parser.add_argument(
@@ -429,7 +396,7 @@ def main() -> None:
             parts=frozenset({args.only} if args.only else {"single", "fleet"}),
         )
     if args.only:
-        print("\n".join(section_lines(figures)))
+        print("\n".join(section_lines(SECTION, figures)))
         return
     saved = HERE / "results" / "completion.json"
     saved.parent.mkdir(exist_ok=True)
@@ -437,8 +404,8 @@ def main() -> None:
         json.dumps({"figures": [f.to_json() for f in figures], "quick": args.quick}, indent=2)
         + "\n"
     )
-    lines = section_lines(figures)
-    splice(HERE / "RESULTS.md", lines)
+    lines = section_lines(SECTION, figures)
+    splice_section(HERE / "RESULTS.md", SECTION, lines)
     print("\n".join(lines))
 
 

@@ -106,7 +106,7 @@ async def test_store_busy_with_someone_elses_job_waits_instead_of_failing(
 
     from tests.conftest import ROLE_ARN
 
-    emulator.configure(time_scale=0.02)  # the other job runs ~0.6 s
+    emulator.configure(time_scale=0.04)  # the other job runs ~1.2 s: still running at our Start
     store_id = create_store(emulator, "us-east-1")
     [(name, uri)] = genomes(s3_fasta, 1, "theirs")
     kwargs = emulator.client_kwargs()
