@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,8 +46,22 @@ def ignore_sigxfsz() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+_SPAWNED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_behind() -> Iterator[None]:
+    """A run of a failed test is killed, not left running."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
 def spawn(cmd: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -55,6 +69,8 @@ def spawn(cmd: list[str]) -> subprocess.Popen[str]:
         env={**os.environ, "COLUMNS": "200"},
         preexec_fn=ignore_sigxfsz,
     )
+    _SPAWNED.append(proc)
+    return proc
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> Run:

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,6 +55,20 @@ def copy_lines(stream: IO[str], path: Path) -> None:
             out.flush()
 
 
+_SPAWNED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind() -> Iterator[None]:
+    """A worker of a failed test is killed, not left running."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def spawn_worker(emu: EmulatorThread, tmp_path: Path, *args: str) -> WorkerProcess:
     log_path = tmp_path / f"worker.{time.monotonic_ns()}.log"
     cmd = [
@@ -72,6 +86,7 @@ def spawn_worker(emu: EmulatorThread, tmp_path: Path, *args: str) -> WorkerProce
         cwd=tmp_path,
         preexec_fn=ignore_sigxfsz,
     )
+    _SPAWNED.append(proc)
     threading.Thread(target=copy_lines, args=(proc.stderr, log_path), daemon=True).start()
     worker = WorkerProcess(proc, log_path)
     worker.announced = _read_announcement(proc, 60, log_path)
