@@ -363,7 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         err_console().print("[yellow]Interrupted.[/] Run the same command again to resume.")
         return EXIT_INTERRUPTED
     except JournalError as exc:
-        err_console().print(f"[red]error:[/] journal: {escape(exc)}")
+        # Most say "journal PATH: ..." or "DynamoDB table T ..." themselves; name it otherwise.
+        text = str(exc)
+        what = "" if text.startswith(("journal", "DynamoDB")) else "journal: "
+        err_console().print(f"[red]error:[/] {what}{escape(text)}")
         return EXIT_USAGE
     except SetupError as exc:
         print_setup_errors([exc])

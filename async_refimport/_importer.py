@@ -225,6 +225,8 @@ class Importer:
         self._setup_failures: dict[str, SetupError] = {}
         self._answered: set[str] = set()
         self._parked_version = 0
+        # When a write to the journal last failed (a worker rides out an outage).
+        self._journal_failed_at: float | None = None
         # Listings verify_setup made, for lanes about to start (saves each a second call).
         self._listed: dict[str, tuple[float, list[ExistingReference]]] = {}
         self._state = "new"
@@ -419,6 +421,7 @@ class Importer:
                     if not self.settings.stop_on_journal_failure:
                         # Said every few minutes while an outage lasts, not every busy_wait.
                         now = self._clock()
+                        self._journal_failed_at = now
                         loud = now - journal_said >= _JOURNAL_FAILURE_REPEAT
                         journal_said = now if loud else journal_said
                         say = log.error if loud else log.debug
@@ -450,6 +453,17 @@ class Importer:
         if self._setup_failures.pop(store.key, None) is not None:
             log.info("store.setup_ok", store_id=store.store_id, region=store.region)
             self._signal_change()
+
+    @property
+    def journal_trouble(self) -> bool:
+        """Whether the journal failed lately (a full disk, a table out of reach): a worker
+        riding out an outage is not ready. Lanes retry every ``busy_wait`` and idle ones look
+        at the journal every ``rescan_interval``, so an outage that lasts is seen again within
+        that; it counts as over once twice as long passed without a failure."""
+        if self._journal_failed_at is None:
+            return False
+        window = 2 * max(self.settings.busy_wait, self.settings.rescan_interval)
+        return self._clock() - self._journal_failed_at < window
 
     @property
     def setup_errors(self) -> tuple[SetupError, ...]:
@@ -522,7 +536,11 @@ class Importer:
         resolved = self._resolve(list(requests))
         if not resolved:
             return []
-        ids = await self._journal.add_rows(resolved, submission)
+        try:
+            ids = await self._journal.add_rows(resolved, submission)
+        except JournalError:
+            self._journal_failed_at = self._clock()
+            raise
         per_store: dict[str, tuple[StoreRef, int]] = {}
         for store, _ in resolved:
             _, n = per_store.get(store.key, (store, 0))

@@ -45,8 +45,9 @@ class ImporterSettings:
             :class:`~async_refimport.JournalError` on leaving its ``async with`` block: nothing
             may be sent that cannot be recorded, and a re-run resumes. A long-lived worker sets
             it False: its lanes keep retrying every ``busy_wait`` (an error line every few
-            minutes while it lasts), its intakes refuse what they cannot record (HTTP 503), and
-            it goes on by itself once the journal can be written again.
+            minutes while it lasts), its intakes refuse what they cannot record (HTTP 503),
+            ``/readyz`` answers 503 (``Importer.journal_trouble``), and it goes on by itself
+            once the journal can be written again.
         setup_timeout: Seconds a store's first call (ListReferences) may go without any answer
             (every attempt a refused or timed-out connection) before the endpoint counts as
             unreachable: a :class:`~async_refimport.SetupError`. A service that answers, even

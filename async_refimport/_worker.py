@@ -344,6 +344,8 @@ class Worker:
         if imp.setup_errors:
             # A store cannot be used as set up (its rows wait): fix the set-up; the log says how.
             return False
+        if imp.journal_trouble:
+            return False  # rows cannot be recorded now (a full disk ...): the log says why
         return all(intake.ready for intake in self.intakes)
 
     def shutdown(self) -> None:

@@ -126,11 +126,13 @@ def test_a_full_disk_is_a_503_and_the_worker_goes_on_once_space_is_back(
     wait_for(lambda: '"journal.failed"' in worker.log_path.read_text(), 30, 0.05)
     time.sleep(1)  # a few of its retries (--busy-wait 0.2)
     assert worker.alive() and raw_request(worker, "GET", "/healthz")[0] == 200
+    assert raw_request(worker, "GET", "/readyz")[0] == 503  # not ready while it cannot record
 
     # Space is back: the worker finishes the job in flight, takes the refused rows when they
     # are sent again, and imports each row exactly once.
     resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
     wait_for(lambda: len(emulator.stats()["references"].get(store_id, [])) == 8, 60)
+    wait_for(lambda: raw_request(worker, "GET", "/readyz")[0] == 200, 30)
     status, answer = raw_request(worker, "POST", "/v1/imports", submission(second))
     assert status == 202, answer
     wait_for(lambda: (spool / "done" / "outage.csv").exists(), 60)
