@@ -46,3 +46,20 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def _expected_length(item: pytest.Item) -> tuple[int, float]:
+    """Sort key: tests marked slow first, longest declared timeout first among them."""
+    timeout = item.get_closest_marker("timeout")
+    declared = float(timeout.args[0]) if timeout is not None and timeout.args else 0.0
+    return (0 if item.get_closest_marker("slow") else 1, -declared)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the longest tests first (a stable sort: otherwise collection order).
+
+    Under pytest-xdist (``make unit``) workers take tests one by one in this order, so the long
+    ones start at once and overlap, and the many short ones fill in around them instead of
+    leaving one worker alone with the fleet test at the end.
+    """
+    items.sort(key=_expected_length)

@@ -106,6 +106,8 @@ async def test_bad_messages_are_reported_deleted_and_the_intake_goes_on(
 ) -> None:
     items = genomes(s3_fasta, 2, "sqs-bad")
     missing = f"s3://{'refimport-manifests'}/no/such/manifest.csv"
+    # The bucket exists, the object does not (whichever test ran before on this moto server).
+    queues.put_manifest("sqs-bad/present.csv", "name,source_file\n")
     with capture_logs() as logs:
         async with running(journal_path, emulator, queues, store) as w:
             not_json = queues.send("this is {not json")
