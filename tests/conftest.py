@@ -11,7 +11,8 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
 
 @pytest.fixture(autouse=True)
 def _isolated_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Dummy credentials and no user config: tests never reach, nor depend on, a real account."""
+    """Dummy credentials, no user config and no user state: tests never reach, nor depend on, a
+    real account or the user's journal."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEMULATORTESTKEY0")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret-not-real")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
@@ -21,6 +22,10 @@ def _isolated_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     monkeypatch.delenv("AWS_ENDPOINT_URL_OMICS", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+    # A command run without --journal writes under the test's own directory, never the user's
+    # (tests run in parallel: a shared default journal would couple them).
+    monkeypatch.delenv("REFIMPORT_JOURNAL", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     yield
 
 
