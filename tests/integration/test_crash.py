@@ -23,6 +23,13 @@ from tests.integration.helpers import create_store, genomes, overlapping_jobs, r
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def first_line(proc: subprocess.Popen[bytes], log: Path, since: int, timeout: float = 60) -> None:
+    """Wait until the child has logged a line past ``since`` bytes (it is importing) or exited."""
+    deadline = time.monotonic() + timeout
+    while log.stat().st_size <= since and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def child(
     journal: Path, manifest: Path, p_crash: float, seed: int, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -64,9 +71,15 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_row(
     rng = random.Random(20261128)
     kills = 0
     for round_ in range(10):
+        since = log.stat().st_size if log.exists() else 0
         proc = child(journal, manifest, p_crash=0.25, seed=round_, log=log)
+        # The kill lands at a random moment of the import, not of the interpreter's start-up (up
+        # to seconds on a loaded machine, where rounds timed from the spawn killed children that
+        # had not begun): the clock starts at the child's first line, ~0.4 s after the spawn on
+        # an idle machine, so there these are the moments 0.8..3 s after the spawn.
+        first_line(proc, log, since)
         try:
-            proc.wait(timeout=rng.uniform(0.8, 3.0))
+            proc.wait(timeout=rng.uniform(0.4, 2.6))
         except subprocess.TimeoutExpired:
             proc.kill()  # SIGKILL: no clean-up of any kind
             proc.wait()
