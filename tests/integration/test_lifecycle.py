@@ -106,7 +106,9 @@ async def test_store_busy_with_someone_elses_job_waits_instead_of_failing(
 
     from tests.conftest import ROLE_ARN
 
-    emulator.configure(time_scale=0.04)  # the other job runs ~1.2 s: still running at our Start
+    # The other job runs ~3 s: still running at our Start (at ~1.2 s it had ended before ours was
+    # sent in a run beside four others on two cores, and no busy store was met).
+    emulator.configure(time_scale=0.1)
     store_id = create_store(emulator, "us-east-1")
     [(name, uri)] = genomes(s3_fasta, 1, "theirs")
     kwargs = emulator.client_kwargs()
