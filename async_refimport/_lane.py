@@ -180,7 +180,14 @@ class Lane:
                 if not waited:
                     await self._say_who_holds_the_lease()
                 waited = True
+                # Idle here: the holder works the store's queue, this Importer's rows included
+                # (an idle lane rescans the journal). Counting this lane as busy would make two
+                # Importers sharing a journal each drain() until the other closes: for ever.
+                if not self.idle:
+                    self.idle = True
+                    d.changed()
                 await d.sleep(self._settings.lease_ttl / 3)
+            self.idle = False
             self._leased_at = d.clock()
             try:
                 async with anyio.create_task_group() as tg:

@@ -197,7 +197,9 @@ def test_a_rerun_right_after_kill_9_takes_the_store_at_once(
 def test_a_run_that_must_wait_for_a_live_lease_says_so_and_for_how_long(
     emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
 ) -> None:
-    emulator.configure(time_scale=0.02)  # jobs of a few seconds
+    # Jobs of 6 s: the first run still drives the store when the second starts, even when four
+    # test workers on two cores make an interpreter take seconds to start.
+    emulator.configure(time_scale=0.2)
     items = genomes(16, "live")
     journal = tmp_path / "j.sqlite"
     manifests = []

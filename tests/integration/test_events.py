@@ -141,6 +141,9 @@ def test_the_cli_listens_with_events_queue_url(
     from tests.cli.conftest import run_cli
     from tests.conftest import ROLE_ARN
 
+    # Jobs of 2 s: the second job's safety-net poll (at 1.5x its predicted length) comes 1 s after
+    # its end, far later than its event even with four test workers loading two cores.
+    emulator.configure(job_overhead=40.0)
     store_id = create_store(emulator, "us-east-1")
     rows = genomes(s3_fasta, 20, "cliev")
     manifest = tmp_path / "refs.csv"
@@ -165,7 +168,7 @@ def test_events_init_sets_up_the_queue_the_cli_then_listens_to(
     from tests.cli.conftest import run_cli
     from tests.conftest import ROLE_ARN
 
-    emulator.configure(time_scale=0.05, job_overhead=2.0)
+    emulator.configure(time_scale=0.05, job_overhead=40.0)  # jobs of 2 s (see the test above)
     moto = emulator.events_endpoint_url or ""
     env = {"AWS_ENDPOINT_URL_SQS": moto, "AWS_ENDPOINT_URL_EVENTBRIDGE": moto}
     name = f"refimport-init-{tmp_path.name[-12:]}"
