@@ -90,7 +90,7 @@ def upload_sized(emu: EmulatorProcess, count: int, bases: int, tag: str) -> list
 
 
 def events_queue(emu: EmulatorProcess, region: str) -> str:
-    """An SQS queue fed by an EventBridge rule matching the job status events (on moto)."""
+    """An empty SQS queue fed by an EventBridge rule matching the job status events (on moto)."""
     url = emu.endpoints["events_endpoint_url"]
     kw: dict[str, Any] = {
         "endpoint_url": url,
@@ -100,6 +100,16 @@ def events_queue(emu: EmulatorProcess, region: str) -> str:
     }
     sqs = boto3.client("sqs", **kw)
     queue = str(sqs.create_queue(QueueName=f"omics-events-{region}")["QueueUrl"])
+    # Emptied for each run: the events of earlier runs (polling runs publish too) carry job ids
+    # that the reset emulator hands out again, and would wake lanes before their jobs end.
+    try:
+        sqs.purge_queue(QueueUrl=queue)
+    except sqs.exceptions.PurgeQueueInProgress:  # one purge a minute: drain it instead
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for m in batch:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
