@@ -205,10 +205,10 @@ async def test_store_shared_with_another_client(
     store_id = create_store(emulator, "us-east-1")
     ours = genomes(s3_fasta, 30, "shared-ours")
     # The other client imports ten genomes in three jobs, one of them a name of ours.
-    # Its first job lasts 0.5 s (real), long enough to be running at our first Start on a loaded
-    # machine (the emulator's jobs no longer grow by their S3 reads' time).
+    # Its first job lasts about 1.9 s (real), long enough to be running at our first Start with
+    # four test workers loading two cores (the emulator's jobs no longer grow by their S3 reads' time).
     theirs = [
-        *long_genomes(s3_fasta, 3, "shared-first", seconds=3.0),
+        *long_genomes(s3_fasta, 3, "shared-first", seconds=12.0),
         *long_genomes(s3_fasta, 6, "shared-theirs"),
         ours[-1],
     ]
