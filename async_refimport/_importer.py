@@ -605,7 +605,7 @@ class Importer:
                         if not r.state.is_final
                     }
         results = await self._journal.results(row_ids)
-        if self._setup_failures:
+        if self._parks_on_setup and self._setup_failures:
             for result in results:
                 if not result.state.is_final and (error := self._parked_error(result)):
                     raise error
