@@ -412,7 +412,7 @@ class Importer:
                     if self._parks_on_setup:
                         # Its rows stay queued; wait() raises the error once the rest is done.
                         return
-                    await self._sleep(self._setup_backoff(lane.store))
+                    await self._sleep(self._setup_backoff())
                 except LeaseLostError as exc:
                     # Another process took the store over: step back and wait for the lease.
                     log.warning("lane.lease_lost", store_id=lane.store.store_id, error=str(exc))
@@ -444,7 +444,7 @@ class Importer:
     def _parks_on_setup(self) -> bool:
         return self.settings.stop_on_setup_failure
 
-    def _setup_backoff(self, store: StoreRef) -> float:
+    def _setup_backoff(self) -> float:
         # A service keeps trying a store it cannot use, at most a minute apart.
         return min(60.0, self.settings.busy_wait)
 

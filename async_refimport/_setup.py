@@ -172,11 +172,14 @@ async def first_listing(
     began = now()
     last: ServiceError | None = None
     heard = False
+
+    def reached() -> bool:
+        return heard or answered(store)
+
     while True:
         left = setup_timeout - (now() - began)
-        bounded = not (heard or answered(store))
         try:
-            with anyio.fail_after(left if bounded else None):
+            with anyio.fail_after(None if reached() else left):
                 return await gateway.list_references(store)
         except PermanentServiceError as exc:
             raise setup_error(exc, store) from exc
@@ -187,7 +190,10 @@ async def first_listing(
             log.warning("store.list_failed", store_id=store.store_id, error=str(exc))
         except TimeoutError:
             pass
-        if not (heard or answered(store)) and now() - began >= setup_timeout:
-            raise unreachable(store, now() - began, last) from last
-        left = setup_timeout - (now() - began)
-        await sleep(min(retry_wait, left) if not (heard or answered(store)) else retry_wait)
+        waited = now() - began
+        if reached():
+            await sleep(retry_wait)
+        elif waited >= setup_timeout:
+            raise unreachable(store, waited, last) from last
+        else:
+            await sleep(min(retry_wait, setup_timeout - waited))

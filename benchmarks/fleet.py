@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import re
 import tempfile
 import time
 import urllib.request
@@ -47,6 +46,8 @@ from benchmarks._common import (
     job_timelines,
     lower_bound,
     overlapping,
+    section_lines,
+    splice_section,
 )
 from tests.fleet.harness import (
     Fleet,
@@ -281,42 +282,6 @@ def figures_from_runs(runs: list[dict[str, Any]], note: str) -> list[Figure]:
     return list(figs.values())
 
 
-def section_lines(figures: list[Figure]) -> list[str]:
-    """The "Fleet" section of RESULTS.md, in the suite's table format."""
-    from benchmarks.report import _fmt
-
-    notes = sorted({f.note for f in figures if f.note})
-    lines = [f"## {SECTION}", "", *[f"*{n}*" for n in notes], ""]
-    lines += [
-        "| figure | unit | min | median | max | n | goal |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for f in figures:
-        values = f.values or [float("nan")]
-        goal = ""
-        if f.goal:
-            goal = f.goal + {True: " ✅ holds", False: " ❌ missed", None: ""}[f.holds]
-        lines.append(
-            f"| {f.name} | {f.unit} | {_fmt(min(values))} | {_fmt(f.median)} | "
-            f"{_fmt(max(values))} | {len(f.values)} | {goal} |"
-        )
-    return lines
-
-
-def splice(results_md: Path, lines: list[str]) -> None:
-    """Replace (or add, before the charts) the Fleet section of RESULTS.md."""
-    text = results_md.read_text() if results_md.exists() else "# Benchmark results\n"
-    block = "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^## {SECTION}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text)
-    elif "\n## Charts" in text:
-        text = text.replace("\n## Charts", "\n" + block + "\n## Charts", 1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    results_md.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a small workload, one repeat")
@@ -342,8 +307,8 @@ def main() -> None:
             )
             + "\n"
         )
-    lines = section_lines(figures)
-    splice(HERE / "RESULTS.md", lines)
+    lines = section_lines(SECTION, figures)
+    splice_section(HERE / "RESULTS.md", SECTION, lines)
     print("\n".join(lines))
 
 
