@@ -21,7 +21,9 @@ from tests.integration.helpers import create_store, genomes, requests_for
 from tests.logcapture import capture_logs
 
 SETTINGS = ImporterSettings(
-    polling=PollingPolicy(first_poll=0.01, min_interval=0.005, max_interval=0.5),
+    # Polls at least 50 ms apart: the emulator's thread shares the test's interpreter, and with
+    # four test workers on two cores it notices a job's end some tens of ms late.
+    polling=PollingPolicy(first_poll=0.01, min_interval=0.05, max_interval=0.5),
     busy_wait=0.05,
     consistency_grace=3.0,
     max_sources_per_job=10,
@@ -51,7 +53,7 @@ async def gets_for_first_job(
 async def test_a_second_run_on_the_same_journal_starts_warm(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:
-    emulator.configure(time_scale=0.05, job_overhead=6.0)  # jobs of 0.3 s
+    emulator.configure(time_scale=0.05, job_overhead=24.0)  # jobs of 1.2 s
     store_id = create_store(emulator, "us-east-1")
     first_run = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 30, "w1"))
     second_run = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 30, "w2"))
