@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from array import array
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,19 +40,27 @@ import anyio
 from ._errors import FieldError, ManifestError, SetupError
 from ._events import Event
 from ._gateway import OmicsGateway
-from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan
+from ._importer import RESULTS_PAGE, Importer, ImporterSettings, ImporterStatus, StorePlan
 from ._journal import JobRecord, JobState, Journal, opened_journal
-from ._manifest import Manifest, ManifestDefaults, ManifestFormat, check_objects, format_error
+from ._manifest import (
+    CheckedManifest,
+    Manifest,
+    ManifestDefaults,
+    ManifestFormat,
+    check_objects,
+    format_error,
+)
+from ._manifest import check_manifest as _check_manifest
 from ._manifest import read_manifest as _read_manifest
 from ._models import ImportRequest, RowResult, RowState, StoreRef
 from ._report import (
     ReportFormat,
+    Tally,
     json_document,
     render_csv,
     render_html,
     render_json,
     report_item,
-    summarize,
 )
 
 JournalSpec = str | os.PathLike[str] | Journal | None
@@ -80,6 +89,24 @@ def read_manifest_file(
         ManifestError: the manifest cannot be read or its format cannot be told.
     """
     return _read_manifest(
+        path, defaults, format=format, ignore_unknown_columns=ignore_unknown_columns
+    )
+
+
+def check_manifest_file(
+    path: str | os.PathLike[str],
+    defaults: ManifestDefaults | None = None,
+    *,
+    format: ManifestFormat | None = None,
+    ignore_unknown_columns: bool = False,
+) -> CheckedManifest:
+    """:func:`read_manifest_file` without holding the rows: every problem is known at once, and
+    the valid rows are read again a chunk at a time by :func:`run_import`.
+
+    Raises:
+        ManifestError: the manifest cannot be read or its format cannot be told.
+    """
+    return _check_manifest(
         path, defaults, format=format, ignore_unknown_columns=ignore_unknown_columns
     )
 
@@ -123,48 +150,59 @@ def with_region(defaults: ManifestDefaults, region: str | None) -> ManifestDefau
 # -- running an import ----------------------------------------------------------------------------
 
 
+SUBMIT_CHUNK = 5000
+"""Rows journaled at a time by :func:`run_import` (a manifest's rows are read a chunk at a time)."""
+
+RowsToImport = Sequence[ImportRequest] | CheckedManifest
+"""Requests, or a checked manifest whose rows are read again a chunk at a time."""
+
+
 @dataclass(slots=True)
 class ImportOutcome:
     """What an import run ended with.
 
     Attributes:
-        results: Every submitted row, in the order submitted.
+        row_ids: The journal's id of every submitted row, in the order submitted (read their
+            results back a page at a time with :func:`read_results`).
+        tally: What those rows came to: per store and state, the jobs, the first failures.
         stopped: The run was stopped before every row was final (re-run to resume).
         setup_errors: Stores that cannot be used as set up (fix the set-up and run again).
         not_started: Rows of those stores, neither journaled nor sent.
     """
 
-    results: list[RowResult]
+    row_ids: Sequence[int]
+    tally: Tally
     stopped: bool = False
     setup_errors: tuple[SetupError, ...] = ()
     not_started: int = 0
 
     @property
     def failed(self) -> int:
-        return sum(1 for r in self.results if r.state is RowState.FAILED)
+        return self.tally.failed
 
     @property
     def pending(self) -> int:
         """Rows not final: journaled and waiting, or not started because of the set-up."""
-        return sum(1 for r in self.results if not r.state.is_final) + self.not_started
+        return self.tally.pending + self.not_started
 
     @property
     def summary(self) -> dict[str, int]:
-        return summarize(self.results)
+        return self.tally.summary()
 
 
 class ImportObserver(Protocol):
     """Follows an import run (the CLI's progress display)."""
 
-    def set_rows(self, results: Sequence[RowResult]) -> None:
-        """The rows of the run, as journaled (rows final already count as done)."""
+    def add_rows(self, results: Sequence[RowResult]) -> None:
+        """Some of the run's rows, as journaled (rows final already count as done); called a page
+        at a time until every row was given, then :meth:`run` is."""
 
     async def run(self, events: AsyncIterator[Event]) -> None:
         """Consume the Importer's events until the stream ends or the run is over."""
 
 
 async def run_import(
-    requests: Sequence[ImportRequest],
+    requests: RowsToImport,
     *,
     journal: JournalSpec,
     region: str | None,
@@ -180,10 +218,18 @@ async def run_import(
     that cannot be used (credentials, access, store id, endpoint) are not journaled at all, so
     that fixing the set-up and running again just works; they count as ``not_started``.
 
+    Memory stays flat however many rows there are: rows are journaled :data:`SUBMIT_CHUNK` at a
+    time (the stores start on the first chunk), and read back a page at a time. What is held
+    for the whole run is each row's id.
+
     Raises:
-        RequestValidationError: a request is invalid (nothing was journaled).
+        RequestValidationError: a request is invalid (nothing of its chunk was journaled;
+            a checked manifest's rows are all valid).
+        ManifestError: a checked manifest changed before its rows were all read again (the rows
+            journaled so far are imported by the next run).
     """
     not_started = 0
+    row_ids = array("q")
     async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
         async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
             if stop is not None:
@@ -191,28 +237,54 @@ async def run_import(
             # Subscribed only for an observer: events nobody reads are buffered without bound
             # (a RowSettled per row: about 700 B each, 140 MB for 200,000 rows).
             events = await stack.enter_async_context(imp.subscribe()) if observer else None
-            unusable = await imp.verify_setup(requests)
-            if unusable:
-                bad = {(e.store_id, e.region) for e in unusable}
-                usable = [r for r in requests if (r.store_id, r.region or imp.region) not in bad]
-                not_started = len(requests) - len(usable)
-                requests = usable
-            ids = await imp.submit(requests)
-            if observer is not None and events is not None and ids:
-                observer.set_rows(await imp.results(ids))
+            unusable = await imp.verify_setup(_store_samples(requests))
+            bad = {(e.store_id, e.region) for e in unusable}
+            for chunk in _chunks(requests):
+                usable = [r for r in chunk if (r.store_id, r.region or imp.region) not in bad]
+                not_started += len(chunk) - len(usable)
+                row_ids.extend(await imp.submit(usable))
+            if observer is not None and events is not None and row_ids:
+                async for page in imp.iter_results(row_ids):
+                    observer.add_rows(page)
                 tg.start_soon(observer.run, events)
             try:
-                results = await imp.wait(ids)
+                await imp.wait_until_final(row_ids)
             except SetupError:
-                # Every other row is final; the parked stores' rows stay queued.
-                results = await imp.results(ids)
+                pass  # every other row is final; the parked stores' rows stay queued
             tg.cancel_scope.cancel()
-        stopped = imp.stopping and not all(r.state.is_final for r in results)
+        tally = Tally()
+        async for page in imp.iter_results(row_ids):
+            tally.add(page)
+        stopped = imp.stopping and tally.pending > 0
     # Only the stores this run's rows wait on (not a store left over in the journal by an
     # earlier run, which the Importer adopted and found unusable: it only logs an error).
-    waiting = {(r.store_id, r.region) for r in results if not r.state.is_final}
+    waiting = tally.pending_stores()
     blocking = tuple(e for e in imp.setup_errors if (e.store_id, e.region) in waiting)
-    return ImportOutcome(results, stopped, unusable + blocking, not_started)
+    return ImportOutcome(row_ids, tally, stopped, unusable + blocking, not_started)
+
+
+def _store_samples(requests: RowsToImport) -> Sequence[ImportRequest]:
+    """Rows enough to name every store of ``requests`` (what checking the set-up needs)."""
+    return requests.stores if isinstance(requests, CheckedManifest) else requests
+
+
+def _chunks(requests: RowsToImport) -> Iterator[Sequence[ImportRequest]]:
+    if isinstance(requests, CheckedManifest):
+        yield from requests.chunks(SUBMIT_CHUNK)
+    else:
+        for start in range(0, len(requests), SUBMIT_CHUNK):
+            yield requests[start : start + SUBMIT_CHUNK]
+
+
+async def read_results(
+    journal: JournalSpec, row_ids: Sequence[int], *, region: str | None = None
+) -> AsyncIterator[list[RowResult]]:
+    """The results of ``row_ids`` (an :class:`ImportOutcome`'s), in order, read back from the
+    journal a page at a time, opened read-only; ``region`` is the Region of a ``dynamodb://``
+    journal that names none."""
+    async with opened_journal(journal, region=region, read_only=True) as opened:
+        for start in range(0, len(row_ids), RESULTS_PAGE):
+            yield await opened.results(row_ids[start : start + RESULTS_PAGE])
 
 
 async def _stop_when_set(stop: anyio.Event, imp: Importer) -> None:

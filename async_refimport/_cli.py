@@ -22,11 +22,13 @@ import botocore.exceptions
 from rich.table import Table
 
 from ._application import (
+    ImportOutcome,
     JournalStatus,
+    check_manifest_file,
     journal_status,
     plan_document,
     plan_import,
-    read_manifest_file,
+    read_results,
     render_report,
 )
 from ._console import (
@@ -51,7 +53,7 @@ from ._logconfig import LEVELS, configure_logging
 from ._manifest import FORMATS, ManifestDefaults
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
 from ._preflight import PreflightPolicy
-from ._report import REPORT_FORMATS, ReportFormat, write_json, write_report
+from ._report import REPORT_FORMATS, JsonReportWriter, ReportFormat, write_report
 
 __all__ = [
     "EXIT_FAILED",
@@ -446,7 +448,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         profile=profile,
     )
     try:
-        manifest = read_manifest_file(
+        # Checked whole now, its rows read again a chunk at a time as they are journaled: a
+        # manifest of 10^5 rows is never held whole (see run_import).
+        checked = check_manifest_file(
             args.manifest,
             defaults,
             format=args.format,
@@ -455,6 +459,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print_problems(exc.errors, err)
         return EXIT_USAGE
+    manifest = checked.manifest
     if manifest.ignored_columns:
         ignored = ", ".join(sorted(manifest.ignored_columns))
         err.print(f"Ignoring column(s): {ignored}", markup=False)
@@ -478,23 +483,25 @@ def _cmd_import(args: argparse.Namespace) -> int:
         setup_timeout=args.setup_timeout,
     )
     if args.dry_run:
-        return _dry_run(manifest.requests, region, settings, json_output=args.json)
+        try:
+            requests = [request for chunk in checked.chunks() for request in chunk]
+        except ManifestError as exc:
+            print_problems(exc.errors, err)
+            return EXIT_USAGE
+        return _dry_run(requests, region, settings, json_output=args.json)
     journal: str | Path = args.journal or default_journal_path()
     outcome = import_with_progress(
-        manifest.requests, journal=journal, region=region, settings=settings, quiet=args.quiet
+        checked, journal=journal, region=region, settings=settings, quiet=args.quiet
     )
     if outcome is None:
         return EXIT_USAGE
-    results = outcome.results
     if args.json:
-        # Streamed item by item: the whole document of 10^5 rows would take hundreds of MB.
         extra = {"skipped_invalid": skipped} if skipped else {}
         if outcome.not_started:
             extra["not_started"] = outcome.not_started  # rows of stores whose set-up is wrong
-        write_json(results, sys.stdout, extra_summary=extra or None)
-        sys.stdout.flush()
-    elif results or not outcome.setup_errors:
-        print_summary(results, out_console(), skipped=skipped)
+        anyio.run(_write_json, journal, outcome, region, extra)
+    elif outcome.row_ids or not outcome.setup_errors:
+        print_summary(outcome.tally, out_console(), skipped=skipped)
     if outcome.setup_errors and not outcome.stopped:
         print_setup_errors(outcome.setup_errors)
         err.print(
@@ -516,6 +523,18 @@ def _cmd_import(args: argparse.Namespace) -> int:
             "retries them."
         )
     return EXIT_FAILED if outcome.failed or skipped else EXIT_OK
+
+
+async def _write_json(
+    journal: str | Path, outcome: ImportOutcome, region: str | None, extra: dict[str, int]
+) -> None:
+    """The ``--json`` document, its items read back from the journal a page at a time and
+    written as they come: the whole document of 10^5 rows would take hundreds of MB."""
+    writer = JsonReportWriter(sys.stdout, {**outcome.summary, **extra})
+    async for page in read_results(journal, outcome.row_ids, region=region):
+        writer.write(page)
+    writer.close()
+    sys.stdout.flush()
 
 
 def _dry_run(

@@ -22,13 +22,14 @@ from rich.console import Console
 from rich.markup import escape as _rich_escape
 from rich.table import Table
 
-from ._application import ImportOutcome, run_import
-from ._errors import FieldError, RequestValidationError
+from ._application import ImportOutcome, RowsToImport, run_import
+from ._errors import FieldError, ManifestError, RequestValidationError
 from ._events import Event
 from ._importer import ImporterSettings
 from ._manifest import format_errors
-from ._models import ImportRequest, RowResult, RowState
+from ._models import RowResult, RowState
 from ._progress import ImportProgress
+from ._report import Tally
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -97,15 +98,10 @@ def outcome_words(summary: Mapping[str, int]) -> str:
     return f"{total} row{'' if total == 1 else 's'}: " + ", ".join(parts)
 
 
-def print_summary(results: Sequence[RowResult], console: Console, *, skipped: int = 0) -> None:
-    """The summary table of an import (per store), then the failures."""
-    per_store: dict[tuple[str, str], Counter[RowState]] = {}
-    jobs: dict[tuple[str, str], set[str]] = {}
-    for r in results:
-        key = (r.store_id, r.region)
-        per_store.setdefault(key, Counter())[r.state] += 1
-        if r.job_id:
-            jobs.setdefault(key, set()).add(r.job_id)
+def print_summary(rows: Tally | Sequence[RowResult], console: Console, *, skipped: int = 0) -> None:
+    """The summary table of an import (per store), then the first failures."""
+    tally = rows if isinstance(rows, Tally) else Tally.of(rows)
+    per_store, jobs = tally.per_store, tally.jobs
     table = Table(
         title="refimport summary",
         title_justify="left",
@@ -146,16 +142,16 @@ def print_summary(results: Sequence[RowResult], console: Console, *, skipped: in
             str(sum(len(j) for j in jobs.values())),
         )
     console.print(table)
-    failures = [r for r in results if r.state is RowState.FAILED]
-    if failures:
-        ft = Table(title=f"failures ({len(failures)})", title_justify="left")
+    failed = tally.failed
+    if failed:
+        ft = Table(title=f"failures ({failed})", title_justify="left")
         ft.add_column("Store")
         ft.add_column("Name")
         ft.add_column("Reason")
-        for r in failures[:MAX_FAILURES_SHOWN]:
+        for r in tally.failures[:MAX_FAILURES_SHOWN]:
             ft.add_row(escape(r.store_id), escape(r.name), escape(r.message or ""))
-        if len(failures) > MAX_FAILURES_SHOWN:
-            ft.add_row("…", f"{len(failures) - MAX_FAILURES_SHOWN} more", "see `refimport report`")
+        if failed > MAX_FAILURES_SHOWN:
+            ft.add_row("…", f"{failed - MAX_FAILURES_SHOWN} more", "see `refimport report`")
         console.print(ft)
     if skipped:
         console.print(f"[yellow]{skipped} invalid row(s) skipped.[/]")
@@ -165,7 +161,7 @@ def print_summary(results: Sequence[RowResult], console: Console, *, skipped: in
 
 
 def import_with_progress(
-    requests: Sequence[ImportRequest],
+    requests: RowsToImport,
     *,
     journal: str | Path,
     region: str | None,
@@ -174,17 +170,17 @@ def import_with_progress(
     quiet: bool = False,
 ) -> ImportOutcome | None:
     """Import ``requests`` with the progress display on stderr (none when ``quiet``); Ctrl-C
-    once stops starting jobs, twice exits at once. Returns None when a request is invalid (the
-    problems were printed)."""
+    once stops starting jobs, twice exits at once. Returns None when a request is invalid, or a
+    manifest changed while its rows were read again (the problems were printed)."""
     try:
         return anyio.run(_import, requests, journal, region, settings, live, quiet)
-    except RequestValidationError as exc:
+    except (RequestValidationError, ManifestError) as exc:
         print_problems(exc.errors, err_console())
         return None
 
 
 async def _import(
-    requests: Sequence[ImportRequest],
+    requests: RowsToImport,
     journal: str | Path,
     region: str | None,
     settings: ImporterSettings | None,
@@ -235,12 +231,13 @@ class _Display:
         self.progress = progress
         self.shown = False
 
-    def set_rows(self, results: Sequence[RowResult]) -> None:
-        self.progress.__enter__()
-        self.shown = True
-        self.progress.set_rows(results)
+    def add_rows(self, results: Sequence[RowResult]) -> None:
+        self.progress.add_rows(results)
 
     async def run(self, events: AsyncIterator[Event]) -> None:
+        self.progress.__enter__()
+        self.shown = True
+        self.progress.begin()
         await self.progress.run(events)
 
     def close(self) -> None:

@@ -71,6 +71,8 @@ _QUIET_RECHECK = 10.0
 _QUIET_RECHECK_MAX = 30.0
 #: Seconds between the error lines of a journal outage a worker rides out (debug lines between).
 _JOURNAL_FAILURE_REPEAT = 300.0
+RESULTS_PAGE = 1000
+"""Rows read back from the journal at a time (:meth:`Importer.iter_results`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,6 +556,14 @@ class Importer:
         """The rows' current results (every row when ``row_ids`` is None), without waiting."""
         return await self._journal.results(row_ids)
 
+    async def iter_results(
+        self, row_ids: Sequence[int], *, page: int = RESULTS_PAGE
+    ) -> AsyncIterator[list[RowResult]]:
+        """The rows' current results, in the order given, read a page at a time: a run of
+        10^5 rows is never held whole."""
+        for start in range(0, len(row_ids), page):
+            yield await self._journal.results(row_ids[start : start + page])
+
     async def wait(self, row_ids: Sequence[int]) -> list[RowResult]:
         """Wait until every given row is final (or the Importer stops); returns their results.
 
@@ -563,21 +573,25 @@ class Importer:
                 row is final. Those rows stay queued (``results(row_ids)`` shows them): fix the
                 set-up and submit them again, or run again on the same journal.
         """
+        await self.wait_until_final(row_ids)
+        return await self._journal.results(row_ids)
+
+    async def wait_until_final(self, row_ids: Sequence[int]) -> None:
+        """:meth:`wait` without reading the results back: for many rows, read them a page at a
+        time with :meth:`iter_results` afterwards.
+
+        Raises:
+            SetupError: as :meth:`wait`.
+        """
         async with self.subscribe() as events:
-            pending = {
-                r.row_id for r in await self._journal.results(row_ids) if not r.state.is_final
-            }
+            pending = await self._not_final(row_ids)
             quiet, recheck = 0.0, _QUIET_RECHECK
             parked = 0
             while pending and not self._stopping:
                 if self._parks_on_setup and self._parked_version != parked:
                     # A store was parked: its rows will not settle in this run.
                     parked = self._parked_version
-                    pending = {
-                        r.row_id
-                        for r in await self._journal.results(sorted(pending))
-                        if not r.state.is_final and self._parked_error(r) is None
-                    }
+                    pending = await self._not_final(pending, parked_too=False)
                     continue
                 heard = False
                 with anyio.move_on_after(1.0):
@@ -599,17 +613,24 @@ class Importer:
                     # minutes costs a few reads of the pending rows, not one every 10 seconds
                     # (each read is billed per row on a DynamoDB journal).
                     quiet, recheck = 0.0, min(recheck * 2, _QUIET_RECHECK_MAX)
-                    pending = {
-                        r.row_id
-                        for r in await self._journal.results(sorted(pending))
-                        if not r.state.is_final
-                    }
-        results = await self._journal.results(row_ids)
+                    pending = await self._not_final(pending)
         if self._parks_on_setup and self._setup_failures:
-            for result in results:
-                if not result.state.is_final and (error := self._parked_error(result)):
-                    raise error
-        return results
+            async for page in self.iter_results(row_ids):
+                for result in page:
+                    if not result.state.is_final and (error := self._parked_error(result)):
+                        raise error
+
+    async def _not_final(self, row_ids: Iterable[int], *, parked_too: bool = True) -> set[int]:
+        """Those of ``row_ids`` not final yet (without the rows of parked stores, unless
+        ``parked_too``), read a page at a time."""
+        pending: set[int] = set()
+        async for page in self.iter_results(sorted(row_ids)):
+            pending.update(
+                r.row_id
+                for r in page
+                if not r.state.is_final and (parked_too or self._parked_error(r) is None)
+            )
+        return pending
 
     def _parked_error(self, row: RowResult) -> SetupError | None:
         """The set-up error of the store the row waits on, if that store is parked."""

@@ -36,9 +36,11 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -316,6 +318,147 @@ def parse_manifest(
     )
 
 
+@dataclass(slots=True)
+class CheckedManifest:
+    """A manifest read once and checked in full, whose rows are not held: :meth:`chunks` reads
+    the valid rows again, a chunk at a time. What a manifest of 10^5 rows costs is then one
+    chunk of requests, not all of them (see :func:`check_manifest`).
+
+    Attributes:
+        manifest: Its source, format, errors, invalid lines and ignored columns
+            (``manifest.requests`` is empty).
+        valid_rows: How many rows are valid: what :meth:`chunks` yields in all.
+        stores: The first valid row of each store (store id, Region, endpoint and profile):
+            enough to check each store's set-up before anything is sent.
+    """
+
+    manifest: Manifest
+    valid_rows: int
+    stores: list[ImportRequest]
+    _defaults: ManifestDefaults
+    _ignore_unknown_columns: bool
+    _open: Callable[[], IO[bytes]]
+    _identity: tuple[int, ...] | None
+
+    @property
+    def errors(self) -> list[FieldError]:
+        return self.manifest.errors
+
+    def chunks(self, size: int = 5000) -> Iterator[list[ImportRequest]]:
+        """The valid rows' requests, in manifest order, ``size`` at a time.
+
+        Raises:
+            ManifestError: the file changed since it was checked (nothing of the changed file
+                is yielded: check it again).
+        """
+        invalid = self.manifest.invalid_lines
+        with self._open() as stream:
+            if self._identity is not None and _identity(stream) != self._identity:
+                why = "changed while being imported; run again"
+                raise ManifestError([FieldError("file", why, source=self.manifest.source)])
+            builder = _Builder(
+                self.manifest.source,
+                self.manifest.format,
+                self._defaults,
+                self._ignore_unknown_columns,
+                replay=True,
+            )
+            chunk: list[ImportRequest] = []
+            for line, request in builder.rows(stream):
+                if line in invalid:
+                    continue  # a repeated name: refused when checked
+                chunk.append(request)
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+
+def check_manifest(
+    source: str | os.PathLike[str],
+    defaults: ManifestDefaults | None = None,
+    *,
+    format: ManifestFormat | None = None,
+    ignore_unknown_columns: bool = False,
+    stdin: IO[bytes] | None = None,
+) -> CheckedManifest:
+    """Check a whole manifest as :func:`read_manifest` does, without keeping its rows.
+
+    A file is read again by :meth:`CheckedManifest.chunks` (which refuses it if it changed in
+    between); standard input is copied to an unnamed temporary file first, and an S3 object is
+    held as its bytes (about a tenth of the rows it becomes).
+
+    Raises:
+        ManifestError: the format cannot be determined or the manifest cannot be read.
+    """
+    defaults = defaults or ManifestDefaults()
+    name = str(source)
+    identity: tuple[int, ...] | None = None
+    if is_s3_uri(source):
+        import anyio
+
+        data = anyio.run(_fetch_s3, name, defaults)
+        fmt = format or detect_format(_s3_key(name)) or sniff_format(data[:65536]) or "csv"
+
+        def reopen() -> IO[bytes]:
+            return io.BytesIO(data)
+
+    elif name == STDIN:
+        copy = tempfile.TemporaryFile()  # deleted when closed, or at exit
+        shutil.copyfileobj(stdin if stdin is not None else sys.stdin.buffer, copy)
+        copy.seek(0)
+        fmt = format or sniff_format(copy.read(65536)) or "csv"
+
+        def reopen() -> IO[bytes]:
+            # A reader of its own (closing it leaves the copy open), from the start: duplicated
+            # descriptors share one offset.
+            stream = os.fdopen(os.dup(copy.fileno()), "rb")
+            stream.seek(0)
+            return stream
+
+    else:
+        fmt_or_none = format or detect_format(name)
+        if fmt_or_none is None:
+            raise ManifestError([_cannot_tell(name)])
+        fmt = fmt_or_none
+
+        def reopen() -> IO[bytes]:
+            try:
+                return open(source, "rb")
+            except OSError as exc:
+                raise ManifestError(
+                    [FieldError("file", exc.strerror or str(exc), source=name)]
+                ) from exc
+
+    builder = _Builder(name, fmt, defaults, ignore_unknown_columns)
+    stores: dict[tuple[str | None, ...], ImportRequest] = {}
+    valid = 0
+    with reopen() as stream:
+        if not is_s3_uri(source) and name != STDIN:
+            identity = _identity(stream)
+        for _, request in builder.rows(stream):
+            valid += 1
+            key = (request.store_id, request.region, request.endpoint_url, request.profile)
+            if key not in stores:
+                stores[key] = request
+    return CheckedManifest(
+        builder.manifest,
+        valid,
+        list(stores.values()),
+        defaults,
+        ignore_unknown_columns,
+        reopen,
+        identity,
+    )
+
+
+def _identity(stream: IO[bytes]) -> tuple[int, ...]:
+    """What tells a file changed: its inode, size and modification time."""
+    st = os.fstat(stream.fileno())
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def check_objects(
     items: Iterable[object],
     defaults: ManifestDefaults | None = None,
@@ -331,7 +474,9 @@ def check_objects(
     builder = _Builder(source, "jsonl", defaults or ManifestDefaults(), ignore_unknown_columns)
     for index, item in enumerate(items, start=1):
         if isinstance(item, dict):
-            builder._json_row(index, item)
+            if (request := builder._json_row(index, item)) is not None:
+                builder.manifest.requests.append(request)
+                builder.manifest.lines.append(index)
         else:
             builder.error(index, "json", f"expected an object, got {type(item).__name__}")
     return builder.manifest
@@ -395,12 +540,11 @@ def _parse(
     ignore_unknown_columns: bool,
 ) -> Manifest:
     builder = _Builder(source, fmt, defaults, ignore_unknown_columns)
-    if fmt == "jsonl":
-        builder.read_jsonl(stream)
-    else:
-        builder.read_delimited(stream, "\t" if fmt == "tsv" else ",")
-    builder.finish()
-    return builder.manifest
+    manifest = builder.manifest
+    for line, request in builder.rows(stream):
+        manifest.requests.append(request)
+        manifest.lines.append(line)
+    return manifest
 
 
 class _DuplicateKey(Exception):
@@ -458,8 +602,13 @@ class _Builder:
         fmt: ManifestFormat,
         defaults: ManifestDefaults,
         ignore_unknown_columns: bool = False,
+        *,
+        replay: bool = False,
     ) -> None:
         self.source = str(source)
+        # Reading a checked manifest again (CheckedManifest.chunks): its errors are known, and
+        # its repeated names too (the lines of those rows are skipped by the caller).
+        self.replay = replay
         self.manifest = Manifest(self.source, fmt)
         self.defaults = defaults
         self.ignore_unknown = ignore_unknown_columns
@@ -478,6 +627,8 @@ class _Builder:
         self.tag_maps: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
 
     def error(self, line: int | None, name: str, reason: str, row_name: str | None = None) -> None:
+        if self.replay:
+            return
         self.manifest.errors.append(FieldError(_field(name), reason, line, self.source, row_name))
         if line is not None:
             self.manifest.invalid_lines.add(line)
@@ -485,6 +636,15 @@ class _Builder:
     def header_error(self, name: str, reason: str) -> None:
         # A CSV header is not a row: it is reported but not counted among invalid rows.
         self.manifest.errors.append(FieldError(_shown(name), reason, self.header_line, self.source))
+
+    def rows(self, stream: IO[bytes]) -> Iterator[tuple[int, ImportRequest]]:
+        """The valid rows, each with the line it starts on, as they are read; the problems of
+        the others go to ``manifest.errors``."""
+        if self.manifest.format == "jsonl":
+            yield from self.read_jsonl(stream)
+        else:
+            yield from self.read_delimited(stream, "\t" if self.manifest.format == "tsv" else ",")
+        self.finish()
 
     def finish(self) -> None:
         """Refuse a manifest without a single row: a run that imports nothing is a mistake."""
@@ -498,7 +658,9 @@ class _Builder:
 
     # -- CSV / TSV ------------------------------------------------------------------------------
 
-    def read_delimited(self, stream: IO[bytes], delimiter: str) -> None:
+    def read_delimited(
+        self, stream: IO[bytes], delimiter: str
+    ) -> Iterator[tuple[int, ImportRequest]]:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         header: list[str] | None = None
@@ -543,7 +705,9 @@ class _Builder:
             if len(cells) != width:
                 self.error(line, "row", f"has {len(cells)} fields, the header has {width}")
                 continue
-            self._row(line, {col: cells[i] for i, col in columns if cells[i] != ""})
+            request = self._row(line, {col: cells[i] for i, col in columns if cells[i] != ""})
+            if request is not None:
+                yield line, request
 
     def _header(self, header: list[str]) -> list[tuple[int, str]] | None:
         if not _utf8(header):
@@ -585,7 +749,7 @@ class _Builder:
 
     # -- JSON Lines -----------------------------------------------------------------------------
 
-    def read_jsonl(self, stream: IO[bytes]) -> None:
+    def read_jsonl(self, stream: IO[bytes]) -> Iterator[tuple[int, ImportRequest]]:
         for line, raw in enumerate(stream, start=1):
             if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -603,10 +767,10 @@ class _Builder:
                 self.error(line, "json", problem)
             elif not isinstance(obj, dict):
                 self.error(line, "json", f"expected an object, got {type(obj).__name__}")
-            else:
-                self._json_row(line, obj)
+            elif (request := self._json_row(line, obj)) is not None:
+                yield line, request
 
-    def _json_row(self, line: int, obj: dict[str, Any]) -> None:
+    def _json_row(self, line: int, obj: dict[str, Any]) -> ImportRequest | None:
         values: dict[str, Any] = {}
         bad = False
         for key, value in obj.items():
@@ -640,8 +804,7 @@ class _Builder:
         for col, flag in self._missing_defaults(present):
             self.error(line, col, f"missing, and no {flag} given")
             bad = True
-        if not bad:
-            self._row(line, values)
+        return None if bad else self._row(line, values)
 
     # -- one row --------------------------------------------------------------------------------
 
@@ -667,7 +830,7 @@ class _Builder:
                 self.tag_maps[key] = shared
         return shared, errors
 
-    def _row(self, line: int, values: Mapping[str, Any]) -> None:
+    def _row(self, line: int, values: Mapping[str, Any]) -> ImportRequest | None:
         d = self.defaults
         tags, tag_errors = self._tags(values.get("tags"))
         errors = [(e.field, e.reason) for e in tag_errors]
@@ -690,7 +853,7 @@ class _Builder:
         if request.region is None:
             errors.append(("region", "no region column, no --region and no AWS_REGION configured"))
         key = (request.region or "", request.store_id, request.name)
-        first = self.seen.get(key)
+        first = None if self.replay else self.seen.get(key)
         if first is not None:
             errors.append(
                 (
@@ -699,15 +862,14 @@ class _Builder:
                     f"(first on line {first})",
                 )
             )
-        elif not errors:
+        elif not errors and not self.replay:
             self.seen[key] = line
         if errors:
             row_name = request.name if isinstance(request.name, str) and request.name else None
             for field_name, reason in errors:
                 self.error(line, field_name, reason, row_name)
-            return
-        self.manifest.requests.append(request)
-        self.manifest.lines.append(line)
+            return None
+        return request
 
 
 def _utf8(cells: list[str]) -> bool:

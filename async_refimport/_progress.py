@@ -75,9 +75,10 @@ class ImportProgress:
         self.interval = interval
         self.clock = clock
         self.stores: dict[tuple[str, str], StoreProgress] = {}
-        self._row_ids: set[int] | None = None
-        # Rows counted as final: an event racing with set_rows() must not count a row twice.
-        self._final: set[int] = set()
+        # The run's rows not counted as final yet (None: every row an event names is the run's).
+        # A row leaves it once counted, so an event racing with add_rows(), or a row's settling
+        # told twice, never counts it twice; and the set shrinks as the run goes.
+        self._unsettled: set[int] | None = None
         self._started = clock()
         self._done_at_start = 0
         self._progress: Progress | None = None
@@ -88,14 +89,22 @@ class ImportProgress:
 
     def set_rows(self, results: Iterable[RowResult]) -> None:
         """Totals from the submitted rows; rows already final (a resumed run) count as done."""
-        self._row_ids = set()
+        self.add_rows(results)
+        self.begin()
+
+    def add_rows(self, results: Iterable[RowResult]) -> None:
+        """Count submitted rows (a page at a time for a large run), then call :meth:`begin`."""
+        if self._unsettled is None:
+            self._unsettled = set()
         for r in results:
-            self._row_ids.add(r.row_id)
-            if r.state.is_final:
-                self._final.add(r.row_id)
+            if not r.state.is_final:
+                self._unsettled.add(r.row_id)
             s = self._store(r.store_id, r.region)
             s.total += 1
             self._count(s, r.state, +1)
+
+    def begin(self) -> None:
+        """Every row is counted: the run's clock starts (ETA), and a plain display says so."""
         self._done_at_start = self.done
         self._started = self.clock()
         self._refresh_all()
@@ -145,11 +154,10 @@ class ImportProgress:
         """Apply one Importer event."""
         if isinstance(event, RowSettled):
             r = event.result
-            if self._row_ids is not None and r.row_id not in self._row_ids:
-                return  # another caller's row (a shared journal)
-            if r.row_id in self._final:
-                return
-            self._final.add(r.row_id)
+            if self._unsettled is not None:
+                if r.row_id not in self._unsettled:
+                    return  # counted already, or another caller's row (a shared journal)
+                self._unsettled.discard(r.row_id)
             self._count(self._store(r.store_id, r.region), r.state, +1)
             self._refresh(r.store_id, r.region)
         elif isinstance(event, JobStarted):

@@ -7,7 +7,7 @@ The JSON document is the one ``refimport import --json`` prints::
                 "message"}]}
 
 ``md5`` is the reference's checksum as HealthOmics reports it (null until the service has
-reported it). :func:`write_json` streams the document item by item, so a report of 200,000 rows
+reported it). :class:`JsonReportWriter` streams the document item by item, so a report of 200,000 rows
 never exists whole in memory.
 
 The CSV report is meant for spreadsheets, which run a cell starting with ``=``, ``+``, ``-``,
@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -72,52 +72,145 @@ def report_item(result: RowResult) -> dict[str, str | None]:
     }
 
 
+@dataclass(slots=True)
+class Tally:
+    """What an import's rows come to, counted a row at a time: rows per store and state, the jobs
+    of each store and the first failures. A run of 10^5 rows is summed up page by page, never
+    held whole.
+
+    Attributes:
+        per_store: ``(store_id, region)`` -> rows per state.
+        jobs: ``(store_id, region)`` -> the ids of the jobs its rows went in.
+        failures: The first ``failures_kept`` failed rows, in the order added.
+        failures_kept: How many failed rows to keep (the others are only counted).
+    """
+
+    per_store: dict[tuple[str, str], Counter[RowState]] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    failures: list[RowResult] = field(default_factory=list)
+    failures_kept: int = 100
+
+    @classmethod
+    def of(cls, results: Iterable[RowResult]) -> Tally:
+        tally = cls()
+        tally.add(results)
+        return tally
+
+    def add(self, results: Iterable[RowResult]) -> None:
+        for r in results:
+            key = (r.store_id, r.region)
+            states = self.per_store.get(key)
+            if states is None:
+                states = self.per_store[key] = Counter()
+            states[r.state] += 1
+            if r.job_id:
+                self.jobs.setdefault(key, set()).add(r.job_id)
+            if r.state is RowState.FAILED and len(self.failures) < self.failures_kept:
+                self.failures.append(r)
+
+    @property
+    def states(self) -> Counter[RowState]:
+        """Rows per state, every store together."""
+        total: Counter[RowState] = Counter()
+        for states in self.per_store.values():
+            total.update(states)
+        return total
+
+    @property
+    def rows(self) -> int:
+        return sum(self.states.values())
+
+    @property
+    def failed(self) -> int:
+        return self.states[RowState.FAILED]
+
+    @property
+    def pending(self) -> int:
+        """Rows not final yet (queued, or in a job)."""
+        states = self.states
+        return states[RowState.QUEUED] + states[RowState.SUBMITTED]
+
+    def pending_stores(self) -> set[tuple[str, str]]:
+        """``(store_id, region)`` of the stores with rows not final yet."""
+        return {
+            key
+            for key, states in self.per_store.items()
+            if states[RowState.QUEUED] or states[RowState.SUBMITTED]
+        }
+
+    def summary(self) -> dict[str, int]:
+        """``total``, ``imported``, ``already_present``, ``failed`` (plus ``pending`` when not all
+        final): the summary of the JSON document."""
+        states = self.states
+        summary = {
+            "total": sum(states.values()),
+            "imported": states[RowState.IMPORTED],
+            "already_present": states[RowState.ALREADY_PRESENT],
+            "failed": states[RowState.FAILED],
+        }
+        if self.pending:
+            summary["pending"] = self.pending
+        return summary
+
+
 def summarize(results: Iterable[RowResult]) -> dict[str, int]:
     """``total``, ``imported``, ``already_present``, ``failed`` (plus ``pending`` when not all final)."""
-    counts = Counter(r.state for r in results)
-    summary = {
-        "total": sum(counts.values()),
-        "imported": counts[RowState.IMPORTED],
-        "already_present": counts[RowState.ALREADY_PRESENT],
-        "failed": counts[RowState.FAILED],
-    }
-    pending = counts[RowState.QUEUED] + counts[RowState.SUBMITTED]
-    if pending:
-        summary["pending"] = pending
-    return summary
+    return Tally.of(results).summary()
 
 
 def json_document(results: Sequence[RowResult]) -> dict[str, Any]:
     """The document of ``import --json`` and ``report --format json``, as one object.
 
-    For many rows prefer :func:`write_json`, which never holds the whole document.
+    For many rows prefer :func:`write_json` or :class:`JsonReportWriter`, which never hold the
+    whole document.
     """
     return {"summary": summarize(results), "items": [report_item(r) for r in results]}
+
+
+class JsonReportWriter:
+    """Writes the JSON document to ``out`` as its items come, a page at a time: the summary is
+    known first (a :class:`Tally`), the rows need not be.
+
+    The text is the same as ``json.dumps(json_document(results), indent=2, ensure_ascii=False)``
+    plus a final newline, with the given summary.
+    """
+
+    def __init__(self, out: TextIO, summary: Mapping[str, int]) -> None:
+        self._out = out
+        self._items = 0
+        head = json.dumps({"summary": dict(summary)}, indent=2, ensure_ascii=False)
+        out.write(head[:-2] + ',\n  "items": [')
+
+    def write(self, results: Iterable[RowResult]) -> None:
+        for result in results:
+            item = json.dumps(report_item(result), indent=2, ensure_ascii=False)
+            self._out.write(("\n" if not self._items else ",\n") + "    ")
+            self._out.write(item.replace("\n", "\n    "))
+            self._items += 1
+
+    def close(self) -> None:
+        self._out.write("\n  ]\n}\n" if self._items else "]\n}\n")
 
 
 def iter_json(
     results: Sequence[RowResult], *, extra_summary: Mapping[str, int] | None = None
 ) -> Iterator[str]:
-    """The JSON document in pieces, one item at a time.
+    """The JSON document in pieces, one item at a time (see :class:`JsonReportWriter`), with
+    ``extra_summary`` (e.g. ``skipped_invalid``) added to the summary."""
+    out = io.StringIO()
+    writer = JsonReportWriter(out, {**summarize(results), **(extra_summary or {})})
+    for result in results:
+        yield _take(out)
+        writer.write((result,))
+    writer.close()
+    yield _take(out)
 
-    The text is the same as ``json.dumps(json_document(results), indent=2, ensure_ascii=False)``
-    (plus a final newline), with ``extra_summary`` added to the summary.
 
-    Args:
-        results: The rows.
-        extra_summary: More counts for the summary (e.g. ``skipped_invalid``).
-    """
-    summary: dict[str, int] = {**summarize(results), **(extra_summary or {})}
-    head = json.dumps({"summary": summary}, indent=2, ensure_ascii=False)
-    if not results:
-        yield head[:-2] + ',\n  "items": []\n}\n'
-        return
-    yield head[:-2] + ',\n  "items": [\n'
-    last = len(results) - 1
-    for i, result in enumerate(results):
-        item = json.dumps(report_item(result), indent=2, ensure_ascii=False)
-        yield "    " + item.replace("\n", "\n    ") + (",\n" if i < last else "\n")
-    yield "  ]\n}\n"
+def _take(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
 
 
 def write_json(
@@ -126,9 +219,10 @@ def write_json(
     *,
     extra_summary: Mapping[str, int] | None = None,
 ) -> None:
-    """Write the JSON document to ``out`` item by item (see :func:`iter_json`)."""
-    for piece in iter_json(results, extra_summary=extra_summary):
-        out.write(piece)
+    """Write the JSON document to ``out`` item by item (see :class:`JsonReportWriter`)."""
+    writer = JsonReportWriter(out, {**summarize(results), **(extra_summary or {})})
+    writer.write(results)
+    writer.close()
 
 
 def render_json(results: Sequence[RowResult]) -> str:

@@ -14,7 +14,7 @@ from async_refimport._application import ImportOutcome
 from async_refimport._console import outcome_words, print_summary
 from async_refimport._demo import _print_finish
 from async_refimport._models import RowResult, RowState
-from async_refimport._report import json_document
+from async_refimport._report import Tally, json_document
 from tests.cli.conftest import Run
 
 WORDS = re.compile(r"(\d+) rows: (\d+) imported, (\d+) already present, (\d+) failed")
@@ -39,7 +39,8 @@ def table_totals(text: str) -> tuple[int, ...]:
 
 
 def test_the_panel_says_what_the_table_and_the_json_say(tmp_path: Path) -> None:
-    outcome = ImportOutcome(rows(295, 5, 2))
+    results = rows(295, 5, 2)
+    outcome = ImportOutcome([r.row_id for r in results], Tally.of(results))
     panel = Console(record=True, width=120)
     _print_finish(
         panel,
@@ -51,9 +52,9 @@ def test_the_panel_says_what_the_table_and_the_json_say(tmp_path: Path) -> None:
     )
     panel_text = panel.export_text()
     table = Console(record=True, width=80)
-    print_summary(outcome.results, table)
+    print_summary(outcome.tally, table)
     table_text = table.export_text()
-    summary = json_document(outcome.results)["summary"]
+    summary = json_document(results)["summary"]
 
     assert "302 rows: 295 imported, 5 already present, 2 failed." in panel_text
     assert "Imported 300" not in panel_text  # the old count of imported + already present
