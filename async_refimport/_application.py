@@ -40,7 +40,8 @@ import anyio
 from ._errors import FieldError, ManifestError, SetupError
 from ._events import Event
 from ._gateway import OmicsGateway
-from ._importer import RESULTS_PAGE, Importer, ImporterSettings, ImporterStatus, StorePlan
+from . import _importer
+from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan
 from ._journal import JobRecord, JobState, Journal, opened_journal
 from ._manifest import (
     CheckedManifest,
@@ -283,8 +284,9 @@ async def read_results(
     journal a page at a time, opened read-only; ``region`` is the Region of a ``dynamodb://``
     journal that names none."""
     async with opened_journal(journal, region=region, read_only=True) as opened:
-        for start in range(0, len(row_ids), RESULTS_PAGE):
-            yield await opened.results(row_ids[start : start + RESULTS_PAGE])
+        page = _importer.RESULTS_PAGE
+        for start in range(0, len(row_ids), page):
+            yield await opened.results(row_ids[start : start + page])
 
 
 async def _stop_when_set(stop: anyio.Event, imp: Importer) -> None:

@@ -557,10 +557,11 @@ class Importer:
         return await self._journal.results(row_ids)
 
     async def iter_results(
-        self, row_ids: Sequence[int], *, page: int = RESULTS_PAGE
+        self, row_ids: Sequence[int], *, page: int | None = None
     ) -> AsyncIterator[list[RowResult]]:
-        """The rows' current results, in the order given, read a page at a time: a run of
-        10^5 rows is never held whole."""
+        """The rows' current results, in the order given, read ``page`` at a time (default
+        :data:`RESULTS_PAGE`): a run of 10^5 rows is never held whole."""
+        page = page or RESULTS_PAGE
         for start in range(0, len(row_ids), page):
             yield await self._journal.results(row_ids[start : start + page])
 

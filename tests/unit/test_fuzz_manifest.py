@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from async_refimport._errors import FieldError
 from async_refimport._manifest import (
     COLUMNS,
+    CheckedManifest,
     Manifest,
     ManifestDefaults,
+    check_manifest,
     check_objects,
     format_error,
     parse_manifest,
@@ -119,9 +121,23 @@ def _line_count(data: bytes) -> int:
 def test_any_bytes(tmp_path: Path, data: bytes, fmt: str) -> None:
     path = tmp_path / f"m.{fmt}"
     path.write_bytes(data)
-    _check(read_manifest(path, DEFAULTS), str(path), _line_count(data))
+    whole = read_manifest(path, DEFAULTS)
+    _check(whole, str(path), _line_count(data))
+    _same_rows(whole, check_manifest(path, DEFAULTS))
     sniffed = read_manifest("-", DEFAULTS, stdin=io.BytesIO(data))
     _check(sniffed, "-", _line_count(data))
+    _same_rows(sniffed, check_manifest("-", DEFAULTS, stdin=io.BytesIO(data)))
+
+
+def _same_rows(whole: Manifest, checked: CheckedManifest) -> None:
+    """A manifest checked without keeping its rows finds the same problems, and reads the same
+    rows again, whatever the chunk size."""
+    assert checked.errors == whole.errors
+    assert checked.manifest.invalid_lines == whole.invalid_lines
+    assert checked.valid_rows == len(whole.requests)
+    assert [r for chunk in checked.chunks(2) for r in chunk] == whole.requests
+    stores = {(r.store_id, r.region, r.endpoint_url, r.profile) for r in whole.requests}
+    assert {(r.store_id, r.region, r.endpoint_url, r.profile) for r in checked.stores} == stores
 
 
 @FUZZ
@@ -174,6 +190,11 @@ def test_json_lines(lines: list[str], ignore: bool) -> None:
     data = "\n".join(lines).encode("utf-8", "surrogatepass")
     manifest = parse_manifest(data, "m.jsonl", DEFAULTS, ignore_unknown_columns=ignore)
     _check(manifest, "m.jsonl", _line_count(data))
+    from_stdin = parse_manifest(data, "-", DEFAULTS, ignore_unknown_columns=ignore, format="jsonl")
+    checked = check_manifest(
+        "-", DEFAULTS, format="jsonl", ignore_unknown_columns=ignore, stdin=io.BytesIO(data)
+    )
+    _same_rows(from_stdin, checked)
 
 
 @FUZZ

@@ -1,0 +1,130 @@
+"""A large import in flat memory: the manifest is checked whole but its rows are journaled a chunk
+at a time, read again from the file; results come back from the journal a page at a time. What a
+user sees must not change: every row once, in manifest order, the same counts and document."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from async_refimport import _application, _importer
+from async_refimport._application import (
+    check_manifest_file,
+    read_manifest_file,
+    read_results,
+    run_import,
+)
+from async_refimport._errors import ManifestError
+from async_refimport._manifest import ManifestDefaults, check_manifest
+from async_refimport._models import RowState
+from async_refimport._report import JsonReportWriter, Tally, json_document
+from tests.conftest import ROLE_ARN, STORE_ID
+from tests.unit.fakes import FakeOmics
+from tests.unit.test_importer_logic import FAST
+
+DEFAULTS = ManifestDefaults(store_id=STORE_ID, role_arn=ROLE_ARN, region="us-east-1")
+
+
+def write_manifest(path: Path, rows: int) -> Path:
+    lines = ["name,source_file,store_id"]
+    for i in range(rows):
+        store = STORE_ID if i % 3 else "2234567890"  # two stores
+        lines.append(f"ref{i:04d},s3://genomes/ref{i}.fa,{store}")
+    # A bad row and a repeated name: refused when checked, skipped when read again.
+    lines.insert(5, "bad,not-an-s3-uri,")
+    lines.insert(9, f"ref0001,s3://genomes/again.fa,{STORE_ID}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_checked_manifest_reads_the_same_rows_again_a_chunk_at_a_time(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.csv", 50)
+    whole = read_manifest_file(path, DEFAULTS)
+    checked = check_manifest_file(path, DEFAULTS)
+
+    assert checked.errors == whole.errors and len(whole.errors) == 2
+    assert checked.manifest.requests == []  # nothing held
+    assert checked.valid_rows == 50
+    chunks = list(checked.chunks(7))
+    assert [len(c) for c in chunks] == [7] * 7 + [1]
+    assert [r for c in chunks for r in c] == whole.requests
+    assert sorted(r.store_id for r in checked.stores) == ["1234567890", "2234567890"]
+
+
+def test_a_manifest_changed_after_its_check_is_refused_not_half_read(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.csv", 20)
+    checked = check_manifest_file(path, DEFAULTS)
+    with path.open("a") as f:
+        f.write("late,s3://genomes/late.fa,\n")
+
+    with pytest.raises(ManifestError) as caught:
+        next(checked.chunks(5))
+    assert str(caught.value.errors[0]).endswith("file: changed while being imported; run again")
+    assert caught.value.errors[0].source == str(path)
+
+
+def test_standard_input_is_read_once_and_replayed_from_a_copy(tmp_path: Path) -> None:
+    data = write_manifest(tmp_path / "m.csv", 12).read_bytes()
+    stdin = io.BytesIO(data)
+    checked = check_manifest("-", DEFAULTS, stdin=stdin)
+    stdin.close()  # standard input can be read once only: the replay never touches it
+    first = [r.name for c in checked.chunks(5) for r in c]
+    again = [r.name for c in checked.chunks(5) for r in c]
+    assert first == again == [f"ref{i:04d}" for i in range(12)]
+
+
+async def test_a_run_over_many_chunks_and_pages_imports_every_row_once_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
+    monkeypatch.setattr(_importer, "RESULTS_PAGE", 5)
+    path = write_manifest(tmp_path / "m.csv", 60)
+    checked = check_manifest_file(path, DEFAULTS)
+    journal = tmp_path / "journal.sqlite"
+    fake = FakeOmics(polls_to_finish=1)
+
+    outcome = await run_import(
+        checked,
+        journal=journal,
+        region="us-east-1",
+        settings=FAST,
+        gateway=fake,  # type: ignore[arg-type]
+    )
+
+    results = [r async for page in read_results(journal, outcome.row_ids) for r in page]
+    assert [r.name for r in results] == [f"ref{i:04d}" for i in range(60)]  # manifest order
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    assert sum(len(job.sources) for job in fake.jobs.values()) == 60  # each row sent once
+    assert outcome.summary == {"total": 60, "imported": 60, "already_present": 0, "failed": 0}
+    assert outcome.tally.per_store == Tally.of(results).per_store
+    assert not outcome.stopped and outcome.pending == 0
+
+    # The document written a page at a time is the one written whole.
+    out = io.StringIO()
+    writer = JsonReportWriter(out, outcome.summary)
+    async for page in read_results(journal, outcome.row_ids):
+        writer.write(page)
+    writer.close()
+    assert out.getvalue() == json.dumps(json_document(results), indent=2, ensure_ascii=False) + "\n"
+
+    # Run again: nothing is sent, every row is reported again.
+    again = await run_import(
+        check_manifest_file(path, DEFAULTS),
+        journal=journal,
+        region="us-east-1",
+        settings=FAST,
+        gateway=fake,  # type: ignore[arg-type]
+    )
+    assert list(again.row_ids) == list(outcome.row_ids)
+    assert sum(len(job.sources) for job in fake.jobs.values()) == 60
+
+
+def test_an_empty_document_is_the_same_streamed() -> None:
+    out = io.StringIO()
+    writer = JsonReportWriter(out, Tally().summary())
+    writer.close()
+    assert json.loads(out.getvalue()) == json_document([])
+    assert out.getvalue() == json.dumps(json_document([]), indent=2) + "\n"
