@@ -37,11 +37,11 @@ from typing import Any, Protocol
 
 import anyio
 
+from . import _importer
 from ._errors import FieldError, ManifestError, SetupError
 from ._events import Event
 from ._gateway import OmicsGateway
-from . import _importer
-from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan
+from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan, buffered_events
 from ._journal import JobRecord, JobState, Journal, opened_journal
 from ._manifest import (
     CheckedManifest,
@@ -198,6 +198,10 @@ class ImportObserver(Protocol):
         """Some of the run's rows, as journaled (rows final already count as done); called a page
         at a time until every row was given, then :meth:`run` is."""
 
+    def handle(self, event: Event) -> None:
+        """One event, while the rows are still being given (a row settled before its page was
+        read is read as final: its event must not count it twice)."""
+
     async def run(self, events: AsyncIterator[Event]) -> None:
         """Consume the Importer's events until the stream ends or the run is over."""
 
@@ -247,6 +251,8 @@ async def run_import(
             if observer is not None and events is not None and row_ids:
                 async for page in imp.iter_results(row_ids):
                     observer.add_rows(page)
+                    for event in buffered_events(events):  # not to pile up while reading
+                        observer.handle(event)
                 tg.start_soon(observer.run, events)
             try:
                 await imp.wait_until_final(row_ids)

@@ -234,6 +234,9 @@ class _Display:
     def add_rows(self, results: Sequence[RowResult]) -> None:
         self.progress.add_rows(results)
 
+    def handle(self, event: Event) -> None:
+        self.progress.handle(event)
+
     async def run(self, events: AsyncIterator[Event]) -> None:
         self.progress.__enter__()
         self.shown = True

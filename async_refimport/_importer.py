@@ -18,14 +18,22 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import (
     ImporterClosedError,
@@ -73,6 +81,16 @@ _QUIET_RECHECK_MAX = 30.0
 _JOURNAL_FAILURE_REPEAT = 300.0
 RESULTS_PAGE = 1000
 """Rows read back from the journal at a time (:meth:`Importer.iter_results`)."""
+
+
+def buffered_events(events: MemoryObjectReceiveStream[Event]) -> Iterator[Event]:
+    """The events already buffered in a subscription (:meth:`Importer.subscribe`), taken
+    without waiting."""
+    while True:
+        try:
+            yield events.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            return
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,7 +516,7 @@ class Importer:
         self._emit(RequestRetried(operation, store, attempt, code, delay))
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[AsyncIterator[Event]]:
+    async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[Event]]:
         """Stream progress events: ``async with imp.subscribe() as events: async for ev in events``.
 
         The stream ends when the Importer closes. Consume it promptly: it buffers without bound.
@@ -585,7 +603,16 @@ class Importer:
             SetupError: as :meth:`wait`.
         """
         async with self.subscribe() as events:
-            pending = await self._not_final(row_ids)
+            # Read a page at a time, taking in the rows settled meanwhile as it goes: a run's
+            # first read of 10^5 rows takes seconds, and its events must not pile up (a row
+            # settles in the journal before its event is sent, so one settled before its page
+            # is read is read as final).
+            pending: set[int] = set()
+            async for page in self.iter_results(row_ids):
+                pending.update(r.row_id for r in page if not r.state.is_final)
+                for event in buffered_events(events):
+                    if isinstance(event, RowSettled):
+                        pending.discard(event.result.row_id)
             quiet, recheck = 0.0, _QUIET_RECHECK
             parked = 0
             while pending and not self._stopping:
