@@ -194,6 +194,9 @@ class ImportOutcome:
 class ImportObserver(Protocol):
     """Follows an import run (the CLI's progress display)."""
 
+    def expect(self, row_ids: Sequence[int]) -> None:
+        """The run's rows, by id (before :meth:`add_rows`)."""
+
     def add_rows(self, results: Sequence[RowResult]) -> None:
         """Some of the run's rows, as journaled (rows final already count as done); called a page
         at a time until every row was given, then :meth:`run` is."""
@@ -249,6 +252,7 @@ async def run_import(
                 not_started += len(chunk) - len(usable)
                 row_ids.extend(await imp.submit(usable))
             if observer is not None and events is not None and row_ids:
+                observer.expect(row_ids)
                 async for page in imp.iter_results(row_ids):
                     observer.add_rows(page)
                     for event in buffered_events(events):  # not to pile up while reading

@@ -231,6 +231,9 @@ class _Display:
         self.progress = progress
         self.shown = False
 
+    def expect(self, row_ids: Sequence[int]) -> None:
+        self.progress.expect(row_ids)
+
     def add_rows(self, results: Sequence[RowResult]) -> None:
         self.progress.add_rows(results)
 

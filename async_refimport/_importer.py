@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from array import array
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -55,6 +56,7 @@ from ._models import validate_requests as _validate_requests
 from ._pacing import Pacer
 from ._polling import CompletionWatcher, PollingWatcher
 from ._preflight import Checked, Preflight, S3SourceChecker
+from ._rowset import RowIdSet
 from ._settings import ImporterSettings
 from ._setup import first_listing
 from ._sqs import SqsClient
@@ -607,7 +609,7 @@ class Importer:
             # first read of 10^5 rows takes seconds, and its events must not pile up (a row
             # settles in the journal before its event is sent, so one settled before its page
             # is read is read as final).
-            pending: set[int] = set()
+            pending = RowIdSet(row_ids)  # 9 bytes a row, not a set's 60
             async for page in self.iter_results(row_ids):
                 pending.update(r.row_id for r in page if not r.state.is_final)
                 for event in buffered_events(events):
@@ -619,7 +621,7 @@ class Importer:
                 if self._parks_on_setup and self._parked_version != parked:
                     # A store was parked: its rows will not settle in this run.
                     parked = self._parked_version
-                    pending = await self._not_final(pending, parked_too=False)
+                    await self._drop_final(pending, parked_too=False)
                     continue
                 heard = False
                 with anyio.move_on_after(1.0):
@@ -641,24 +643,28 @@ class Importer:
                     # minutes costs a few reads of the pending rows, not one every 10 seconds
                     # (each read is billed per row on a DynamoDB journal).
                     quiet, recheck = 0.0, min(recheck * 2, _QUIET_RECHECK_MAX)
-                    pending = await self._not_final(pending)
+                    await self._drop_final(pending)
         if self._parks_on_setup and self._setup_failures:
             async for page in self.iter_results(row_ids):
                 for result in page:
                     if not result.state.is_final and (error := self._parked_error(result)):
                         raise error
 
-    async def _not_final(self, row_ids: Iterable[int], *, parked_too: bool = True) -> set[int]:
-        """Those of ``row_ids`` not final yet (without the rows of parked stores, unless
-        ``parked_too``), read a page at a time."""
-        pending: set[int] = set()
-        async for page in self.iter_results(sorted(row_ids)):
-            pending.update(
+    async def _drop_final(self, pending: RowIdSet, *, parked_too: bool = True) -> None:
+        """Take out of ``pending`` the rows final now (and those of parked stores, unless
+        ``parked_too``), and any the journal no longer has; read a page at a time."""
+        ids = array("q", pending)
+        page = RESULTS_PAGE
+        for start in range(0, len(ids), page):
+            chunk = ids[start : start + page]
+            still = {
                 r.row_id
-                for r in page
+                for r in await self._journal.results(chunk)
                 if not r.state.is_final and (parked_too or self._parked_error(r) is None)
-            )
-        return pending
+            }
+            for row_id in chunk:
+                if row_id not in still:
+                    pending.discard(row_id)
 
     def _parked_error(self, row: RowResult) -> SetupError | None:
         """The set-up error of the store the row waits on, if that store is parked."""

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from async_refimport import _application, _importer
 from async_refimport._application import (
@@ -21,6 +23,7 @@ from async_refimport._errors import ManifestError
 from async_refimport._manifest import ManifestDefaults, check_manifest
 from async_refimport._models import RowState
 from async_refimport._report import JsonReportWriter, Tally, json_document
+from async_refimport._rowset import RowIdSet
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.unit.fakes import FakeOmics
 from tests.unit.test_importer_logic import FAST
@@ -128,3 +131,27 @@ def test_an_empty_document_is_the_same_streamed() -> None:
     writer.close()
     assert json.loads(out.getvalue()) == json_document([])
     assert out.getvalue() == json.dumps(json_document([]), indent=2) + "\n"
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    universe=st.lists(st.integers(1, 10**12), max_size=40),
+    ops=st.lists(st.tuples(st.booleans(), st.integers(0, 60)), max_size=80),
+)
+def test_a_row_id_set_behaves_as_a_set_of_its_universe(
+    universe: list[int], ops: list[tuple[bool, int]]
+) -> None:
+    compact, plain = RowIdSet(universe), set[int]()
+    for add, pick in ops:
+        row_id = universe[pick % len(universe)] if universe and pick < 50 else -pick
+        if add and row_id in universe:
+            compact.add(row_id)
+            plain.add(row_id)
+        elif not add:
+            compact.discard(row_id)  # an id outside the universe is ignored
+            plain.discard(row_id)
+        assert len(compact) == len(plain) and bool(compact) == bool(plain)
+        assert list(compact) == sorted(plain)
+        assert (row_id in compact) == (row_id in plain)
+    with pytest.raises(KeyError):
+        compact.add(-1)
