@@ -39,7 +39,7 @@ import anyio
 
 from . import _importer
 from ._errors import FieldError, ManifestError, SetupError
-from ._events import Event
+from ._events import Event, RowSettled
 from ._gateway import OmicsGateway
 from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan, buffered_events
 from ._journal import JobRecord, JobState, Journal, opened_journal
@@ -247,12 +247,21 @@ async def run_import(
             events = await stack.enter_async_context(imp.subscribe()) if observer else None
             unusable = await imp.verify_setup(_store_samples(requests))
             bad = {(e.store_id, e.region) for e in unusable}
+            early: list[Event] = []  # what the observer is told once the rows are known
             for chunk in _chunks(requests):
                 usable = [r for r in chunk if (r.store_id, r.region or imp.region) not in bad]
                 not_started += len(chunk) - len(usable)
                 row_ids.extend(await imp.submit(usable))
+                if events is not None:
+                    # A row settles in the journal before its event is sent: one settled now is
+                    # read as final below. Not keeping those events keeps this loop's memory flat.
+                    early.extend(
+                        e for e in buffered_events(events) if not isinstance(e, RowSettled)
+                    )
             if observer is not None and events is not None and row_ids:
                 observer.expect(row_ids)
+                for event in early:
+                    observer.handle(event)
                 async for page in imp.iter_results(row_ids):
                     observer.add_rows(page)
                     for event in buffered_events(events):  # not to pile up while reading

@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 
 
 class RowIdSet:
@@ -18,7 +19,12 @@ class RowIdSet:
     __slots__ = ("_ids", "_marks", "_size")
 
     def __init__(self, universe: Iterable[int]) -> None:
-        self._ids = array("q", sorted(set(universe)))
+        ids = array("q", universe)
+        if not all(a < b for a, b in pairwise(ids)):
+            # Out of order or repeated (a re-run's ids are its first run's): sorted through a list
+            # for a moment. A fresh run's ids ascend, and are copied as they are.
+            ids = array("q", sorted(set(ids)))
+        self._ids = ids
         self._marks = bytearray(len(self._ids))
         self._size = 0
 
