@@ -5,11 +5,13 @@ with its intakes: spool, HTTP, SQS) and anyone embedding the library. They all d
 things, and do them here, so that every face behaves alike:
 
 * **read rows from any intake**: a manifest file (:func:`read_manifest_file`,
-  :func:`read_whole_manifest`) or JSON objects from an HTTP body or a queue message
-  (:func:`rows_from_objects`), checked the same way, errors as :func:`field_error_dict`;
-* **run an import and report it**: :func:`run_import` (open an Importer on a journal, submit,
-  follow the events, wait, stop when asked), :func:`plan_import` (the dry run),
-  :func:`report_document`, :func:`render_report`;
+  :func:`read_whole_manifest`, or :func:`check_manifest_file` to check one whole without holding
+  its rows) or JSON objects from an HTTP body or a queue message (:func:`rows_from_objects`),
+  checked the same way, errors as :func:`field_error_dict`;
+* **run an import and report it**: :func:`run_import` (open an Importer on a journal, submit a
+  chunk at a time, follow the events, wait, stop when asked; :func:`read_results` reads the rows
+  back a page at a time), :func:`plan_import` (the dry run), :func:`report_document`,
+  :func:`render_report`;
 * **the status of the stores**: of a journal at rest (:func:`journal_status`) or of a running
   Importer (:func:`stores_document`, from :meth:`Importer.status`).
 
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import _importer
 from ._errors import FieldError, ManifestError, SetupError
@@ -226,9 +229,10 @@ async def run_import(
     that cannot be used (credentials, access, store id, endpoint) are not journaled at all, so
     that fixing the set-up and running again just works; they count as ``not_started``.
 
-    Memory stays flat however many rows there are: rows are journaled :data:`SUBMIT_CHUNK` at a
-    time (the stores start on the first chunk), and read back a page at a time. What is held
-    for the whole run is each row's id.
+    Neither the requests nor the results are held whole: rows are journaled
+    :data:`SUBMIT_CHUNK` at a time (the stores start on the first chunk; a
+    :class:`CheckedManifest` is read again from its file as it goes), and read back a page at a
+    time. What the run holds per row is its id (8 bytes) and a byte in each pending set.
 
     Raises:
         RequestValidationError: a request is invalid (nothing of its chunk was journaled;
@@ -236,51 +240,84 @@ async def run_import(
         ManifestError: a checked manifest changed before its rows were all read again (the rows
             journaled so far are imported by the next run).
     """
-    not_started = 0
-    row_ids = array("q")
     async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
-        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
-            if stop is not None:
-                tg.start_soon(_stop_when_set, stop, imp)
-            # Subscribed only for an observer: events nobody reads are buffered without bound
-            # (a RowSettled per row: about 700 B each, 140 MB for 200,000 rows).
-            events = await stack.enter_async_context(imp.subscribe()) if observer else None
-            unusable = await imp.verify_setup(_store_samples(requests))
-            bad = {(e.store_id, e.region) for e in unusable}
-            early: list[Event] = []  # what the observer is told once the rows are known
-            for chunk in _chunks(requests):
-                usable = [r for r in chunk if (r.store_id, r.region or imp.region) not in bad]
-                not_started += len(chunk) - len(usable)
-                row_ids.extend(await imp.submit(usable))
-                if events is not None:
-                    # A row settles in the journal before its event is sent: one settled now is
-                    # read as final below. Not keeping those events keeps this loop's memory flat.
-                    early.extend(
-                        e for e in buffered_events(events) if not isinstance(e, RowSettled)
-                    )
-            if observer is not None and events is not None and row_ids:
-                observer.expect(row_ids)
-                for event in early:
-                    observer.handle(event)
-                async for page in imp.iter_results(row_ids):
-                    observer.add_rows(page)
-                    for event in buffered_events(events):  # not to pile up while reading
-                        observer.handle(event)
-                tg.start_soon(observer.run, events)
-            try:
-                await imp.wait_until_final(row_ids)
-            except SetupError:
-                pass  # every other row is final; the parked stores' rows stay queued
-            tg.cancel_scope.cancel()
+        try:
+            async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+                if stop is not None:
+                    tg.start_soon(_stop_when_set, stop, imp)
+                # Subscribed only for an observer: events nobody reads are buffered without bound
+                # (a RowSettled per row: about 700 B each, 140 MB for 200,000 rows).
+                events = await stack.enter_async_context(imp.subscribe()) if observer else None
+                unusable = await imp.verify_setup(_store_samples(requests))
+                run = await _submit(imp, requests, unusable, events)
+                if observer is not None and events is not None and run.row_ids:
+                    await _introduce(observer, imp, run, events)
+                    tg.start_soon(observer.run, events)
+                try:
+                    await imp.wait_until_final(run.row_ids)
+                except SetupError:
+                    pass  # every other row is final; the parked stores' rows stay queued
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # What the run itself raised (an invalid request, a manifest changed since it was
+            # checked), not a group around it.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                raise group.exceptions[0] from None
+            raise
         tally = Tally()
-        async for page in imp.iter_results(row_ids):
+        async for page in imp.iter_results(run.row_ids):
             tally.add(page)
         stopped = imp.stopping and tally.pending > 0
     # Only the stores this run's rows wait on (not a store left over in the journal by an
     # earlier run, which the Importer adopted and found unusable: it only logs an error).
     waiting = tally.pending_stores()
     blocking = tuple(e for e in imp.setup_errors if (e.store_id, e.region) in waiting)
-    return ImportOutcome(row_ids, tally, stopped, unusable + blocking, not_started)
+    return ImportOutcome(run.row_ids, tally, stopped, unusable + blocking, run.not_started)
+
+
+@dataclass(slots=True)
+class _Submitted:
+    row_ids: array[int] = field(default_factory=lambda: array("q"))
+    not_started: int = 0
+    # Events sent while submitting, but no RowSettled: a row settles in the journal before its
+    # event is sent, so one settled by then is read as final when the rows are read back.
+    # Keeping none of those keeps the submission's memory flat.
+    early: list[Event] = field(default_factory=list)
+
+
+async def _submit(
+    imp: Importer,
+    requests: RowsToImport,
+    unusable: Sequence[SetupError],
+    events: MemoryObjectReceiveStream[Event] | None,
+) -> _Submitted:
+    """Journal the rows a chunk at a time, but none of a store that cannot be used."""
+    bad = {(e.store_id, e.region) for e in unusable}
+    run = _Submitted()
+    for chunk in _chunks(requests):
+        usable = [r for r in chunk if (r.store_id, r.region or imp.region) not in bad]
+        run.not_started += len(chunk) - len(usable)
+        run.row_ids.extend(await imp.submit(usable))
+        if events is not None:
+            run.early.extend(e for e in buffered_events(events) if not isinstance(e, RowSettled))
+    return run
+
+
+async def _introduce(
+    observer: ImportObserver,
+    imp: Importer,
+    run: _Submitted,
+    events: MemoryObjectReceiveStream[Event],
+) -> None:
+    """Give the observer the run's rows, a page at a time, with the events sent meanwhile (not
+    to pile up while 10^5 rows are read)."""
+    observer.expect(run.row_ids)
+    for event in run.early:
+        observer.handle(event)
+    async for page in imp.iter_results(run.row_ids):
+        observer.add_rows(page)
+        for event in buffered_events(events):
+            observer.handle(event)
 
 
 def _store_samples(requests: RowsToImport) -> Sequence[ImportRequest]:

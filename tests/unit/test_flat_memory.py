@@ -155,3 +155,37 @@ def test_a_row_id_set_behaves_as_a_set_of_its_universe(
         assert (row_id in compact) == (row_id in plain)
     with pytest.raises(KeyError):
         compact.add(-1)
+
+
+async def test_a_manifest_changed_before_the_run_reads_it_again_stops_the_run_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    path = write_manifest(tmp_path / "m.csv", 30)
+    checked = check_manifest_file(path, DEFAULTS)
+    path.write_text(path.read_text().replace("ref0007", "ref7777"))  # edited meanwhile
+    journal = tmp_path / "journal.sqlite"
+    fake = FakeOmics(polls_to_finish=1)
+
+    with pytest.raises(ManifestError) as caught:
+        await run_import(
+            checked,
+            journal=journal,
+            region="us-east-1",
+            settings=FAST,
+            gateway=fake,  # type: ignore[arg-type]
+        )
+    assert "changed while being imported" in str(caught.value)
+    assert not fake.jobs  # not a row of the edited file was sent
+
+    # Checked again, the edited manifest imports every row once.
+    outcome = await run_import(
+        check_manifest_file(path, DEFAULTS),
+        journal=journal,
+        region="us-east-1",
+        settings=FAST,
+        gateway=fake,  # type: ignore[arg-type]
+    )
+    assert outcome.summary["imported"] == 30
+    assert sorted(s.name for job in fake.jobs.values() for s in job.sources) == sorted(
+        f"ref{i:04d}" if i != 7 else "ref7777" for i in range(30)
+    )
