@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from array import array
@@ -385,9 +386,10 @@ def check_manifest(
 ) -> CheckedManifest:
     """Check a whole manifest as :func:`read_manifest` does, without keeping its rows.
 
-    A file is read again by :meth:`CheckedManifest.chunks` (which refuses it if it changed in
-    between); standard input is copied to an unnamed temporary file first, and an S3 object is
-    held as its bytes (about a tenth of the rows it becomes).
+    A regular file is read again by :meth:`CheckedManifest.chunks` (which refuses it if it
+    changed in between). What can be read once only (standard input, a pipe or a device such as
+    ``<(...)`` or ``/dev/stdin``) is copied to an unnamed temporary file first; an S3 object is
+    held as its bytes (a few dozen bytes a row, against the hundreds of a row's request).
 
     Raises:
         ManifestError: the format cannot be determined or the manifest cannot be read.
@@ -395,6 +397,7 @@ def check_manifest(
     defaults = defaults or ManifestDefaults()
     name = str(source)
     identity: tuple[int, ...] | None = None
+    regular = False  # a regular file: read twice, and refused if it changed in between
     if is_s3_uri(source):
         import anyio
 
@@ -405,37 +408,37 @@ def check_manifest(
             return io.BytesIO(data)
 
     elif name == STDIN:
-        copy = tempfile.TemporaryFile()  # deleted when closed, or at exit
-        shutil.copyfileobj(stdin if stdin is not None else sys.stdin.buffer, copy)
-        copy.seek(0)
-        fmt = format or sniff_format(copy.read(65536)) or "csv"
-
-        def reopen() -> IO[bytes]:
-            # A reader of its own (closing it leaves the copy open), from the start: duplicated
-            # descriptors share one offset.
-            stream = os.fdopen(os.dup(copy.fileno()), "rb")
-            stream.seek(0)
-            return stream
-
+        reopen = _copied(stdin if stdin is not None else sys.stdin.buffer)
+        with reopen() as head:
+            fmt = format or sniff_format(head.read(65536)) or "csv"
     else:
         fmt_or_none = format or detect_format(name)
         if fmt_or_none is None:
             raise ManifestError([_cannot_tell(name)])
         fmt = fmt_or_none
+        try:
+            regular = stat.S_ISREG(os.stat(source).st_mode)
+            if not regular:  # a pipe, /dev/stdin, <(...): it can be read once only
+                with open(source, "rb") as once:
+                    reopen = _copied(once)
+        except OSError as exc:
+            raise ManifestError(
+                [FieldError("file", exc.strerror or str(exc), source=name)]
+            ) from exc
+        if regular:
 
-        def reopen() -> IO[bytes]:
-            try:
-                return open(source, "rb")
-            except OSError as exc:
-                raise ManifestError(
-                    [FieldError("file", exc.strerror or str(exc), source=name)]
-                ) from exc
+            def reopen() -> IO[bytes]:
+                try:
+                    return open(source, "rb")
+                except OSError as exc:
+                    why = exc.strerror or str(exc)
+                    raise ManifestError([FieldError("file", why, source=name)]) from exc
 
     builder = _Builder(name, fmt, defaults, ignore_unknown_columns)
     stores: dict[tuple[str | None, ...], ImportRequest] = {}
     valid = 0
     with reopen() as stream:
-        if not is_s3_uri(source) and name != STDIN:
+        if regular:
             identity = _identity(stream)
         for _, request in builder.rows(stream):
             valid += 1
@@ -451,6 +454,23 @@ def check_manifest(
         reopen,
         identity,
     )
+
+
+def _copied(stream: IO[bytes]) -> Callable[[], IO[bytes]]:
+    """A stream that can be read once only, copied to an unnamed temporary file (deleted when
+    closed, or at exit); returns what opens a reader of the copy from its start."""
+    copy = tempfile.TemporaryFile()
+    shutil.copyfileobj(stream, copy)
+    copy.flush()  # readers read the descriptor, not this object's buffer
+
+    def reopen() -> IO[bytes]:
+        # A reader of its own (closing it leaves the copy open), from the start: duplicated
+        # descriptors share one offset.
+        reader = os.fdopen(os.dup(copy.fileno()), "rb")
+        reader.seek(0)
+        return reader
+
+    return reopen
 
 
 def _identity(stream: IO[bytes]) -> tuple[int, ...]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -188,4 +190,20 @@ async def test_a_manifest_changed_before_the_run_reads_it_again_stops_the_run_an
     assert outcome.summary["imported"] == 30
     assert sorted(s.name for job in fake.jobs.values() for s in job.sources) == sorted(
         f"ref{i:04d}" if i != 7 else "ref7777" for i in range(30)
+    )
+
+
+def test_a_manifest_from_a_pipe_is_read_once_and_replayed_from_a_copy(tmp_path: Path) -> None:
+    data = write_manifest(tmp_path / "m.csv", 12).read_bytes()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # what `refimport import <(zcat m.csv.gz) --format csv` reads
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer.start()
+    checked = check_manifest(fifo, DEFAULTS, format="csv")
+    writer.join(5)
+    names = [r.name for c in checked.chunks(5) for r in c]
+    assert (
+        names
+        == [r.name for c in checked.chunks(5) for r in c]
+        == [f"ref{i:04d}" for i in range(12)]
     )
