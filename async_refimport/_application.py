@@ -28,14 +28,16 @@ pyproject.toml)::
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from array import array
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -58,13 +60,13 @@ from ._manifest import check_manifest as _check_manifest
 from ._manifest import read_manifest as _read_manifest
 from ._models import ImportRequest, RowResult, RowState, StoreRef
 from ._report import (
+    JsonReportWriter,
     ReportFormat,
     Tally,
     json_document,
-    render_csv,
     render_html,
-    render_json,
     report_item,
+    write_csv,
 )
 
 JournalSpec = str | os.PathLike[str] | Journal | None
@@ -428,30 +430,47 @@ def row_document(result: RowResult) -> dict[str, Any]:
     return item
 
 
-async def _read_journal(
-    spec: JournalSpec, *, region: str | None = None, with_jobs: bool = True
-) -> tuple[list[RowResult], list[JobRecord], dict[StoreRef, dict[RowState, int]]]:
+async def write_journal_report(
+    journal: JournalSpec, fmt: ReportFormat, out: TextIO, *, region: str | None = None
+) -> None:
+    """Write the report of a journal's rows to ``out`` in ``csv``, ``json`` or ``html`` (with
+    the job timeline); ``region`` is the Region of a ``dynamodb://`` journal that names none.
+
+    CSV and JSON are written a page of rows at a time (JSON reads the rows twice: its summary
+    comes first), so a report of 10^6 rows never holds them all; HTML holds every row.
+    """
     # Read-only: status and report never create, migrate or change a journal (nor adopt a
     # file that is not one).
-    async with opened_journal(spec, region=region, read_only=True) as journal:
-        results = await journal.results()
-        jobs = await journal.jobs() if with_jobs else []
-        counts = await journal.counts()
-    return results, jobs, counts
+    async with opened_journal(journal, region=region, read_only=True) as opened:
+        if fmt == "html":
+            out.write(render_html(await opened.results(), await opened.jobs()))
+        elif fmt == "csv":
+            first = True
+            async for page in opened.iter_results():
+                write_csv(page, out, header=first)
+                first = False
+            if first:
+                write_csv((), out)  # the header alone
+        else:
+            tally = Tally(failures_kept=0)
+            async for page in opened.iter_results():
+                tally.add(page)
+            writer = JsonReportWriter(out, tally.summary())
+            async for page in opened.iter_results():
+                writer.write(page)
+            writer.close()
 
 
 async def render_report(
     journal: JournalSpec, fmt: ReportFormat, *, region: str | None = None
 ) -> str:
-    """The report of a journal's rows in ``csv``, ``json`` or ``html`` (with the job timeline).
+    """The report of a journal's rows in ``csv``, ``json`` or ``html`` (with the job timeline),
+    as one string (see :func:`write_journal_report` for a large journal).
 
     ``region`` is the Region of a ``dynamodb://`` journal that names none."""
-    results, jobs, _ = await _read_journal(journal, region=region, with_jobs=fmt == "html")
-    if fmt == "csv":
-        return render_csv(results)
-    if fmt == "json":
-        return render_json(results)
-    return render_html(results, jobs)
+    out = io.StringIO()
+    await write_journal_report(journal, fmt, out, region=region)
+    return out.getvalue()
 
 
 @dataclass(slots=True)
@@ -502,13 +521,18 @@ async def journal_status(
 ) -> JournalStatus:
     """The status of the stores, read from a journal at rest (no HealthOmics call); ``region``
     is the Region of a ``dynamodb://`` journal that names none."""
-    results, jobs, counts = await _read_journal(journal, region=region)
+    async with opened_journal(journal, region=region, read_only=True) as opened:
+        jobs = await opened.jobs()
+        counts = await opened.counts()
+        failures: deque[RowResult] = deque(maxlen=last_errors)
+        async for page in opened.iter_results():  # a page at a time: a journal may hold 10^6
+            failures.extend(r for r in page if r.state is RowState.FAILED)
     return JournalStatus(
         journal=str(journal),
         counts=counts,
         active_jobs=[job for job in jobs if job.state is not JobState.DONE],
         jobs=len(jobs),
-        last_errors=[r for r in results if r.state is RowState.FAILED][-last_errors:],
+        last_errors=list(failures),
     )
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -29,7 +30,7 @@ from ._application import (
     plan_document,
     plan_import,
     read_results,
-    render_report,
+    write_journal_report,
 )
 from ._console import (
     EXIT_FAILED,
@@ -53,7 +54,7 @@ from ._logconfig import LEVELS, configure_logging
 from ._manifest import FORMATS, ManifestDefaults
 from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
 from ._preflight import PreflightPolicy
-from ._report import REPORT_FORMATS, JsonReportWriter, ReportFormat, write_report
+from ._report import REPORT_FORMATS, JsonReportWriter, report_file
 
 __all__ = [
     "EXIT_FAILED",
@@ -690,17 +691,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     journal = _existing_journal(args.journal)
     if journal is None:
         return EXIT_USAGE
-    text = anyio.run(_render_report, journal, args.format, args.region)
+    # Written as the rows are read, a page at a time (a report of 10^6 rows is never held).
+    write = partial(write_journal_report, journal, args.format, region=args.region)
     if args.output is None:
-        sys.stdout.write(text)
+        anyio.run(write, sys.stdout)
     else:
-        write_report(args.output, text)
+        with report_file(args.output) as out:
+            anyio.run(write, out)
         err_console().print(f"Report written to {args.output}", markup=False)
     return EXIT_OK
-
-
-async def _render_report(journal: str | Path, fmt: ReportFormat, region: str | None) -> str:
-    return await render_report(journal, fmt, region=region)
 
 
 def _cmd_journal_init(args: argparse.Namespace) -> int:

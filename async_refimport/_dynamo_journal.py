@@ -52,7 +52,7 @@ import os
 import time
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, NamedTuple
 
@@ -1109,6 +1109,13 @@ class DynamoJournal:
                     result = _replace_result(result, RowState.SUBMITTED, job_id)
             results.append(result)
         return results
+
+    async def iter_results(self, page: int = 1000) -> AsyncIterator[list[RowResult]]:
+        """Every row in the order of ``results()``, ``page`` at a time. DynamoDB keeps no order
+        across partitions: the table is scanned and sorted whole first, then handed out."""
+        results = await self.results()
+        for start in range(0, len(results), page):
+            yield results[start : start + page]
 
     async def _scan_rows(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

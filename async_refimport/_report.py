@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -245,32 +246,42 @@ def render_csv(results: Sequence[RowResult]) -> str:
     return out.getvalue()
 
 
-def write_csv(results: Iterable[RowResult], out: TextIO) -> None:
-    """Write the CSV report to ``out`` row by row, every cell neutralised (see :func:`csv_cell`)."""
+def write_csv(results: Iterable[RowResult], out: TextIO, *, header: bool = True) -> None:
+    """Write the CSV report to ``out`` row by row, every cell neutralised (see :func:`csv_cell`);
+    ``header=False`` for the pages after the first."""
     # The header is ours; every data cell is quoted, as OWASP advises: a carriage return inside a
     # value then stays inside it (minimal quoting leaves a lone "\r" bare, splitting the row).
-    out.write(",".join(ITEM_FIELDS) + "\n")
+    if header:
+        out.write(",".join(ITEM_FIELDS) + "\n")
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for r in results:
         writer.writerow([csv_cell(v) for v in report_item(r).values()])
 
 
 def write_report(path: str | os.PathLike[str], text: str) -> None:
-    """Write a report file readable and writable by its owner only (0600), atomically.
+    """Write a report file readable and writable by its owner only (0600), atomically (see
+    :func:`report_file`)."""
+    with report_file(path) as out:
+        out.write(text)
 
-    The file appears complete or not at all (a temporary file renamed over it). A path that is
-    not a regular file (``/dev/stdout``, a pipe) is written to as it is.
+
+@contextmanager
+def report_file(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """``with report_file(path) as out:`` a report file readable and writable by its owner only
+    (0600), written as it comes and appearing complete or not at all (a temporary file renamed
+    over it when the block ends without an error). A path that is not a regular file
+    (``/dev/stdout``, a pipe) is written to as it is.
     """
     target = Path(path)
     if target.exists() and not target.is_file():
         with open(target, "w", encoding="utf-8") as f:
-            f.write(text)
+            yield f
         return
     # mkstemp creates the file with mode 0600 whatever the umask.
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+            yield f
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

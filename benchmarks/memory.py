@@ -1,5 +1,5 @@
 """``python -m benchmarks.memory [--rows 200000] [--stores 10]``: the peak memory of
-``refimport import MANIFEST --json`` on a large manifest, and where it goes.
+``refimport import MANIFEST --json`` on a large manifest, and of reporting on its journal.
 
 Each measurement is one fresh ``refimport`` process (the CLI's own ``main``, its manifest reader,
 progress, journal and streamed JSON document) whose service is the fake of
@@ -12,7 +12,8 @@ from ``wait4``), so nothing samples too late. Runs:
   stderr (not a terminal: a line every 5 s);
 * ``N rows, --json --quiet``: the same without progress;
 * ``N rows, summary``: without ``--json`` (the summary table instead);
-* ``N rows, --dry-run --json``: reading and planning only (no journal, no service).
+* ``N rows, --dry-run --json``: reading and planning only (no journal, no service);
+* ``report --format json|csv`` and ``status`` of the ``--json`` run's journal of N rows.
 
 Writes ``benchmarks/results/memory.json`` and prints a Markdown table.
 """
@@ -128,19 +129,23 @@ def main() -> None:
         one, many = work / "one.csv", work / "many.csv"
         write_manifest(one, 1, 1)
         write_manifest(many, args.rows, args.stores)
-        common = ["--role-arn", ROLE_ARN, "--no-check-sources"]
+        imp = ["import", "--role-arn", ROLE_ARN, "--no-check-sources"]
         n = args.rows
+        journal = str(work / "a.sqlite")  # the --json run's, read by report and status
         runs = {
-            "1 row, --json": [str(one), "--json", "--journal", str(work / "one.sqlite")],
-            f"{n} rows, --json": [str(many), "--json", "--journal", str(work / "a.sqlite")],
+            "1 row, --json": [*imp, str(one), "--json", "--journal", str(work / "one.sqlite")],
+            f"{n} rows, --json": [*imp, str(many), "--json", "--journal", journal],
             f"{n} rows, --json --quiet": [
-                str(many), "--json", "--quiet", "--journal", str(work / "b.sqlite")
+                *imp, str(many), "--json", "--quiet", "--journal", str(work / "b.sqlite")
             ],
-            f"{n} rows, summary": [str(many), "--journal", str(work / "c.sqlite")],
-            f"{n} rows, --dry-run --json": [str(many), "--dry-run", "--json"],
+            f"{n} rows, summary": [*imp, str(many), "--journal", str(work / "c.sqlite")],
+            f"{n} rows, --dry-run --json": [*imp, str(many), "--dry-run", "--json"],
+            f"report --format json of {n} rows": ["report", "--journal", journal, "--format", "json"],
+            f"report --format csv of {n} rows": ["report", "--journal", journal, "--format", "csv"],
+            f"status of {n} rows": ["status", "--journal", journal],
         }  # fmt: skip
         for name, run in runs.items():
-            result = measure(["import", *run, *common], work / "out.txt")
+            result = measure(run, work / "out.txt")
             figures["runs"][name] = result
             print(f"  memory/{name}: {result}", flush=True)
     floor = figures["runs"]["1 row, --json"]["peak_rss_bytes"]

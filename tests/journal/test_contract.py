@@ -208,6 +208,18 @@ async def test_settle_queued_and_counts(journal_factory: JournalFactory) -> None
         assert [r.row_id for r in await j.results()] == ids
 
 
+async def test_every_row_is_read_a_page_at_a_time_in_the_order_of_results(
+    journal_factory: JournalFactory,
+) -> None:
+    async with journal_factory() as j:
+        ids = await j.add_rows(reqs(7))
+        await j.settle_queued([Settlement(ids[2], RowState.FAILED, None, "bad")])
+        pages = [page async for page in j.iter_results(page=3)]
+        assert [len(page) for page in pages] == [3, 3, 1]
+        assert [r for page in pages for r in page] == await j.results()
+        assert sorted(r.row_id for page in pages for r in page) == sorted(ids)
+
+
 async def test_the_outbox_owes_a_document_until_every_row_is_final(
     journal_factory: JournalFactory,
 ) -> None:
