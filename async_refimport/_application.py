@@ -43,7 +43,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import _importer
-from ._errors import FieldError, ManifestError, SetupError
+from ._errors import FieldError, ManifestError, RequestValidationError, SetupError
 from ._events import Event, RowSettled
 from ._gateway import OmicsGateway
 from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan, buffered_events
@@ -174,6 +174,7 @@ class ImportOutcome:
         stopped: The run was stopped before every row was final (re-run to resume).
         setup_errors: Stores that cannot be used as set up (fix the set-up and run again).
         not_started: Rows of those stores, neither journaled nor sent.
+        not_journaled: Rows not journaled because the run was stopped first (a re-run does).
     """
 
     row_ids: Sequence[int]
@@ -181,6 +182,7 @@ class ImportOutcome:
     stopped: bool = False
     setup_errors: tuple[SetupError, ...] = ()
     not_started: int = 0
+    not_journaled: int = 0
 
     @property
     def failed(self) -> int:
@@ -188,8 +190,9 @@ class ImportOutcome:
 
     @property
     def pending(self) -> int:
-        """Rows not final: journaled and waiting, or not started because of the set-up."""
-        return self.tally.pending + self.not_started
+        """Rows not final: journaled and waiting, not started because of the set-up, or not
+        journaled because the run was stopped first."""
+        return self.tally.pending + self.not_started + self.not_journaled
 
     @property
     def summary(self) -> dict[str, int]:
@@ -237,10 +240,11 @@ async def run_import(
     time. What the run holds per row is its id (8 bytes) and a byte in each pending set.
 
     Raises:
-        RequestValidationError: a request is invalid (nothing of its chunk was journaled;
-            a checked manifest's rows are all valid).
-        ManifestError: a checked manifest changed before its rows were all read again (the rows
-            journaled so far are imported by the next run).
+        RequestValidationError: a request is invalid, or its name is journaled for its store
+            from another source file (nothing was journaled: with more than one chunk, every
+            chunk is checked against the journal before the first is journaled).
+        ManifestError: a checked manifest changed since it was checked: found before its first
+            chunk (nothing journaled) or at its end (the rows journaled are imported as usual).
     """
     async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
         try:
@@ -269,18 +273,21 @@ async def run_import(
         tally = Tally()
         async for page in imp.iter_results(run.row_ids):
             tally.add(page)
-        stopped = imp.stopping and tally.pending > 0
+        stopped = imp.stopping and (tally.pending > 0 or run.not_journaled > 0)
     # Only the stores this run's rows wait on (not a store left over in the journal by an
     # earlier run, which the Importer adopted and found unusable: it only logs an error).
     waiting = tally.pending_stores()
     blocking = tuple(e for e in imp.setup_errors if (e.store_id, e.region) in waiting)
-    return ImportOutcome(run.row_ids, tally, stopped, unusable + blocking, run.not_started)
+    return ImportOutcome(
+        run.row_ids, tally, stopped, unusable + blocking, run.not_started, run.not_journaled
+    )
 
 
 @dataclass(slots=True)
 class _Submitted:
     row_ids: array[int] = field(default_factory=lambda: array("q"))
     not_started: int = 0
+    not_journaled: int = 0
     # Events sent while submitting, but no RowSettled: a row settles in the journal before its
     # event is sent, so one settled by then is read as final when the rows are read back.
     # Keeping none of those keeps the submission's memory flat.
@@ -293,13 +300,36 @@ async def _submit(
     unusable: Sequence[SetupError],
     events: MemoryObjectReceiveStream[Event] | None,
 ) -> _Submitted:
-    """Journal the rows a chunk at a time, but none of a store that cannot be used."""
+    """Journal the rows a chunk at a time, but none of a store that cannot be used; stop
+    journaling when the run is stopped.
+
+    Raises:
+        RequestValidationError: a row is invalid, or its name is journaled for its store from
+            another source file: with every such row of every chunk, before any is journaled.
+    """
     bad = {(e.store_id, e.region) for e in unusable}
+
+    def usable(chunk: Sequence[ImportRequest]) -> list[ImportRequest]:
+        return [r for r in chunk if (r.store_id, r.region or imp.region) not in bad]
+
+    total = _row_count(requests)
+    if total > SUBMIT_CHUNK:
+        # Nothing is journaled unless every chunk can be: one read of the journal per row first.
+        problems: list[FieldError] = []
+        for chunk in _chunks(requests):
+            if imp.stopping:
+                break
+            problems += await imp.conflicts(usable(chunk))
+        if problems:
+            raise RequestValidationError(problems)
     run = _Submitted()
     for chunk in _chunks(requests):
-        usable = [r for r in chunk if (r.store_id, r.region or imp.region) not in bad]
-        run.not_started += len(chunk) - len(usable)
-        run.row_ids.extend(await imp.submit(usable))
+        if imp.stopping:
+            run.not_journaled = total - len(run.row_ids) - run.not_started
+            break
+        kept = usable(chunk)
+        run.not_started += len(chunk) - len(kept)
+        run.row_ids.extend(await imp.submit(kept))
         if events is not None:
             run.early.extend(e for e in buffered_events(events) if not isinstance(e, RowSettled))
     return run
@@ -317,6 +347,8 @@ async def _introduce(
     for event in run.early:
         observer.handle(event)
     async for page in imp.iter_results(run.row_ids):
+        if imp.stopping:
+            return
         observer.add_rows(page)
         for event in buffered_events(events):
             observer.handle(event)
@@ -325,6 +357,10 @@ async def _introduce(
 def _store_samples(requests: RowsToImport) -> Sequence[ImportRequest]:
     """Rows enough to name every store of ``requests`` (what checking the set-up needs)."""
     return requests.stores if isinstance(requests, CheckedManifest) else requests
+
+
+def _row_count(requests: RowsToImport) -> int:
+    return requests.valid_rows if isinstance(requests, CheckedManifest) else len(requests)
 
 
 def _chunks(requests: RowsToImport) -> Iterator[Sequence[ImportRequest]]:

@@ -500,6 +500,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
         extra = {"skipped_invalid": skipped} if skipped else {}
         if outcome.not_started:
             extra["not_started"] = outcome.not_started  # rows of stores whose set-up is wrong
+        if outcome.not_journaled:
+            extra["not_journaled"] = outcome.not_journaled  # stopped before they were journaled
         anyio.run(_write_json, journal, outcome, region, extra)
     elif outcome.row_ids or not outcome.setup_errors:
         print_summary(outcome.tally, out_console(), skipped=skipped)

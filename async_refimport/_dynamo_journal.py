@@ -68,7 +68,15 @@ from ._errors import (
     StoreBookedError,
     TransientServiceError,
 )
-from ._journal import JobRecord, JobState, OutboxEntry, QueuedRow, Settlement, holder_is_gone
+from ._journal import (
+    JobRecord,
+    JobState,
+    OutboxEntry,
+    QueuedRow,
+    Settlement,
+    holder_is_gone,
+    source_conflict,
+)
 from ._models import ImportRequest, RowResult, RowState, StoreRef
 from ._retry import RetryPolicy, retrying
 
@@ -400,16 +408,11 @@ class DynamoJournal:
 
     # -- intake ---------------------------------------------------------------------------------
 
-    async def add_rows(
-        self, requests: Sequence[tuple[StoreRef, ImportRequest]], submission: str | None = None
-    ) -> list[int]:
-        """Journal requests as QUEUED rows; returns one row id per request, in order.
-
-        The same rules as the SQLite journal: a final IMPORTED/ALREADY_PRESENT row is returned as
-        is, a FAILED row is queued again with the new fields, a queued or running row is left alone,
-        and a name journaled with another source file is refused before anything is written.
-        """
-        now = self._clock()
+    async def _existing(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]]
+    ) -> tuple[list[int], dict[int, dict[str, Any]], list[FieldError]]:
+        """The requests' row ids, the rows journaled under them, and the requests refused for a
+        name journaled with another source file."""
         ids = [row_id_for(store, req.name) for store, req in requests]
         existing = {
             int(_get_n(item, "id") or 0): item
@@ -424,18 +427,31 @@ class DynamoJournal:
                 raise JournalError(
                     f"row id collision between {req.name!r} and {_get_s(item, 'name')!r}"
                 )
-            state = _get_s(item, "state")
-            source = _get_s(item, "source_file")
-            if state != RowState.FAILED and source != req.source_file:
-                shown = RowState.SUBMITTED if state == RowState.QUEUED else state
-                conflicts.append(
-                    FieldError(
-                        "source_file",
-                        f"{req.name!r} is already {str(shown).lower()} in store "
-                        f"{store.store_id} from {source}",
-                        row_name=req.name,
-                    )
-                )
+            state = _get_s(item, "state") or RowState.QUEUED
+            # A queued row may be in a job already: this journal tells that from the job only.
+            shown = RowState.SUBMITTED if state == RowState.QUEUED else state
+            conflict = source_conflict(store, req, shown, _get_s(item, "source_file"))
+            if conflict is not None:
+                conflicts.append(conflict)
+        return ids, existing, conflicts
+
+    async def conflicts(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]]
+    ) -> list[FieldError]:
+        """What :meth:`add_rows` would refuse, writing nothing (see SQLiteJournal.conflicts)."""
+        return (await self._existing(requests))[2]
+
+    async def add_rows(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]], submission: str | None = None
+    ) -> list[int]:
+        """Journal requests as QUEUED rows; returns one row id per request, in order.
+
+        The same rules as the SQLite journal: a final IMPORTED/ALREADY_PRESENT row is returned as
+        is, a FAILED row is queued again with the new fields, a queued or running row is left alone,
+        and a name journaled with another source file is refused before anything is written.
+        """
+        now = self._clock()
+        ids, existing, conflicts = await self._existing(requests)
         if conflicts:
             raise RequestValidationError(conflicts)
 
@@ -443,9 +459,11 @@ class DynamoJournal:
         fresh: dict[str, list[int]] = {}
         requeued: dict[str, list[int]] = {}
         plan: list[tuple[int, StoreRef, ImportRequest, bool]] = []
+        planned: set[int] = set()
         for row_id, (store, req) in zip(ids, requests, strict=True):
-            if any(row_id == planned for planned, *_ in plan):
+            if row_id in planned:
                 continue
+            planned.add(row_id)
             item = existing.get(row_id)
             if item is None:
                 fresh.setdefault(store.key, []).append(row_id)

@@ -37,6 +37,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import (
+    FieldError,
     ImporterClosedError,
     JournalError,
     LeaseLostError,
@@ -572,6 +573,17 @@ class Importer:
             self._emit(RowsQueued(store, n))
         return ids
 
+    async def conflicts(self, requests: Iterable[ImportRequest]) -> list[FieldError]:
+        """The problems :meth:`submit` would find with ``requests`` (invalid fields, a name
+        journaled for its store from another source file), journaling nothing: a caller
+        submitting in chunks checks them all before the first."""
+        self._check_open()
+        try:
+            resolved = self._resolve(list(requests))
+        except RequestValidationError as exc:
+            return list(exc.errors)
+        return await self._journal.conflicts(resolved)
+
     async def results(self, row_ids: Sequence[int] | None = None) -> list[RowResult]:
         """The rows' current results (every row when ``row_ids`` is None), without waiting."""
         return await self._journal.results(row_ids)
@@ -611,6 +623,8 @@ class Importer:
             # is read is read as final).
             pending = RowIdSet(row_ids)  # 9 bytes a row, not a set's 60
             async for page in self.iter_results(row_ids):
+                if self._stopping:
+                    break
                 pending.update(r.row_id for r in page if not r.state.is_final)
                 for event in buffered_events(events):
                     if isinstance(event, RowSettled):
@@ -621,7 +635,7 @@ class Importer:
                 if self._parks_on_setup and self._parked_version != parked:
                     # A store was parked: its rows will not settle in this run.
                     parked = self._parked_version
-                    await self._drop_final(pending, parked_too=False)
+                    await self._drop_final(pending, drop_parked=True)
                     continue
                 heard = False
                 with anyio.move_on_after(1.0):
@@ -650,9 +664,9 @@ class Importer:
                     if not result.state.is_final and (error := self._parked_error(result)):
                         raise error
 
-    async def _drop_final(self, pending: RowIdSet, *, parked_too: bool = True) -> None:
-        """Take out of ``pending`` the rows final now (and those of parked stores, unless
-        ``parked_too``), and any the journal no longer has; read a page at a time."""
+    async def _drop_final(self, pending: RowIdSet, *, drop_parked: bool = False) -> None:
+        """Take out of ``pending`` the rows final now (and, with ``drop_parked``, those of parked
+        stores), and any the journal no longer has; read a page at a time."""
         ids = array("q", pending)
         page = RESULTS_PAGE
         for start in range(0, len(ids), page):
@@ -660,7 +674,7 @@ class Importer:
             still = {
                 r.row_id
                 for r in await self._journal.results(chunk)
-                if not r.state.is_final and (parked_too or self._parked_error(r) is None)
+                if not r.state.is_final and not (drop_parked and self._parked_error(r))
             }
             for row_id in chunk:
                 if row_id not in still:

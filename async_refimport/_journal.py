@@ -131,6 +131,9 @@ class Journal(Protocol):
     async def add_rows(
         self, requests: Sequence[tuple[StoreRef, ImportRequest]], submission: str | None = None
     ) -> list[int]: ...
+    async def conflicts(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]]
+    ) -> list[FieldError]: ...
     async def stores_with_work(self) -> list[StoreRef]: ...
     async def queued_rows(self, store: StoreRef, limit: int) -> list[QueuedRow]: ...
     async def queued_count(self, store: StoreRef) -> int: ...
@@ -273,6 +276,22 @@ def _row_result(r: sqlite3.Row) -> RowResult:
 
 def _queued_row(r: sqlite3.Row) -> QueuedRow:
     return QueuedRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
+
+
+def source_conflict(
+    store: StoreRef, request: ImportRequest, state: str, source_file: str | None
+) -> FieldError | None:
+    """The problem with journaling ``request`` when its name is journaled for ``store`` already,
+    in ``state`` from ``source_file``: a name is one genome, so another source is refused unless
+    the row failed (a re-run retries failures with the new fields)."""
+    if state == RowState.FAILED or source_file == request.source_file:
+        return None
+    return FieldError(
+        "source_file",
+        f"{request.name!r} is already {str(state).lower()} in store {store.store_id} "
+        f"from {source_file}",
+        row_name=request.name,
+    )
 
 
 def default_journal_path() -> Path:
@@ -533,15 +552,8 @@ class SQLiteJournal:
                     ids.append(cur.lastrowid)
                     continue
                 row_id, state, source_file = found
-                if state != RowState.FAILED and source_file != req.source_file:
-                    conflicts.append(
-                        FieldError(
-                            "source_file",
-                            f"{req.name!r} is already {state.lower()} in store {store.store_id} "
-                            f"from {source_file}",
-                            row_name=req.name,
-                        )
-                    )
+                if (conflict := source_conflict(store, req, state, source_file)) is not None:
+                    conflicts.append(conflict)
                 elif state == RowState.FAILED:
                     conn.execute(
                         "UPDATE rows SET source_file = ?, role_arn = ?, description = ?, tags = ?,"
@@ -563,6 +575,25 @@ class SQLiteJournal:
             return ids
 
         return await self._run(lambda conn: self._write(conn, add))
+
+    async def conflicts(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]]
+    ) -> list[FieldError]:
+        """What :meth:`add_rows` would refuse (a name journaled for its store with another
+        source file), writing nothing: a run of many chunks checks them all before the first."""
+
+        def query(conn: sqlite3.Connection) -> list[FieldError]:
+            out = []
+            for store, req in requests:
+                found = conn.execute(
+                    "SELECT state, source_file FROM rows WHERE store_key = ? AND name = ?",
+                    (store.key, req.name),
+                ).fetchone()
+                if found and (conflict := source_conflict(store, req, *found)) is not None:
+                    out.append(conflict)
+            return out
+
+        return await self._run(query)
 
     async def stores_with_work(self) -> list[StoreRef]:
         """Stores with queued rows or an unfinished job."""

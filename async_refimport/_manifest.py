@@ -349,14 +349,22 @@ class CheckedManifest:
         """The valid rows' requests, in manifest order, ``size`` at a time.
 
         Raises:
-            ManifestError: the file changed since it was checked (nothing of the changed file
-                is yielded: check it again).
+            ManifestError: the file changed since it was checked: before the first chunk
+                (nothing of the changed file is yielded), or while being read (found at its end,
+                when every chunk was yielded: the rows may not be the ones checked).
         """
         invalid = self.manifest.invalid_lines
+        changed = ManifestError(
+            [
+                FieldError(
+                    "file", "changed while being imported; run again", source=self.manifest.source
+                )
+            ]
+        )
+        yielded = 0
         with self._open() as stream:
-            if self._identity is not None and _identity(stream) != self._identity:
-                why = "changed while being imported; run again"
-                raise ManifestError([FieldError("file", why, source=self.manifest.source)])
+            if self._identity is not None and _identity(stream.fileno()) != self._identity:
+                raise changed
             builder = _Builder(
                 self.manifest.source,
                 self.manifest.format,
@@ -370,10 +378,16 @@ class CheckedManifest:
                     continue  # a repeated name: refused when checked
                 chunk.append(request)
                 if len(chunk) >= size:
+                    yielded += len(chunk)
                     yield chunk
                     chunk = []
             if chunk:
+                yielded += len(chunk)
                 yield chunk
+        if yielded != self.valid_rows or (
+            self._identity is not None and _identity(self.manifest.source) != self._identity
+        ):
+            raise changed
 
 
 def check_manifest(
@@ -439,7 +453,7 @@ def check_manifest(
     valid = 0
     with reopen() as stream:
         if regular:
-            identity = _identity(stream)
+            identity = _identity(stream.fileno())
         for _, request in builder.rows(stream):
             valid += 1
             key = (request.store_id, request.region, request.endpoint_url, request.profile)
@@ -473,9 +487,10 @@ def _copied(stream: IO[bytes]) -> Callable[[], IO[bytes]]:
     return reopen
 
 
-def _identity(stream: IO[bytes]) -> tuple[int, ...]:
-    """What tells a file changed: its inode, size and modification time."""
-    st = os.fstat(stream.fileno())
+def _identity(file: int | str) -> tuple[int, ...]:
+    """What tells a file (a descriptor or a path) changed: its inode, size and modification
+    time."""
+    st = os.stat(file)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 

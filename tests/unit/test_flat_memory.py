@@ -10,6 +10,7 @@ import os
 import threading
 from pathlib import Path
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,8 @@ from async_refimport._application import (
     read_results,
     run_import,
 )
-from async_refimport._errors import ManifestError
+from async_refimport._errors import ManifestError, RequestValidationError
+from async_refimport._journal import opened_journal
 from async_refimport._manifest import ManifestDefaults, check_manifest
 from async_refimport._models import RowState
 from async_refimport._report import JsonReportWriter, Tally, json_document
@@ -207,3 +209,67 @@ def test_a_manifest_from_a_pipe_is_read_once_and_replayed_from_a_copy(tmp_path: 
         == [r.name for c in checked.chunks(5) for r in c]
         == [f"ref{i:04d}" for i in range(12)]
     )
+
+
+def test_a_manifest_changed_while_it_is_read_again_is_refused_at_its_end(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.csv", 20)
+    chunks = check_manifest_file(path, DEFAULTS).chunks(5)
+    next(chunks)
+    with path.open("r+") as f:  # rewritten in place: the same file, other rows
+        f.write(f.read().replace("ref0019", "ref9999"))
+    with pytest.raises(ManifestError, match="changed while being imported"):
+        list(chunks)
+
+
+async def test_a_conflict_in_a_later_chunk_journals_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
+    journal = tmp_path / "journal.sqlite"
+    fake = FakeOmics(polls_to_finish=1)
+    first = write_manifest(tmp_path / "first.csv", 30)
+    await run_import(
+        check_manifest_file(first, DEFAULTS),
+        journal=journal,
+        region="us-east-1",
+        settings=FAST,
+        gateway=fake,  # type: ignore[arg-type]
+    )
+    sent = sum(len(job.sources) for job in fake.jobs.values())
+    # Rows 30..59 are new; ref0025 (in the fourth chunk) now names another file.
+    second = tmp_path / "second.csv"
+    text = write_manifest(tmp_path / "all.csv", 60).read_text()
+    second.write_text(text.replace("s3://genomes/ref25.fa", "s3://genomes/other25.fa"))
+
+    with pytest.raises(RequestValidationError) as caught:
+        await run_import(
+            check_manifest_file(second, DEFAULTS),
+            journal=journal,
+            region="us-east-1",
+            settings=FAST,
+            gateway=fake,  # type: ignore[arg-type]
+        )
+    [problem] = caught.value.errors
+    assert problem.field == "source_file" and problem.row_name == "ref0025"
+    assert sum(len(job.sources) for job in fake.jobs.values()) == sent  # nothing new sent
+    async with opened_journal(journal, read_only=True) as opened:
+        assert len(await opened.results()) == 30  # nothing new journaled
+
+
+async def test_a_run_stopped_before_its_rows_are_journaled_says_they_are_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
+    stop = anyio.Event()
+    stop.set()  # Ctrl-C before the first chunk
+    fake = FakeOmics(polls_to_finish=1)
+    outcome = await run_import(
+        check_manifest_file(write_manifest(tmp_path / "m.csv", 30), DEFAULTS),
+        journal=tmp_path / "journal.sqlite",
+        region="us-east-1",
+        settings=FAST,
+        gateway=fake,  # type: ignore[arg-type]
+        stop=stop,
+    )
+    assert outcome.stopped and outcome.pending == 30 and outcome.not_journaled == 30
+    assert not fake.jobs
