@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from async_refimport import _application, _importer
 from async_refimport._application import (
+    ImportOutcome,
     check_manifest_file,
     read_manifest_file,
     read_results,
@@ -24,7 +25,7 @@ from async_refimport._application import (
 )
 from async_refimport._errors import ManifestError, RequestValidationError
 from async_refimport._journal import opened_journal
-from async_refimport._manifest import ManifestDefaults, check_manifest
+from async_refimport._manifest import CheckedManifest, ManifestDefaults, check_manifest
 from async_refimport._models import RowState
 from async_refimport._report import JsonReportWriter, Tally, json_document
 from async_refimport._rowset import RowIdSet
@@ -45,6 +46,20 @@ def write_manifest(path: Path, rows: int) -> Path:
     lines.insert(9, f"ref0001,s3://genomes/again.fa,{STORE_ID}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+async def run_with(
+    fake: FakeOmics, rows: CheckedManifest, journal: Path, stop: anyio.Event | None = None
+) -> ImportOutcome:
+    """``run_import`` of ``rows`` against the fake service, its waits compressed."""
+    return await run_import(
+        rows,
+        journal=journal,
+        region="us-east-1",
+        settings=FAST,
+        gateway=fake,
+        stop=stop,
+    )
 
 
 def test_a_checked_manifest_reads_the_same_rows_again_a_chunk_at_a_time(tmp_path: Path) -> None:
@@ -93,13 +108,7 @@ async def test_a_run_over_many_chunks_and_pages_imports_every_row_once_in_order(
     journal = tmp_path / "journal.sqlite"
     fake = FakeOmics(polls_to_finish=1)
 
-    outcome = await run_import(
-        checked,
-        journal=journal,
-        region="us-east-1",
-        settings=FAST,
-        gateway=fake,  # type: ignore[arg-type]
-    )
+    outcome = await run_with(fake, checked, journal)
 
     results = [r async for page in read_results(journal, outcome.row_ids) for r in page]
     assert [r.name for r in results] == [f"ref{i:04d}" for i in range(60)]  # manifest order
@@ -118,13 +127,7 @@ async def test_a_run_over_many_chunks_and_pages_imports_every_row_once_in_order(
     assert out.getvalue() == json.dumps(json_document(results), indent=2, ensure_ascii=False) + "\n"
 
     # Run again: nothing is sent, every row is reported again.
-    again = await run_import(
-        check_manifest_file(path, DEFAULTS),
-        journal=journal,
-        region="us-east-1",
-        settings=FAST,
-        gateway=fake,  # type: ignore[arg-type]
-    )
+    again = await run_with(fake, check_manifest_file(path, DEFAULTS), journal)
     assert list(again.row_ids) == list(outcome.row_ids)
     assert sum(len(job.sources) for job in fake.jobs.values()) == 60
 
@@ -171,24 +174,12 @@ async def test_a_manifest_changed_before_the_run_reads_it_again_stops_the_run_an
     fake = FakeOmics(polls_to_finish=1)
 
     with pytest.raises(ManifestError) as caught:
-        await run_import(
-            checked,
-            journal=journal,
-            region="us-east-1",
-            settings=FAST,
-            gateway=fake,  # type: ignore[arg-type]
-        )
+        await run_with(fake, checked, journal)
     assert "changed while being imported" in str(caught.value)
     assert not fake.jobs  # not a row of the edited file was sent
 
     # Checked again, the edited manifest imports every row once.
-    outcome = await run_import(
-        check_manifest_file(path, DEFAULTS),
-        journal=journal,
-        region="us-east-1",
-        settings=FAST,
-        gateway=fake,  # type: ignore[arg-type]
-    )
+    outcome = await run_with(fake, check_manifest_file(path, DEFAULTS), journal)
     assert outcome.summary["imported"] == 30
     assert sorted(s.name for job in fake.jobs.values() for s in job.sources) == sorted(
         f"ref{i:04d}" if i != 7 else "ref7777" for i in range(30)
@@ -228,13 +219,7 @@ async def test_a_conflict_in_a_later_chunk_journals_nothing(
     journal = tmp_path / "journal.sqlite"
     fake = FakeOmics(polls_to_finish=1)
     first = write_manifest(tmp_path / "first.csv", 30)
-    await run_import(
-        check_manifest_file(first, DEFAULTS),
-        journal=journal,
-        region="us-east-1",
-        settings=FAST,
-        gateway=fake,  # type: ignore[arg-type]
-    )
+    await run_with(fake, check_manifest_file(first, DEFAULTS), journal)
     sent = sum(len(job.sources) for job in fake.jobs.values())
     # Rows 30..59 are new; ref0025 (in the fourth chunk) now names another file.
     second = tmp_path / "second.csv"
@@ -242,13 +227,7 @@ async def test_a_conflict_in_a_later_chunk_journals_nothing(
     second.write_text(text.replace("s3://genomes/ref25.fa", "s3://genomes/other25.fa"))
 
     with pytest.raises(RequestValidationError) as caught:
-        await run_import(
-            check_manifest_file(second, DEFAULTS),
-            journal=journal,
-            region="us-east-1",
-            settings=FAST,
-            gateway=fake,  # type: ignore[arg-type]
-        )
+        await run_with(fake, check_manifest_file(second, DEFAULTS), journal)
     [problem] = caught.value.errors
     assert problem.field == "source_file" and problem.row_name == "ref0025"
     assert sum(len(job.sources) for job in fake.jobs.values()) == sent  # nothing new sent
@@ -263,12 +242,10 @@ async def test_a_run_stopped_before_its_rows_are_journaled_says_they_are_pending
     stop = anyio.Event()
     stop.set()  # Ctrl-C before the first chunk
     fake = FakeOmics(polls_to_finish=1)
-    outcome = await run_import(
+    outcome = await run_with(
+        fake,
         check_manifest_file(write_manifest(tmp_path / "m.csv", 30), DEFAULTS),
-        journal=tmp_path / "journal.sqlite",
-        region="us-east-1",
-        settings=FAST,
-        gateway=fake,  # type: ignore[arg-type]
+        tmp_path / "journal.sqlite",
         stop=stop,
     )
     assert outcome.stopped and outcome.pending == 30 and outcome.not_journaled == 30
