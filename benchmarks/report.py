@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,10 +105,24 @@ def write_results(
             f"| {f.name} | {f.unit} | {_fmt(min(values))} | {_fmt(f.median)} | "
             f"{_fmt(max(values))} | {len(f.values)} | {goal} |"
         )
+    # Sections this run did not measure (fleet, completion, memory ...: written by benchmarks of
+    # their own with splice_section) are kept as they were.
+    ours = {"Headline", "Goals", "Charts", *(f.section for f in figures)}
+    for title, block in _sections(path):
+        if title not in ours:
+            lines += ["", *block.rstrip("\n").split("\n")]
     if charts:
         lines += ["", "## Charts", ""]
         lines += [f"![{c.stem}](charts/{c.name})" for c in charts]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _sections(path: Path) -> list[tuple[str, str]]:
+    """The ``## `` sections of a RESULTS.md: (title, text from the heading on)."""
+    if not path.exists():
+        return []
+    pattern = re.compile(r"^## ([^\n]+)\n.*?(?=^## |\Z)", re.S | re.M)
+    return [(m.group(1).strip(), m.group(0)) for m in pattern.finditer(path.read_text())]
 
 
 def chart_timelines(timelines: dict[str, dict[str, list[tuple[float, float]]]], name: str) -> Path:
