@@ -264,7 +264,7 @@ def read_manifest(
         with open(source, "rb") as f:
             return _parse(f, name, fmt, defaults, ignore_unknown_columns)
     except OSError as exc:
-        raise ManifestError([FieldError("file", exc.strerror or str(exc), source=name)]) from exc
+        raise _unreadable(name, exc) from exc
 
 
 async def load_manifest(
@@ -410,50 +410,12 @@ def check_manifest(
     """
     defaults = defaults or ManifestDefaults()
     name = str(source)
-    identity: tuple[int, ...] | None = None
-    regular = False  # a regular file: read twice, and refused if it changed in between
-    if is_s3_uri(source):
-        import anyio
-
-        data = anyio.run(_fetch_s3, name, defaults)
-        fmt = format or detect_format(_s3_key(name)) or sniff_format(data[:65536]) or "csv"
-
-        def reopen() -> IO[bytes]:
-            return io.BytesIO(data)
-
-    elif name == STDIN:
-        reopen = _copied(stdin if stdin is not None else sys.stdin.buffer)
-        with reopen() as head:
-            fmt = format or sniff_format(head.read(65536)) or "csv"
-    else:
-        fmt_or_none = format or detect_format(name)
-        if fmt_or_none is None:
-            raise ManifestError([_cannot_tell(name)])
-        fmt = fmt_or_none
-        try:
-            regular = stat.S_ISREG(os.stat(source).st_mode)
-            if not regular:  # a pipe, /dev/stdin, <(...): it can be read once only
-                with open(source, "rb") as once:
-                    reopen = _copied(once)
-        except OSError as exc:
-            raise ManifestError(
-                [FieldError("file", exc.strerror or str(exc), source=name)]
-            ) from exc
-        if regular:
-
-            def reopen() -> IO[bytes]:
-                try:
-                    return open(source, "rb")
-                except OSError as exc:
-                    why = exc.strerror or str(exc)
-                    raise ManifestError([FieldError("file", why, source=name)]) from exc
-
+    reopen, fmt, regular = _reader(source, defaults, format, stdin)
     builder = _Builder(name, fmt, defaults, ignore_unknown_columns)
     stores: dict[tuple[str | None, ...], ImportRequest] = {}
     valid = 0
     with reopen() as stream:
-        if regular:
-            identity = _identity(stream.fileno())
+        identity = _identity(stream.fileno()) if regular else None
         for _, request in builder.rows(stream):
             valid += 1
             key = (request.store_id, request.region, request.endpoint_url, request.profile)
@@ -468,6 +430,48 @@ def check_manifest(
         reopen,
         identity,
     )
+
+
+def _reader(
+    source: str | os.PathLike[str],
+    defaults: ManifestDefaults,
+    format: ManifestFormat | None,
+    stdin: IO[bytes] | None,
+) -> tuple[Callable[[], IO[bytes]], ManifestFormat, bool]:
+    """What opens the manifest from its start, as often as needed; its format; and whether it
+    is a regular file (one that can change between two reads)."""
+    name = str(source)
+    if is_s3_uri(source):
+        import anyio
+
+        data = anyio.run(_fetch_s3, name, defaults)
+        fmt = format or detect_format(_s3_key(name)) or sniff_format(data[:65536]) or "csv"
+        return (lambda: io.BytesIO(data)), fmt, False
+    if name == STDIN:
+        copy = _copied(stdin if stdin is not None else sys.stdin.buffer)
+        with copy() as head:
+            return copy, format or sniff_format(head.read(65536)) or "csv", False
+    given = format or detect_format(name)
+    if given is None:
+        raise ManifestError([_cannot_tell(name)])
+    try:
+        if not stat.S_ISREG(os.stat(source).st_mode):  # a pipe, /dev/stdin, <(...): read once
+            with open(source, "rb") as once:
+                return _copied(once), given, False
+    except OSError as exc:
+        raise _unreadable(name, exc) from exc
+
+    def reopen() -> IO[bytes]:
+        try:
+            return open(source, "rb")
+        except OSError as exc:
+            raise _unreadable(name, exc) from exc
+
+    return reopen, given, True
+
+
+def _unreadable(source: str, exc: OSError) -> ManifestError:
+    return ManifestError([FieldError("file", exc.strerror or str(exc), source=source)])
 
 
 def _copied(stream: IO[bytes]) -> Callable[[], IO[bytes]]:
