@@ -174,7 +174,10 @@ class ImportOutcome:
         stopped: The run was stopped before every row was final (re-run to resume).
         setup_errors: Stores that cannot be used as set up (fix the set-up and run again).
         not_started: Rows of those stores, neither journaled nor sent.
-        not_journaled: Rows not journaled because the run was stopped first (a re-run does).
+        not_journaled: Rows not journaled because the run was stopped first (a re-run does),
+            or because the manifest changed while it was read again (``manifest_changed``).
+        manifest_changed: The checked manifest changed after some of its rows were journaled:
+            those rows (the checked file's) are imported, the others are not journaled.
     """
 
     row_ids: Sequence[int]
@@ -183,6 +186,7 @@ class ImportOutcome:
     setup_errors: tuple[SetupError, ...] = ()
     not_started: int = 0
     not_journaled: int = 0
+    manifest_changed: ManifestError | None = None
 
     @property
     def failed(self) -> int:
@@ -243,8 +247,9 @@ async def run_import(
         RequestValidationError: a request is invalid, or its name is journaled for its store
             from another source file (nothing was journaled: with more than one chunk, every
             chunk is checked against the journal before the first is journaled).
-        ManifestError: a checked manifest changed since it was checked: found before its first
-            chunk (nothing journaled) or at its end (the rows journaled are imported as usual).
+        ManifestError: a checked manifest changed before its first chunk was journaled
+            (nothing was). A change found later ends the journaling: the rows journaled before
+            it are imported, and the outcome says so (``manifest_changed``).
     """
     async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
         try:
@@ -279,7 +284,13 @@ async def run_import(
     waiting = tally.pending_stores()
     blocking = tuple(e for e in imp.setup_errors if (e.store_id, e.region) in waiting)
     return ImportOutcome(
-        run.row_ids, tally, stopped, unusable + blocking, run.not_started, run.not_journaled
+        run.row_ids,
+        tally,
+        stopped,
+        unusable + blocking,
+        run.not_started,
+        run.not_journaled,
+        run.changed,
     )
 
 
@@ -288,6 +299,7 @@ class _Submitted:
     row_ids: array[int] = field(default_factory=lambda: array("q"))
     not_started: int = 0
     not_journaled: int = 0
+    changed: ManifestError | None = None
     # Events sent while submitting, but no RowSettled: a row settles in the journal before its
     # event is sent, so one settled by then is read as final when the rows are read back.
     # Keeping none of those keeps the submission's memory flat.
@@ -314,24 +326,34 @@ async def _submit(
 
     total = _row_count(requests)
     if total > SUBMIT_CHUNK:
-        # Nothing is journaled unless every chunk can be: one read of the journal per row first.
+        # Nothing is journaled unless every chunk can be: one read of the journal per row first
+        # (requests in memory are checked as a whole: a name may repeat across chunks).
         problems: list[FieldError] = []
-        for chunk in _chunks(requests):
-            if imp.stopping:
-                break
-            problems += await imp.conflicts(usable(chunk))
+        if isinstance(requests, CheckedManifest):
+            for rows in requests.chunks(SUBMIT_CHUNK):
+                if imp.stopping:
+                    break
+                problems += await imp.conflicts(usable(rows))
+        else:
+            problems = await imp.conflicts(usable(requests))
         if problems:
             raise RequestValidationError(problems)
     run = _Submitted()
-    for chunk in _chunks(requests):
-        if imp.stopping:
-            run.not_journaled = total - len(run.row_ids) - run.not_started
-            break
-        kept = usable(chunk)
-        run.not_started += len(chunk) - len(kept)
-        run.row_ids.extend(await imp.submit(kept))
-        if events is not None:
-            run.early.extend(e for e in buffered_events(events) if not isinstance(e, RowSettled))
+    try:
+        for chunk in _chunks(requests):
+            if imp.stopping:
+                break
+            kept = usable(chunk)
+            run.not_started += len(chunk) - len(kept)
+            run.row_ids.extend(await imp.submit(kept))
+            if events is not None:
+                early = (e for e in buffered_events(events) if not isinstance(e, RowSettled))
+                run.early.extend(early)
+    except ManifestError as exc:
+        if not run.row_ids:
+            raise  # nothing journaled: the run is refused as a whole
+        run.changed = exc  # the rows journaled are the checked file's: they are imported
+    run.not_journaled = total - len(run.row_ids) - run.not_started
     return run
 
 

@@ -505,6 +505,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
         anyio.run(_write_json, journal, outcome, region, extra)
     elif outcome.row_ids or not outcome.setup_errors:
         print_summary(outcome.tally, out_console(), skipped=skipped)
+    if outcome.manifest_changed is not None:
+        print_problems(outcome.manifest_changed.errors, err)
+        err.print(
+            f"[yellow]{outcome.not_journaled} row(s) not imported:[/] the manifest changed while "
+            "it was read; the rows read before the change were imported. Check it, then run the "
+            "same command again."
+        )
+        return EXIT_USAGE
     if outcome.setup_errors and not outcome.stopped:
         print_setup_errors(outcome.setup_errors)
         err.print(

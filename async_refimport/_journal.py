@@ -286,9 +286,10 @@ def source_conflict(
     the row failed (a re-run retries failures with the new fields)."""
     if state == RowState.FAILED or source_file == request.source_file:
         return None
+    shown = "present" if state == RowState.ALREADY_PRESENT else str(state).lower()
     return FieldError(
         "source_file",
-        f"{request.name!r} is already {str(state).lower()} in store {store.store_id} "
+        f"{request.name!r} is already {shown} in store {store.store_id} "
         f"from {source_file}",
         row_name=request.name,
     )

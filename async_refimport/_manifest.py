@@ -349,9 +349,9 @@ class CheckedManifest:
         """The valid rows' requests, in manifest order, ``size`` at a time.
 
         Raises:
-            ManifestError: the file changed since it was checked: before the first chunk
-                (nothing of the changed file is yielded), or while being read (found at its end,
-                when every chunk was yielded: the rows may not be the ones checked).
+            ManifestError: the file changed since it was checked. Found before each chunk is
+                handed out, so no chunk holds a row of the changed file; the chunks handed out
+                before are the checked file's.
         """
         invalid = self.manifest.invalid_lines
         changed = ManifestError(
@@ -363,7 +363,11 @@ class CheckedManifest:
         )
         yielded = 0
         with self._open() as stream:
-            if self._identity is not None and _identity(stream.fileno()) != self._identity:
+
+            def unchanged() -> bool:
+                return self._identity is None or _identity(stream.fileno()) == self._identity
+
+            if not unchanged():
                 raise changed
             builder = _Builder(
                 self.manifest.source,
@@ -378,15 +382,17 @@ class CheckedManifest:
                     continue  # a repeated name: refused when checked
                 chunk.append(request)
                 if len(chunk) >= size:
+                    if not unchanged():
+                        raise changed
                     yielded += len(chunk)
                     yield chunk
                     chunk = []
+            if not unchanged():  # what was read since the last chunk, and the last chunk
+                raise changed
             if chunk:
                 yielded += len(chunk)
                 yield chunk
-        if yielded != self.valid_rows or (
-            self._identity is not None and _identity(self.manifest.source) != self._identity
-        ):
+        if yielded != self.valid_rows:  # cannot happen unless the file changed unseen
             raise changed
 
 
@@ -702,6 +708,14 @@ class _Builder:
         self, stream: IO[bytes], delimiter: str
     ) -> Iterator[tuple[int, ImportRequest]]:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        try:
+            yield from self._read_delimited(text, delimiter)
+        finally:
+            text.detach()  # the caller's stream stays open: it may be checked, or read again
+
+    def _read_delimited(
+        self, text: io.TextIOWrapper, delimiter: str
+    ) -> Iterator[tuple[int, ImportRequest]]:
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         header: list[str] | None = None
         while header is None:

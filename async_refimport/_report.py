@@ -269,11 +269,12 @@ def write_report(path: str | os.PathLike[str], text: str) -> None:
 def report_file(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """``with report_file(path) as out:`` a report file readable and writable by its owner only
     (0600), written as it comes and appearing complete or not at all (a temporary file renamed
-    over it when the block ends without an error). A path that is not a regular file
-    (``/dev/stdout``, a pipe) is written to as it is.
+    over it when the block ends without an error). A link, or a path that is not a regular file
+    (``/dev/stdout``, ``/dev/fd/1``, a pipe), is written to as it is: renaming over it would
+    replace the link, not write where it points.
     """
     target = Path(path)
-    if target.exists() and not target.is_file():
+    if target.is_symlink() or (target.exists() and not target.is_file()):
         with open(target, "w", encoding="utf-8") as f:
             yield f
         return

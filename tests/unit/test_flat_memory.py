@@ -8,14 +8,16 @@ import io
 import json
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from async_refimport import _application, _importer
+from async_refimport import Importer, _application, _importer
 from async_refimport._application import (
     ImportOutcome,
     check_manifest_file,
@@ -27,7 +29,7 @@ from async_refimport._errors import ManifestError, RequestValidationError
 from async_refimport._journal import opened_journal
 from async_refimport._manifest import CheckedManifest, ManifestDefaults, check_manifest
 from async_refimport._models import RowState
-from async_refimport._report import JsonReportWriter, Tally, json_document
+from async_refimport._report import JsonReportWriter, Tally, json_document, write_report
 from async_refimport._rowset import RowIdSet
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.unit.fakes import FakeOmics
@@ -202,7 +204,9 @@ def test_a_manifest_from_a_pipe_is_read_once_and_replayed_from_a_copy(tmp_path: 
     )
 
 
-def test_a_manifest_changed_while_it_is_read_again_is_refused_at_its_end(tmp_path: Path) -> None:
+def test_a_manifest_changed_while_it_is_read_again_is_refused_before_its_next_chunk(
+    tmp_path: Path,
+) -> None:
     path = write_manifest(tmp_path / "m.csv", 20)
     chunks = check_manifest_file(path, DEFAULTS).chunks(5)
     next(chunks)
@@ -250,3 +254,57 @@ async def test_a_run_stopped_before_its_rows_are_journaled_says_they_are_pending
     )
     assert outcome.stopped and outcome.pending == 30 and outcome.not_journaled == 30
     assert not fake.jobs
+
+
+async def test_a_manifest_changed_after_its_first_chunk_was_journaled_imports_that_chunk_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
+    path = write_manifest(tmp_path / "m.csv", 30)
+    submit = Importer.submit
+
+    async def submit_then_edit(self: Importer, requests: Any, **kw: Any) -> list[int]:
+        ids = await submit(self, requests, **kw)
+        path.write_text(path.read_text().replace("ref0029", "ref9999"))  # edited meanwhile
+        return ids
+
+    monkeypatch.setattr(Importer, "submit", submit_then_edit)
+    fake = FakeOmics(polls_to_finish=1)
+    outcome = await run_with(fake, check_manifest_file(path, DEFAULTS), tmp_path / "j.sqlite")
+
+    assert outcome.manifest_changed is not None
+    assert "changed while being imported" in str(outcome.manifest_changed)
+    assert outcome.summary["imported"] == 7 and outcome.not_journaled == 23
+    assert sorted(s.name for job in fake.jobs.values() for s in job.sources) == [
+        f"ref{i:04d}" for i in range(7)
+    ]
+
+
+async def test_requests_in_memory_repeating_a_name_across_chunks_journal_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
+    rows = check_manifest_file(write_manifest(tmp_path / "m.csv", 20), DEFAULTS)
+    requests = [r for chunk in rows.chunks() for r in chunk]
+    requests.append(replace(requests[0], source_file="s3://genomes/other.fa"))  # in chunk 3
+    fake = FakeOmics(polls_to_finish=1)
+    with pytest.raises(RequestValidationError):
+        await run_import(
+            requests,
+            journal=tmp_path / "j.sqlite",
+            region="us-east-1",
+            settings=FAST,
+            gateway=fake,  # type: ignore[arg-type]
+        )
+    assert not fake.jobs
+    async with opened_journal(tmp_path / "j.sqlite", read_only=True) as opened:
+        assert await opened.results() == []
+
+
+def test_a_report_written_to_a_link_goes_where_it_points(tmp_path: Path) -> None:
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)  # as /dev/stdout is a link to the terminal or the redirected file
+    write_report(link, "new report\n")
+    assert link.is_symlink() and target.read_text() == "new report\n"
