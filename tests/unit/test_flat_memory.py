@@ -38,14 +38,14 @@ from tests.unit.test_importer_logic import FAST
 DEFAULTS = ManifestDefaults(store_id=STORE_ID, role_arn=ROLE_ARN, region="us-east-1")
 
 
-def write_manifest(path: Path, rows: int) -> Path:
+def write_manifest(path: Path, rows: int, *, broken: bool = True) -> Path:
     lines = ["name,source_file,store_id"]
     for i in range(rows):
         store = STORE_ID if i % 3 else "2234567890"  # two stores
         lines.append(f"ref{i:04d},s3://genomes/ref{i}.fa,{store}")
-    # A bad row and a repeated name: refused when checked, skipped when read again.
-    lines.insert(5, "bad,not-an-s3-uri,")
-    lines.insert(9, f"ref0001,s3://genomes/again.fa,{STORE_ID}")
+    if broken:  # a bad row and a repeated name: refused when checked, skipped when read again
+        lines.insert(5, "bad,not-an-s3-uri,")
+        lines.insert(9, f"ref0001,s3://genomes/again.fa,{STORE_ID}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -308,3 +308,41 @@ def test_a_report_written_to_a_link_goes_where_it_points(tmp_path: Path) -> None
     link.symlink_to(target)  # as /dev/stdout is a link to the terminal or the redirected file
     write_report(link, "new report\n")
     assert link.is_symlink() and target.read_text() == "new report\n"
+
+
+def test_the_cli_says_how_many_rows_a_manifest_changed_mid_run_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from async_refimport import _cli
+
+    monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
+    path = write_manifest(tmp_path / "m.csv", 30, broken=False)
+    submit = Importer.submit
+
+    async def submit_then_edit(self: Importer, requests: Any, **kw: Any) -> list[int]:
+        ids = await submit(self, requests, **kw)
+        path.write_text(path.read_text().replace("ref0029", "ref9999"))
+        return ids
+
+    monkeypatch.setattr(Importer, "submit", submit_then_edit)
+    fake = FakeOmics(polls_to_finish=1)
+
+    class FakeGateway(_importer.AwsGateway):
+        def __new__(cls, **_: Any) -> Any:  # the CLI's gateway is the fake
+            return fake
+
+    monkeypatch.setattr(_importer, "AwsGateway", FakeGateway)
+    monkeypatch.setattr(_cli, "ImporterSettings", lambda **kw: replace(FAST, **kw))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTESTTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+
+    code = _cli.main(
+        ["import", str(path), "--journal", str(tmp_path / "j.sqlite"), "--role-arn", ROLE_ARN,
+         "--store-id", STORE_ID, "--region", "us-east-1", "--no-check-sources", "--quiet"]
+    )  # fmt: skip
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "changed while being imported" in err
+    assert "23 row(s) not imported" in err and "Traceback" not in err
+    assert sum(len(job.sources) for job in fake.jobs.values()) == 7
