@@ -289,8 +289,7 @@ def source_conflict(
     shown = "present" if state == RowState.ALREADY_PRESENT else str(state).lower()
     return FieldError(
         "source_file",
-        f"{request.name!r} is already {shown} in store {store.store_id} "
-        f"from {source_file}",
+        f"{request.name!r} is already {shown} in store {store.store_id} from {source_file}",
         row_name=request.name,
     )
 
