@@ -33,13 +33,14 @@ import os
 import tempfile
 from array import array
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import anyio
+import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import _importer
@@ -330,7 +331,7 @@ async def _submit(
         # (requests in memory are checked as a whole: a name may repeat across chunks).
         problems: list[FieldError] = []
         if isinstance(requests, CheckedManifest):
-            for rows in requests.chunks(SUBMIT_CHUNK):
+            async for rows in _chunks(requests):
                 if imp.stopping:
                     break
                 problems += await imp.conflicts(usable(rows))
@@ -340,7 +341,7 @@ async def _submit(
             raise RequestValidationError(problems)
     run = _Submitted()
     try:
-        for chunk in _chunks(requests):
+        async for chunk in _chunks(requests):
             if imp.stopping:
                 break
             kept = usable(chunk)
@@ -385,9 +386,13 @@ def _row_count(requests: RowsToImport) -> int:
     return requests.valid_rows if isinstance(requests, CheckedManifest) else len(requests)
 
 
-def _chunks(requests: RowsToImport) -> Iterator[Sequence[ImportRequest]]:
+async def _chunks(requests: RowsToImport) -> AsyncIterator[Sequence[ImportRequest]]:
+    """``requests`` :data:`SUBMIT_CHUNK` at a time; a manifest's chunks are read and parsed in a
+    worker thread (tens of milliseconds each), not on the event loop the lanes share."""
     if isinstance(requests, CheckedManifest):
-        yield from requests.chunks(SUBMIT_CHUNK)
+        chunks = requests.chunks(SUBMIT_CHUNK)
+        while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+            yield chunk
     else:
         for start in range(0, len(requests), SUBMIT_CHUNK):
             yield requests[start : start + SUBMIT_CHUNK]

@@ -118,10 +118,6 @@ class Tally:
         return total
 
     @property
-    def rows(self) -> int:
-        return sum(self.states.values())
-
-    @property
     def failed(self) -> int:
         return self.states[RowState.FAILED]
 

@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,11 @@ Genomes = Callable[[int, str], list[tuple[str, str]]]
 pytestmark = pytest.mark.skipif(
     not hasattr(resource, "prlimit"), reason="needs prlimit(2) (Linux) to fill the disk"
 )
+
+
+def write_manifest(path: Path, items: Iterable[tuple[str, str]]) -> None:
+    """A CSV manifest of ``(name, source_file)`` rows."""
+    path.write_text("name,source_file\n" + "".join(f"{n},{u}\n" for n, u in items))
 
 
 def import_cmd(emu: EmulatorThread, store: str, journal: Path, manifest: Path) -> list[str]:
@@ -106,7 +111,7 @@ def test_a_full_disk_stops_the_run_in_one_line_and_a_rerun_imports_each_row_once
     emulator.configure(time_scale=0.01)  # jobs of a second or two: the disk fills mid-job
     items = genomes(12, "full")
     manifest = tmp_path / "m.csv"
-    manifest.write_text("name,source_file\n" + "".join(f"{n},{u}\n" for n, u in items))
+    write_manifest(manifest, items)
     journal = tmp_path / "j.sqlite"
     cmd = import_cmd(emulator, store, journal, manifest)
 
@@ -129,7 +134,7 @@ def test_a_journal_that_cannot_be_written_from_the_start_is_one_line(
     emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
 ) -> None:
     manifest = tmp_path / "m.csv"
-    manifest.write_text("name,source_file\n" + "".join(f"{n},{u}\n" for n, u in genomes(2, "f0")))
+    write_manifest(manifest, genomes(2, "f0"))
     proc = spawn(import_cmd(emulator, store, tmp_path / "j.sqlite", manifest))
     fill_the_disk(proc.pid)  # before it opened anything (the interpreter is still starting)
     run = finish(proc)
@@ -144,7 +149,7 @@ def test_a_journal_deleted_mid_run_stops_the_run_in_one_line_and_a_rerun_resumes
     emulator.configure(time_scale=0.01)
     items = genomes(12, "gone")
     manifest = tmp_path / "m.csv"
-    manifest.write_text("name,source_file\n" + "".join(f"{n},{u}\n" for n, u in items))
+    write_manifest(manifest, items)
     journal = tmp_path / "j.sqlite"
     cmd = import_cmd(emulator, store, journal, manifest)
     proc = spawn(cmd)
@@ -244,7 +249,7 @@ def test_status_and_report_change_no_file_and_refuse_what_is_not_a_journal(
 
     # A real journal, read-only on disk (a shared results directory): read, left as it was.
     manifest = tmp_path / "m.csv"
-    manifest.write_text("name,source_file\n" + "".join(f"{n},{u}\n" for n, u in genomes(2, "ro")))
+    write_manifest(manifest, genomes(2, "ro"))
     journal = tmp_path / "j.sqlite"
     done = finish(spawn(import_cmd(emulator, store, journal, manifest)))
     assert done.code == 0, done.stderr
