@@ -54,6 +54,7 @@ from ._manifest import (
     Manifest,
     ManifestDefaults,
     ManifestFormat,
+    RemoteLimits,
     check_objects,
     format_error,
 )
@@ -131,10 +132,13 @@ def read_whole_manifest(path: Path, defaults: ManifestDefaults) -> list[ImportRe
     return manifest.requests
 
 
-def rows_from_objects(items: Sequence[Any], defaults: ManifestDefaults) -> Manifest:
+def rows_from_objects(
+    items: Sequence[Any], defaults: ManifestDefaults, *, remote: RemoteLimits | None = None
+) -> Manifest:
     """Check JSON objects (an HTTP body's or a queue message's rows) exactly as rows of a JSON
-    Lines manifest; an error's ``line`` is the row's 1-based index."""
-    return check_objects(items, defaults)
+    Lines manifest; an error's ``line`` is the row's 1-based index. ``remote``: the rows came from
+    a remote client, which may set less (:class:`RemoteLimits`)."""
+    return check_objects(items, defaults, remote=remote)
 
 
 def field_error_dict(error: FieldError) -> dict[str, Any]:

@@ -278,11 +278,10 @@ class DynamoJournal:
             with anyio.move_on_after(5, shield=True):
                 await stack.aclose()
             raise
-        keys = {k["AttributeName"]: k["KeyType"] for k in description["Table"]["KeySchema"]}
-        if keys != {"pk": "HASH", "sk": "RANGE"}:
+        if problem := layout_problem(description["Table"]):
             await self.close()
             raise JournalError(
-                f"DynamoDB table {self.table} is not a refimport journal (its keys are {keys}); "
+                f"DynamoDB table {self.table} is not a refimport journal ({problem}); "
                 f"create one with: refimport journal init dynamodb://<new table>"
             )
 
@@ -305,8 +304,8 @@ class DynamoJournal:
                     f"refimport journal init dynamodb://{self.table}"
                 )
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                return JournalError(f"{where}: access denied ({code}): {message}")
-            return JournalError(f"{where}: {operation}: {code}: {message}")
+                return JournalError(f"{where}: access denied ({code}): {message}", code=code)
+            return JournalError(f"{where}: {operation}: {code}: {message}", code=code)
         if isinstance(error, _CREDENTIAL_ERRORS):
             return JournalError(f"{where}: no usable AWS credentials or Region: {error}")
         if isinstance(error, TransientServiceError):
@@ -1553,6 +1552,28 @@ def _job_record(item: Mapping[str, Any], rows: tuple[QueuedRow, ...]) -> JobReco
 # -- table management -------------------------------------------------------------------------------
 
 
+def layout_problem(table: Mapping[str, Any]) -> str | None:
+    """What makes a described table unlike a journal's (``None``: it is laid out as one).
+
+    A journal's table has string keys ``pk`` (hash) and ``sk`` (range) and the ``by_group`` index
+    on string keys ``gpk`` and ``gsk``; anything else is another application's table.
+    """
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+
+    def keys(schema: Sequence[Mapping[str, str]]) -> list[tuple[str, str, str | None]]:
+        return [(k["AttributeName"], k["KeyType"], types.get(k["AttributeName"])) for k in schema]
+
+    if keys(table.get("KeySchema", [])) != [("pk", "HASH", "S"), ("sk", "RANGE", "S")]:
+        return "its key is not pk (string, hash) + sk (string, range)"
+    indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
+    index = indexes.get(INDEX)
+    if index is None:
+        return f"it has no {INDEX} index"
+    if keys(index.get("KeySchema", [])) != [("gpk", "HASH", "S"), ("gsk", "RANGE", "S")]:
+        return f"its {INDEX} index is not keyed gpk (string, hash) + gsk (string, range)"
+    return None
+
+
 async def create_table(
     table: str,
     *,
@@ -1609,16 +1630,30 @@ async def create_table(
                 )
                 created = True
             except JournalError as exc:
-                if "ResourceInUseException" not in str(exc):
+                if exc.code != "ResourceInUseException":
                     raise
             with anyio.fail_after(wait):
                 while True:
                     described = await journal._call("describe_table", TableName=table)
+                    # A table of that name that is not a journal is someone else's: refuse it
+                    # before anything is changed (enabling TTL would expire its items).
+                    if problem := layout_problem(described["Table"]):
+                        raise JournalError(
+                            f"DynamoDB table {table} is not a refimport journal ({problem}); "
+                            "it was left unchanged: choose another table name"
+                        )
                     if described["Table"].get("TableStatus") == "ACTIVE":
                         break
                     await sleep(1.0)
             ttl = await journal._call("describe_time_to_live", TableName=table)
-            status = ttl.get("TimeToLiveDescription", {}).get("TimeToLiveStatus")
+            description = ttl.get("TimeToLiveDescription", {})
+            status = description.get("TimeToLiveStatus")
+            attribute = description.get("AttributeName")
+            if attribute not in (None, TTL_ATTRIBUTE) and status in ("ENABLED", "ENABLING"):
+                raise JournalError(
+                    f"DynamoDB table {table} expires items by {attribute!r}, not "
+                    f"{TTL_ATTRIBUTE!r}: not a refimport journal's TTL; it was left unchanged"
+                )
             if status not in ("ENABLED", "ENABLING"):
                 await journal._call(
                     "update_time_to_live",

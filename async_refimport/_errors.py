@@ -172,7 +172,16 @@ class SetupError(RefImportError):
 
 
 class JournalError(RefImportError):
-    """The journal cannot be used (newer schema, unreadable file, inconsistent state)."""
+    """The journal cannot be used (newer schema, unreadable file, inconsistent state).
+
+    Attributes:
+        code: The service's error code when a service refused (DynamoDB's
+            ``ResourceInUseException``, ``AccessDeniedException`` ...), else ``None``.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StoreBookedError(RefImportError):

@@ -13,8 +13,10 @@ Routes::
     GET  /metrics             Prometheus text
 
 Requests take the fields of a manifest row (``source_file``, ``name``, ``description``, ``tags``,
-``store_id``, ``role_arn``, ``region``); the endpoint URL and AWS profile come from the worker's
-flags only, so a client cannot point the worker's credentials at another endpoint.
+``store_id``, ``role_arn``, ``region``), and nothing else: a row that sets ``endpoint_url`` or
+``profile`` is refused (400, naming the field), because the worker signs its calls with its own
+credentials and an endpoint chosen by a client would receive them. Endpoint and profile come from
+the worker's flags only; with ``--allow-store``, a row may name only those stores.
 
 When the environment variable ``REFIMPORT_WORKER_TOKEN`` is set, every route but ``/healthz`` and
 ``/readyz`` requires ``Authorization: Bearer <token>``.
@@ -52,7 +54,7 @@ from ._application import (
 from ._errors import FieldError, ImporterClosedError, JournalError, RequestValidationError
 from ._importer import Importer
 from ._log import get_logger
-from ._manifest import ManifestDefaults
+from ._manifest import ManifestDefaults, RemoteLimits
 from ._metrics import WorkerMetrics
 
 log = get_logger(__name__)
@@ -66,6 +68,7 @@ _OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 IMPORTER_KEY = web.AppKey("importer", Importer)
 METRICS_KEY = web.AppKey("metrics", WorkerMetrics)
 DEFAULTS_KEY = web.AppKey("defaults", ManifestDefaults)
+REMOTE_KEY = web.AppKey("remote", RemoteLimits)
 READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 #: When the last http.journal_failed line was logged (monotonic seconds, in a one-item list).
 JOURNAL_SAID_KEY: web.AppKey[list[float]] = web.AppKey("journal_said")
@@ -160,7 +163,11 @@ async def _submit(request: web.Request) -> web.Response:
     submission = doc.get("submission")
     if submission is not None and not isinstance(submission, str):
         return answer(400, {"errors": [{"field": "submission", "reason": "must be a string"}]})
-    manifest = rows_from_objects(items, with_region(request.app[DEFAULTS_KEY], imp.region))
+    manifest = rows_from_objects(
+        items,
+        with_region(request.app[DEFAULTS_KEY], imp.region),
+        remote=request.app[REMOTE_KEY],
+    )
     if manifest.errors:
         return answer(400, {"errors": [_index_error(e) for e in manifest.errors]})
     requests = manifest.requests
@@ -240,6 +247,7 @@ def build_app(
     ready: Callable[[], bool],
     *,
     token: str | None = None,
+    remote: RemoteLimits | None = None,
 ) -> web.Application:
     """The intake application, bound to an open Importer owned by the caller."""
     middlewares = [_json_errors, *([_bearer_middleware(token)] if token else [])]
@@ -247,6 +255,7 @@ def build_app(
     app[IMPORTER_KEY] = importer
     app[METRICS_KEY] = metrics
     app[DEFAULTS_KEY] = defaults
+    app[REMOTE_KEY] = remote or RemoteLimits()
     app[READY_KEY] = ready
     app[JOURNAL_SAID_KEY] = [-math.inf]
     app.router.add_post("/v1/imports", _submit)
@@ -284,6 +293,7 @@ class HttpIntake:
         port: Port (0: any free port).
         token: Bearer token every route but the probes requires (None: none).
         close_timeout: Seconds requests in flight get to finish when closing.
+        remote: What a client's rows may set (never an endpoint or a profile).
     """
 
     def __init__(
@@ -297,7 +307,9 @@ class HttpIntake:
         port: int = 0,
         token: str | None = None,
         close_timeout: float = 5.0,
+        remote: RemoteLimits | None = None,
     ) -> None:
+        self.remote = remote or RemoteLimits()
         self.importer = importer
         self.metrics = metrics
         self.defaults = defaults
@@ -321,7 +333,14 @@ class HttpIntake:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Listen, report started, and serve until cancelled."""
-        app = build_app(self.importer, self.metrics, self.defaults, self._ready, token=self.token)
+        app = build_app(
+            self.importer,
+            self.metrics,
+            self.defaults,
+            self._ready,
+            token=self.token,
+            remote=self.remote,
+        )
         runner = web.AppRunner(
             app,
             access_log=None,

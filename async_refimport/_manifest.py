@@ -106,6 +106,27 @@ class ManifestDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteLimits:
+    """What a remote client (the worker's HTTP API, its SQS queue) may set in a row.
+
+    A remote row names only its store, name, source, description, tags, Region and role. The
+    endpoint and the AWS profile are never a client's to choose: the worker signs its calls with
+    its own credentials, and an endpoint chosen by a client would receive them. They come from the
+    worker's own configuration (its flags and environment).
+
+    Attributes:
+        stores: The store ids a remote row may name (the worker's ``--allow-store`` and
+            ``--store-id``); ``None`` lets a row name any store.
+    """
+
+    stores: frozenset[str] | None = None
+
+
+REMOTE_REFUSED = ("endpoint_url", "profile")
+"""Row fields a remote client may not set (see :class:`RemoteLimits`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestRow:
     """One valid row and the line it starts on."""
 
@@ -308,14 +329,21 @@ def parse_manifest(
     *,
     format: ManifestFormat | None = None,
     ignore_unknown_columns: bool = False,
+    remote: RemoteLimits | None = None,
 ) -> Manifest:
     """Validate a manifest already in memory; ``source`` names it in errors (and its extension
-    gives the format unless ``format`` does; failing both, the format is sniffed)."""
+    gives the format unless ``format`` does; failing both, the format is sniffed). ``remote``:
+    the manifest came from a remote client, whose rows may set less (:class:`RemoteLimits`)."""
     fmt = format or detect_format(_s3_key(source) if is_s3_uri(source) else source)
     # Nothing to sniff means nothing but blank lines: reported as an empty manifest.
     fmt = fmt or sniff_format(data[:65536]) or "csv"
     return _parse(
-        io.BytesIO(data), source, fmt, defaults or ManifestDefaults(), ignore_unknown_columns
+        io.BytesIO(data),
+        source,
+        fmt,
+        defaults or ManifestDefaults(),
+        ignore_unknown_columns,
+        remote,
     )
 
 
@@ -510,13 +538,16 @@ def check_objects(
     *,
     source: str = "request",
     ignore_unknown_columns: bool = False,
+    remote: RemoteLimits | None = None,
 ) -> Manifest:
     """Check JSON objects exactly as rows of a JSON Lines manifest; "lines" are 1-based indexes.
 
     For intakes that receive rows already decoded (an HTTP body, a queue message), so every intake
-    accepts the same fields the same way.
+    accepts the same fields the same way; ``remote`` limits what such rows may set.
     """
-    builder = _Builder(source, "jsonl", defaults or ManifestDefaults(), ignore_unknown_columns)
+    builder = _Builder(
+        source, "jsonl", defaults or ManifestDefaults(), ignore_unknown_columns, remote=remote
+    )
     for index, item in enumerate(items, start=1):
         if isinstance(item, dict):
             if (request := builder._json_row(index, item)) is not None:
@@ -583,8 +614,9 @@ def _parse(
     fmt: ManifestFormat,
     defaults: ManifestDefaults,
     ignore_unknown_columns: bool,
+    remote: RemoteLimits | None = None,
 ) -> Manifest:
-    builder = _Builder(source, fmt, defaults, ignore_unknown_columns)
+    builder = _Builder(source, fmt, defaults, ignore_unknown_columns, remote=remote)
     manifest = builder.manifest
     for line, request in builder.rows(stream):
         manifest.requests.append(request)
@@ -649,8 +681,10 @@ class _Builder:
         ignore_unknown_columns: bool = False,
         *,
         replay: bool = False,
+        remote: RemoteLimits | None = None,
     ) -> None:
         self.source = str(source)
+        self.remote = remote
         # Reading a checked manifest again (CheckedManifest.chunks): its errors are known, and
         # its repeated names too (the lines of those rows are skipped by the caller).
         self.replay = replay
@@ -888,6 +922,8 @@ class _Builder:
         d = self.defaults
         tags, tag_errors = self._tags(values.get("tags"))
         errors = [(e.field, e.reason) for e in tag_errors]
+        if self.remote is not None:
+            errors.extend(self._remote_errors(values))
         given = {col: values.get(col) or getattr(d, col) for col in _DEFAULTED}
         request = ImportRequest(
             store_id=self._share(given["store_id"]) or "",
@@ -926,6 +962,23 @@ class _Builder:
                 self.error(line, field_name, reason, row_name)
             return None
         return request
+
+    def _remote_errors(self, values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        assert self.remote is not None
+        for col in REMOTE_REFUSED:
+            if col in values:
+                yield (
+                    col,
+                    "cannot be set by a remote client (the worker's own configuration decides)",
+                )
+        allowed = self.remote.stores
+        store_id = values.get("store_id") or self.defaults.store_id
+        if allowed is not None and store_id and store_id not in allowed:
+            yield (
+                "store_id",
+                f"{_shown(str(store_id))!r} is not a store this worker serves "
+                f"(--allow-store: {', '.join(sorted(allowed))})",
+            )
 
 
 def _utf8(cells: list[str]) -> bool:

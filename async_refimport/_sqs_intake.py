@@ -54,7 +54,14 @@ from ._errors import (
 )
 from ._importer import Importer
 from ._log import get_logger
-from ._manifest import FORMATS, ManifestDefaults, ManifestFormat, check_objects, parse_manifest
+from ._manifest import (
+    FORMATS,
+    ManifestDefaults,
+    ManifestFormat,
+    RemoteLimits,
+    check_objects,
+    parse_manifest,
+)
 from ._models import ImportRequest
 from ._report import json_document
 from ._sqs import MAX_MESSAGE_BYTES, Message, ObjectUnavailable, SqsClient
@@ -112,8 +119,11 @@ def _rejected(field: str, reason: str) -> RequestValidationError:
     return RequestValidationError([FieldError(field, reason, source="message")])
 
 
-def parse_body(body: str, defaults: ManifestDefaults) -> MessageBody:
-    """Check a message body; rows given inline are validated like a JSON Lines manifest.
+def parse_body(
+    body: str, defaults: ManifestDefaults, remote: RemoteLimits | None = None
+) -> MessageBody:
+    """Check a message body; rows given inline are validated like a JSON Lines manifest, with
+    what a remote client may set limited by ``remote`` (never an endpoint or a profile).
 
     Raises:
         RequestValidationError: with every problem found (``line`` is the row's 1-based index).
@@ -141,7 +151,7 @@ def parse_body(body: str, defaults: ManifestDefaults) -> MessageBody:
     if len(items) > MAX_REQUESTS_PER_MESSAGE:
         raise _rejected("requests", f"at most {MAX_REQUESTS_PER_MESSAGE} rows per message")
     # The manifest reader's row checks, so every intake accepts the same fields the same way.
-    parsed = check_objects(items, defaults, source="requests")
+    parsed = check_objects(items, defaults, source="requests", remote=remote or RemoteLimits())
     if parsed.errors:
         raise RequestValidationError(parsed.errors)
     return MessageBody(requests=tuple(parsed.requests))
@@ -154,6 +164,7 @@ async def read_manifest_object(
     *,
     format: ManifestFormat | None = None,
     max_bytes: int,
+    remote: RemoteLimits | None = None,
 ) -> list[ImportRequest]:
     """Read and validate a manifest stored in S3, as ``refimport import`` reads one.
 
@@ -171,7 +182,7 @@ async def read_manifest_object(
     except ObjectUnavailable as exc:
         raise ManifestError([FieldError("manifest", str(exc), source=uri)]) from exc
     manifest = await anyio.to_thread.run_sync(
-        lambda: parse_manifest(data, uri, defaults, format=format)
+        lambda: parse_manifest(data, uri, defaults, format=format, remote=remote or RemoteLimits())
     )
     manifest.raise_for_errors()
     if not manifest.rows:
@@ -243,6 +254,7 @@ class SqsIntake:
         on_journaled: Called with a message's row ids once they are journaled (wakes the result
             sender: rows final already make the document due at once).
         registry: Where to count messages (the worker's Prometheus registry).
+        remote: What a message's rows may set (never an endpoint or a profile).
     """
 
     def __init__(
@@ -256,8 +268,10 @@ class SqsIntake:
         settings: SqsIntakeSettings | None = None,
         on_journaled: Callable[[Sequence[int]], None] | None = None,
         registry: CollectorRegistry | None = None,
+        remote: RemoteLimits | None = None,
     ) -> None:
         self.importer = importer
+        self.remote = remote or RemoteLimits()
         self.sqs = sqs
         self.queue_url = queue_url
         self.results_queue_url = results_queue_url
@@ -408,7 +422,7 @@ class SqsIntake:
         defaults = replace(self.defaults, region=self.defaults.region or imp.region)
         began = time.monotonic()
         try:
-            body = parse_body(message.body, defaults)
+            body = parse_body(message.body, defaults, self.remote)
             if body.manifest is not None:
                 requests = await read_manifest_object(
                     self.sqs,
@@ -416,6 +430,7 @@ class SqsIntake:
                     defaults,
                     format=body.format,
                     max_bytes=self.settings.max_manifest_bytes,
+                    remote=self.remote,
                 )
             else:
                 requests = list(body.requests)
@@ -542,6 +557,7 @@ class SqsService:
         options: The SQS flags.
         defaults: Field values for rows that leave them out.
         registry: The worker's Prometheus registry.
+        remote: What a message's rows may set (never an endpoint or a profile).
     """
 
     def __init__(
@@ -551,6 +567,7 @@ class SqsService:
         defaults: ManifestDefaults,
         *,
         registry: CollectorRegistry | None = None,
+        remote: RemoteLimits | None = None,
     ) -> None:
         from ._outbox import ResultSender
 
@@ -574,6 +591,7 @@ class SqsService:
                 settings=options.intake,
                 on_journaled=self.sender.wake,
                 registry=registry,
+                remote=remote,
             )
 
     @property

@@ -47,7 +47,7 @@ from ._importer import Importer, ImporterSettings
 from ._journal import default_journal_path
 from ._log import get_logger
 from ._logconfig import LEVELS, configure_logging
-from ._manifest import ManifestDefaults
+from ._manifest import ManifestDefaults, RemoteLimits
 from ._metrics import WorkerMetrics
 from ._pacing import PacingPolicy
 from ._spool import Spool, SpoolOutcome
@@ -75,6 +75,7 @@ class WorkerConfig:
     http_port: int | None = None
     journal: Path | str | None = None
     defaults: ManifestDefaults = field(default_factory=ManifestDefaults)
+    remote: RemoteLimits = field(default_factory=RemoteLimits)
     grace: float = 30.0
     retention_days: float = 30.0
     compact_interval: float = 3600.0
@@ -124,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.local/state/refimport/journal.sqlite) or dynamodb://TABLE, shared by a fleet",
     )
     p.add_argument("--store-id", help="store for rows that name none")
+    p.add_argument(
+        "--allow-store",
+        action="append",
+        default=[],
+        metavar="STORE_ID",
+        help="a store that rows from the HTTP API and SQS may name (repeatable; with --store-id "
+        "it is allowed too); without it, remote rows may name any store",
+    )
     p.add_argument("--role-arn", help="IAM role for rows that name none")
     p.add_argument("--region", help="Region for rows that name none (default: AWS configuration)")
     p.add_argument(
@@ -223,6 +232,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
             endpoint_url=args.endpoint_url,
             profile=args.profile,
         ),
+        remote=remote_limits(args.allow_store, args.store_id),
         grace=args.grace,
         retention_days=args.retention,
         compact_interval=args.compact_interval,
@@ -232,6 +242,14 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         settings=settings,
         sqs=sqs_options_from_args(args),
     )
+
+
+def remote_limits(allowed: Sequence[str], store_id: str | None) -> RemoteLimits:
+    """What rows from the HTTP API and SQS may set: the stores of ``--allow-store`` (and
+    ``--store-id`` with them), or any store when none is given; never an endpoint or a profile."""
+    if not allowed:
+        return RemoteLimits()
+    return RemoteLimits(stores=frozenset([*allowed, *([store_id] if store_id else [])]))
 
 
 # -- the worker ---------------------------------------------------------------------------------
@@ -296,12 +314,19 @@ def http_intake(ctx: IntakeContext) -> Intake:
         port=cfg.http_port,
         token=cfg.token,
         close_timeout=close_timeout,
+        remote=cfg.remote,
     )
 
 
 def sqs_intake(ctx: IntakeContext) -> Intake:
     """The SQS queues of ``--sqs-queue-url`` and ``--results-queue-url``."""
-    return SqsService(ctx.importer, ctx.config.sqs, ctx.defaults, registry=ctx.metrics.registry)
+    return SqsService(
+        ctx.importer,
+        ctx.config.sqs,
+        ctx.defaults,
+        registry=ctx.metrics.registry,
+        remote=ctx.config.remote,
+    )
 
 
 def intakes_for(config: WorkerConfig) -> list[IntakeFactory]:

@@ -113,3 +113,59 @@ def test_a_worker_on_a_missing_table_exits_with_one_line(ddb_env: dict[str, str]
     assert "no-such-table does not exist" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
     assert len([line for line in run.stderr.splitlines() if line.strip()]) == 1, run.stderr
+
+
+def test_journal_init_refuses_a_foreign_table_and_changes_nothing(
+    moto_endpoint: str, ddb_env: dict[str, str]
+) -> None:
+    """Someone else's table of that name is refused before anything is changed: its TTL stays
+    off (DynamoDB would otherwise expire its items), and so is one with a journal's key but the
+    wrong key types or no index."""
+    import boto3
+
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    foreign = {
+        f"orders-{uuid.uuid4().hex[:6]}": dict(
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        ),
+        f"numbers-{uuid.uuid4().hex[:6]}": dict(
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "N"},
+                {"AttributeName": "sk", "AttributeType": "N"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        ),
+        f"noindex-{uuid.uuid4().hex[:6]}": dict(
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        ),
+    }
+    for name, layout in foreign.items():
+        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **layout)
+        init = run_cli(
+            "journal", "init", f"dynamodb://{name}", "--region", "us-east-1", env=ddb_env
+        )
+        assert_one_line_error(init, f"{name} is not a refimport journal")
+        assert "left unchanged" in init.stderr
+        ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        assert ttl["TimeToLiveStatus"] == "DISABLED", (name, ttl)
+        # The other commands say the same thing, instead of "does not exist; create it".
+        status = run_cli("status", "--journal", f"dynamodb://{name}", env=ddb_env)
+        assert_one_line_error(status, f"{name} is not a refimport journal")
+        assert "does not exist" not in status.stderr

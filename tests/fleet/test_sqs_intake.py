@@ -313,3 +313,38 @@ def test_a_queue_is_reached_in_the_region_its_url_names(url: str, region: str | 
     from async_refimport._sqs import queue_region
 
     assert queue_region(url) == region
+
+
+async def test_a_message_cannot_choose_the_endpoint_or_the_profile(
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    store: str,
+    queues: Queues,
+    journal_path: Path,
+) -> None:
+    """A message naming an endpoint (inline or in a manifest's column) or a profile is refused
+    with a result document naming the field; the worker's credentials never reach the endpoint."""
+    from tests.helpers_listener import Listener
+
+    items = genomes(s3_fasta, 2, "sqs-aimed")
+    with Listener() as trap:
+        uri = queues.put_manifest(
+            "sqs-aimed/m.csv",
+            "name,source_file,endpoint_url\n" + f"{items[1][0]},{items[1][1]},{trap.url}\n",
+        )
+        async with running(journal_path, emulator, queues, store):
+            inline = queues.send({"requests": [{**rows(items[:1])[0], "endpoint_url": trap.url}]})
+            profiled = queues.send({"requests": [{**rows(items[:1])[0], "profile": "admin"}]})
+            pointed = queues.send({"manifest": uri})
+            docs = await eventually(lambda: queues.collect(3), within=30)
+        assert trap.connections == 0
+    by_id = {d["message_id"]: d for d in docs}
+    assert {e["field"] for e in by_id[inline]["errors"]} == {"endpoint_url"}
+    assert {e["field"] for e in by_id[profiled]["errors"]} == {"profile"}
+    assert {e["field"] for e in by_id[pointed]["errors"]} == {"endpoint_url"}
+    for doc in docs:
+        assert doc["summary"]["total"] == 0
+        assert "remote client" in doc["errors"][0]["message"]
+    async with SQLiteJournal(journal_path) as j:
+        assert await j.results() == []
+    assert emulator.stats()["calls"].get("StartReferenceImportJob", 0) == 0

@@ -223,3 +223,38 @@ def test_hostile_files_and_requests_are_refused_with_a_reason_and_the_worker_goe
     assert "directory" in ignored["folder.csv"]
     text = worker.log_path.read_text()
     assert "Traceback" not in text and "RecursionError" not in text, text[-3000:]
+
+
+def test_a_remote_client_cannot_aim_the_workers_credentials_or_name_a_foreign_store(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], store_id: str, tmp_path: Path
+) -> None:
+    """What a client may set per row is a closed list: a row naming an endpoint or a profile is
+    refused (400, naming the field) and the endpoint it named is never called; with
+    --allow-store, a row naming another store is refused too; the worker's own rows go on."""
+    from tests.helpers_listener import Listener
+
+    [(name, uri)] = genomes(s3_fasta, 1, "aimed")
+    args = ("--journal", str(tmp_path / "j.sqlite"), "--store-id", store_id)
+    with Listener() as trap:
+        worker = spawn_worker(emulator, tmp_path, *args, "--allow-store", "9999999999")
+        row = {"name": name, "source_file": uri}
+        refused = {
+            "endpoint_url": {**row, "endpoint_url": trap.url},
+            "profile": {**row, "profile": "admin"},
+            "store_id": {**row, "store_id": "1111111111"},
+        }
+        for field, bad in refused.items():
+            status, answer = raw_request(
+                worker, "POST", "/v1/imports", json.dumps({"requests": [bad]}).encode()
+            )
+            assert status == 400, answer
+            assert [e["field"] for e in answer["errors"]] == [field], answer
+        status, answer = raw_request(
+            worker, "POST", "/v1/imports", json.dumps({"requests": [row]}).encode()
+        )
+        assert status == 202, answer
+        wait_for(lambda: len(emulator.stats()["references"].get(store_id, [])) == 1, 60)
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        assert trap.connections == 0
+    assert [r["name"] for r in emulator.stats()["references"][store_id]] == [name]
