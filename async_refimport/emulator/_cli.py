@@ -89,6 +89,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="error refusing a Start while the store has an active job (undocumented by AWS)",
     )
     p.add_argument(
+        "--busy-message",
+        default=None,
+        metavar="TEXT",
+        help="message of that refusal, in any words ({store} and {job} are replaced by the ids; "
+        "default: the code's own wording)",
+    )
+    p.add_argument(
+        "--import-quota",
+        type=int,
+        default=None,
+        metavar="N",
+        help="concurrent import jobs per account and Region, all its stores and read-set imports "
+        "together; a Start beyond it is refused 402 (default: no limit)",
+    )
+    p.add_argument(
+        "--other-imports",
+        type=int,
+        default=0,
+        metavar="K",
+        help="import-quota slots held by imports the emulator does not run (read-set imports)",
+    )
+    p.add_argument(
+        "--other-imports-for",
+        type=float,
+        default=None,
+        metavar="S",
+        help="real seconds the other imports hold their slots, from start-up (default: for good)",
+    )
+    p.add_argument(
         "--get-lag",
         type=float,
         default=0.0,
@@ -111,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="probability that a job is cancelled from outside half-way",
+    )
+    p.add_argument(
+        "--cancel-events",
+        action="store_true",
+        help="send events for CANCELLING and CANCELLED too (AWS documents none for them)",
     )
     p.add_argument(
         "--no-events",
@@ -237,6 +271,9 @@ def _faults(args: argparse.Namespace) -> Faults:
         event_delay=args.event_delay,
         operations=frozenset(o.strip() for o in ops.split(",") if o.strip()) if ops else None,
         seed=args.seed,
+        import_quota=args.import_quota,
+        other_imports=args.other_imports,
+        other_imports_for=args.other_imports_for,
     )
 
 
@@ -248,4 +285,6 @@ def _unknowns(args: argparse.Namespace) -> Unknowns:
         progress=args.progress,
         p_cancel=args.p_cancel,
         seed=args.seed,
+        busy_message=args.busy_message,
+        cancel_events=args.cancel_events,
     )

@@ -44,8 +44,8 @@ def environ(endpoints: Mapping[str, str], base: Mapping[str, str] | None = None)
 
     ``base`` (default: a copy of ``os.environ``) with the emulator's access key and secret, its
     Region (``AWS_REGION``, ``AWS_DEFAULT_REGION``), its endpoints (``AWS_ENDPOINT_URL_OMICS``,
-    ``AWS_ENDPOINT_URL_S3``, and ``AWS_ENDPOINT_URL_EVENTS`` / ``_SQS`` when it publishes
-    events) and ``AWS_DISABLE_HOST_PREFIX_INJECTION=true`` set, and the variables that would pick
+    ``AWS_ENDPOINT_URL_S3``, and ``AWS_ENDPOINT_URL_EVENTBRIDGE`` / ``_SQS`` when it
+    publishes events) and ``AWS_DISABLE_HOST_PREFIX_INJECTION=true`` set, and the variables that would pick
     other credentials (``AWS_PROFILE``, ``AWS_SESSION_TOKEN``, ...) removed. Hand it to a child
     process (``subprocess.run(..., env=emu.environ())``) or apply it to this process with
     :meth:`Emulator.configure_environment`.
@@ -76,7 +76,9 @@ def _variables(endpoints: Mapping[str, str]) -> dict[str, str]:
     }
     events = endpoints.get("events_endpoint_url")
     if events:
-        out["AWS_ENDPOINT_URL_EVENTS"] = events
+        # The service id botocore derives the variable from is "EventBridge" (of the "events"
+        # client): AWS_ENDPOINT_URL_EVENTS is read by nothing.
+        out["AWS_ENDPOINT_URL_EVENTBRIDGE"] = events
         out["AWS_ENDPOINT_URL_SQS"] = events
     return out
 

@@ -28,8 +28,9 @@ __all__ = ["DETAIL_TYPE", "EVENT_SOURCE", "EventPublisher"]
 EVENT_SOURCE = "aws.omics"
 DETAIL_TYPE = "Reference Import Job Status Change"
 OMICS_VERSION = "1.0.0"
-#: Counters of ``stats()["events"]``.
-EVENT_COUNTERS = ("published", "dropped", "duplicated", "failed")
+#: Counters of ``stats()["events"]`` ("withheld": status changes AWS sends no event for, a
+#: cancellation unless ``Unknowns.cancel_events``).
+EVENT_COUNTERS = ("published", "dropped", "duplicated", "failed", "withheld")
 
 
 class EventPublisher:

@@ -44,6 +44,17 @@ class Faults:
             uniform range (events then arrive out of order).
         operations: operations the random faults and latency apply to; ``None`` means all.
         seed: seed of the fault generator.
+        import_quota: the account's concurrent import jobs ("Storage - Maximum concurrent
+            sequence or reference store import jobs" in Service Quotas), per account and Region:
+            a StartReferenceImportJob that would exceed it is refused with 402
+            ServiceQuotaExceededException although its store runs no job. The account's running
+            reference imports (all its stores) and ``other_imports`` count together. ``None``:
+            no such limit (the default).
+        other_imports: import slots held, in every account and Region, by imports the emulator
+            does not run (read-set imports into sequence stores, another team's jobs). They count
+            only against an ``import_quota``; 0 releases them.
+        other_imports_for: real seconds the ``other_imports`` hold their slots, counted from when
+            they were set (or the emulator reset); then they end. ``None``: until changed.
     """
 
     tps: float | None = 5.0
@@ -59,6 +70,9 @@ class Faults:
     event_delay: float | tuple[float, float] = 0.0
     operations: frozenset[str] | None = None
     seed: int = 0
+    import_quota: int | None = None
+    other_imports: int = 0
+    other_imports_for: float | None = None
 
     def __post_init__(self) -> None:
         # Checked here, so that a bad value is refused where it is given (a ValueError, or a 400
@@ -100,6 +114,17 @@ class Faults:
             else:
                 check_number(name, span, low=0.0)
         check_number("seed", self.seed, integer=True)
+        if self.import_quota is not None:
+            check_number("import_quota", self.import_quota, low=0, integer=True)
+        check_number("other_imports", self.other_imports, low=0, integer=True)
+        if self.other_imports_for is not None:
+            check_number("other_imports_for", self.other_imports_for, low=0.0)
+        if self.other_imports and self.import_quota is None:
+            # Without a quota they would hold nothing: say so rather than silently do nothing.
+            raise ValueError(
+                "other_imports needs an import_quota (the account's slots they occupy), "
+                f"got other_imports={self.other_imports!r} and import_quota=None"
+            )
 
     @classmethod
     def none(cls) -> Faults:
@@ -164,13 +189,41 @@ class FaultInjector:
     def __init__(self, faults: Faults, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
-        self.configure(faults)
+        #: When the ``other_imports`` end (this injector's clock); None: they do not.
+        self._others_until: float | None = None
+        self.faults = faults
+        self.configure(faults, restart=True)
 
-    def configure(self, faults: Faults) -> None:
-        """Switch to new settings: reseeds the generator and refills every bucket."""
+    def configure(self, faults: Faults, *, restart: bool = False) -> None:
+        """Switch to new settings: reseeds the generator and refills every bucket.
+
+        The ``other_imports`` period starts anew when ``restart`` is set or when
+        ``other_imports`` / ``other_imports_for`` change; changing other faults keeps it.
+        """
+        held = (self.faults.other_imports, self.faults.other_imports_for)
+        if restart or held != (faults.other_imports, faults.other_imports_for):
+            span = faults.other_imports_for
+            self._others_until = None if span is None else self._clock() + span
         self.faults = faults
         self.rng = random.Random(faults.seed)
         self._buckets.clear()
+
+    def restart_other_imports(self) -> None:
+        """Start the ``other_imports`` period anew (on reset)."""
+        self.configure(self.faults, restart=True)
+
+    def other_imports(self) -> int:
+        """Import slots the other imports hold now (0 once their period has passed)."""
+        held = self.faults.other_imports
+        if held and self._others_until is not None and self._clock() >= self._others_until:
+            return 0
+        return held
+
+    def other_imports_left(self) -> float | None:
+        """Real seconds until the other imports end; None when they hold no slot or never end."""
+        if not self.other_imports() or self._others_until is None:
+            return None
+        return max(0.0, self._others_until - self._clock())
 
     def admit(self, account: str, region: str, operation: str) -> bool:
         """Return False when the call must be throttled."""

@@ -36,7 +36,7 @@ from ._service import (
     Caller,
     Service,
 )
-from ._unknowns import Unknowns
+from ._unknowns import CANCEL_STATUSES, Unknowns
 
 log = get_logger(__name__)
 
@@ -125,6 +125,7 @@ class Emulator:
             seed=seed,
             unknowns=unknowns,
         )
+        self.service.import_slots = self._import_slots
         self._initial: dict[str, Any] = {
             "faults": self._faults.faults,
             "unknowns": self.service.unknowns,
@@ -246,8 +247,15 @@ class Emulator:
             body.close()
         return dict(resp.get("Metadata") or {})
 
+    def _import_slots(self) -> tuple[int | None, int]:
+        return self._faults.faults.import_quota, self._faults.other_imports()
+
     def _publish(self, job: Any, store: Any) -> None:
         assert self._publisher is not None
+        if job.status in CANCEL_STATUSES and not self.service.unknowns.cancel_events:
+            # AWS's EventBridge page lists no reference import event for a cancellation.
+            self._publisher.counters["withheld"] += 1
+            return
         self._publisher.publish(
             region=store.region,
             job_id=job.id,
@@ -352,8 +360,22 @@ class Emulator:
         out = self.service.stats()
         counters = self._publisher.counters if self._publisher is not None else {}
         out["events"] = {k: counters.get(k, 0) for k in EVENT_COUNTERS}
+        out["import_slots"] = self._import_slots_stats()
         out["config"] = self.config()
         return out
+
+    def _import_slots_stats(self) -> dict[str, Any]:
+        quota, held = self._import_slots()
+        places = sorted({(s.account, s.region) for s in self.service.stores.values()})
+        return {
+            "quota": quota,
+            "other_imports": held,
+            "other_imports_left": self._faults.other_imports_left(),
+            "reference_imports": [
+                {"account": a, "region": r, "running": self.service.running_imports(a, r)}
+                for a, r in places
+            ],
+        }
 
     async def reset(self, *, settings: bool = False) -> None:
         """Drop all state (stores, jobs, references, tokens, counters).
@@ -369,8 +391,7 @@ class Emulator:
             self._publisher.reset()
         if settings:
             self.configure(**self._initial)
-        else:
-            self._faults.configure(self._faults.faults)
+        self._faults.restart_other_imports()  # also reseeds the generator, refills the buckets
 
     def forget_tokens(self) -> int:
         """Forget every clientToken, as if their time to live had passed."""

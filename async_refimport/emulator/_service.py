@@ -21,7 +21,7 @@ from ._environment import ACCESS_KEY_ID
 from ._fasta import FastaError, FastaScanner
 from ._faults import FAULT_KINDS
 from ._model import OPERATIONS
-from ._unknowns import BUSY_CODES, Unknowns
+from ._unknowns import Unknowns
 
 log = get_logger(__name__)
 
@@ -204,6 +204,8 @@ class Counters:
     #: Answers shaped by the lag settings: 404s of GetReferenceImportJob, items left out of Lists.
     lagged: Counter[str] = field(default_factory=Counter)
     cancelled_from_outside: int = 0
+    #: Starts refused because the account's concurrent import quota was full.
+    rejected_quota_starts: int = 0
 
 
 #: Reads an S3 object: ``(bucket, key, on_chunk) -> user metadata``; raises KeyError if missing.
@@ -246,6 +248,9 @@ class Service:
         self._read = s3_reader
         #: Told of every job status change (the emulator publishes it as an EventBridge event).
         self.on_status: Callable[[Job, Store], None] | None = None
+        #: The account import quota and the slots other imports hold now: ``(quota, held)``
+        #: (the emulator reads both from its :class:`Faults`); ``None``: no quota.
+        self.import_slots: Callable[[], tuple[int | None, int]] = lambda: (None, 0)
         self._tasks: set[asyncio.Task[None]] = set()
         #: Per running job, the event-loop time its modelled work so far is due to end.
         self._due: dict[str, float] = {}
@@ -429,8 +434,21 @@ class Service:
         busy = [j for j in self.jobs.values() if j.store_id == store.id and j.status in _ACTIVE_JOB]
         if busy:
             self.counters.rejected_concurrent_starts += 1
-            code = self.unknowns.busy_code
-            raise ApiError(code, BUSY_CODES[code].format(store=store.id, job=busy[0].id))
+            u = self.unknowns
+            raise ApiError(u.busy_code, u.busy_refusal(store=store.id, job=busy[0].id))
+        quota, held = self.import_slots()
+        if quota is not None:
+            running = self.running_imports(store.account, store.region)
+            if running + held >= quota:
+                # The store is free, but the account is not: its other stores' jobs and its
+                # read-set imports fill the account's quota, which they share.
+                self.counters.rejected_quota_starts += 1
+                raise ApiError(
+                    "ServiceQuotaExceededException",
+                    f"The quota of concurrent import jobs ({quota}) of account {store.account} "
+                    f"in {store.region} is reached: {running} reference and {held} other "
+                    "(read set) import jobs are running",
+                )
         job = Job(
             id=self._new_id(),
             store_id=store.id,
@@ -450,6 +468,16 @@ class Service:
         self._status_changed(job)
         self._spawn(self._run(job))
         return job.summary()
+
+    def running_imports(self, account: str, region: str) -> int:
+        """Active reference import jobs of all the stores of ``account`` in ``region``."""
+        return sum(
+            1
+            for j in self.jobs.values()
+            if j.status in _ACTIVE_JOB
+            and (s := self.stores.get(j.store_id)) is not None
+            and (s.account, s.region) == (account, region)
+        )
 
     def get_reference_import_job(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
         self._store(caller, req["referenceStoreId"])
@@ -728,6 +756,7 @@ class Service:
             "name_conflicts": c.name_conflicts,
             "lagged": dict(c.lagged),
             "cancelled_from_outside": c.cancelled_from_outside,
+            "rejected_quota_starts": c.rejected_quota_starts,
             "stores": [
                 {"id": s.id, "arn": s.arn, "name": s.name, "account": s.account, "region": s.region}
                 for s in self.stores.values()

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._checks import check_number
 
-__all__ = ["BUSY_CODES", "PROGRESS_MODES", "Unknowns"]
+__all__ = ["BUSY_CODES", "CANCEL_STATUSES", "PROGRESS_MODES", "Unknowns"]
 
 #: How a second StartReferenceImportJob on a busy store may be refused, with the wire message.
 BUSY_CODES: Mapping[str, str] = {
@@ -26,6 +26,11 @@ BUSY_CODES: Mapping[str, str] = {
         "Cannot start an import job while import job {job} is in progress in reference store {store}"
     ),
 }
+
+#: Job statuses of a cancellation: AWS's EventBridge page lists no event for them.
+CANCEL_STATUSES = frozenset({"CANCELLING", "CANCELLED"})
+#: Longest ``busy_message`` accepted (the wire message is whatever the setting says).
+BUSY_MESSAGE_MAX = 1000
 
 #: How per-source statuses evolve inside a running job.
 PROGRESS_MODES = ("sequential", "together")
@@ -39,6 +44,9 @@ class Unknowns:
         busy_code: error code refusing a Start while the store has an active job:
             ``ServiceQuotaExceededException`` (402), ``ConflictException`` (409) or
             ``ValidationException`` (400, with a message about a job in progress).
+        busy_message: the message of that refusal, in any words (``{store}`` and ``{job}`` are
+            replaced by the store's and the active job's ids); ``None``: the code's own wording
+            (:data:`BUSY_CODES`). AWS documents none, so code under test must not read it.
         get_lag: emulated seconds (scaled by ``time_scale``) after a Start during which
             GetReferenceImportJob answers 404 ResourceNotFoundException for the new job
             (read-after-write lag).
@@ -50,6 +58,10 @@ class Unknowns:
         p_cancel: probability that a job is cancelled from outside (as from the console) half-way
             through its sources.
         seed: seed of the ``p_cancel`` draws.
+        cancel_events: send EventBridge events for CANCELLING and CANCELLED. Off by default:
+            AWS's EventBridge page lists reference import events for SUBMITTED, IN_PROGRESS,
+            COMPLETED, FAILED and COMPLETED_WITH_FAILURES only, so a cancelled job is assumed to
+            send no final event.
     """
 
     busy_code: str = "ServiceQuotaExceededException"
@@ -58,12 +70,25 @@ class Unknowns:
     progress: str = "sequential"
     p_cancel: float = 0.0
     seed: int = 0
+    busy_message: str | None = None
+    cancel_events: bool = False
 
     def __post_init__(self) -> None:
         if self.busy_code not in BUSY_CODES:
             raise ValueError(
                 f"busy_code must be one of {sorted(BUSY_CODES)}, got {self.busy_code!r}"
             )
+        if self.busy_message is not None and (
+            not isinstance(self.busy_message, str)
+            or not self.busy_message.strip()
+            or len(self.busy_message) > BUSY_MESSAGE_MAX
+        ):
+            raise ValueError(
+                f"busy_message must be null or a non-blank string of at most {BUSY_MESSAGE_MAX} "
+                f"characters, got {self.busy_message!r}"
+            )
+        if not isinstance(self.cancel_events, bool):
+            raise ValueError(f"cancel_events must be true or false, got {self.cancel_events!r}")
         for name in ("get_lag", "list_lag"):
             check_number(name, getattr(self, name), low=0.0)
         if self.progress not in PROGRESS_MODES:
@@ -72,6 +97,13 @@ class Unknowns:
             )
         check_number("p_cancel", self.p_cancel, low=0.0, high=1.0)
         check_number("seed", self.seed, integer=True)
+
+    def busy_refusal(self, *, store: str, job: str) -> str:
+        """The message refusing a Start while ``job`` is active in ``store``."""
+        if self.busy_message is None:
+            return BUSY_CODES[self.busy_code].format(store=store, job=job)
+        # Plain replacement, not str.format: a message may hold braces of its own.
+        return self.busy_message.replace("{store}", store).replace("{job}", job)
 
     def replace(self, **changes: Any) -> Unknowns:
         """Return a copy with ``changes`` applied (unknown names raise ``TypeError``)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -162,6 +163,10 @@ def test_environ_is_the_emulators_variables_without_other_credentials(
     assert env["AWS_ENDPOINT_URL_OMICS"] == emulator.omics_endpoint_url
     assert env["AWS_ENDPOINT_URL_S3"] == emulator.s3_endpoint_url
     assert env["AWS_DISABLE_HOST_PREFIX_INJECTION"] == "true"
+    # botocore's variable for the "events" client (service id EventBridge), and SQS beside it.
+    assert env["AWS_ENDPOINT_URL_EVENTBRIDGE"] == emulator.events_endpoint_url
+    assert env["AWS_ENDPOINT_URL_SQS"] == emulator.events_endpoint_url
+    assert "AWS_ENDPOINT_URL_EVENTS" not in env  # read by nothing
     assert base["AWS_PROFILE"] == "prod"  # the caller's mapping is left alone
     # From the CLI's JSON line alone, the same variables.
     assert environ(emulator.endpoints(), base={}) == emulator.environ(base={})
@@ -219,21 +224,32 @@ def test_a_child_refimport_import_with_environ_imports_into_the_emulators_store(
     assert [(r["name"], r["status"]) for r in document["items"]] == [("child-a", "IMPORTED")]
 
 
+#: Run by the shell that sourced the env file: omics, EventBridge and SQS clients, no arguments.
+CLIENTS = """
+import boto3
+print(boto3.client("omics").list_reference_stores()["referenceStores"])
+events = boto3.client("events")
+print(events.meta.endpoint_url)
+events.put_rule(Name="env-file-rule", EventPattern='{"source": ["aws.omics"]}')
+print(events.describe_rule(Name="env-file-rule")["Name"])
+boto3.client("sqs").list_queues()
+"""
+
+
 def test_the_emulator_command_writes_its_environment_for_a_shell(tmp_path: Path) -> None:
     env_file = tmp_path / "emulator.env"
     command = [sys.executable, "-m", "async_refimport", "emulator", "--env-file", str(env_file)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             endpoints = json.loads(server.stdout.readline()) if server.stdout else {}
-            # A shell whose user has a profile and a key of their own loads the file; a client
-            # with no arguments then lists the emulator's stores (none yet).
+            # A shell whose user has a profile and a key of their own loads the file; clients
+            # with no arguments then list the emulator's stores (none yet) and make a rule in
+            # its EventBridge, as `refimport events init` does.
             shell = subprocess.run(
                 [
                     "bash",
                     "-c",
-                    f". {env_file} && env && {sys.executable} -c "
-                    "\"import boto3; print(boto3.client('omics').list_reference_stores()"
-                    "['referenceStores'])\"",
+                    f". {env_file} && env && {sys.executable} -c {shlex.quote(CLIENTS)}",
                 ],
                 env={**os.environ, "AWS_PROFILE": "prod", "AWS_ACCESS_KEY_ID": "AKIAMINE"},
                 capture_output=True,
@@ -244,11 +260,16 @@ def test_the_emulator_command_writes_its_environment_for_a_shell(tmp_path: Path)
             server.terminate()
             server.wait(30)
     assert shell.returncode == 0, shell.stderr
-    *variables, stores = shell.stdout.splitlines()
+    *variables, stores, events_url, rule = shell.stdout.splitlines()
     seen = dict(line.split("=", 1) for line in variables if line.startswith("AWS_"))
     assert environ(endpoints, base={}).items() <= seen.items()
     assert "AWS_PROFILE" not in seen
+    assert seen["AWS_ENDPOINT_URL_EVENTBRIDGE"] == endpoints["events_endpoint_url"]
+    assert "AWS_ENDPOINT_URL_EVENTS" not in seen
     assert stores == "[]"
+    # The events client went to the emulator's moto, not to AWS (which refuses the key).
+    assert events_url == endpoints["events_endpoint_url"]
+    assert rule == "env-file-rule"
     assert not env_file.exists()  # removed on exit
 
 

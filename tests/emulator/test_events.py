@@ -9,9 +9,10 @@ from typing import Any
 
 import boto3
 
-from async_refimport.emulator import EmulatorThread, Faults
+from async_refimport.emulator import EmulatorThread, Faults, Unknowns
 
 from .conftest import wait_job
+from .test_faults import _http
 from .test_semantics import start
 
 
@@ -143,4 +144,97 @@ def test_no_events_when_turned_off(
     job = start(omics, store, (fasta_uri("quiet1"), "quiet1"))
     wait_job(omics, store, job["id"])
     assert receive_all(emulator, queue, expect=1, timeout=0.3) == []
-    assert emu.stats()["events"] == {"published": 0, "dropped": 0, "duplicated": 0, "failed": 0}
+    assert emu.stats()["events"] == {
+        "published": 0,
+        "dropped": 0,
+        "duplicated": 0,
+        "failed": 0,
+        "withheld": 0,
+    }
+
+
+def _cancelled_job(
+    omics: Any, emulator: EmulatorThread, store_id: str, s3_fasta: Callable[..., str], key: str
+) -> dict[str, Any]:
+    """A job of 4 sources cancelled from outside after the first finished; returns its Get."""
+    emulator.configure(time_scale=0.03, job_overhead=2.0)
+    uris = [
+        s3_fasta(f"{key}{i}.fa", f">c{i}\nACGT\n", metadata={"emulated-bases": "20000000"})
+        for i in range(4)
+    ]
+    job = start(omics, store_id, *[(u, f"{key}{i}") for i, u in enumerate(uris)])
+    deadline = time.monotonic() + 10
+    while not any(
+        s["status"] == "FINISHED"
+        for s in omics.get_reference_import_job(referenceStoreId=store_id, id=job["id"])["sources"]
+    ):
+        assert time.monotonic() < deadline, "no source finished"
+        time.sleep(0.01)
+    assert _http(emulator, "POST", "/_emulator/cancel", {"job_id": job["id"]}) == (
+        200,
+        {"cancelled": True},
+    )
+    done = wait_job(omics, store_id, job["id"])
+    assert done["status"] == "CANCELLED"
+    return done
+
+
+def test_a_cancelled_job_sends_no_event_for_its_cancellation(
+    omics: Any,
+    emulator: EmulatorThread,
+    store_id: str,
+    s3_fasta: Callable[..., str],
+    events_queue: Callable[..., str],
+) -> None:
+    # AWS's EventBridge page lists SUBMITTED, IN_PROGRESS, COMPLETED, FAILED and
+    # COMPLETED_WITH_FAILURES for reference imports: nothing for a cancellation.
+    queue = events_queue()
+    job = _cancelled_job(omics, emulator, store_id, s3_fasta, "nocev")
+    events = receive_all(emulator, queue, expect=3, timeout=1.0)  # a third never comes
+    assert sorted(e["detail"]["status"] for e in events) == ["IN_PROGRESS", "SUBMITTED"]
+    assert {e["detail"]["id"] for e in events} == {job["id"]}
+    counted = emulator.stats()["events"]
+    assert (counted["published"], counted["withheld"]) == (2, 2)  # CANCELLING, CANCELLED
+
+
+def test_a_job_cancelled_by_p_cancel_sends_no_cancellation_event_either(
+    omics: Any,
+    emulator: EmulatorThread,
+    store_id: str,
+    fasta_uri: Callable[..., str],
+    events_queue: Callable[..., str],
+) -> None:
+    queue = events_queue()
+    emulator.configure(unknowns=Unknowns(p_cancel=1.0))
+    job = start(omics, store_id, *[(fasta_uri(f"pcev{i}"), f"pcev{i}") for i in range(2)])
+    assert wait_job(omics, store_id, job["id"])["status"] == "CANCELLED"
+    events = receive_all(emulator, queue, expect=3, timeout=1.0)
+    assert sorted(e["detail"]["status"] for e in events) == ["IN_PROGRESS", "SUBMITTED"]
+    assert emulator.stats()["events"]["withheld"] == 2
+
+
+def test_cancellation_events_are_sent_when_asked_for(
+    omics: Any,
+    emulator: EmulatorThread,
+    store_id: str,
+    s3_fasta: Callable[..., str],
+    events_queue: Callable[..., str],
+) -> None:
+    queue = events_queue()
+    status, cfg = _http(
+        emulator, "POST", "/_emulator/config", {"unknowns": {"cancel_events": True}}
+    )
+    assert status == 200 and cfg["unknowns"]["cancel_events"] is True
+    job = _cancelled_job(omics, emulator, store_id, s3_fasta, "cev")
+    events = receive_all(emulator, queue, expect=4)
+    assert sorted(e["detail"]["status"] for e in events) == [
+        "CANCELLED",
+        "CANCELLING",
+        "IN_PROGRESS",
+        "SUBMITTED",
+    ]
+    [cancelled] = [e for e in events if e["detail"]["status"] == "CANCELLED"]
+    assert cancelled["detail"]["statusMessage"] == job["statusMessage"] == "Cancelled by a user"
+    counted = emulator.stats()["events"]
+    assert (counted["published"], counted["withheld"]) == (4, 0)
+    assert emulator.unknowns == Unknowns(cancel_events=True)

@@ -55,6 +55,70 @@ def test_busy_store_refuses_a_second_start_with_the_configured_code(
     assert emulator.stats()["rejected_concurrent_starts"] == 1
 
 
+ONLY_ONE = "Only one reference import job may run at a time in a reference store"
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ServiceQuotaExceededException", 402),
+        ("ConflictException", 409),
+        ("ValidationException", 400),
+    ],
+)
+def test_a_busy_refusal_can_say_anything(
+    omics: Any,
+    emulator: EmulatorThread,
+    store_id: str,
+    fasta_uri: Callable[..., str],
+    code: str,
+    status: int,
+) -> None:
+    # AWS documents no wording: code under test must decide from the code and from what the
+    # service shows, never from these words.
+    emulator.configure(
+        time_scale=SLOW_JOBS, unknowns=Unknowns(busy_code=code, busy_message=ONLY_ONE)
+    )
+    start(omics, store_id, (fasta_uri("words1"), "words1"))
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        start(omics, store_id, (fasta_uri("words2"), "words2"))
+    assert error_code(exc) == (code, status)
+    assert exc.value.response["Error"]["Message"] == ONLY_ONE
+    assert emulator.stats()["rejected_concurrent_starts"] == 1
+
+
+def test_a_busy_message_can_name_the_store_and_the_job(
+    omics: Any, emulator: EmulatorThread, store_id: str, fasta_uri: Callable[..., str]
+) -> None:
+    status, cfg = _http(
+        emulator,
+        "POST",
+        "/_emulator/config",
+        {
+            "time_scale": SLOW_JOBS,
+            "unknowns": {
+                "busy_code": "ConflictException",
+                "busy_message": "Store {store} is running {job}; {other braces} stay",
+            },
+        },
+    )
+    assert status == 200 and cfg["unknowns"]["busy_code"] == "ConflictException"
+    first = start(omics, store_id, (fasta_uri("named1"), "named1"))
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        start(omics, store_id, (fasta_uri("named2"), "named2"))
+    assert error_code(exc) == ("ConflictException", 409)
+    assert exc.value.response["Error"]["Message"] == (
+        f"Store {store_id} is running {first['id']}; {{other braces}} stay"
+    )
+    # Back to the code's own wording.
+    _http(emulator, "POST", "/_emulator/config", {"unknowns": {"busy_message": None}})
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        start(omics, store_id, (fasta_uri("named2"), "named2"))
+    assert exc.value.response["Error"]["Message"] == (
+        f"An import job ({first['id']}) is already in progress for reference store {store_id}"
+    )
+
+
 def test_get_lag_answers_404_for_a_new_job_then_the_job(
     omics: Any, emulator: EmulatorThread, store_id: str, fasta_uri: Callable[..., str]
 ) -> None:
@@ -232,6 +296,11 @@ def test_unknowns_through_the_config_endpoint(emulator: EmulatorThread) -> None:
         ({"unknowns": {"progress": "random"}}, "progress must be one of"),
         ({"unknowns": {"p_cancel": 2}}, "p_cancel must be <= 1"),
         ({"unknowns": {"whatever": 1}}, "unknown settings in unknowns"),
+        ({"unknowns": {"busy_message": ""}}, "busy_message must be null or a non-blank string"),
+        ({"unknowns": {"busy_message": 409}}, "busy_message must be null or a non-blank string"),
+        ({"unknowns": {"busy_message": "x" * 1001}}, "at most 1000 characters"),
+        ({"unknowns": {"cancel_events": "yes"}}, "cancel_events must be true or false"),
+        ({"faults": {"other_imports": 2}}, "other_imports needs an import_quota"),
     ],
 )
 def test_invalid_settings_are_refused_with_a_reason_and_change_nothing(
