@@ -158,8 +158,9 @@ def _cancelled_job(
 ) -> dict[str, Any]:
     """A job of 4 sources cancelled from outside after the first finished; returns its Get."""
     emulator.configure(time_scale=0.03, job_overhead=2.0)
+    # 10 emulated seconds per source (0.3 s real): the job is surely still running when cancelled.
     uris = [
-        s3_fasta(f"{key}{i}.fa", f">c{i}\nACGT\n", metadata={"emulated-bases": "20000000"})
+        s3_fasta(f"{key}{i}.fa", f">c{i}\nACGT\n", metadata={"emulated-bases": "200000000"})
         for i in range(4)
     ]
     job = start(omics, store_id, *[(u, f"{key}{i}") for i, u in enumerate(uris)])

@@ -96,6 +96,7 @@ def test_a_busy_message_can_name_the_store_and_the_job(
         "/_emulator/config",
         {
             "time_scale": SLOW_JOBS,
+            "job_overhead": 100.0,  # jobs of 5 s: surely active for the three Starts below
             "unknowns": {
                 "busy_code": "ConflictException",
                 "busy_message": "Store {store} is running {job}; {other braces} stay",
