@@ -62,7 +62,8 @@ class Emulator:
         port: TCP port; 0 picks a free one.
         region: Region used by :meth:`client_kwargs` (requests may use any Region).
         time_scale: multiplies every simulated duration (0.001 turns 30 s into 30 ms).
-        faults: fault settings; ``None`` means :class:`Faults` defaults (5 TPS throttling, no faults).
+        faults: fault settings; ``None`` means :class:`Faults` defaults (5 TPS throttling, no faults,
+            no account import quota).
         store_quota: reference stores allowed per account and Region.
         token_ttl: seconds a clientToken is remembered (real seconds, not scaled).
         s3_endpoint_url: S3 to read sources from; ``None`` starts an embedded moto S3 server.
@@ -71,9 +72,9 @@ class Emulator:
         job_overhead: fixed seconds per import job (before scaling).
         throughput: bases per second per source (before scaling).
         seed: seed for the ids the emulator assigns.
-        unknowns: the answers to what AWS does not document (busy refusal code, read lags,
-            per-source progress, jobs cancelled from outside); ``None`` means :class:`Unknowns`
-            defaults.
+        unknowns: the answers to what AWS does not document (busy refusal code and message, read
+            lags, per-source progress, jobs cancelled from outside, events of cancellations);
+            ``None`` means :class:`Unknowns` defaults.
         events: publish job status events to EventBridge, as HealthOmics does.
         events_endpoint_url: the EventBridge to publish to; ``None`` means the embedded moto
             server (with ``s3_endpoint_url`` given and no ``events_endpoint_url``, no events are
