@@ -35,17 +35,17 @@ def _dispatch(args: list[str]) -> int:
 
         return int(emulator_main(args[1:]) or 0)
     if command == "worker":
-        if importlib.util.find_spec("async_refimport._worker") is None:
+        if importlib.util.find_spec("async_refimport.worker.main") is None:
             sys.stderr.write("error: the worker is not part of this installation\n")
             return EXIT_USAGE
-        from ._worker import main as worker_main
+        from async_refimport.worker.main import main as worker_main
 
         return int(worker_main(args[1:]) or 0)
     if command == "completion":
-        from ._completion import main as completion_main
+        from async_refimport._shell_completion import main as completion_main
 
         return completion_main(args[1:])
-    from ._cli import main as cli_main
+    from async_refimport.cli.main import main as cli_main
 
     return cli_main(args)
 

@@ -43,25 +43,10 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from . import _importer
-from ._errors import FieldError, ManifestError, RequestValidationError, SetupError
-from ._events import Event, RowSettled
-from ._gateway import OmicsGateway
-from ._importer import Importer, ImporterSettings, ImporterStatus, StorePlan, buffered_events
-from ._journal import JobRecord, JobState, Journal, opened_journal
-from ._manifest import (
-    CheckedManifest,
-    Manifest,
-    ManifestDefaults,
-    ManifestFormat,
-    RemoteLimits,
-    check_objects,
-    format_error,
-)
-from ._manifest import check_manifest as _check_manifest
-from ._manifest import read_manifest as _read_manifest
-from ._models import ImportRequest, RowResult, RowState, StoreRef
-from ._report import (
+from async_refimport._errors import FieldError, ManifestError, RequestValidationError, SetupError
+from async_refimport._events import Event, RowSettled
+from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
+from async_refimport._report import (
     JsonReportWriter,
     ReportFormat,
     Tally,
@@ -70,6 +55,27 @@ from ._report import (
     report_item,
     write_csv,
 )
+from async_refimport.engine import importer as _importer
+from async_refimport.engine.importer import (
+    Importer,
+    ImporterSettings,
+    ImporterStatus,
+    StorePlan,
+    buffered_events,
+)
+from async_refimport.gateway.aws import OmicsGateway
+from async_refimport.journal.sqlite import JobRecord, JobState, Journal, opened_journal
+from async_refimport.manifest.reader import (
+    CheckedManifest,
+    Manifest,
+    ManifestDefaults,
+    ManifestFormat,
+    RemoteLimits,
+    check_objects,
+    format_error,
+)
+from async_refimport.manifest.reader import check_manifest as _check_manifest
+from async_refimport.manifest.reader import read_manifest as _read_manifest
 
 JournalSpec = str | os.PathLike[str] | Journal | None
 

@@ -22,14 +22,14 @@ from rich.console import Console
 from rich.markup import escape as _rich_escape
 from rich.table import Table
 
-from ._application import ImportOutcome, RowsToImport, run_import
-from ._errors import FieldError, ManifestError, RequestValidationError
-from ._events import Event
-from ._importer import ImporterSettings
-from ._manifest import format_errors
-from ._models import RowResult, RowState
-from ._progress import ImportProgress
-from ._report import Tally
+from async_refimport._application import ImportOutcome, RowsToImport, run_import
+from async_refimport._errors import FieldError, ManifestError, RequestValidationError
+from async_refimport._events import Event
+from async_refimport._models import RowResult, RowState
+from async_refimport._progress import ImportProgress
+from async_refimport._report import Tally
+from async_refimport.engine.importer import ImporterSettings
+from async_refimport.manifest.reader import format_errors
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._models import RowResult, StoreRef
+from async_refimport._models import RowResult, StoreRef
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import structlog
 
-from ._log import EVENT_ATTR, ROOT
+from async_refimport._log import EVENT_ATTR, ROOT
 
 LogFormat = Literal["console", "json"]
 LEVELS = ("debug", "info", "warning", "error")

@@ -19,9 +19,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled
-from ._importer import Importer, ImporterStatus
-from ._models import RowState
+from async_refimport._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled
+from async_refimport._models import RowState
+from async_refimport.engine.importer import Importer, ImporterStatus
 
 # Import jobs run from seconds (emulator) to many minutes (human genomes at AWS).
 _JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0, float("inf"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from ._errors import FieldError, RequestValidationError
+from async_refimport._errors import FieldError, RequestValidationError
 
 MAX_SOURCES_PER_JOB = 100
 """The service's limit on sources in one StartReferenceImportJob call."""

@@ -25,9 +25,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled, StoreChecked
-from ._models import RowResult, RowState
-from ._rowset import RowIdSet
+from async_refimport._events import (
+    Event,
+    JobFinished,
+    JobStarted,
+    RequestRetried,
+    RowSettled,
+    StoreChecked,
+)
+from async_refimport._models import RowResult, RowState
+from async_refimport._rowset import RowIdSet
 
 
 @dataclass(slots=True)

@@ -39,8 +39,8 @@ from html import escape
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from ._journal import JobRecord
-from ._models import RowResult, RowState
+from async_refimport._models import RowResult, RowState
+from async_refimport.journal.sqlite import JobRecord
 
 ReportFormat = Literal["csv", "json", "html"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "json", "html")

@@ -25,7 +25,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ._errors import TransientServiceError
+from async_refimport._errors import TransientServiceError
 
 
 @dataclass(frozen=True, slots=True)

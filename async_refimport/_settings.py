@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._event_watch import EventsPolicy
-from ._models import MAX_SOURCES_PER_JOB
-from ._pacing import PacingPolicy
-from ._polling import PollingPolicy
-from ._preflight import PreflightPolicy
-from ._retry import RetryPolicy
+from async_refimport._models import MAX_SOURCES_PER_JOB
+from async_refimport._pacing import PacingPolicy
+from async_refimport._retry import RetryPolicy
+from async_refimport.aws.preflight import PreflightPolicy
+from async_refimport.completion.events import EventsPolicy
+from async_refimport.completion.polling import PollingPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from typing import Any
 
 import anyio
 
-from async_refimport._dynamo_journal import create_table
+from async_refimport.journal.dynamo import create_table
 from benchmarks._common import (
     GENOME_BASES,
     ROLE_ARN,

@@ -41,8 +41,8 @@ from async_refimport import (
     RowState,
     SQLiteJournal,
 )
-from async_refimport._dynamo_journal import INDEX, create_table
 from async_refimport.emulator import EmulatorThread, Faults, make_fasta
+from async_refimport.journal.dynamo import INDEX, create_table
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
 RESULTS = Path(__file__).parent / "results" / "journal_cost.json"

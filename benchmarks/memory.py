@@ -72,7 +72,8 @@ def measure(args: list[str], stdout: Path) -> dict[str, Any]:
 
 def child(argv: list[str]) -> int:
     """``refimport import ...`` with the fake service and compressed waits."""
-    from async_refimport import _cli, _importer
+    from async_refimport.cli import main as _cli
+    from async_refimport.engine import importer as _importer
     from benchmarks._common import project_settings
     from benchmarks.overhead import FakeService
 

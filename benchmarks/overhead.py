@@ -27,15 +27,15 @@ import anyio
 import psutil  # type: ignore[import-untyped]  # no stubs installed
 
 from async_refimport import Importer, ImportRequest, SQLiteJournal, StoreBusyError, StoreRef
-from async_refimport._gateway import (
+from async_refimport._models import RowState
+from async_refimport.gateway.aws import (
     ExistingReference,
     JobSnapshot,
     JobSummary,
     SourceSpec,
     SourceStatus,
 )
-from async_refimport._journal import Settlement
-from async_refimport._models import RowState
+from async_refimport.journal.sqlite import Settlement
 
 from ._common import ROLE_ARN, Figure, project_settings, quiet_logs
 

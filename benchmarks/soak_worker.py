@@ -94,7 +94,7 @@ def main() -> int:
             sources.append(f"s3://soak/{key}")
 
         cmd = [
-            sys.executable, "-m", "async_refimport._worker",
+            sys.executable, "-m", "async_refimport.worker.main",
             "--spool", str(spool), "--http-port", "0", "--journal", str(journal),
             "--endpoint-url", emu.omics_endpoint_url, "--role-arn", ROLE_ARN,
             "--api-rate", "50", "--busy-wait", "0.5", "--scan-interval", "0.5",

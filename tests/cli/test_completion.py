@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from async_refimport._cli import build_parser
+from async_refimport.cli.main import build_parser
 
 #: The subcommands, as the parser lists them (the script is made from it, so none is forgotten).
 COMMANDS = tuple(next(a for a in build_parser()._actions if a.dest == "command").choices)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from async_refimport._errors import ManifestError
-from async_refimport._manifest import ManifestDefaults, format_error, read_manifest
+from async_refimport.manifest.reader import ManifestDefaults, format_error, read_manifest
 
 STORE = "1234567890"
 ROLE = "arn:aws:iam::123456789012:role/OmicsImport"
@@ -359,7 +359,7 @@ def test_profile_and_endpoint_columns_fan_out_over_accounts(tmp_path: Path) -> N
 
 def test_format_errors_caps_the_printout() -> None:
     from async_refimport._errors import FieldError
-    from async_refimport._manifest import format_errors
+    from async_refimport.manifest.reader import format_errors
 
     errors = [FieldError("name", "bad", line, "m.csv") for line in range(2, 1002)]
     shown = format_errors(errors, limit=100)
@@ -374,7 +374,7 @@ def test_format_errors_caps_the_printout() -> None:
 
 
 def test_check_objects_reads_rows_like_json_lines() -> None:
-    from async_refimport._manifest import check_objects
+    from async_refimport.manifest.reader import check_objects
 
     m = check_objects(
         [{"source_file": "s3://bkt/a.fa", "name": "hg38"}, ["x"], {"name": "ab"}], DEFAULTS
@@ -462,7 +462,7 @@ def test_an_unreadable_s3_manifest_is_one_error(
 
 
 async def test_load_manifest_from_async_code(s3_bucket: str, tmp_path: Path) -> None:
-    from async_refimport._manifest import load_manifest
+    from async_refimport.manifest.reader import load_manifest
 
     m = await load_manifest(f"s3://{s3_bucket}/refs/batch.csv", DEFAULTS)
     assert len(m.requests) == 2

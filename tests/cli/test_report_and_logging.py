@@ -9,10 +9,10 @@ import logging
 
 import pytest
 
-from async_refimport._journal import JobRecord, JobState
 from async_refimport._logconfig import REDACTED, EventFormatter, redact
 from async_refimport._models import RowResult, RowState, StoreRef
 from async_refimport._report import render_csv, render_html, render_json
+from async_refimport.journal.sqlite import JobRecord, JobState
 
 STORE = StoreRef("1234567890", "us-east-1")
 
@@ -153,7 +153,7 @@ def test_formatter_redacts_every_loggers_records(monkeypatch: pytest.MonkeyPatch
 
 
 def test_formatter_renders_the_librarys_structured_events() -> None:
-    record = logging.LogRecord("async_refimport._lane", logging.INFO, "f", 1, "msg", (), None)
+    record = logging.LogRecord("async_refimport.engine.lane", logging.INFO, "f", 1, "msg", (), None)
     record.refimport_event = {"event": "import_job.started", "job_id": "5012345678", "rows": 3}
     doc = json.loads(EventFormatter("json").format(record))
     assert doc["event"] == "import_job.started"

@@ -22,8 +22,8 @@ import boto3
 import pytest
 
 from async_refimport import RowResult, RowState
-from async_refimport._dynamo_journal import DynamoJournal, create_table
 from async_refimport.emulator import EmulatorThread
+from async_refimport.journal.dynamo import DynamoJournal, create_table
 from tests.conftest import ROLE_ARN
 from tests.fleet.harness import (
     Chaos,

@@ -21,11 +21,11 @@ from async_refimport import (
     SQLiteJournal,
     StoreRef,
 )
-from async_refimport._dynamo_journal import DynamoJournal, create_table
-from async_refimport._journal import Settlement
-from async_refimport._outbox import ResultSender, result_document
-from async_refimport._sqs import MAX_MESSAGE_BYTES, SqsClient
+from async_refimport.aws.sqs import MAX_MESSAGE_BYTES, SqsClient
 from async_refimport.emulator import EmulatorThread
+from async_refimport.journal.dynamo import DynamoJournal, create_table
+from async_refimport.journal.sqlite import Settlement
+from async_refimport.worker.outbox import ResultSender, result_document
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.fleet.conftest import Queues, eventually, fast_settings
 from tests.integration.helpers import genomes, requests_for

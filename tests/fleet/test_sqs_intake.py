@@ -10,10 +10,10 @@ import anyio
 import pytest
 
 from async_refimport import JournalError, QueueError, SQLiteJournal
-from async_refimport._manifest import ManifestDefaults
-from async_refimport._sqs import Message, SqsClient
-from async_refimport._sqs_intake import SqsIntakeSettings, parse_body
+from async_refimport.aws.sqs import Message, SqsClient
 from async_refimport.emulator import EmulatorThread
+from async_refimport.manifest.reader import ManifestDefaults
+from async_refimport.worker.intakes.sqs import SqsIntakeSettings, parse_body
 from tests.conftest import ROLE_ARN
 from tests.fleet.conftest import Queues, eventually, running
 from tests.integration.helpers import genomes
@@ -277,7 +277,7 @@ async def test_a_journal_failure_leaves_the_message_for_a_later_delivery(
 )
 def test_malformed_bodies_say_what_is_wrong(body: str, problem: str) -> None:
     from async_refimport import RequestValidationError
-    from async_refimport._sqs_intake import error_dict
+    from async_refimport.worker.intakes.sqs import error_dict
 
     with pytest.raises(RequestValidationError) as caught:
         parse_body(body, ManifestDefaults(store_id="1234567890", role_arn=ROLE_ARN))
@@ -285,7 +285,7 @@ def test_malformed_bodies_say_what_is_wrong(body: str, problem: str) -> None:
 
 
 async def test_sqs_client_maps_a_missing_queue_and_object(queues: Queues) -> None:
-    from async_refimport._sqs import ObjectUnavailable
+    from async_refimport.aws.sqs import ObjectUnavailable
 
     async with SqsClient(region="us-east-1") as sqs:
         with pytest.raises(QueueError) as caught:
@@ -310,7 +310,7 @@ async def test_sqs_client_maps_a_missing_queue_and_object(queues: Queues) -> Non
     ],
 )
 def test_a_queue_is_reached_in_the_region_its_url_names(url: str, region: str | None) -> None:
-    from async_refimport._sqs import queue_region
+    from async_refimport.aws.sqs import queue_region
 
     assert queue_region(url) == region
 

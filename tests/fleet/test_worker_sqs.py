@@ -18,8 +18,8 @@ import boto3
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from async_refimport._dynamo_journal import create_table
 from async_refimport.emulator import EmulatorThread
+from async_refimport.journal.dynamo import create_table
 from tests.conftest import ROLE_ARN
 from tests.fleet.conftest import Queues, eventually
 from tests.fleet.harness import ROOT, read_announcement
@@ -243,7 +243,7 @@ async def test_any_worker_answers_for_the_fleet(
         [
             sys.executable,
             "-m",
-            "async_refimport._cli",
+            "async_refimport.cli.main",
             "status",
             "--journal",
             f"dynamodb://{table}",

@@ -21,8 +21,8 @@ from async_refimport import (
     RetryPolicy,
     StoreRef,
 )
-from async_refimport._gateway import AwsGateway, SourceSpec
 from async_refimport._pacing import Pacer
+from async_refimport.gateway.aws import AwsGateway, SourceSpec
 
 
 class CrashingGateway(AwsGateway):

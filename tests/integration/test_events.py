@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from async_refimport import Importer, ImporterSettings, PollingPolicy, RowState
-from async_refimport._event_watch import EventsPolicy
+from async_refimport.completion.events import EventsPolicy
 from async_refimport.emulator import EmulatorThread, Faults
 from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
 from tests.integration.test_unknowns import OtherClient, check_outcomes

@@ -19,8 +19,8 @@ from async_refimport import (
     RowState,
     SQLiteJournal,
 )
-from async_refimport._journal import JobState
 from async_refimport.emulator import EmulatorThread
+from async_refimport.journal.sqlite import JobState
 from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
 
 FAST = ImporterSettings(

@@ -34,9 +34,9 @@ from async_refimport import (
     SQLiteJournal,
     StoreRef,
 )
-from async_refimport._gateway import AwsGateway, SourceSpec
 from async_refimport._pacing import Pacer
 from async_refimport.emulator import EmulatorThread, Unknowns, make_fasta
+from async_refimport.gateway.aws import AwsGateway, SourceSpec
 from tests.conftest import ROLE_ARN
 from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
 from tests.logcapture import capture_logs

@@ -11,8 +11,8 @@ import anyio
 import pytest
 
 from async_refimport import ImportRequest, Journal, StoreRef
-from async_refimport._dynamo_journal import DynamoJournal, create_table
-from async_refimport._journal import SQLiteJournal
+from async_refimport.journal.dynamo import DynamoJournal, create_table
+from async_refimport.journal.sqlite import SQLiteJournal
 from tests.conftest import ROLE_ARN, STORE_ID
 
 STORE = StoreRef(STORE_ID, "us-east-1")

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from async_refimport import RowState
-from async_refimport._journal import Settlement, SQLiteJournal
+from async_refimport.journal.sqlite import Settlement, SQLiteJournal
 
 from .conftest import STORE, JournalFactory, reqs
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from async_refimport import MemoryGateway, TransientServiceError
-from async_refimport._memory import MemoryJob
+from async_refimport.gateway.memory import MemoryJob
 
 # The names the engine's unit tests were written with.
 FakeOmics = MemoryGateway

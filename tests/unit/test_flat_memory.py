@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from async_refimport import Importer, _application, _importer
+from async_refimport import Importer, _application
 from async_refimport._application import (
     ImportOutcome,
     check_manifest_file,
@@ -26,11 +26,12 @@ from async_refimport._application import (
     run_import,
 )
 from async_refimport._errors import ManifestError, RequestValidationError
-from async_refimport._journal import opened_journal
-from async_refimport._manifest import CheckedManifest, ManifestDefaults, check_manifest
 from async_refimport._models import RowState
 from async_refimport._report import JsonReportWriter, Tally, json_document, write_report
 from async_refimport._rowset import RowIdSet
+from async_refimport.engine import importer as _importer
+from async_refimport.journal.sqlite import opened_journal
+from async_refimport.manifest.reader import CheckedManifest, ManifestDefaults, check_manifest
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.unit.fakes import FakeOmics
 from tests.unit.test_importer_logic import FAST
@@ -313,7 +314,7 @@ def test_a_report_written_to_a_link_goes_where_it_points(tmp_path: Path) -> None
 def test_the_cli_says_how_many_rows_a_manifest_changed_mid_run_left_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from async_refimport import _cli
+    from async_refimport.cli import main as _cli
 
     monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
     path = write_manifest(tmp_path / "m.csv", 30, broken=False)

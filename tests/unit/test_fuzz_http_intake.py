@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from async_refimport import ImporterSettings, MemoryGateway, PollingPolicy, RetryPolicy
-from async_refimport._http_intake import HttpIntake
-from async_refimport._importer import Importer
-from async_refimport._manifest import ManifestDefaults
 from async_refimport._metrics import WorkerMetrics
+from async_refimport.engine.importer import Importer
+from async_refimport.manifest.reader import ManifestDefaults
+from async_refimport.worker.intakes.http import HttpIntake
 from tests.conftest import ROLE_ARN, STORE_ID
 
 FUZZ = settings(

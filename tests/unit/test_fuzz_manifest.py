@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from async_refimport._errors import FieldError
-from async_refimport._manifest import (
+from async_refimport._models import validate_request
+from async_refimport.manifest.reader import (
     COLUMNS,
     CheckedManifest,
     Manifest,
@@ -25,7 +26,6 @@ from async_refimport._manifest import (
     parse_manifest,
     read_manifest,
 )
-from async_refimport._models import validate_request
 
 DEFAULTS = ManifestDefaults(
     store_id="1234567890",

@@ -13,7 +13,7 @@ from async_refimport import (
     RowState,
     TransientServiceError,
 )
-from async_refimport._importer import Importer
+from async_refimport.engine.importer import Importer
 from tests.conftest import ROLE_ARN, STORE_ID
 
 

@@ -134,7 +134,7 @@ async def test_recovery_adopts_a_pending_job_the_service_created(journal_path: P
     async with SQLiteJournal(journal_path) as j:
         ids = await j.add_rows([(STORE, r) for r in requests(4)])
         job = await j.begin_job(STORE, await j.queued_rows(STORE, 100), "token-crash")
-    from async_refimport._gateway import SourceSpec
+    from async_refimport.gateway.aws import SourceSpec
 
     await fake.start_import(
         STORE, ROLE_ARN, [SourceSpec(r.source_file, r.name) for r in job.rows], "token-crash"

@@ -22,9 +22,9 @@ from async_refimport import (
     StoreBusyError,
     TransientServiceError,
 )
-from async_refimport._gateway import GET, LIST_JOBS, START, JobSnapshot, SourceStatus
-from async_refimport._lane import StartAction, classify, may_mean_busy
 from async_refimport._retry import RetryPolicy, backoff_delay, gave_up
+from async_refimport.engine.lane import StartAction, classify, may_mean_busy
+from async_refimport.gateway.aws import GET, LIST_JOBS, START, JobSnapshot, SourceStatus
 from tests.unit.fakes import FakeOmics
 from tests.unit.test_importer_logic import FAST, requests
 
@@ -227,7 +227,7 @@ class BusyFake(FakeOmics):
     async def list_imports(self, store, created_after=None, status=None):  # type: ignore[no-untyped-def]
         own = await super().list_imports(store, created_after, status)
         if self.other_running_for > 0 and status == "IN_PROGRESS":
-            from async_refimport._gateway import JobSummary
+            from async_refimport.gateway.aws import JobSummary
 
             return [*own, JobSummary("someone-else", "IN_PROGRESS", None)]
         return own

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 
 from async_refimport import PreflightPolicy, StoreRef
-from async_refimport._preflight import Preflight, SourceMissing, SourceUncheckable
+from async_refimport.aws.preflight import Preflight, SourceMissing, SourceUncheckable
 
 
 class FakeS3:

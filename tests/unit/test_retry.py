@@ -17,8 +17,8 @@ from async_refimport import (
     StoreRef,
     TransientServiceError,
 )
-from async_refimport._gateway import START, map_error
 from async_refimport._retry import retrying
+from async_refimport.gateway.aws import START, map_error
 
 STORE = StoreRef("1234567890", "us-east-1")
 

@@ -19,8 +19,8 @@ from async_refimport import (
     StoreRef,
     TransientServiceError,
 )
-from async_refimport._gateway import LIST_REFS
-from async_refimport._setup import first_listing
+from async_refimport.engine.setup import first_listing
+from async_refimport.gateway.aws import LIST_REFS
 from tests.unit.test_importer_logic import FAST, requests
 
 STORE = StoreRef("1234567890", "us-east-1")

@@ -22,7 +22,7 @@ from async_refimport.emulator import EmulatorThread
 from tests.conftest import ROLE_ARN
 from tests.integration.helpers import create_store
 
-WORKER = [sys.executable, "-m", "async_refimport._worker"]
+WORKER = [sys.executable, "-m", "async_refimport.worker.main"]
 #: The same worker, reached the way users start it: ``refimport worker ...``.
 CLI_WORKER = [sys.executable, "-m", "async_refimport", "worker"]
 

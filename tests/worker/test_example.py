@@ -164,4 +164,4 @@ def test_embedded_library_obeys_the_hosts_logging_level(
     )
     assert info.stdout == ""
     # The same host at INFO: the library's events reach the host's handler, one per line.
-    assert "INFO:async_refimport._lane:import_job.started " in info.stderr
+    assert "INFO:async_refimport.engine.lane:import_job.started " in info.stderr

@@ -30,12 +30,12 @@ from async_refimport import (
     RowState,
     StoreRef,
 )
-from async_refimport._http_intake import HttpIntake, build_app
-from async_refimport._importer import Importer
-from async_refimport._manifest import ManifestDefaults
 from async_refimport._metrics import WorkerMetrics
-from async_refimport._spool import Spool, SpoolOutcome
-from async_refimport._worker import IntakeContext, Worker, WorkerConfig, split_grace
+from async_refimport.engine.importer import Importer
+from async_refimport.manifest.reader import ManifestDefaults
+from async_refimport.worker.intakes.http import HttpIntake, build_app
+from async_refimport.worker.intakes.spool import Spool, SpoolOutcome
+from async_refimport.worker.main import IntakeContext, Worker, WorkerConfig, split_grace
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.logcapture import capture_logs
 from tests.worker.conftest import drop
@@ -283,7 +283,7 @@ async def test_worker_runs_any_intake_and_shuts_down(
     worker = Worker(config, intakes=[one_shot])
     # The worker builds its own Importer: point it at the in-memory gateway.
     monkeypatch.setattr(
-        "async_refimport._worker.Importer",
+        "async_refimport.worker.main.Importer",
         lambda *a, **kw: Importer(*a, gateway=MemoryGateway(), **kw),
     )
     async with anyio.create_task_group() as tg:
@@ -331,7 +331,7 @@ async def test_spool_files_whatever_it_cannot_parse_in_failed(
                 await eventually(lambda: len(filed) == 1)
                 # Any other reason a parser gives up, once it is in processing/.
                 monkeypatch.setattr(
-                    "async_refimport._spool.read_whole_manifest",
+                    "async_refimport.worker.intakes.spool.read_whole_manifest",
                     lambda *_: (_ for _ in ()).throw(RecursionError("too deep")),
                 )
                 drop(spool_dir, "odd.csv", "name,source_file\nhg38,s3://genomes/a.fa\n")

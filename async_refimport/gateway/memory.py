@@ -21,9 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ._errors import StoreBusyError
-from ._gateway import ExistingReference, JobSnapshot, JobSummary, SourceSpec, SourceStatus
-from ._models import StoreRef
+from async_refimport._errors import StoreBusyError
+from async_refimport._models import StoreRef
+from async_refimport.gateway.aws import (
+    ExistingReference,
+    JobSnapshot,
+    JobSummary,
+    SourceSpec,
+    SourceStatus,
+)
 
 
 @dataclass

@@ -34,18 +34,18 @@ import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
 
-from ._application import read_whole_manifest, report_document, with_region
-from ._errors import (
+from async_refimport._application import read_whole_manifest, report_document, with_region
+from async_refimport._errors import (
     FieldError,
     ImporterClosedError,
     JournalError,
     ManifestError,
     RequestValidationError,
 )
-from ._importer import Importer
-from ._log import get_logger
-from ._manifest import ManifestDefaults
-from ._models import ImportRequest
+from async_refimport._log import get_logger
+from async_refimport._models import ImportRequest
+from async_refimport.engine.importer import Importer
+from async_refimport.manifest.reader import ManifestDefaults
 
 log = get_logger(__name__)
 

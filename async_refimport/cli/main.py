@@ -22,7 +22,7 @@ import anyio
 import botocore.exceptions
 from rich.table import Table
 
-from ._application import (
+from async_refimport._application import (
     ImportOutcome,
     JournalStatus,
     check_manifest_file,
@@ -32,7 +32,7 @@ from ._application import (
     read_results,
     write_journal_report,
 )
-from ._console import (
+from async_refimport._console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -46,15 +46,27 @@ from ._console import (
     print_problems,
     print_summary,
 )
-from ._errors import JournalError, ManifestError, QueueError, RefImportError, SetupError
-from ._event_watch import EventsPolicy
-from ._importer import ImporterSettings, StorePlan
-from ._journal import JobRecord, default_journal_path
-from ._logconfig import LEVELS, configure_logging
-from ._manifest import FORMATS, ManifestDefaults
-from ._models import MAX_SOURCES_PER_JOB, ImportRequest, RowResult, RowState, StoreRef
-from ._preflight import PreflightPolicy
-from ._report import REPORT_FORMATS, JsonReportWriter, report_file
+from async_refimport._errors import (
+    JournalError,
+    ManifestError,
+    QueueError,
+    RefImportError,
+    SetupError,
+)
+from async_refimport._logconfig import LEVELS, configure_logging
+from async_refimport._models import (
+    MAX_SOURCES_PER_JOB,
+    ImportRequest,
+    RowResult,
+    RowState,
+    StoreRef,
+)
+from async_refimport._report import REPORT_FORMATS, JsonReportWriter, report_file
+from async_refimport.aws.preflight import PreflightPolicy
+from async_refimport.completion.events import EventsPolicy
+from async_refimport.engine.importer import ImporterSettings, StorePlan
+from async_refimport.journal.sqlite import JobRecord, default_journal_path
+from async_refimport.manifest.reader import FORMATS, ManifestDefaults
 
 __all__ = [
     "EXIT_FAILED",
@@ -713,7 +725,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_journal_init(args: argparse.Namespace) -> int:
-    from ._dynamo_journal import create_table, parse_url
+    from async_refimport.journal.dynamo import create_table, parse_url
 
     table, url_region = parse_url(args.url)
     region = url_region or _resolve_region(args.region, args.profile)
@@ -728,7 +740,7 @@ def _cmd_journal_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_events_init(args: argparse.Namespace) -> int:
-    from ._event_rule import create_event_queue
+    from async_refimport.aws.event_rule import create_event_queue
 
     profile = args.profile or os.environ.get("AWS_PROFILE") or None
     region = _resolve_region(args.region, profile)
@@ -752,7 +764,7 @@ def _cmd_events_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from async_refimport.cli.demo import run_demo
 
     # Failures of the demo's broken files are shown in the summary: keep warnings out of the way.
     _configure_logging(args, shift=-1)

@@ -36,7 +36,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._errors import (
+from async_refimport._errors import (
     FieldError,
     ImporterClosedError,
     JournalError,
@@ -46,21 +46,21 @@ from ._errors import (
     SetupError,
     TransientServiceError,
 )
-from ._event_watch import EventWatcher, queue_region
-from ._events import Event, RequestRetried, RowSettled, RowsQueued, StorePaused
-from ._gateway import AwsGateway, ExistingReference, OmicsGateway
-from ._journal import Journal, lease_owner_name, resolve_journal
-from ._lane import Lane, LaneDeps
-from ._log import get_logger
-from ._models import ImportRequest, RowResult, RowState, StoreRef
-from ._models import validate_requests as _validate_requests
-from ._pacing import Pacer
-from ._polling import CompletionWatcher, PollingWatcher
-from ._preflight import Checked, Preflight, S3SourceChecker
-from ._rowset import RowIdSet
-from ._settings import ImporterSettings
-from ._setup import first_listing
-from ._sqs import SqsClient
+from async_refimport._events import Event, RequestRetried, RowSettled, RowsQueued, StorePaused
+from async_refimport._log import get_logger
+from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
+from async_refimport._models import validate_requests as _validate_requests
+from async_refimport._pacing import Pacer
+from async_refimport._rowset import RowIdSet
+from async_refimport._settings import ImporterSettings
+from async_refimport.aws.preflight import Checked, Preflight, S3SourceChecker
+from async_refimport.aws.sqs import SqsClient
+from async_refimport.completion.events import EventWatcher, queue_region
+from async_refimport.completion.polling import CompletionWatcher, PollingWatcher
+from async_refimport.engine.lane import Lane, LaneDeps
+from async_refimport.engine.setup import first_listing
+from async_refimport.gateway.aws import AwsGateway, ExistingReference, OmicsGateway
+from async_refimport.journal.sqlite import Journal, lease_owner_name, resolve_journal
 
 __all__ = [
     "ApiStats",

@@ -19,16 +19,16 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from ._errors import (
+from async_refimport._errors import (
     CredentialsError,
     PermanentServiceError,
     ServiceError,
     SetupError,
     TransientServiceError,
 )
-from ._gateway import ExistingReference, OmicsGateway
-from ._log import get_logger
-from ._models import StoreRef
+from async_refimport._log import get_logger
+from async_refimport._models import StoreRef
+from async_refimport.gateway.aws import ExistingReference, OmicsGateway
 
 __all__ = ["first_listing", "setup_error", "unreachable"]
 

@@ -47,18 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
 def completion_parser() -> argparse.ArgumentParser:
     """``refimport``'s whole command line as one parser: the delegated commands' own parsers in
     place of their stubs, and path arguments marked for path completion."""
-    from ._cli import build_parser as cli_parser
+    from async_refimport.cli.main import build_parser as cli_parser
 
     parser = cli_parser()
     delegated: dict[str, Callable[[], argparse.ArgumentParser]] = {"completion": build_parser}
     try:
-        from .emulator._cli import build_parser as emulator_parser
+        from async_refimport.emulator._cli import build_parser as emulator_parser
 
         delegated["emulator"] = emulator_parser
     except ImportError:  # an installation without the emulator: its options are not completed
         pass
     try:
-        from ._worker import build_parser as worker_parser
+        from async_refimport.worker.main import build_parser as worker_parser
 
         delegated["worker"] = worker_parser
     except ImportError:  # an installation without the worker

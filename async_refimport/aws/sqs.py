@@ -27,8 +27,13 @@ import anyio
 import botocore.exceptions
 from botocore.config import Config
 
-from ._errors import CredentialsError, QueueError, RefImportError, TransientServiceError
-from ._retry import RetryPolicy, retrying
+from async_refimport._errors import (
+    CredentialsError,
+    QueueError,
+    RefImportError,
+    TransientServiceError,
+)
+from async_refimport._retry import RetryPolicy, retrying
 
 RECEIVE = "ReceiveMessage"
 DELETE = "DeleteMessage"

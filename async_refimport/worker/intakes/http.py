@@ -44,18 +44,23 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ._application import (
+from async_refimport._application import (
     field_error_dict,
     row_document,
     rows_from_objects,
     stores_document,
     with_region,
 )
-from ._errors import FieldError, ImporterClosedError, JournalError, RequestValidationError
-from ._importer import Importer
-from ._log import get_logger
-from ._manifest import ManifestDefaults, RemoteLimits
-from ._metrics import WorkerMetrics
+from async_refimport._errors import (
+    FieldError,
+    ImporterClosedError,
+    JournalError,
+    RequestValidationError,
+)
+from async_refimport._log import get_logger
+from async_refimport._metrics import WorkerMetrics
+from async_refimport.engine.importer import Importer
+from async_refimport.manifest.reader import ManifestDefaults, RemoteLimits
 
 log = get_logger(__name__)
 

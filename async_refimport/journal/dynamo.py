@@ -1,6 +1,6 @@
 """The journal in one DynamoDB table, shared by every worker of a fleet.
 
-:class:`DynamoJournal` implements the :class:`~async_refimport._journal.Journal` protocol with the
+:class:`DynamoJournal` implements the :class:`~async_refimport.journal.sqlite.Journal` protocol with the
 same invariants as the SQLite journal, enforced by DynamoDB itself rather than by one file's locks:
 
 * **Write ahead.** ``begin_job`` commits the job (its clientToken and row ids) and books the store in
@@ -60,7 +60,7 @@ import anyio
 import botocore.exceptions
 from botocore.config import Config
 
-from ._errors import (
+from async_refimport._errors import (
     FieldError,
     JournalError,
     LeaseLostError,
@@ -68,7 +68,9 @@ from ._errors import (
     StoreBookedError,
     TransientServiceError,
 )
-from ._journal import (
+from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
+from async_refimport._retry import RetryPolicy, retrying
+from async_refimport.journal.sqlite import (
     JobRecord,
     JobState,
     OutboxEntry,
@@ -77,8 +79,6 @@ from ._journal import (
     holder_is_gone,
     source_conflict,
 )
-from ._models import ImportRequest, RowResult, RowState, StoreRef
-from ._retry import RetryPolicy, retrying
 
 SCHEME = "dynamodb"
 INDEX = "by_group"

@@ -23,12 +23,12 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-from ._errors import RefImportError, TransientServiceError
-from ._gateway import JobSnapshot, OmicsGateway
-from ._journal import JobRecord, JobState, Journal
-from ._log import get_logger
-from ._models import StoreRef
-from ._preflight import Preflight
+from async_refimport._errors import RefImportError, TransientServiceError
+from async_refimport._log import get_logger
+from async_refimport._models import StoreRef
+from async_refimport.aws.preflight import Preflight
+from async_refimport.gateway.aws import JobSnapshot, OmicsGateway
+from async_refimport.journal.sqlite import JobRecord, JobState, Journal
 
 log = get_logger(__name__)
 

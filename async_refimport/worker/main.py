@@ -39,24 +39,24 @@ import anyio
 import anyio.abc
 import botocore.exceptions
 
-from ._application import with_region
-from ._errors import RefImportError
-from ._event_watch import EventsPolicy
-from ._http_intake import TOKEN_ENV, HttpIntake
-from ._importer import Importer, ImporterSettings
-from ._journal import default_journal_path
-from ._log import get_logger
-from ._logconfig import LEVELS, configure_logging
-from ._manifest import ManifestDefaults, RemoteLimits
-from ._metrics import WorkerMetrics
-from ._pacing import PacingPolicy
-from ._spool import Spool, SpoolOutcome
-from ._sqs_intake import SqsOptions, SqsService
-from ._sqs_intake import add_arguments as add_sqs_arguments
-from ._sqs_intake import options_from_args as sqs_options_from_args
+from async_refimport._application import with_region
+from async_refimport._errors import RefImportError
+from async_refimport._log import get_logger
+from async_refimport._logconfig import LEVELS, configure_logging
+from async_refimport._metrics import WorkerMetrics
+from async_refimport._pacing import PacingPolicy
+from async_refimport.completion.events import EventsPolicy
+from async_refimport.engine.importer import Importer, ImporterSettings
+from async_refimport.journal.sqlite import default_journal_path
+from async_refimport.manifest.reader import ManifestDefaults, RemoteLimits
+from async_refimport.worker.intakes.http import TOKEN_ENV, HttpIntake
+from async_refimport.worker.intakes.spool import Spool, SpoolOutcome
+from async_refimport.worker.intakes.sqs import SqsOptions, SqsService
+from async_refimport.worker.intakes.sqs import add_arguments as add_sqs_arguments
+from async_refimport.worker.intakes.sqs import options_from_args as sqs_options_from_args
 
-# Named, not __name__: this module also runs as __main__ (python -m async_refimport._worker).
-log = get_logger("async_refimport._worker")
+# Named, not __name__: this module also runs as __main__ (python -m async_refimport.worker.main).
+log = get_logger("async_refimport.worker.main")
 
 DAY = 86_400.0
 

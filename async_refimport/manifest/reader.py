@@ -47,8 +47,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any, Literal
 
-from ._errors import FieldError, ManifestError
-from ._models import QUOTED_MAX, ImportRequest, validate_request
+from async_refimport._errors import FieldError, ManifestError
+from async_refimport._models import QUOTED_MAX, ImportRequest, validate_request
 
 ManifestFormat = Literal["csv", "tsv", "jsonl"]
 

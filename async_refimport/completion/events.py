@@ -33,14 +33,14 @@ from typing import Any
 
 import anyio
 
-from ._errors import RefImportError, TransientServiceError
-from ._gateway import FINAL_JOB_STATUSES, JobSnapshot, OmicsGateway
-from ._journal import JobState, Journal
-from ._log import get_logger
-from ._models import StoreRef
-from ._polling import PollingWatcher
-from ._preflight import Preflight
-from ._sqs import Message, SqsClient
+from async_refimport._errors import RefImportError, TransientServiceError
+from async_refimport._log import get_logger
+from async_refimport._models import StoreRef
+from async_refimport.aws.preflight import Preflight
+from async_refimport.aws.sqs import Message, SqsClient
+from async_refimport.completion.polling import PollingWatcher
+from async_refimport.gateway.aws import FINAL_JOB_STATUSES, JobSnapshot, OmicsGateway
+from async_refimport.journal.sqlite import JobState, Journal
 
 log = get_logger(__name__)
 
@@ -133,7 +133,7 @@ def parse_event(body: str) -> JobEvent | None:
 
 
 class EventWatcher:
-    """:class:`~async_refimport._polling.CompletionWatcher` woken by job status events.
+    """:class:`~async_refimport.completion.polling.CompletionWatcher` woken by job status events.
 
     Run :meth:`run` in a task (the Importer does) to listen; :meth:`wait` works without it too,
     on safety-net polls alone.

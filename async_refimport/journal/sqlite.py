@@ -40,14 +40,14 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from ._errors import (
+from async_refimport._errors import (
     FieldError,
     JournalError,
     LeaseLostError,
     RequestValidationError,
     StoreBookedError,
 )
-from ._models import ImportRequest, RowResult, RowState, StoreRef
+from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
 
 SCHEMA_VERSION = 1
 _T = TypeVar("_T")
@@ -1118,7 +1118,9 @@ def resolve_journal(
     if spec is None:
         return SQLiteJournal(default_journal_path(), read_only=read_only)
     if isinstance(spec, str) and spec.startswith("dynamodb:"):
-        from ._dynamo_journal import DynamoJournal  # lazily: SQLite users never load aioboto3
+        from async_refimport.journal.dynamo import (
+            DynamoJournal,  # lazily: SQLite users never load aioboto3
+        )
 
         return DynamoJournal.from_url(spec, region=region)
     if isinstance(spec, str | os.PathLike):

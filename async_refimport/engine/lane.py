@@ -23,7 +23,7 @@ import anyio
 import anyio.abc
 import structlog
 
-from ._errors import (
+from async_refimport._errors import (
     CredentialsError,
     JournalError,
     LeaseLostError,
@@ -33,7 +33,7 @@ from ._errors import (
     StoreBusyError,
     TransientServiceError,
 )
-from ._events import (
+from async_refimport._events import (
     Event,
     JobFinished,
     JobStarted,
@@ -42,15 +42,22 @@ from ._events import (
     StoreChecked,
     StorePaused,
 )
-from ._gateway import GET, START, ExistingReference, JobSnapshot, OmicsGateway, SourceSpec
-from ._journal import JobRecord, Journal, QueuedRow, Settlement
-from ._log import get_logger
-from ._models import RowState, StoreRef
-from ._polling import CompletionWatcher, LearnsFromHistory
-from ._preflight import Preflight
-from ._retry import backoff_delay, gave_up
-from ._settings import ImporterSettings
-from ._setup import first_listing
+from async_refimport._log import get_logger
+from async_refimport._models import RowState, StoreRef
+from async_refimport._retry import backoff_delay, gave_up
+from async_refimport._settings import ImporterSettings
+from async_refimport.aws.preflight import Preflight
+from async_refimport.completion.polling import CompletionWatcher, LearnsFromHistory
+from async_refimport.engine.setup import first_listing
+from async_refimport.gateway.aws import (
+    GET,
+    START,
+    ExistingReference,
+    JobSnapshot,
+    OmicsGateway,
+    SourceSpec,
+)
+from async_refimport.journal.sqlite import JobRecord, Journal, QueuedRow, Settlement
 
 log = get_logger(__name__)
 

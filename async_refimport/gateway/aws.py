@@ -22,17 +22,17 @@ import anyio
 import botocore.exceptions
 from botocore.config import Config
 
-from ._errors import (
+from async_refimport._errors import (
     CredentialsError,
     PermanentServiceError,
     ServiceError,
     StoreBusyError,
     TransientServiceError,
 )
-from ._log import get_logger
-from ._models import StoreRef
-from ._pacing import Pacer
-from ._retry import OnRetry, RetryPolicy, retrying
+from async_refimport._log import get_logger
+from async_refimport._models import StoreRef
+from async_refimport._pacing import Pacer
+from async_refimport._retry import OnRetry, RetryPolicy, retrying
 
 log = get_logger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ._errors import QueueError
+from async_refimport._errors import QueueError
 
 __all__ = ["EVENT_PATTERN", "EventQueue", "create_event_queue", "queue_policy"]
 

@@ -41,7 +41,7 @@ import anyio
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter
 
-from ._errors import (
+from async_refimport._errors import (
     CredentialsError,
     FieldError,
     ImporterClosedError,
@@ -52,9 +52,12 @@ from ._errors import (
     TransientServiceError,
     ValidationFailed,
 )
-from ._importer import Importer
-from ._log import get_logger
-from ._manifest import (
+from async_refimport._log import get_logger
+from async_refimport._models import ImportRequest
+from async_refimport._report import json_document
+from async_refimport.aws.sqs import MAX_MESSAGE_BYTES, Message, ObjectUnavailable, SqsClient
+from async_refimport.engine.importer import Importer
+from async_refimport.manifest.reader import (
     FORMATS,
     ManifestDefaults,
     ManifestFormat,
@@ -62,9 +65,6 @@ from ._manifest import (
     check_objects,
     parse_manifest,
 )
-from ._models import ImportRequest
-from ._report import json_document
-from ._sqs import MAX_MESSAGE_BYTES, Message, ObjectUnavailable, SqsClient
 
 log = get_logger(__name__)
 
@@ -569,7 +569,7 @@ class SqsService:
         registry: CollectorRegistry | None = None,
         remote: RemoteLimits | None = None,
     ) -> None:
-        from ._outbox import ResultSender
+        from async_refimport.worker.outbox import ResultSender
 
         self.options = options
         self.sqs = SqsClient(region=defaults.region or importer.region, profile=defaults.profile)

@@ -32,14 +32,19 @@ from typing import Any
 import anyio
 from prometheus_client import CollectorRegistry, Counter
 
-from ._errors import CredentialsError, JournalError, QueueError, TransientServiceError
-from ._events import RowSettled
-from ._importer import Importer
-from ._journal import OutboxEntry
-from ._log import get_logger
-from ._models import RowResult, RowState
-from ._report import json_document
-from ._sqs import MAX_MESSAGE_BYTES, SqsClient
+from async_refimport._errors import (
+    CredentialsError,
+    JournalError,
+    QueueError,
+    TransientServiceError,
+)
+from async_refimport._events import RowSettled
+from async_refimport._log import get_logger
+from async_refimport._models import RowResult, RowState
+from async_refimport._report import json_document
+from async_refimport.aws.sqs import MAX_MESSAGE_BYTES, SqsClient
+from async_refimport.engine.importer import Importer
+from async_refimport.journal.sqlite import OutboxEntry
 
 log = get_logger(__name__)
 

@@ -28,8 +28,8 @@ import anyio
 import botocore.exceptions
 from botocore.config import Config
 
-from ._log import get_logger
-from ._models import StoreRef
+from async_refimport._log import get_logger
+from async_refimport._models import StoreRef
 
 log = get_logger(__name__)
 

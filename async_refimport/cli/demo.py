@@ -21,8 +21,8 @@ import anyio
 from rich.console import Console
 from rich.panel import Panel
 
-from ._application import ImportOutcome, read_manifest_file, render_report
-from ._console import (
+from async_refimport._application import ImportOutcome, read_manifest_file, render_report
+from async_refimport._console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -35,12 +35,12 @@ from ._console import (
     print_problems,
     print_summary,
 )
-from ._importer import ImporterSettings
-from ._manifest import ManifestDefaults
-from ._models import ImportRequest
+from async_refimport._models import ImportRequest
+from async_refimport.engine.importer import ImporterSettings
+from async_refimport.manifest.reader import ManifestDefaults
 
 if TYPE_CHECKING:
-    from .emulator import EmulatorThread
+    from async_refimport.emulator import EmulatorThread
 
 DEMO_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 DEMO_BUCKET = "refimport-demo"
@@ -110,7 +110,7 @@ class _Broken:
 
 
 def _broken_files() -> list[_Broken]:
-    from .emulator import make_fasta
+    from async_refimport.emulator import make_fasta
 
     return [
         _Broken(
@@ -130,7 +130,7 @@ def run_demo(
     *, rows: int = 300, workdir: Path = Path("refimport-demo"), time_scale: float | None = None
 ) -> int:
     """Run the demo; returns the exit code (0 when every row but the two broken ones imported)."""
-    from .emulator import missing_extra_hint, require_extra
+    from async_refimport.emulator import missing_extra_hint, require_extra
 
     try:
         # Before anything is printed: without the extra, the hint is the demo's only line.
@@ -145,7 +145,7 @@ def run_demo(
 
 
 def _run_demo(*, rows: int, workdir: Path, time_scale: float | None) -> int:
-    from .emulator import EmulatorThread, Faults
+    from async_refimport.emulator import EmulatorThread, Faults
 
     # Wrapped by rich (unlike the CLI's messages): the demo's text and panel fit the terminal.
     err = Console(stderr=True, highlight=False)
@@ -221,7 +221,7 @@ def _run_demo(*, rows: int, workdir: Path, time_scale: float | None) -> int:
 def _upload(emu: EmulatorThread, genomes: list[dict[str, Any]], broken: list[_Broken]) -> None:
     import boto3
 
-    from .emulator import EMULATED_BASES_META, make_fasta
+    from async_refimport.emulator import EMULATED_BASES_META, make_fasta
 
     s3 = boto3.client("s3", **emu.client_kwargs("s3"))
     s3.create_bucket(Bucket=DEMO_BUCKET)
