@@ -133,7 +133,7 @@ def parse_event(body: str) -> JobEvent | None:
 
 
 class EventWatcher:
-    """:class:`~async_refimport.completion.polling.CompletionWatcher` woken by job status events.
+    """:class:`~async_refimport.completion.base.CompletionWatcher` woken by job status events.
 
     Run :meth:`run` in a task (the Importer does) to listen; :meth:`wait` works without it too,
     on safety-net polls alone.

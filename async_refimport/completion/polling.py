@@ -6,8 +6,8 @@ earlier jobs of the same store (the service reports each job's creation and comp
 poll right then, then at short intervals that grow if the prediction was far off. When a poll shows
 part of the sources finished, the rest of the job is extrapolated from them.
 
-:class:`CompletionWatcher` is the seam for other detectors (EventBridge events through SQS:
-:mod:`._event_watch`); lanes only call ``wait``.
+:class:`~async_refimport.completion.base.CompletionWatcher` is the seam for other detectors
+(EventBridge events through SQS: :mod:`async_refimport.completion.events`); lanes only call ``wait``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
 
 import anyio
 
@@ -65,26 +64,6 @@ class PollingPolicy:
     tail_fraction: float = 0.01
     tail_growth: float = 1.25
     history: int = 20
-
-
-class CompletionWatcher(Protocol):
-    """Waits for a started job to end."""
-
-    async def wait(
-        self, store: StoreRef, job_id: str, sources: int, started: float, size: int | None = None
-    ) -> JobSnapshot:
-        """Return the job's final snapshot; ``started`` is the monotonic time its Start returned,
-        ``size`` the job's total bytes when the pre-flight knows them."""
-        ...
-
-
-@runtime_checkable
-class LearnsFromHistory(Protocol):
-    """A watcher that can seed its duration model from the journal's finished jobs."""
-
-    async def warm(self, journal: Journal, preflight: Preflight | None = None) -> int:
-        """Learn from the journal's finished jobs once; returns how many were learnt from."""
-        ...
 
 
 _Fit = tuple[float, float, float]  # (mean x, mean y, slope)
@@ -163,7 +142,7 @@ def _fit(points: list[tuple[float, float]]) -> _Fit | None:
 
 
 class PollingWatcher:
-    """:class:`CompletionWatcher` that polls GetReferenceImportJob at predicted times.
+    """:class:`~async_refimport.completion.base.CompletionWatcher` that polls GetReferenceImportJob at predicted times.
 
     Args:
         gateway: Where to poll.

@@ -55,9 +55,11 @@ from async_refimport._rowset import RowIdSet
 from async_refimport._settings import ImporterSettings
 from async_refimport.aws.preflight import Checked, Preflight, S3SourceChecker
 from async_refimport.aws.sqs import SqsClient
+from async_refimport.completion.base import CompletionWatcher
 from async_refimport.completion.events import EventWatcher, queue_region
-from async_refimport.completion.polling import CompletionWatcher, PollingWatcher
-from async_refimport.engine.lane import Lane, LaneDeps
+from async_refimport.completion.polling import PollingWatcher
+from async_refimport.engine.deps import LaneDeps
+from async_refimport.engine.lane import Lane
 from async_refimport.engine.setup import first_listing
 from async_refimport.gateway.aws import AwsGateway, ExistingReference, OmicsGateway
 from async_refimport.journal.sqlite import Journal, lease_owner_name, resolve_journal

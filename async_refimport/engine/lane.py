@@ -5,150 +5,54 @@ ahead in the journal, starts it, waits for it through the completion watcher and
 then starts the next one at once. On start it first resumes whatever the journal says is unfinished.
 It knows the journal and the gateway only through their protocols.
 
-How a failed Start is handled is decided by :func:`classify`, a pure function from the error to a
-:class:`StartAction`; ``Lane._start`` is the loop that acts on those decisions.
+How a failed Start is handled is decided by :func:`~async_refimport.engine.start.classify`, a pure
+function from the error to a :class:`~async_refimport.engine.start.StartAction`; the
+:class:`~async_refimport.engine.start.Starter` is the loop that acts on those decisions.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
 
 import anyio
 import anyio.abc
 import structlog
 
 from async_refimport._errors import (
-    CredentialsError,
     JournalError,
     LeaseLostError,
     PermanentServiceError,
     ServiceError,
     StoreBookedError,
-    StoreBusyError,
-    TransientServiceError,
 )
 from async_refimport._events import (
-    Event,
     JobFinished,
     JobStarted,
-    RequestRetried,
     RowSettled,
     StoreChecked,
     StorePaused,
 )
 from async_refimport._log import get_logger
-from async_refimport._models import RowState, StoreRef
-from async_refimport._retry import backoff_delay, gave_up
+from async_refimport._models import RowResult, RowState, StoreRef
+from async_refimport._retry import backoff_delay
 from async_refimport._settings import ImporterSettings
-from async_refimport.aws.preflight import Preflight
-from async_refimport.completion.polling import CompletionWatcher, LearnsFromHistory
+from async_refimport.completion.base import LearnsFromHistory
+from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.setup import first_listing
-from async_refimport.gateway.aws import (
-    GET,
-    START,
-    ExistingReference,
-    JobSnapshot,
-    OmicsGateway,
-    SourceSpec,
-)
-from async_refimport.journal.sqlite import JobRecord, Journal, QueuedRow, Settlement
+from async_refimport.engine.start import NOT_FOUND, Starter
+from async_refimport.gateway.aws import ExistingReference, JobSnapshot
+from async_refimport.journal.sqlite import JobRecord, QueuedRow, Settlement
 
 log = get_logger(__name__)
 
 _LIVE = (None, "ACTIVE")
-NOT_FOUND = "ResourceNotFoundException"
-_ACTIVE_STATUSES = ("IN_PROGRESS", "SUBMITTED", "CANCELLING")
-
-# Refusals of a Start that could mean "the store already runs a job". AWS documents none of them:
-# 402 is what the botocore model lists; 409, or a 400 whose message speaks of a job in progress,
-# are what other AWS control planes answer. Each is confirmed with a List before it is believed.
-_BUSY_CODES = frozenset({"ServiceQuotaExceededException", "ConflictException"})
-_BUSY_MESSAGE = re.compile(
-    r"\bjobs?\b.*\b(in[ _-]progress|active|running|ongoing|concurrent)\b"
-    r"|\b(in[ _-]progress|active|running|ongoing|concurrent)\b.*\bjobs?\b",
-    re.IGNORECASE | re.DOTALL,
-)
 # A source that failed because its name is taken; the reference may not be listed yet.
 _NAME_TAKEN = re.compile(
     r"already exists|already in use|\bname\b[^.]*\b(taken|in use|exists)\b", re.IGNORECASE
 )
-
-
-class StartAction(StrEnum):
-    """What to do after a failed attempt to get a job id (see :func:`classify`)."""
-
-    RETRY = "retry"
-    """Nothing happened at the service: back off, send again."""
-    LOOKUP = "lookup"
-    """The job may exist: back off, look for it, send only if it is absent."""
-    CONFIRM_BUSY = "confirm_busy"
-    """A refusal that may mean "the store runs a job": ask the List whether one is active."""
-    PAUSE = "pause"
-    """Credentials lapsed, or a lookup is refused while the job may exist: keep it, wait."""
-    REJECT = "reject"
-    """A permanent refusal of a job that surely does not exist: its rows fail with the message."""
-
-
-def may_mean_busy(error: ServiceError) -> bool:
-    """Whether a refused Start could mean that the store already runs an import job."""
-    if isinstance(error, StoreBusyError):
-        return True
-    if error.operation != START:
-        return False
-    if error.code in _BUSY_CODES:
-        return True
-    return error.code == "ValidationException" and bool(_BUSY_MESSAGE.search(error.message))
-
-
-def classify(error: ServiceError, *, maybe_sent: bool) -> StartAction:
-    """Decide what a failed Start, or a failed lookup before one, calls for.
-
-    Args:
-        error: The failure, already mapped onto the error tree by the gateway.
-        maybe_sent: Whether an earlier attempt may have created the job.
-    """
-    if may_mean_busy(error):
-        return StartAction.CONFIRM_BUSY
-    if isinstance(error, TransientServiceError):
-        # A Start that timed out or lost its connection may have created the job.
-        return StartAction.LOOKUP if maybe_sent or error.ambiguous else StartAction.RETRY
-    if error.operation == GET and error.code == NOT_FOUND:
-        # The lookup listed the job, but Get does not know it yet: read-after-write lag.
-        return StartAction.LOOKUP
-    if maybe_sent or isinstance(error, CredentialsError):
-        # Failing the rows could orphan an import that runs (the job may exist), and lapsed
-        # credentials are often refreshed by the credentials chain: wait instead.
-        return StartAction.PAUSE
-    return StartAction.REJECT
-
-
-@dataclass(slots=True)
-class LaneDeps:
-    """What every lane shares."""
-
-    journal: Journal
-    gateway: OmicsGateway
-    watcher: CompletionWatcher
-    emit: Callable[[Event], None]
-    changed: Callable[[], None]
-    owner: str
-    clock: Callable[[], float] = time.monotonic
-    wall: Callable[[], float] = time.time
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
-    preflight: Preflight | None = None
-    answered: Callable[[StoreRef], bool] = lambda store: False
-    """Whether any request to the store has been answered (retried attempts included)."""
-    reachable: Callable[[StoreRef], None] = lambda store: None
-    """Told once the store's first call succeeded (its set-up works)."""
-    listed: dict[str, tuple[float, list[ExistingReference]]] = field(default_factory=dict)
-    """Listings made just before the lane starts (``Importer.verify_setup``), by store key, with
-    when (``clock``): taken instead of a second first call."""
 
 
 class Lane:
@@ -165,7 +69,9 @@ class Lane:
         self._present_at = 0.0
         # The md5 the service reported for references seen in any listing, by reference id.
         self._md5: dict[str, str] = {}
-        self._sent_at: float | None = None
+        self._starter = Starter(
+            store, deps, settings, check_lease=self._check_lease_fresh, pause=self._pause
+        )
         self._tg: anyio.abc.TaskGroup | None = None
         self._prefetching = False
         # When this process last took or renewed the store's lease (the lane's clock).
@@ -177,6 +83,13 @@ class Lane:
         self._wake.set()
 
     async def run(self) -> None:
+        """Take the store's lease (waiting while another process holds it), then work the store.
+
+        Raises:
+            SetupError: the store cannot be used as set up (its first call says why).
+            LeaseLostError: another process took the store over.
+            JournalError: the journal failed.
+        """
         d = self._deps
         with structlog.contextvars.bound_contextvars(
             store_id=self.store.store_id, region=self.store.region
@@ -413,19 +326,20 @@ class Lane:
         d = self._deps
         with structlog.contextvars.bound_contextvars(client_token=job.client_token):
             if job.job_id is None:
-                started_job = await self._start(job, recovered=recovered)
-                if started_job is None:
+                outcome = await self._starter.start(job, maybe_sent=recovered)
+                if isinstance(outcome, ServiceError):
+                    await self._reject(job, outcome)
                     return
-                job = started_job
+                job = outcome
             assert job.job_id is not None
             with structlog.contextvars.bound_contextvars(job_id=job.job_id):
                 if recovered and job.started_at is not None:
                     started = d.clock() - max(0.0, d.wall() - job.started_at)
-                elif self._sent_at is not None:
-                    started = self._sent_at
+                elif self._starter.sent_at is not None:
+                    started = self._starter.sent_at
                 else:
                     started = d.clock()
-                self._sent_at = None
+                self._starter.sent_at = None
                 self.active_job = job.job_id
                 d.emit(
                     JobStarted(
@@ -508,145 +422,14 @@ class Lane:
         log.error("store.paused", error=str(error), wait=self._settings.busy_wait)
         self._deps.emit(StorePaused(self.store, str(error)))
 
-    async def _start(self, job: JobRecord, *, recovered: bool) -> JobRecord | None:
-        """Get a job id for a written-ahead job: adopt the job if it exists, else start it.
-
-        Each failure is turned into a :class:`StartAction` by :func:`classify`; this loop only
-        acts on it. ``maybe_sent`` says an earlier attempt (a crashed run, an ambiguous 408 or a
-        lost connection) may have created the job: the service is then searched before anything
-        is sent again, because it may have forgotten the clientToken by now.
-        """
-        d, s = self._deps, self._settings
-        sources = [SourceSpec(r.source_file, r.name, r.description, dict(r.tags)) for r in job.rows]
-        maybe_sent = recovered
-        # After a crash the List may not yet show a job created moments ago (it lags): then the
-        # Start goes again with the same clientToken, which the service remembers. Had it also
-        # forgotten the token, the Start is refused while that job runs (and the next lookup
-        # finds it), or, had the job ended, the names it took fail the new job's sources and the
-        # rows end ALREADY_PRESENT: a name is unique in a store, so nothing is imported twice.
-        failures, failing_since = 0, d.clock()
-        unconfirmed_since: float | None = None
-        while True:
-            try:
-                if maybe_sent:
-                    found = await self._find(job, sources)
-                    if found is not None:
-                        log.info("import_job.adopted", job_id=found)
-                        return await self._record_job_id(job, found)
-                return await self._send(job, sources)
-            except ServiceError as exc:
-                error = exc
-            action = classify(error, maybe_sent=maybe_sent)
-            maybe_sent = maybe_sent or action is StartAction.LOOKUP
-            if action is StartAction.CONFIRM_BUSY:
-                if await self._store_busy():
-                    # Someone else's job, or ours if an ambiguous attempt created it:
-                    # `maybe_sent` makes the next round look for it first.
-                    log.info("store.busy", code=error.code, wait=s.busy_wait)
-                    unconfirmed_since = None
-                    await d.sleep(s.busy_wait)
-                    continue
-                now = d.clock()
-                unconfirmed_since = now if unconfirmed_since is None else unconfirmed_since
-                if now - unconfirmed_since < s.consistency_grace:
-                    # No active job listed: it may have just ended, or the List may lag.
-                    log.info("store.refusal_unconfirmed", code=error.code, error=error.message)
-                    await d.sleep(s.busy_wait)
-                    continue
-                action = StartAction.REJECT  # the store stayed free: the refusal stands
-            if action in (StartAction.RETRY, StartAction.LOOKUP):
-                failures += 1
-                if gave_up(s.retry, failures, d.clock() - failing_since):
-                    # The rows must not be dropped: the job stays written ahead; try again
-                    # (looking for it first if need be) after a pause.
-                    log.warning("import_job.start_failed", error=str(error))
-                    failures, failing_since = 0, d.clock()
-                    await d.sleep(s.busy_wait)
-                else:
-                    delay = backoff_delay(s.retry, failures)
-                    self._on_start_retry(failures, error, delay)
-                    await d.sleep(delay)
-                continue
-            failures, failing_since = 0, d.clock()
-            if action is StartAction.PAUSE:
-                self._pause(error)
-                await d.sleep(s.busy_wait)
-                continue
-            log.error("import_job.rejected", error=str(error))
-            settlements = [
-                Settlement(r.row_id, RowState.FAILED, None, f"{error.code}: {error.message}")
-                for r in job.rows
-            ]
-            await self._finish(job, settlements, status="REJECTED", message=str(error))
-            return None
-
-    async def _send(self, job: JobRecord, sources: list[SourceSpec]) -> JobRecord:
-        """Send the Start once and journal the id it returns."""
-        d = self._deps
-        # Shielded: a Start in flight is finished and its id journaled even while the importer
-        # closes, so the next run need not search for it.
-        await self._check_lease_fresh()
-        with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
-            # The job's clock starts when the request leaves, not when the answer (and its
-            # journal write) is back: polls then land on time.
-            self._sent_at = d.clock()
-            job_id = await d.gateway.start_import(
-                self.store, job.role_arn, sources, job.client_token
-            )
-            return await d.journal.record_job_id(job, job_id, owner=d.owner)
-        # The grace period ran out mid-call: the job stays written ahead, and may exist.
-        raise TransientServiceError(
-            "start did not finish within the grace period",
-            code="Timeout",
-            operation=START,
-            store_id=self.store.store_id,
-            ambiguous=True,
-        )
-
-    async def _record_job_id(self, job: JobRecord, job_id: str) -> JobRecord:
-        d = self._deps
-        with anyio.move_on_after(self._settings.shutdown_grace, shield=True):
-            return await d.journal.record_job_id(job, job_id, owner=d.owner)
-        raise JournalError(
-            f"the journal did not record job {job_id} within {self._settings.shutdown_grace} s"
-        )
-
-    async def _store_busy(self) -> bool:
-        """Whether ListReferenceImportJobs shows an active job on the store.
-
-        The List filters by one status at a time: one call per active status, stopping at the
-        first that shows a job. When the List itself fails, the store counts as busy (waiting is
-        safe; failing the rows on a refusal that may mean "busy" is not).
-        """
-        try:
-            for status in _ACTIVE_STATUSES:
-                if await self._deps.gateway.list_imports(self.store, status=status):
-                    return True
-        except ServiceError as exc:
-            log.warning("store.busy_check_failed", error=str(exc))
-            return True
-        return False
-
-    def _on_start_retry(self, attempt: int, error: BaseException, delay: float) -> None:
-        code = getattr(error, "code", type(error).__name__)
-        log.info("import_job.start_retry", attempt=attempt, code=code, delay=round(delay, 3))
-        self._deps.emit(RequestRetried(START, self.store, attempt, str(code), delay))
-
-    async def _find(self, job: JobRecord, sources: list[SourceSpec]) -> str | None:
-        """Find a job the service created for these exact sources since the write-ahead."""
-        d = self._deps
-        since = datetime.fromtimestamp(job.written_at - self._settings.lookup_margin, UTC)
-        known = await d.journal.known_job_ids(self.store)
-        wanted = {(s.source_file, s.name) for s in sources}
-        candidates = [
-            j for j in await d.gateway.list_imports(self.store, since) if j.job_id not in known
+    async def _reject(self, job: JobRecord, error: ServiceError) -> None:
+        """Fail the rows of a job whose Start was refused for good, with the service's words."""
+        log.error("import_job.rejected", error=str(error))
+        settlements = [
+            Settlement(r.row_id, RowState.FAILED, None, f"{error.code}: {error.message}")
+            for r in job.rows
         ]
-        for candidate in candidates:
-            snapshot = await d.gateway.get_import(self.store, candidate.job_id)
-            if {(s.source_file, s.name) for s in snapshot.sources} == wanted:
-                return candidate.job_id
-        log.info("import_job.lookup_empty", candidates=len(candidates))
-        return None
+        await self._finish(job, settlements, status="REJECTED", message=str(error))
 
     # -- settling -------------------------------------------------------------------------------
 
@@ -786,6 +569,18 @@ class Lane:
         message: str | None,
         requeue: list[int] | None = None,
     ) -> None:
+        """Settle the job's rows in one journal transaction, then tell what became of them.
+
+        Args:
+            job: The job.
+            settlements: The rows' outcomes.
+            status: The job's final status (the service's, or ``REJECTED``/``LOST``).
+            message: The job's status message, if any.
+            requeue: Rows to queue again (their attempt counted).
+
+        Raises:
+            JournalError: the journal did not settle the job within ``shutdown_grace``.
+        """
         d = self._deps
         requeue = requeue or []
         # Shielded: the settlement is one transaction and must land even while closing; bounded,
@@ -806,6 +601,11 @@ class Lane:
                 f"the journal did not settle job {job.job_id} within"
                 f" {self._settings.shutdown_grace} s"
             )
+        self._tell_finished(job, status, results)
+
+    def _tell_finished(self, job: JobRecord, status: str, results: list[RowResult]) -> None:
+        """Log and emit a settled job's outcome: each final row, then the job's counts."""
+        d = self._deps
         counts = {state: 0 for state in RowState}
         for result in results:
             counts[result.state] += 1

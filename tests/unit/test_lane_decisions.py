@@ -23,7 +23,7 @@ from async_refimport import (
     TransientServiceError,
 )
 from async_refimport._retry import RetryPolicy, backoff_delay, gave_up
-from async_refimport.engine.lane import StartAction, classify, may_mean_busy
+from async_refimport.engine.start import StartAction, classify, may_mean_busy
 from async_refimport.gateway.aws import GET, LIST_JOBS, START, JobSnapshot, SourceStatus
 from tests.unit.fakes import FakeOmics
 from tests.unit.test_importer_logic import FAST, requests
