@@ -1,21 +1,26 @@
 """The one place that makes AWS clients: sessions, configuration, Regions and bounded clean-up.
 
 Every caller of AWS in the library (the HealthOmics gateway, the DynamoDB journal, SQS, S3 source
-checks, the event rule) asks a :class:`ClientPool` for its clients instead of building its own
-``aioboto3.Session``; a test fails if another module does.
+checks, the event rule, manifests read from S3) asks a :class:`ClientPool` for its clients instead
+of building its own ``aioboto3.Session``; a test (``tests/unit/test_aws_clients.py``) fails if
+another module does.
 
-* **One session per profile**, all of them sharing one botocore data loader, so service models and
-  endpoint data are parsed once per process, not once per account (a session's own loader keeps
-  its own copy of every model it reads: about 10 MiB an account for omics and S3).
+* **One session per profile**, all of them (in every pool of the process) sharing one botocore
+  data loader, so service models and endpoint data are parsed once per process, not once per
+  account (a session's own loader keeps its own copy of every model it reads: about 10 MiB an
+  account for omics and S3). A session resolves its profile's credentials once and refreshes
+  them itself (assume-role, SSO, ``credential_process``); a profile that assumes a role gets its
+  source profile's credentials through botocore's own chain.
 * **One client per (service, profile, Region, endpoint, configuration)**, made on first use and
-  kept until the pool closes: clients are made lazily, so a store whose sources are not checked
-  never gets an S3 client.
+  kept until the pool closes or :meth:`ClientPool.release` lets it go: clients are made lazily,
+  so a store whose sources are not checked never gets an S3 client.
 * **Configuration is the SDK's own**: endpoints come from ``endpoint_url`` when given, else from
   botocore's configuration chain (``AWS_ENDPOINT_URL_<SERVICE>`` as botocore spells the service
   id, ``AWS_ENDPOINT_URL``, the profile's ``endpoint_url``), which botocore applies itself; the
   Region from ``region``, else ``AWS_REGION`` (what the AWS CLI and other SDKs read), else
-  botocore's chain (``AWS_DEFAULT_REGION``, the profile).
-* **Retries belong to tenacity**: every client has botocore's retries off (one attempt).
+  botocore's chain (``AWS_DEFAULT_REGION``, the profile): :func:`default_region`.
+* **Retries belong to tenacity**: a client has botocore's retries off (one attempt) unless its
+  caller passes a configuration of its own.
 * **Clean-up is bounded**: closing waits at most ``close_timeout`` seconds, shielded, so a
   shutdown never hangs on a stuck connection.
 """
@@ -23,61 +28,251 @@ checks, the event rule) asks a :class:`ClientPool` for its clients instead of bu
 from __future__ import annotations
 
 import os
-from contextlib import AsyncExitStack
-from typing import Any
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from botocore.config import Config
 
+from async_refimport._log import get_logger
+
+if TYPE_CHECKING:
+    from botocore.loaders import Loader
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "ClientPool",
+    "configured_endpoint",
+    "configured_region",
+    "default_region",
+    "endpoint_configured",
+    "no_retries",
+    "shared_loader",
+    "sync_client",
+]
+
+log = get_logger(__name__)
+
 CLOSE_TIMEOUT = 10.0
 """Seconds a pool's clean-up may take before it gives up on its connections."""
 
+# The endpoint variable botocore reads for a service is named after its service id, which is not
+# always the client's name (``events`` is EventBridge).
+_ENDPOINT_VARIABLES = {"events": "AWS_ENDPOINT_URL_EVENTBRIDGE"}
+
+# One loader per data path (AWS_DATA_PATH), shared by every session of the process.
+_LOADERS: dict[str | None, Loader] = {}
+_LOADERS_LOCK = threading.Lock()
+
 
 def no_retries(**options: Any) -> Config:
-    """A botocore ``Config`` with botocore's own retries off (tenacity owns retries), and
-    ``options`` (timeouts, pool size, host prefix) as given."""
+    """A botocore configuration with botocore's own retries off (tenacity owns retries).
+
+    Args:
+        **options: Other ``Config`` options as given (timeouts, pool size, host prefix).
+
+    Returns:
+        The configuration.
+    """
     return Config(retries={"total_max_attempts": 1, "mode": "standard"}, **options)
 
 
 def configured_region(region: str | None = None) -> str | None:
-    """``region`` if given, else ``AWS_REGION``; ``None`` leaves it to botocore's chain."""
+    """The Region a client is made for, as far as botocore does not choose it itself.
+
+    Args:
+        region: A Region given by the caller.
+
+    Returns:
+        ``region`` if given, else ``AWS_REGION``; ``None`` leaves it to botocore's chain
+        (``AWS_DEFAULT_REGION``, the profile).
+    """
     return region or os.environ.get("AWS_REGION") or None
+
+
+def default_region(profile: str | None = None) -> str | None:
+    """The Region the AWS SDK would use: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, then the
+    profile's (``profile``, else ``AWS_PROFILE``, else the default profile).
+
+    Reads configuration files: call it from a thread in async code.
+
+    Args:
+        profile: The AWS profile whose ``region`` is read last.
+
+    Returns:
+        The Region, or ``None`` when nothing configures one, or the profile does not exist (each
+        store's first call then says so, as a ``SetupError``).
+    """
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        return region
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        configured = botocore.session.Session(profile=profile).get_config_variable("region")
+    except botocore.exceptions.BotoCoreError:  # no such profile, an unreadable config file
+        return None
+    return str(configured) if configured else None
+
+
+def configured_endpoint(service: str, explicit: str | None = None) -> str | None:
+    """The endpoint ``service`` is reached at, if it is not AWS's own.
+
+    Args:
+        service: The botocore service name (``omics``, ``s3``, ``events`` ...).
+        explicit: An endpoint given by the caller (a row's, a flag's): it wins.
+
+    Returns:
+        ``explicit``, else ``AWS_ENDPOINT_URL_<SERVICE>`` (as botocore spells the service id),
+        else ``AWS_ENDPOINT_URL``; ``None`` for AWS's own endpoint.
+    """
+    variable = _ENDPOINT_VARIABLES.get(service, f"AWS_ENDPOINT_URL_{service.upper()}")
+    return explicit or os.environ.get(variable) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def endpoint_configured(service: str, explicit: str | None = None) -> bool:
+    """Whether ``service`` is reached at another endpoint than AWS's own.
+
+    Args:
+        service: The botocore service name.
+        explicit: An endpoint given by the caller.
+
+    Returns:
+        True when :func:`configured_endpoint` names one.
+    """
+    return configured_endpoint(service, explicit) is not None
+
+
+def shared_loader(data_path: str | None = None) -> Loader:
+    """The botocore data loader every session of the process shares (one per data path).
+
+    A loader caches every model it reads; sharing it parses each service model, endpoint rule
+    set and the partitions once per process instead of once per session.
+
+    Args:
+        data_path: ``AWS_DATA_PATH`` as botocore reads it (extra model directories).
+
+    Returns:
+        The loader, boto3's own data directory included (as each boto3 session adds it).
+    """
+    with _LOADERS_LOCK:
+        loader = _LOADERS.get(data_path)
+        if loader is None:
+            import boto3
+            from botocore.loaders import create_loader
+
+            loader = create_loader(data_path)
+            loader.search_paths.append(os.path.join(os.path.dirname(boto3.__file__), "data"))
+            _LOADERS[data_path] = loader
+        return loader
+
+
+def new_session(profile: str | None = None) -> Any:
+    """A new ``aioboto3.Session`` for ``profile`` on the process's shared loader.
+
+    Prefer :meth:`ClientPool.session`, which makes one per profile and keeps it.
+
+    Args:
+        profile: The AWS profile (``None``: ``AWS_PROFILE`` or the default chain).
+
+    Returns:
+        The session.
+    """
+    import aioboto3  # imported lazily: slow to import, and not needed by readers
+    import aiobotocore.session
+    import botocore.exceptions
+
+    core = aiobotocore.session.AioSession(profile=profile)
+    try:
+        data_path = core.get_config_variable("data_path")
+    except botocore.exceptions.BotoCoreError:  # no such profile: the first call says so
+        data_path = os.environ.get("AWS_DATA_PATH")
+    loader = shared_loader(data_path)
+    core.register_component("data_loader", loader)
+    session = aioboto3.Session(botocore_session=core, profile_name=profile)
+    # boto3 adds its data directory to the session's loader each time: keep the list short.
+    _dedupe(loader.search_paths)
+    return session
+
+
+def sync_client(service: str, **kwargs: Any) -> Any:
+    """A blocking boto3 client (the demo's set-up of the emulator), on the shared loader.
+
+    Args:
+        service: The botocore service name.
+        **kwargs: ``boto3.Session.client`` arguments (``endpoint_url``, ``region_name`` ...).
+
+    Returns:
+        The client; the caller closes it (``client.close()``) or lets it go.
+    """
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    core.register_component("data_loader", shared_loader(os.environ.get("AWS_DATA_PATH")))
+    session: Any = boto3.Session(botocore_session=core)
+    _dedupe(core.get_component("data_loader").search_paths)
+    return session.client(service, **kwargs)
+
+
+def _dedupe(paths: list[str]) -> None:
+    paths[:] = list(dict.fromkeys(paths))
 
 
 class ClientPool:
     """AWS clients made on first use and closed together (an async context manager).
 
+    A pool is used from one event loop; its clients must not outlive it.
+
     Args:
-        close_timeout: Seconds :meth:`aclose` may take (shielded) before it gives up.
+        close_timeout: Seconds :meth:`aclose` and :meth:`release` may take (shielded) before
+            they give up on the connections.
     """
 
     def __init__(self, *, close_timeout: float = CLOSE_TIMEOUT) -> None:
         self._close_timeout = close_timeout
-        self._stack = AsyncExitStack()
         self._sessions: dict[str | None, Any] = {}
-        self._clients: dict[tuple[Any, ...], Any] = {}
+        # key -> (client, the context manager that closes it), in the order they were made.
+        self._clients: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self._lock = anyio.Lock()
 
     async def __aenter__(self) -> ClientPool:
+        """Enter the pool (nothing to open: clients are made on first use).
+
+        Returns:
+            The pool.
+        """
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Close every client (:meth:`aclose`)."""
         await self.aclose()
 
     def session(self, profile: str | None = None) -> Any:
-        """The ``aioboto3.Session`` of ``profile`` (``None``: the default credentials chain),
-        made once; its credentials are resolved and refreshed by the session itself.
+        """The ``aioboto3.Session`` of ``profile``, made once (on the shared loader).
 
-        Raises:
-            botocore.exceptions.ProfileNotFound: no such profile.
+        Its credentials are resolved once and refreshed by the session itself.
+
+        Args:
+            profile: The AWS profile (``None``: ``AWS_PROFILE`` or the default chain).
+
+        Returns:
+            The session.
         """
         session = self._sessions.get(profile)
         if session is None:
-            import aioboto3  # imported lazily: slow to import, and not needed by readers
-
-            session = aioboto3.Session(profile_name=profile)
-            self._sessions[profile] = session
+            session = self._sessions[profile] = new_session(profile)
         return session
+
+    def clients(self) -> int:
+        """How many clients are open.
+
+        Returns:
+            The number of clients made and not yet closed.
+        """
+        return len(self._clients)
 
     async def client(
         self,
@@ -99,33 +294,65 @@ class ClientPool:
             config: The client's configuration (default: :func:`no_retries`); a pool keeps one
                 client per distinct configuration.
 
+        Returns:
+            The aiobotocore client (open until the pool closes or releases it).
+
         Raises:
             botocore.exceptions.ProfileNotFound: no such profile.
+            botocore.exceptions.BotoCoreError: another configuration error (no Region ...).
         """
         region = configured_region(region)
         config = config or no_retries()
         key = (service, profile, region, endpoint_url, _config_key(config))
-        client = self._clients.get(key)
-        if client is not None:
-            return client
+        made = self._clients.get(key)
+        if made is not None:
+            return made[0]
         async with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = await self._stack.enter_async_context(
-                    self.session(profile).client(
-                        service, region_name=region, endpoint_url=endpoint_url, config=config
-                    )
+            made = self._clients.get(key)
+            if made is None:
+                context = self.session(profile).client(
+                    service, region_name=region, endpoint_url=endpoint_url, config=config
                 )
-                self._clients[key] = client
-        return client
+                made = self._clients[key] = (await context.__aenter__(), context)
+        return made[0]
+
+    async def release(self, *, profile: str | None, region: str | None = None) -> int:
+        """Close the clients of ``profile`` (in ``region`` only, if given): an account done.
+
+        The profile's session is kept (its credentials stay cached); a later :meth:`client` call
+        makes a new client. Bounded like :meth:`aclose`.
+
+        Args:
+            profile: The profile whose clients are closed (``None``: the default chain's).
+            region: Only the clients of this Region (after :func:`configured_region`).
+
+        Returns:
+            How many clients were closed.
+        """
+        region = configured_region(region) if region is not None else None
+        keys = [k for k in self._clients if k[1] == profile and (region is None or k[2] == region)]
+        await self._close([self._clients.pop(k) for k in keys])
+        return len(keys)
 
     async def aclose(self) -> None:
-        """Close every client (bounded by ``close_timeout``, shielded); the pool may be used
-        again afterwards, making new clients."""
-        stack, self._stack = self._stack, AsyncExitStack()
+        """Close every client (bounded by ``close_timeout``, shielded).
+
+        The pool may be used again afterwards: it makes new clients.
+        """
+        made = list(self._clients.values())
         self._clients.clear()
-        with anyio.move_on_after(self._close_timeout, shield=True):
-            await stack.aclose()
+        await self._close(made)
+
+    async def _close(self, made: Iterable[tuple[Any, Any]]) -> None:
+        # Newest first, as an exit stack would; one failing close does not keep the others open.
+        with anyio.move_on_after(self._close_timeout, shield=True) as scope:
+            for _client, context in reversed(list(made)):
+                try:
+                    await context.__aexit__(None, None, None)
+                except Exception as exc:  # a broken connection while closing: nothing to do
+                    log.debug("aws.close_failed", error=repr(exc))
+        if scope.cancelled_caught:
+            log.warning("aws.close_timed_out", timeout=self._close_timeout)
 
 
 def _config_key(config: Config) -> tuple[Any, ...]:
