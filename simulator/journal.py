@@ -16,10 +16,11 @@ depend on real time. :class:`InlineJournal` runs the very same functions (the sa
 
 from __future__ import annotations
 
+import contextvars
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .world import SimProcess
 
 _T = TypeVar("_T")
+_writing: contextvars.ContextVar[str | None] = contextvars.ContextVar("sim_writing", default=None)
 
 
 class InlineJournal(SQLiteJournal):
@@ -71,9 +73,54 @@ class InlineJournal(SQLiteJournal):
                 conn.rollback()
             conn.close()
 
+    # -- the writes that matter, in the history ---------------------------------------------------
+    # (Wrapped with *args: the journal's signatures are the engine's; these only watch.)
+
+    async def _writes(self, what: str, call: Any) -> Any:
+        token = _writing.set(what)
+        try:
+            return await call
+        finally:
+            _writing.reset(token)
+
+    async def add_rows(self, *args: Any, **kwargs: Any) -> Any:
+        ids = await self._writes("add_rows", super().add_rows(*args, **kwargs))
+        self._say(f"journal: {len(ids)} row(s) added or kept")
+        return ids
+
+    async def settle_queued(self, *args: Any, **kwargs: Any) -> Any:
+        settlements = args[0] if args else kwargs["settlements"]
+        await self._writes("settle_queued", super().settle_queued(*args, **kwargs))
+        rows = ", ".join(f"#{s.row_id} {s.state}" for s in settlements)
+        self._say(f"journal: settled before any job: {rows}")
+
+    async def begin_job(self, *args: Any, **kwargs: Any) -> Any:
+        job = await self._writes("begin_job", super().begin_job(*args, **kwargs))
+        names = ",".join(r.name for r in job.rows)
+        self._say(f"journal: job #{job.id} written ahead, token {job.client_token[:8]}: [{names}]")
+        return job
+
+    async def record_job_id(self, *args: Any, **kwargs: Any) -> Any:
+        job = await self._writes("record_job_id", super().record_job_id(*args, **kwargs))
+        self._say(f"journal: job #{job.id} is service job {job.job_id}")
+        return job
+
+    async def finish_job(self, *args: Any, **kwargs: Any) -> Any:
+        results = await self._writes("finish_job", super().finish_job(*args, **kwargs))
+        job = args[0] if args else kwargs["job"]
+        rows = ", ".join(f"{r.name} {r.state}" for r in results)
+        self._say(f"journal: job #{job.id} ({job.job_id}) {kwargs.get('status')}: {rows}")
+        return results
+
+    def _say(self, text: str) -> None:
+        self._process.world.log(self._process.name, text)
+
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         # As the original: shielded, so a cancelled caller never leaves half a transaction.
         with anyio.CancelScope(shield=True):
+            if _writing.get() is not None:
+                # SIGSTOP may be drawn to land just before a write (the fencing's test).
+                self._process.world.before_write(self._process, _writing.get() or "")
             await self._process.unpaused()
         conn = self._conn
         if conn is None or self._process.dead:

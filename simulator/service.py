@@ -440,12 +440,19 @@ class SimClient:
             "ListReferenceImportJobs": service.list_jobs,
             "ListReferences": service.list_refs,
         }[op]
+        crash = proc.world.before_start(proc) if op == "StartReferenceImportJob" else None
+        if crash == "before":
+            proc.world.crash(proc.number, proc.world.restart_delay[proc.number], "Start in flight")
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url=ENDPOINT)
         error: Exception | None = None
         try:
             response = handler(proc, kw)
         except Exception as exc:  # the service's answer is an error: it travels back too
             error, response = exc, {}
         proc.world.answered(proc, op, kw, response, error)
+        if crash == "after":
+            proc.world.crash(proc.number, proc.world.restart_delay[proc.number], "answer in flight")
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url=ENDPOINT)
         await asyncio.sleep(self._rng.uniform(lo, hi))
         await proc.unpaused()
         if proc.dead:
