@@ -48,6 +48,7 @@ __all__ = [
     "default_region",
     "endpoint_configured",
     "no_retries",
+    "sdk_retries",
     "shared_loader",
     "sync_client",
 ]
@@ -76,6 +77,18 @@ def no_retries(**options: Any) -> Config:
         The configuration.
     """
     return Config(retries={"total_max_attempts": 1, "mode": "standard"}, **options)
+
+
+def sdk_retries() -> Config:
+    """A botocore configuration that keeps botocore's own retries (its configuration chain's).
+
+    For one-shot calls with no retry loop of their own (a manifest read from S3, the event
+    rule's set-up).
+
+    Returns:
+        The configuration.
+    """
+    return Config()
 
 
 def configured_region(region: str | None = None) -> str | None:
@@ -237,6 +250,9 @@ class ClientPool:
         # key -> (client, the context manager that closes it), in the order they were made.
         self._clients: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self._lock = anyio.Lock()
+        self._default_config = no_retries()
+        # Configurations seen, by identity: a caller passes the same one for every call.
+        self._config_keys: dict[int, tuple[Config, tuple[Any, ...]]] = {}
 
     async def __aenter__(self) -> ClientPool:
         """Enter the pool (nothing to open: clients are made on first use).
@@ -302,8 +318,8 @@ class ClientPool:
             botocore.exceptions.BotoCoreError: another configuration error (no Region ...).
         """
         region = configured_region(region)
-        config = config or no_retries()
-        key = (service, profile, region, endpoint_url, _config_key(config))
+        config = config or self._default_config
+        key = (service, profile, region, endpoint_url, self._key_of(config))
         made = self._clients.get(key)
         if made is not None:
             return made[0]
@@ -315,6 +331,12 @@ class ClientPool:
                 )
                 made = self._clients[key] = (await context.__aenter__(), context)
         return made[0]
+
+    def _key_of(self, config: Config) -> tuple[Any, ...]:
+        known = self._config_keys.get(id(config))
+        if known is None or known[0] is not config:
+            known = self._config_keys[id(config)] = (config, _config_key(config))
+        return known[1]
 
     async def release(self, *, profile: str | None, region: str | None = None) -> int:
         """Close the clients of ``profile`` (in ``region`` only, if given): an account done.

@@ -6,8 +6,9 @@ to, in one Region: an SQS queue, a rule matching those events, the queue policy 
 rule (and only it) send to the queue, and the rule's target. Every step is idempotent: running it
 again finds what exists and puts the same rule, policy and target again.
 
-Endpoints come from the standard variables (``AWS_ENDPOINT_URL_SQS``,
-``AWS_ENDPOINT_URL_EVENTBRIDGE``): moto or LocalStack work unchanged.
+Clients come from :class:`~async_refimport.aws.clients.ClientPool`; endpoints from the standard
+variables (``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_EVENTBRIDGE``): moto or LocalStack work
+unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import botocore.exceptions
 
 from async_refimport._errors import QueueError
+from async_refimport.aws.clients import ClientPool, sdk_retries
 
 __all__ = ["EVENT_PATTERN", "EventQueue", "create_event_queue", "queue_policy"]
 
@@ -73,37 +75,27 @@ async def create_event_queue(
 ) -> EventQueue:
     """Create (or bring up to date) the queue ``name`` and the rule ``name`` feeding it.
 
+    Args:
+        name: The queue's and the rule's name.
+        region: The Region (default: the AWS configuration).
+        profile: The AWS profile (default: the standard credentials chain).
+
+    Returns:
+        What was set up.
+
     Raises:
         QueueError: a step was refused (access denied, no credentials, a bad name), with the
             step's error code.
     """
-    import aioboto3
-
-    session = aioboto3.Session(profile_name=profile)
-    async with (
-        session.client("sqs", region_name=region) as sqs,
-        session.client("events", region_name=region) as events,
-    ):
-        url = ""
+    url = ""
+    async with ClientPool() as pool:
         try:
-            try:
-                url = str((await sqs.get_queue_url(QueueName=name))["QueueUrl"])
-                created = False
-            except botocore.exceptions.ClientError as exc:
-                if _code(exc) not in (
-                    "AWS.SimpleQueueService.NonExistentQueue",
-                    "QueueDoesNotExist",
-                ):
-                    raise
-                url = str(
-                    (
-                        await sqs.create_queue(
-                            QueueName=name,
-                            Attributes={"MessageRetentionPeriod": str(_RETENTION_S)},
-                        )
-                    )["QueueUrl"]
-                )
-                created = True
+            # A one-shot set-up with no retry loop of its own: botocore's retries stay on.
+            sqs = await pool.client("sqs", region=region, profile=profile, config=sdk_retries())
+            events = await pool.client(
+                "events", region=region, profile=profile, config=sdk_retries()
+            )
+            url, created = await _queue(sqs, name)
             attrs = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
             queue_arn = str(attrs["Attributes"]["QueueArn"])
             rule: dict[str, Any] = await events.put_rule(
@@ -130,6 +122,19 @@ async def create_event_queue(
                 code=type(exc).__name__,
             ) from exc
     return EventQueue(url, queue_arn, rule_arn, created)
+
+
+async def _queue(sqs: Any, name: str) -> tuple[str, bool]:
+    """The URL of the queue ``name``, made if it does not exist; and whether it was made."""
+    try:
+        return str((await sqs.get_queue_url(QueueName=name))["QueueUrl"]), False
+    except botocore.exceptions.ClientError as exc:
+        if _code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+    made = await sqs.create_queue(
+        QueueName=name, Attributes={"MessageRetentionPeriod": str(_RETENTION_S)}
+    )
+    return str(made["QueueUrl"]), True
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:

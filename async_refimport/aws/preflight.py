@@ -16,20 +16,18 @@ only ``PreflightPolicy.s3_endpoint_url`` can name; without it, its sources are n
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 import anyio
 import botocore.exceptions
-from botocore.config import Config
 
 from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
+from async_refimport.aws.clients import ClientPool, endpoint_configured, no_retries
 
 log = get_logger(__name__)
 
@@ -89,7 +87,9 @@ class SourceChecker(Protocol):
         """
         ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Close what the checker holds (bounded)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +119,7 @@ class Preflight:
         self.heads = 0
 
     async def aclose(self) -> None:
+        """Close the checker's connections."""
         await self._checker.aclose()
 
     def applies(self, store: StoreRef) -> bool:
@@ -126,8 +127,7 @@ class Preflight:
         AWS's), or the policy names the S3 its custom endpoint reads."""
         if self._policy.s3_endpoint_url is not None:
             return True
-        custom = store.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_OMICS")
-        return not (custom or os.environ.get("AWS_ENDPOINT_URL"))
+        return not endpoint_configured("omics", store.endpoint_url)
 
     def size(self, uri: str) -> int | None:
         """The size found for ``uri``, if it was checked."""
@@ -181,56 +181,66 @@ class Preflight:
 
 
 class S3SourceChecker:
-    """:class:`SourceChecker` over aioboto3 S3 HEAD requests, with the caller's credentials.
+    """:class:`SourceChecker` over S3 HEAD requests, with the caller's credentials.
 
     The endpoint is S3's (or ``AWS_ENDPOINT_URL_S3``, for moto or LocalStack); botocore follows a
-    bucket to its own Region.
+    bucket to its own Region. A profile's S3 client is made at its first check only.
+
+    Args:
+        region: The Region of the clients (default: the AWS configuration).
+        timeout: Seconds to connect, and to wait for an answer.
+        endpoint_url: The S3 endpoint (default: botocore's configuration chain).
+        pool: The clients' pool, shared with other AWS callers (default: a pool of its own,
+            closed with the checker; a given pool is its owner's to close).
     """
 
     def __init__(
-        self, *, region: str | None = None, timeout: float = 5.0, endpoint_url: str | None = None
+        self,
+        *,
+        region: str | None = None,
+        timeout: float = 5.0,
+        endpoint_url: str | None = None,
+        pool: ClientPool | None = None,
     ) -> None:
         self._region = region
-        self._timeout = timeout
         self._endpoint_url = endpoint_url
-        self._stack = AsyncExitStack()
-        self._clients: dict[str | None, Any] = {}
-        self._lock = anyio.Lock()
+        self._own_pool = pool is None
+        self._pool = pool or ClientPool()
+        self._config = no_retries(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            # Local S3 endpoints (moto, LocalStack) serve buckets by path.
+            s3={"addressing_style": "path"},
+        )
 
     async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._stack.aclose()
-        self._clients.clear()
+        """Close the connections, bounded; a pool given by the caller is left open."""
+        if self._own_pool:
+            await self._pool.aclose()
 
     async def _client(self, profile: str | None) -> Any:
-        client = self._clients.get(profile)
-        if client is not None:
-            return client
-        async with self._lock:
-            client = self._clients.get(profile)
-            if client is None:
-                import aioboto3  # imported lazily: slow to import
-
-                config = Config(
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                    connect_timeout=self._timeout,
-                    read_timeout=self._timeout,
-                    # Local S3 endpoints (moto, LocalStack) serve buckets by path.
-                    s3={"addressing_style": "path"},
-                )
-                session = aioboto3.Session(profile_name=profile)
-                client = await self._stack.enter_async_context(
-                    session.client(
-                        "s3",
-                        region_name=self._region,
-                        endpoint_url=self._endpoint_url,
-                        config=config,
-                    )
-                )
-                self._clients[profile] = client
-        return client
+        return await self._pool.client(
+            "s3",
+            region=self._region,
+            profile=profile,
+            endpoint_url=self._endpoint_url,
+            config=self._config,
+        )
 
     async def size(self, uri: str, profile: str | None = None) -> int:
+        """The object's size in bytes (one HEAD).
+
+        Args:
+            uri: The ``s3://`` URI.
+            profile: The AWS profile to ask with.
+
+        Returns:
+            The size.
+
+        Raises:
+            SourceMissing: it does not exist (404), or the URI names no object.
+            SourceUncheckable: S3 refused to tell (403 ...) or could not be reached.
+        """
         match = _S3_URI.fullmatch(uri)
         if match is None:
             raise SourceMissing(f"{uri} is not an s3://bucket/key URI")

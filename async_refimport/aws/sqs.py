@@ -9,8 +9,9 @@ is the one place that maps botocore's errors for these services onto the error t
 * a queue that does not exist or may not be used becomes :class:`~async_refimport.QueueError`;
 * an S3 object that does not exist or may not be read becomes :class:`ObjectUnavailable`.
 
-Endpoints come from the standard variables (``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_S3``,
-or ``AWS_ENDPOINT_URL``), so moto's server and LocalStack work without a flag.
+Clients come from :class:`~async_refimport.aws.clients.ClientPool`; endpoints from the standard
+variables (``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_S3``, or ``AWS_ENDPOINT_URL``), so moto's
+server and LocalStack work without a flag.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import anyio
 import botocore.exceptions
-from botocore.config import Config
 
 from async_refimport._errors import (
     CredentialsError,
@@ -34,6 +33,7 @@ from async_refimport._errors import (
     TransientServiceError,
 )
 from async_refimport._retry import RetryPolicy, retrying
+from async_refimport.aws.clients import ClientPool, no_retries
 
 RECEIVE = "ReceiveMessage"
 DELETE = "DeleteMessage"
@@ -176,13 +176,16 @@ def classify(error: BaseException, operation: str, resource: str) -> RefImportEr
 
 
 class SqsClient:
-    """SQS queues and S3 objects over aioboto3; clients are created on first use.
+    """SQS queues and S3 objects over aioboto3; clients are made on first use by a
+    :class:`~async_refimport.aws.clients.ClientPool`.
 
     Args:
         region: The Region of the queues and buckets (default: the AWS configuration).
         profile: The AWS profile (default: the standard credentials chain).
         retry: Backoff for the calls that are safe to repeat (every one but ReceiveMessage).
         sleep: Async sleep used by backoff (injectable).
+        pool: The clients' pool, shared with other AWS callers (default: a pool of its own,
+            closed with this client; a given pool is its owner's to close).
     """
 
     def __init__(
@@ -192,50 +195,40 @@ class SqsClient:
         profile: str | None = None,
         retry: RetryPolicy = RetryPolicy(attempts=5, max_elapsed=60.0),
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        pool: ClientPool | None = None,
     ) -> None:
         self._region = region
         self._profile = profile
         self._retry = retry
         self._sleep = sleep
-        self._stack = AsyncExitStack()
-        self._clients: dict[tuple[str, str | None], Any] = {}
-        self._lock = anyio.Lock()
+        self._own_pool = pool is None
+        self._pool = pool or ClientPool()
+        # A long poll holds the request for up to 20 s before answering.
+        self._config = no_retries(connect_timeout=10, read_timeout=60)
 
     async def __aenter__(self) -> SqsClient:
+        """Enter the client (nothing to open: clients are made on first use).
+
+        Returns:
+            The client.
+        """
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Close the client (:meth:`aclose`)."""
         await self.aclose()
 
     async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._stack.aclose()
-        self._clients.clear()
+        """Close the connections, bounded (a stuck one never hangs a shutdown); a pool given
+        by the caller is left open."""
+        if self._own_pool:
+            await self._pool.aclose()
 
     async def _client(self, service: str, region: str | None = None) -> Any:
         # A queue is reached in its own Region (its URL says which), whatever the worker's.
-        region = region or self._region
-        client = self._clients.get((service, region))
-        if client is not None:
-            return client
-        async with self._lock:
-            client = self._clients.get((service, region))
-            if client is None:
-                import aioboto3  # imported lazily: slow to import, and only workers need it
-
-                session = aioboto3.Session(profile_name=self._profile)
-                config = Config(
-                    # tenacity owns retries: botocore must not multiply attempts.
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                    connect_timeout=10,
-                    # A long poll holds the request for up to 20 s before answering.
-                    read_timeout=60,
-                )
-                client = await self._stack.enter_async_context(
-                    session.client(service, region_name=region, config=config)
-                )
-                self._clients[(service, region)] = client
-        return client
+        return await self._pool.client(
+            service, region=region or self._region, profile=self._profile, config=self._config
+        )
 
     async def _call(
         self,
@@ -322,6 +315,17 @@ class SqsClient:
         await self._call("sqs", CHANGE_VISIBILITY, queue_url, call)
 
     async def delete(self, queue_url: str, receipt_handle: str) -> None:
+        """Delete a received message (retried: deleting twice is harmless).
+
+        Args:
+            queue_url: The queue.
+            receipt_handle: The handle of the delivery.
+
+        Raises:
+            QueueError: the queue does not exist or may not be used.
+            TransientServiceError: SQS could not be reached, retries ran out.
+        """
+
         async def call(client: Any) -> dict[str, Any]:
             response: dict[str, Any] = await client.delete_message(
                 QueueUrl=queue_url, ReceiptHandle=receipt_handle

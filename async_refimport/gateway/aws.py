@@ -1,26 +1,23 @@
-"""The seam between the engine and HealthOmics: typed calls in, typed results or our errors out.
+"""The AWS side of the HealthOmics seam: :class:`AwsGateway`, over the process's client pool.
 
-:class:`OmicsGateway` is what lanes and the completion watcher use; :class:`AwsGateway` implements it
-with aioboto3. This module is the one place that maps botocore's ``ClientError`` codes and connection
-errors onto the :mod:`async_refimport` error tree, paces every call (:mod:`._pacing`) and retries the
-safe ones (:mod:`._retry`). StartReferenceImportJob is sent exactly once per call here: its retries
-belong to the lane, which knows whether an ambiguous failure needs a lookup before sending again.
+This module is the one place that maps botocore's ``ClientError`` codes (by code, never by
+message) and connection errors onto the :mod:`async_refimport` error tree, paces every call
+(:mod:`async_refimport._pacing`) and retries the safe ones (:mod:`async_refimport._retry`).
+StartReferenceImportJob is sent exactly once per call here: its retries belong to the lane, which
+knows whether an ambiguous failure needs a lookup before sending again. The interface and its
+values are in :mod:`async_refimport.gateway.base` (re-exported here for older imports).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import anyio
 import botocore.exceptions
-from botocore.config import Config
 
 from async_refimport._errors import (
     CredentialsError,
@@ -33,103 +30,39 @@ from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
 from async_refimport._pacing import Pacer
 from async_refimport._retry import OnRetry, RetryPolicy, retrying
+from async_refimport.aws.clients import ClientPool, endpoint_configured, no_retries
+from async_refimport.gateway.base import (
+    FINAL_JOB_STATUSES,
+    GET,
+    LIST_JOBS,
+    LIST_REFS,
+    START,
+    ExistingReference,
+    JobSnapshot,
+    JobSummary,
+    OmicsGateway,
+    SourceSpec,
+    SourceStatus,
+)
+
+__all__ = [
+    "FINAL_JOB_STATUSES",
+    "GET",
+    "LIST_JOBS",
+    "LIST_REFS",
+    "START",
+    "AwsGateway",
+    "ExistingReference",
+    "JobSnapshot",
+    "JobSummary",
+    "OmicsGateway",
+    "SourceSpec",
+    "SourceStatus",
+    "is_throttle",
+    "map_error",
+]
 
 log = get_logger(__name__)
-
-START = "StartReferenceImportJob"
-GET = "GetReferenceImportJob"
-LIST_JOBS = "ListReferenceImportJobs"
-LIST_REFS = "ListReferences"
-
-FINAL_JOB_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    """One source of a StartReferenceImportJob call."""
-
-    source_file: str
-    name: str
-    description: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceStatus:
-    """One source of a job as GetReferenceImportJob reports it."""
-
-    name: str | None
-    source_file: str | None
-    status: str
-    reference_id: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobSnapshot:
-    """A job as GetReferenceImportJob reports it."""
-
-    job_id: str
-    status: str
-    message: str | None
-    created: datetime | None
-    completed: datetime | None
-    sources: tuple[SourceStatus, ...]
-
-    @property
-    def done(self) -> bool:
-        return self.status in FINAL_JOB_STATUSES
-
-
-@dataclass(frozen=True, slots=True)
-class JobSummary:
-    """A job as ListReferenceImportJobs reports it."""
-
-    job_id: str
-    status: str
-    created: datetime | None
-    completed: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ExistingReference:
-    """A reference already in a store."""
-
-    reference_id: str
-    name: str
-    status: str | None
-    md5: str | None = None
-    """The reference's checksum as the service reports it."""
-
-
-class OmicsGateway(Protocol):
-    """The HealthOmics operations the engine uses."""
-
-    async def start_import(
-        self, store: StoreRef, role_arn: str, sources: Sequence[SourceSpec], client_token: str
-    ) -> str:
-        """Send StartReferenceImportJob once (paced, not retried); returns the job id."""
-        ...
-
-    async def get_import(self, store: StoreRef, job_id: str) -> JobSnapshot: ...
-
-    async def list_imports(
-        self, store: StoreRef, created_after: datetime | None = None, status: str | None = None
-    ) -> list[JobSummary]:
-        """The store's import jobs, created after ``created_after`` and in ``status`` if given."""
-        ...
-
-    async def list_references(
-        self, store: StoreRef, name: str | None = None
-    ) -> list[ExistingReference]: ...
-
-    async def reference_checksums(
-        self, store: StoreRef, created_after: datetime | None
-    ) -> dict[str, str]:
-        """The md5 of references created after ``created_after``, by reference id: one listing
-        per import job, so every imported row can carry the checksum the service reports."""
-        ...
-
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -176,14 +109,31 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_throttle(error: BaseException) -> bool:
+    """Whether ``error`` is the service throttling us (the pacer slows down on it).
+
+    Args:
+        error: An exception, mapped or not.
+
+    Returns:
+        True for a :class:`ServiceError` with a throttling code.
+    """
     return isinstance(error, ServiceError) and error.code in _THROTTLE_CODES
 
 
 def map_error(error: BaseException, operation: str, store: StoreRef) -> ServiceError | None:
-    """Map a botocore/aiohttp exception onto the error tree; None if it is not a service error.
+    """Map a botocore/aiohttp exception onto the error tree, by error code.
 
     Ambiguity (the request may have taken effect) is set for 408, 5xx and broken connections:
     a 500 can come back after the service created the job.
+
+    Args:
+        error: What the call raised.
+        operation: The API operation (:data:`START` ...).
+        store: The store called.
+
+    Returns:
+        The mapped error (``error`` itself if it is one of ours already), or ``None`` if it is
+        not a service error.
     """
     if isinstance(error, ServiceError):
         return error
@@ -218,18 +168,9 @@ def map_error(error: BaseException, operation: str, store: StoreRef) -> ServiceE
     return None
 
 
-def _custom_endpoint(store: StoreRef) -> bool:
-    """Whether ``store`` is reached at another endpoint than AWS's own (the row's, or one the
-    environment configures, which botocore reads by itself)."""
-    return bool(
-        store.endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_OMICS")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-
-
 class AwsGateway:
-    """:class:`OmicsGateway` over aioboto3: one client per (profile, Region, endpoint), created lazily.
+    """:class:`OmicsGateway` over aioboto3: a client per (profile, Region, endpoint), made lazily
+    by a :class:`~async_refimport.aws.clients.ClientPool`.
 
     Args:
         pacer: The shared rate limiters.
@@ -238,6 +179,8 @@ class AwsGateway:
         on_retry: Told about every retry (for events and metrics).
         connect_timeout: Seconds to open a connection.
         read_timeout: Seconds to wait for a response.
+        pool: The clients' pool, shared with other AWS callers (default: a pool of its own,
+            closed with the gateway; a given pool is its owner's to close).
     """
 
     def __init__(
@@ -249,64 +192,64 @@ class AwsGateway:
         on_retry: Callable[[str, StoreRef, int, BaseException, float], None] | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        pool: ClientPool | None = None,
     ) -> None:
         self._pacer = pacer
         self._retry = retry
         self._sleep = sleep
         self._on_retry = on_retry
-        self._timeouts = (connect_timeout, read_timeout)
-        self._stack = AsyncExitStack()
-        self._clients: dict[tuple[str | None, str, str | None], Any] = {}
-        self._sessions: dict[str | None, Any] = {}
-        self._lock = anyio.Lock()
+        self._own_pool = pool is None
+        self._pool = pool or ClientPool()
+        # By whether the endpoint is a custom one: made once, not per call.
+        self._configs = {
+            custom: no_retries(
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                # botocore prefixes the host with "control-storage-" even for a custom
+                # endpoint_url (given, or configured as AWS_ENDPOINT_URL_OMICS); an emulator
+                # or VPC endpoint has no such host.
+                inject_host_prefix=not custom,
+                max_pool_connections=50,
+            )
+            for custom in (False, True)
+        }
 
     async def __aenter__(self) -> AwsGateway:
+        """Enter the gateway (clients are made on first use).
+
+        Returns:
+            The gateway.
+        """
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Close the gateway (:meth:`aclose`)."""
         await self.aclose()
 
     async def aclose(self) -> None:
-        # Bounded: closing must not hang a shutdown on a stuck connection.
-        with anyio.move_on_after(10.0, shield=True):
-            await self._stack.aclose()
-        self._clients.clear()
+        """Close the gateway's clients, bounded (a stuck connection never hangs a shutdown);
+        a pool given by the caller is left open."""
+        if self._own_pool:
+            await self._pool.aclose()
+
+    async def release(self, store: StoreRef) -> None:
+        """Close the clients of ``store``'s profile and Region: its account is done.
+
+        A later call on that store makes a new client.
+
+        Args:
+            store: A store whose account and Region need no more calls.
+        """
+        await self._pool.release(profile=store.profile, region=store.region)
 
     async def _client(self, store: StoreRef) -> Any:
-        key = (store.profile, store.region, store.endpoint_url)
-        client = self._clients.get(key)
-        if client is not None:
-            return client
-        async with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                import aioboto3  # imported lazily: it is slow to import and not needed by readers
-
-                session = self._sessions.get(store.profile)
-                if session is None:
-                    session = aioboto3.Session(profile_name=store.profile)
-                    self._sessions[store.profile] = session
-                config = Config(
-                    # tenacity owns retries: botocore must not multiply attempts.
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                    connect_timeout=self._timeouts[0],
-                    read_timeout=self._timeouts[1],
-                    # botocore prefixes the host with "control-storage-" even for a custom
-                    # endpoint_url (given, or configured as AWS_ENDPOINT_URL_OMICS); an
-                    # emulator or VPC endpoint has no such host.
-                    inject_host_prefix=not _custom_endpoint(store),
-                    max_pool_connections=50,
-                )
-                client = await self._stack.enter_async_context(
-                    session.client(
-                        "omics",
-                        region_name=store.region,
-                        endpoint_url=store.endpoint_url,
-                        config=config,
-                    )
-                )
-                self._clients[key] = client
-        return client
+        return await self._pool.client(
+            "omics",
+            region=store.region,
+            profile=store.profile,
+            endpoint_url=store.endpoint_url,
+            config=self._configs[endpoint_configured("omics", store.endpoint_url)],
+        )
 
     def _credentials_key(self, store: StoreRef) -> str:
         return f"{store.profile or ''}@{store.endpoint_url or 'aws'}"
@@ -354,6 +297,21 @@ class AwsGateway:
     async def start_import(
         self, store: StoreRef, role_arn: str, sources: Sequence[SourceSpec], client_token: str
     ) -> str:
+        """See :meth:`OmicsGateway.start_import`: sent once, paced, never retried here.
+
+        Args:
+            store: The store.
+            role_arn: The role the service reads the sources with.
+            sources: The sources, one reference each.
+            client_token: The idempotency token of this job.
+
+        Returns:
+            The job's id.
+
+        Raises:
+            StoreBusyError: the store runs a job already.
+            ServiceError: any other refusal or failure.
+        """
         items: list[dict[str, Any]] = []
         for s in sources:
             item: dict[str, Any] = {"sourceFile": s.source_file, "name": s.name}
@@ -376,6 +334,19 @@ class AwsGateway:
         return str(response["id"])
 
     async def get_import(self, store: StoreRef, job_id: str) -> JobSnapshot:
+        """See :meth:`OmicsGateway.get_import`: paced, retried on transient failures.
+
+        Args:
+            store: The job's store.
+            job_id: The job's id.
+
+        Returns:
+            The job as the service reports it now.
+
+        Raises:
+            ServiceError: the job or store does not exist, or retries ran out.
+        """
+
         async def call(client: Any) -> dict[str, Any]:
             response: dict[str, Any] = await client.get_reference_import_job(
                 referenceStoreId=store.store_id, id=job_id
@@ -427,6 +398,19 @@ class AwsGateway:
     async def list_imports(
         self, store: StoreRef, created_after: datetime | None = None, status: str | None = None
     ) -> list[JobSummary]:
+        """See :meth:`OmicsGateway.list_imports`: every page, each paced and retried.
+
+        Args:
+            store: The store.
+            created_after: Only jobs created after this time.
+            status: Only jobs in this status.
+
+        Returns:
+            The jobs.
+
+        Raises:
+            ServiceError: a page failed for good.
+        """
         flt: dict[str, Any] = {}
         if created_after is not None:
             flt["createdAfter"] = created_after
@@ -445,6 +429,19 @@ class AwsGateway:
     async def list_references(
         self, store: StoreRef, name: str | None = None
     ) -> list[ExistingReference]:
+        """See :meth:`OmicsGateway.list_references`: every page, each paced and retried.
+
+        Args:
+            store: The store.
+            name: Only references of this name.
+
+        Returns:
+            The references.
+
+        Raises:
+            CredentialsError: the caller's credentials are refused or missing.
+            ServiceError: another refusal, or a page failed for good.
+        """
         flt = {"name": name} if name is not None else {}
         refs = await self._list_all(store, LIST_REFS, "list_references", "references", flt)
         return [
@@ -455,6 +452,18 @@ class AwsGateway:
     async def reference_checksums(
         self, store: StoreRef, created_after: datetime | None
     ) -> dict[str, str]:
+        """See :meth:`OmicsGateway.reference_checksums`: every page, each paced and retried.
+
+        Args:
+            store: The store.
+            created_after: Only references created after this time (``None``: all).
+
+        Returns:
+            The checksums by reference id.
+
+        Raises:
+            ServiceError: a page failed for good.
+        """
         flt = {"createdAfter": created_after} if created_after is not None else {}
         refs = await self._list_all(store, LIST_REFS, "list_references", "references", flt)
         return {str(r["id"]): str(r["md5"]) for r in refs if r.get("md5")}

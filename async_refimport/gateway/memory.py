@@ -1,7 +1,8 @@
 """An in-memory HealthOmics at the gateway seam: fast, deterministic tests of code that uses an
-:class:`~async_refimport.Importer` (like httpx's ``MockTransport``).
+:class:`~async_refimport.Importer` (like httpx's ``MockTransport``). Import it from
+:mod:`async_refimport.testing`::
 
-::
+    from async_refimport.testing import MemoryGateway
 
     gateway = MemoryGateway(polls_to_finish=2, fail_names={"broken"})
     async with Importer(tmp_path / "j.sqlite", gateway=gateway, region="us-east-1") as imp:
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 
 from async_refimport._errors import StoreBusyError
 from async_refimport._models import StoreRef
-from async_refimport.gateway.aws import (
+from async_refimport.gateway.base import (
     ExistingReference,
     JobSnapshot,
     JobSummary,
@@ -49,6 +50,9 @@ class MemoryJob:
 class MemoryGateway:
     """An :class:`~async_refimport.OmicsGateway` that keeps everything in memory.
 
+    Every call is answered at once: nothing is paced or retried, and faults are raised exactly
+    as queued in ``start_faults``, ``get_faults`` and ``list_faults``.
+
     Attributes:
         polls_to_finish: GetReferenceImportJob calls a job takes to complete.
         existing: Names already in the store(s), with their reference ids.
@@ -64,6 +68,7 @@ class MemoryGateway:
             URI: there is no file to read).
         created: When each reference was imported, by reference id.
         jobs: Every job started, by id.
+        tokens: The job started for each client token (Start is idempotent by token).
         calls: Calls made, by operation (``start``, ``get``, ``list_imports``, ``list_references``,
             ``checksums``).
         max_active: The most jobs that ever ran at once in one store (1 when the engine behaves).
@@ -88,7 +93,14 @@ class MemoryGateway:
         self.calls[op] = self.calls.get(op, 0) + 1
 
     def active(self, store: StoreRef | None = None) -> list[MemoryJob]:
-        """Jobs still running (in ``store``, or anywhere)."""
+        """Jobs still running.
+
+        Args:
+            store: Only this store's (``None``: every store's).
+
+        Returns:
+            The running jobs.
+        """
         return [
             j
             for j in self.jobs.values()
@@ -98,6 +110,21 @@ class MemoryGateway:
     async def start_import(
         self, store: StoreRef, role_arn: str, sources: Sequence[SourceSpec], client_token: str
     ) -> str:
+        """Start a job (idempotent by ``client_token``; one running job per store).
+
+        Args:
+            store: The store.
+            role_arn: Ignored.
+            sources: The sources.
+            client_token: The idempotency token.
+
+        Returns:
+            The job's id (the same one for a token seen before).
+
+        Raises:
+            StoreBusyError: the store runs a job already.
+            BaseException: the next of ``start_faults``, if any.
+        """
         self._count("start")
         if client_token in self.tokens:
             return self.tokens[client_token]
@@ -123,6 +150,19 @@ class MemoryGateway:
         return job.job_id
 
     async def get_import(self, store: StoreRef, job_id: str) -> JobSnapshot:
+        """The job, one poll nearer completion (it completes after ``polls_to_finish`` polls).
+
+        Args:
+            store: The job's store.
+            job_id: The job's id.
+
+        Returns:
+            The job now.
+
+        Raises:
+            KeyError: no such job.
+            BaseException: the next of ``get_faults``, if any.
+        """
         self._count("get")
         if self.get_faults:
             raise self.get_faults.pop(0)
@@ -150,6 +190,16 @@ class MemoryGateway:
     async def list_imports(
         self, store: StoreRef, created_after: datetime | None = None, status: str | None = None
     ) -> list[JobSummary]:
+        """The store's jobs, filtered as the service does.
+
+        Args:
+            store: The store.
+            created_after: Only jobs created at or after this time.
+            status: Only jobs in this status.
+
+        Returns:
+            The jobs.
+        """
         self._count("list_imports")
         return [
             JobSummary(j.job_id, j.status, j.created)
@@ -162,6 +212,18 @@ class MemoryGateway:
     async def list_references(
         self, store: StoreRef, name: str | None = None
     ) -> list[ExistingReference]:
+        """The references (of every store: names are shared), filtered by ``name``.
+
+        Args:
+            store: The store.
+            name: Only references of this name.
+
+        Returns:
+            The references.
+
+        Raises:
+            BaseException: the next of ``list_faults``, if any.
+        """
         self._count("list_references")
         if self.list_faults:
             raise self.list_faults.pop(0)
@@ -174,6 +236,15 @@ class MemoryGateway:
     async def reference_checksums(
         self, store: StoreRef, created_after: datetime | None
     ) -> dict[str, str]:
+        """The md5 of references created at or after ``created_after``.
+
+        Args:
+            store: The store.
+            created_after: Only references created at or after this time (``None``: all).
+
+        Returns:
+            The checksums by reference id.
+        """
         self._count("checksums")
         return {
             ref: md5
