@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from async_refimport import MemoryGateway, TransientServiceError
-from async_refimport.gateway.memory import MemoryJob
+from async_refimport import TransientServiceError
+from async_refimport.testing import MemoryGateway, MemoryJob
 
 # The names the engine's unit tests were written with.
 FakeOmics = MemoryGateway

@@ -9,11 +9,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from async_refimport import MemoryGateway, PollingPolicy, SQLiteJournal, StoreRef
+from async_refimport import PollingPolicy, SQLiteJournal, StoreRef
 from async_refimport.aws.sqs import Message
 from async_refimport.completion.events import EventsPolicy, EventWatcher, parse_event, queue_region
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.gateway.aws import SourceSpec
+from async_refimport.testing import MemoryGateway
 from tests.conftest import ROLE_ARN, STORE_ID
 
 STORE = StoreRef(STORE_ID, "us-east-1")

@@ -22,10 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from async_refimport import ImporterSettings, MemoryGateway, PollingPolicy, RetryPolicy
+from async_refimport import ImporterSettings, PollingPolicy, RetryPolicy
 from async_refimport._metrics import WorkerMetrics
 from async_refimport.engine.importer import Importer
 from async_refimport.manifest.reader import ManifestDefaults
+from async_refimport.testing import MemoryGateway
 from async_refimport.worker.intakes.http import HttpIntake
 from tests.conftest import ROLE_ARN, STORE_ID
 

@@ -9,11 +9,11 @@ import anyio.lowlevel
 
 from async_refimport import (
     ImportRequest,
-    MemoryGateway,
     RowState,
     TransientServiceError,
 )
 from async_refimport.engine.importer import Importer
+from async_refimport.testing import MemoryGateway
 from tests.conftest import ROLE_ARN, STORE_ID
 
 

@@ -7,7 +7,8 @@ import hashlib
 from datetime import datetime
 from pathlib import Path
 
-from async_refimport import Importer, MemoryGateway, RowState, ServiceError, StoreRef
+from async_refimport import Importer, RowState, ServiceError, StoreRef
+from async_refimport.testing import MemoryGateway
 from tests.unit.test_importer_logic import FAST, requests
 
 

@@ -11,7 +11,6 @@ import pytest
 from async_refimport import (
     CredentialsError,
     Importer,
-    MemoryGateway,
     PermanentServiceError,
     RowState,
     SetupError,
@@ -21,6 +20,7 @@ from async_refimport import (
 )
 from async_refimport.engine.setup import first_listing
 from async_refimport.gateway.aws import LIST_REFS
+from async_refimport.testing import MemoryGateway
 from tests.unit.test_importer_logic import FAST, requests
 
 STORE = StoreRef("1234567890", "us-east-1")
