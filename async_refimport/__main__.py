@@ -1,8 +1,10 @@
 """``refimport`` (and ``python -m async_refimport``): hands each command to its shell.
 
-``worker`` goes to :mod:`._worker`, ``emulator`` to :mod:`.emulator`, ``completion`` to
-:mod:`._completion`, everything else to :mod:`._cli`. The shells never import each other; this
-dispatcher is the only module above them.
+``worker`` goes to :mod:`async_refimport.worker.main`, ``emulator`` to
+:mod:`async_refimport.emulator._cli`, ``completion`` to :mod:`async_refimport._shell_completion`,
+everything else to :mod:`async_refimport.cli.main`. The shells never import each other; this
+dispatcher is the only module above them, and it imports a shell only once it is chosen (a
+command starts without loading the others).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+#: The exit code of a usage error (``ExitCode.INVALID_INPUT``, not imported: it would load rich).
 EXIT_USAGE = 2
 
 

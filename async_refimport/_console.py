@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from enum import IntEnum
 from pathlib import Path
 
 import anyio
@@ -31,13 +32,22 @@ from async_refimport._report import Tally
 from async_refimport.engine.importer import ImporterSettings
 from async_refimport.manifest.reader import format_errors
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-#: The set-up is wrong (credentials, profile, access, store, endpoint): nothing failed, the rows
-#: wait in the journal; fix the set-up and run the same command again.
-EXIT_SETUP = 3
-EXIT_INTERRUPTED = 130
+
+class ExitCode(IntEnum):
+    """The exit codes of ``refimport`` (the README's "Exit codes" table)."""
+
+    #: Every row is IMPORTED or ALREADY_PRESENT.
+    OK = 0
+    #: Some rows FAILED, or invalid rows were skipped with ``--skip-invalid``.
+    FAILED_ROWS = 1
+    #: A usage or manifest error: nothing was sent.
+    INVALID_INPUT = 2
+    #: The set-up is wrong (credentials, profile, access, store, endpoint): nothing failed, the
+    #: rows wait in the journal; fix the set-up and run the same command again.
+    SETUP = 3
+    #: Interrupted (Ctrl-C): run the same command again to resume.
+    INTERRUPTED = 130
+
 
 #: Failed rows listed under the summary table (the report has them all).
 MAX_FAILURES_SHOWN = 20
@@ -265,7 +275,7 @@ async def _watch_signals(stop: anyio.Event, err: Console) -> None:
                 # crash; the next run recovers the job that was being started.
                 sys.stderr.write("\nrefimport: exiting now; re-run the same command to resume.\n")
                 sys.stderr.flush()
-                os._exit(EXIT_INTERRUPTED)
+                os._exit(ExitCode.INTERRUPTED)
             first_at = now
             err.print(
                 "\n[yellow]Interrupted:[/] no new jobs will be started; "

@@ -72,6 +72,7 @@ def measure(args: list[str], stdout: Path) -> dict[str, Any]:
 
 def child(argv: list[str]) -> int:
     """``refimport import ...`` with the fake service and compressed waits."""
+    from async_refimport.cli import import_ as _cli_import
     from async_refimport.cli import main as _cli
     from async_refimport.engine import importer as _importer
     from benchmarks._common import project_settings
@@ -91,7 +92,7 @@ def child(argv: list[str]) -> int:
     job_seconds = 0.002
     fake = LeanFake(job_seconds)
     fast = project_settings(job_seconds / 55, rates_scaled=True)
-    real_settings = _cli.ImporterSettings
+    real_settings = _cli_import.ImporterSettings
 
     def settings(**given: Any) -> Any:
         # The CLI's own choices (sources per job, pre-flight off ...) over compressed waits.
@@ -110,7 +111,7 @@ def child(argv: list[str]) -> int:
         def __new__(cls, **_: Any) -> Any:  # the fake, not an AwsGateway
             return fake
 
-    _cli.ImporterSettings = settings  # type: ignore[assignment,misc]  # a benchmark's seam
+    _cli_import.ImporterSettings = settings  # type: ignore[assignment,misc]  # a benchmark's seam
     _importer.AwsGateway = FakeGateway  # type: ignore[misc]
     return _cli.main(argv)
 

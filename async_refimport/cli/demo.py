@@ -8,6 +8,7 @@ it through the real engine with the progress display. Ends with the summary and 
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import random
@@ -23,10 +24,7 @@ from rich.panel import Panel
 
 from async_refimport._application import ImportOutcome, read_manifest_file, render_report
 from async_refimport._console import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
+    ExitCode,
     err_console,
     escape,
     import_with_progress,
@@ -36,6 +34,13 @@ from async_refimport._console import (
     print_summary,
 )
 from async_refimport._models import ImportRequest
+from async_refimport.aws.clients import sync_client
+from async_refimport.cli.common import (
+    Subparsers,
+    add_log_options,
+    configure_cli_logging,
+    print_error,
+)
 from async_refimport.engine.importer import ImporterSettings
 from async_refimport.manifest.reader import ManifestDefaults
 
@@ -126,10 +131,79 @@ def _broken_files() -> list[_Broken]:
     ]
 
 
+# -- the command ----------------------------------------------------------------------------------
+
+
+def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    """Add ``demo`` to ``refimport``'s commands.
+
+    Args:
+        sub: ``refimport``'s subcommands.
+
+    Returns:
+        The command's parser (its handler is :func:`run`).
+    """
+    parser = sub.add_parser(
+        "demo",
+        help="try it locally: an emulated HealthOmics, a few hundred synthetic genomes",
+        description="Start the embedded HealthOmics emulator with a compressed clock, upload "
+        "synthetic genomes (and two broken ones) to its S3, import them through the real "
+        "engine with the progress display, and write an HTML report. No AWS account needed.",
+    )
+    parser.add_argument(
+        "--rows", metavar="N", type=int, default=300, help="genomes to import (default: 300)"
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        type=Path,
+        default=Path("refimport-demo"),
+        help="where the manifest, journal and report go (default: ./refimport-demo)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        metavar="F",
+        type=float,
+        default=None,
+        help="emulated seconds → real seconds (default: chosen to finish in under a minute)",
+    )
+    add_log_options(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``refimport demo`` from its command line.
+
+    Args:
+        args: The parsed command line (``--rows``, ``--workdir``, ``--time-scale``, logging).
+
+    Returns:
+        The exit code of :func:`run_demo`, or :attr:`ExitCode.INVALID_INPUT` for fewer than
+        one row.
+    """
+    # Failures of the demo's broken files are shown in the summary: keep warnings out of the way.
+    configure_cli_logging(args, shift=-1)
+    if args.rows < 1:
+        print_error("--rows must be at least 1")
+        return ExitCode.INVALID_INPUT
+    return run_demo(rows=args.rows, workdir=args.workdir, time_scale=args.time_scale)
+
+
 def run_demo(
     *, rows: int = 300, workdir: Path = Path("refimport-demo"), time_scale: float | None = None
 ) -> int:
-    """Run the demo; returns the exit code (0 when every row but the two broken ones imported)."""
+    """Run the demo.
+
+    Args:
+        rows: Synthetic genomes to import (the two broken files come on top).
+        workdir: Where the manifest, journal and report go.
+        time_scale: Emulated seconds → real seconds (default: :data:`DEFAULT_TIME_SCALE`).
+
+    Returns:
+        The exit code: :attr:`ExitCode.OK` when every row but the two broken ones imported,
+        :attr:`ExitCode.INVALID_INPUT` without the emulator's extra (one line says which).
+    """
     from async_refimport.emulator import missing_extra_hint, require_extra
 
     try:
@@ -140,8 +214,18 @@ def run_demo(
         hint = missing_extra_hint(exc)
         if hint is None:
             raise
-        err_console().print(f"[red]error:[/] {escape(hint)}")
-        return EXIT_USAGE
+        print_error(hint)
+        return ExitCode.INVALID_INPUT
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """What the demo put in place before the import: the rows to import and where they came
+    from."""
+
+    broken: list[_Broken]
+    manifest: Path
+    requests: list[ImportRequest]
 
 
 def _run_demo(*, rows: int, workdir: Path, time_scale: float | None) -> int:
@@ -151,79 +235,95 @@ def _run_demo(*, rows: int, workdir: Path, time_scale: float | None) -> int:
     err = Console(stderr=True, highlight=False)
     scale = DEFAULT_TIME_SCALE if time_scale is None else time_scale
     workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    journal = workdir / "journal.sqlite"
-    # A fresh emulator knows none of an earlier demo's jobs: start from a fresh journal too.
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{journal}{suffix}").unlink(missing_ok=True)
-    _isolate_aws_env(workdir)
+    journal = _fresh_workdir(workdir)
     started = time.monotonic()
 
     err.rule("[bold]refimport demo[/]")
     with EmulatorThread(time_scale=scale, faults=Faults(tps=5.0)) as emu:
         emu.configure_environment()
-        err.print(
-            f"Emulated HealthOmics at [cyan]{emu.omics_endpoint_url}[/] "
-            f"(S3 at {emu.s3_endpoint_url}); its clock runs {1 / scale:.0f} times faster than "
-            "real time, and it throttles at 5 TPS like AWS."
-        )
-        genomes = _genomes(rows)
-        broken = _broken_files()
-        with err.status(f"Uploading {rows} synthetic genomes and 2 broken files to S3…"):
-            _upload(emu, genomes, broken)
-        stores = _create_stores(emu)
-        err.print(
-            "Created one reference store per Region (the service's quota): "
-            + ", ".join(f"[bold]{s}[/] ({r})" for s, r in zip(stores, DEMO_REGIONS, strict=True))
-        )
-        earlier = _import_some_earlier(emu, stores[0], genomes)
-        if earlier:
-            err.print(
-                f"{earlier} of the genomes were imported earlier by someone else "
-                "(they will show as already present)."
-            )
-        manifest = _write_manifest(workdir / "manifest.csv", genomes, broken, stores)
-        requests = _read_manifest(manifest, emu)
-        if requests is None:  # pragma: no cover - the demo writes a valid manifest
-            return EXIT_USAGE
-        err.print(
-            f"Wrote [bold]{escape(manifest)}[/] ({len(requests)} rows). Importing, "
-            f"{ROWS_PER_JOB} genomes per job, one job at a time per store…\n"
-        )
+        staged = _stage(err, emu, rows=rows, workdir=workdir, scale=scale)
+        if staged is None:  # pragma: no cover - the demo writes a valid manifest
+            return ExitCode.INVALID_INPUT
         outcome = import_with_progress(
-            requests,
+            staged.requests,
             journal=journal,
             region=DEMO_REGIONS[0],
             settings=ImporterSettings(max_sources_per_job=ROWS_PER_JOB),
         )
         if outcome is None:  # pragma: no cover - validated above
-            return EXIT_USAGE
+            return ExitCode.INVALID_INPUT
         stats = emu.stats()
 
     report = workdir / "report.html"
     report.write_text(anyio.run(render_report, journal, "html"), encoding="utf-8")
     print_summary(outcome.tally, out_console())
     # The demo's few failures are all kept by the tally (its first hundred).
-    unexpected = {r.name for r in outcome.tally.failures} - {b.name for b in broken}
+    unexpected = {r.name for r in outcome.tally.failures} - {b.name for b in staged.broken}
     _print_finish(
         err,
         outcome,
         stats,
         elapsed=time.monotonic() - started,
         unexpected=len(unexpected),
-        paths={"HTML report": report, "Manifest": manifest, "Journal": journal},
+        paths={"HTML report": report, "Manifest": staged.manifest, "Journal": journal},
     )
     if outcome.stopped:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if unexpected else EXIT_OK
+        return ExitCode.INTERRUPTED
+    return ExitCode.FAILED_ROWS if unexpected else ExitCode.OK
+
+
+def _fresh_workdir(workdir: Path) -> Path:
+    """Make ``workdir``, remove an earlier demo's journal, keep the user's AWS configuration
+    out; returns the journal's path."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    journal = workdir / "journal.sqlite"
+    # A fresh emulator knows none of an earlier demo's jobs: start from a fresh journal too.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{journal}{suffix}").unlink(missing_ok=True)
+    _isolate_aws_env(workdir)
+    return journal
+
+
+def _stage(
+    err: Console, emu: EmulatorThread, *, rows: int, workdir: Path, scale: float
+) -> _Staged | None:
+    """Fill the emulator (genomes, broken files, stores, an earlier import), write the
+    manifest and read it back, saying each step on ``err``; None if the manifest is invalid."""
+    err.print(
+        f"Emulated HealthOmics at [cyan]{emu.omics_endpoint_url}[/] "
+        f"(S3 at {emu.s3_endpoint_url}); its clock runs {1 / scale:.0f} times faster than "
+        "real time, and it throttles at 5 TPS like AWS."
+    )
+    genomes = _genomes(rows)
+    broken = _broken_files()
+    with err.status(f"Uploading {rows} synthetic genomes and 2 broken files to S3…"):
+        _upload(emu, genomes, broken)
+    stores = _create_stores(emu)
+    err.print(
+        "Created one reference store per Region (the service's quota): "
+        + ", ".join(f"[bold]{s}[/] ({r})" for s, r in zip(stores, DEMO_REGIONS, strict=True))
+    )
+    earlier = _import_some_earlier(emu, stores[0], genomes)
+    if earlier:
+        err.print(
+            f"{earlier} of the genomes were imported earlier by someone else "
+            "(they will show as already present)."
+        )
+    manifest = _write_manifest(workdir / "manifest.csv", genomes, broken, stores)
+    requests = _read_manifest(manifest, emu)
+    if requests is None:  # pragma: no cover - the demo writes a valid manifest
+        return None
+    err.print(
+        f"Wrote [bold]{escape(manifest)}[/] ({len(requests)} rows). Importing, "
+        f"{ROWS_PER_JOB} genomes per job, one job at a time per store…\n"
+    )
+    return _Staged(broken=broken, manifest=manifest, requests=requests)
 
 
 def _upload(emu: EmulatorThread, genomes: list[dict[str, Any]], broken: list[_Broken]) -> None:
-    import boto3
-
     from async_refimport.emulator import EMULATED_BASES_META, make_fasta
 
-    s3 = boto3.client("s3", **emu.client_kwargs("s3"))
+    s3 = sync_client("s3", **emu.client_kwargs("s3"))
     s3.create_bucket(Bucket=DEMO_BUCKET)
 
     def put(g: dict[str, Any]) -> None:
@@ -242,11 +342,9 @@ def _upload(emu: EmulatorThread, genomes: list[dict[str, Any]], broken: list[_Br
 
 
 def _omics(emu: EmulatorThread, region: str) -> Any:
-    import boto3
-
     kwargs = emu.client_kwargs("omics")
     kwargs["region_name"] = region
-    return boto3.client("omics", **kwargs)
+    return sync_client("omics", **kwargs)
 
 
 def _create_stores(emu: EmulatorThread) -> list[str]:

@@ -30,7 +30,7 @@ from async_refimport._models import RowState
 from async_refimport._report import JsonReportWriter, Tally, json_document, write_report
 from async_refimport._rowset import RowIdSet
 from async_refimport.engine import importer as _importer
-from async_refimport.journal.sqlite import opened_journal
+from async_refimport.journal import opened_journal
 from async_refimport.manifest.reader import CheckedManifest, ManifestDefaults, check_manifest
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.unit.fakes import FakeOmics
@@ -314,6 +314,7 @@ def test_a_report_written_to_a_link_goes_where_it_points(tmp_path: Path) -> None
 def test_the_cli_says_how_many_rows_a_manifest_changed_mid_run_left_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from async_refimport.cli import import_ as _cli_import
     from async_refimport.cli import main as _cli
 
     monkeypatch.setattr(_application, "SUBMIT_CHUNK", 7)
@@ -333,7 +334,7 @@ def test_the_cli_says_how_many_rows_a_manifest_changed_mid_run_left_out(
             return fake
 
     monkeypatch.setattr(_importer, "AwsGateway", FakeGateway)
-    monkeypatch.setattr(_cli, "ImporterSettings", lambda **kw: replace(FAST, **kw))
+    monkeypatch.setattr(_cli_import, "ImporterSettings", lambda **kw: replace(FAST, **kw))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTESTTEST")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
 

@@ -1,0 +1,396 @@
+"""``refimport import MANIFEST``: validate the whole manifest, then import every row.
+
+The command runs in steps, each its own function: check the options, check the manifest
+(every problem found before anything is sent), then either plan (``--dry-run``) or import with
+the progress display, print the summary (or the ``--json`` document), and end with the exit
+code and closing line of :mod:`async_refimport.cli.outcome`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+from rich.table import Table
+
+from async_refimport._application import (
+    ImportOutcome,
+    check_manifest_file,
+    plan_document,
+    plan_import,
+    read_results,
+)
+from async_refimport._console import (
+    ExitCode,
+    err_console,
+    escape,
+    import_with_progress,
+    out_console,
+    print_problems,
+    print_summary,
+)
+from async_refimport._errors import ManifestError, RefImportError
+from async_refimport._models import MAX_SOURCES_PER_JOB, ImportRequest
+from async_refimport._report import JsonReportWriter
+from async_refimport.aws.preflight import PreflightPolicy
+from async_refimport.cli.common import (
+    EPILOG,
+    Subparsers,
+    add_journal_option,
+    add_log_options,
+    configure_cli_logging,
+    print_error,
+    print_setup_errors,
+    resolve_endpoint,
+    resolve_profile,
+    resolve_region,
+)
+from async_refimport.cli.outcome import exit_code, print_ending
+from async_refimport.completion.events import EventsPolicy
+from async_refimport.engine.importer import ImporterSettings, StorePlan
+from async_refimport.journal.sqlite import default_journal_path
+from async_refimport.manifest.reader import FORMATS, CheckedManifest, ManifestDefaults
+
+# -- the parser -----------------------------------------------------------------------------------
+
+
+def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    """Add ``import`` to ``refimport``'s commands.
+
+    Args:
+        sub: ``refimport``'s subcommands.
+
+    Returns:
+        The command's parser (its handler is :func:`run`).
+    """
+    parser = sub.add_parser(
+        "import",
+        help="import the references listed in a manifest (CSV, TSV or JSON Lines)",
+        description=(
+            "Validate the whole manifest, then import every row, packing up to "
+            "--max-sources-per-job rows into each import job, one job at a time per store. "
+            "Running the same command again resumes from the journal: finished rows are not "
+            "sent again, failed rows are retried. Ctrl-C once stops starting jobs and exits "
+            "cleanly; twice exits at once."
+        ),
+        epilog=(
+            "manifest columns: source_file, name (required); description; tags (JSON object or "
+            "k=v;k2=v2); store_id, role_arn, region, profile, endpoint_url (override the flags "
+            "for that row).\n"
+            "AWS configuration: the standard credentials chain, AWS_PROFILE, AWS_REGION / "
+            "AWS_DEFAULT_REGION and AWS_ENDPOINT_URL_OMICS are honoured.\n\n" + EPILOG
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "manifest",
+        metavar="MANIFEST",
+        help="the manifest: a file, - for standard input, or s3://bucket/key (read with your "
+        "AWS credentials)",
+    )
+    _add_store_options(parser)
+    _add_run_options(parser)
+    _add_mode_options(parser)
+    add_log_options(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    # Where rows naming no store go, and how their stores are reached.
+    parser.add_argument("--store-id", metavar="ID", help="reference store for rows naming none")
+    parser.add_argument(
+        "--role-arn",
+        metavar="ARN",
+        help="IAM service role HealthOmics assumes to read the sources, for rows naming none",
+    )
+    parser.add_argument(
+        "--region", metavar="R", help="Region for rows naming none (default: AWS_REGION, profile)"
+    )
+    parser.add_argument("--profile", metavar="P", help="AWS profile (default: AWS_PROFILE)")
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="HealthOmics endpoint, e.g. an emulator (default: AWS_ENDPOINT_URL_OMICS)",
+    )
+    parser.add_argument(
+        "--setup-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=ImporterSettings().setup_timeout,
+        help="give up on a store whose first call gets no answer at all within SECONDS (a wrong "
+        "endpoint, an unreachable VPC endpoint or proxy): exit code 3 (default: %(default)s)",
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    # The journal, how rows are packed into jobs, and how sources and job ends are watched.
+    add_journal_option(parser)
+    parser.add_argument(
+        "--max-sources-per-job",
+        metavar="N",
+        type=int,
+        default=MAX_SOURCES_PER_JOB,
+        help=f"rows packed into one import job, 1..{MAX_SOURCES_PER_JOB} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--check-sources",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="HEAD every source in S3 first: a missing or oversized object fails its row before "
+        "it costs a slot in a job (default: on; a dry run always checks)",
+    )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        help="the S3 an emulator behind --endpoint-url reads sources from (for the source check)",
+    )
+    parser.add_argument(
+        "--events-queue-url",
+        metavar="URL",
+        action="append",
+        help="SQS queue fed with HealthOmics job status events by an EventBridge rule: jobs are "
+        "noticed the moment they end (repeat for each Region; see the README)",
+    )
+
+
+def _add_mode_options(parser: argparse.ArgumentParser) -> None:
+    # How the manifest is read, what is printed, and whether anything is started.
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="manifest format (default: from the extension, else sniffed from the first line)",
+    )
+    parser.add_argument(
+        "--ignore-unknown-columns",
+        action="store_true",
+        help="skip columns (JSON keys) that are not manifest fields, e.g. a sample sheet's "
+        "sample_id, instead of refusing them",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (summary and every row) on stdout instead of the table",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, check which names already exist, print the plan; start no job",
+    )
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="import the valid rows even if others are invalid (the run then exits 1)",
+    )
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``refimport import``: check, then plan (``--dry-run``) or import, then report.
+
+    Args:
+        args: The parsed command line (see :func:`add_parser`).
+
+    Returns:
+        The exit code: :func:`async_refimport.cli.outcome.exit_code` of the run, or
+        :attr:`ExitCode.INVALID_INPUT` when the options or the manifest are refused (nothing
+        was sent).
+    """
+    configure_cli_logging(args)
+    problem = _option_problem(args)
+    if problem is not None:
+        print_error(problem)
+        return ExitCode.INVALID_INPUT
+    profile = resolve_profile(args.profile)
+    region = resolve_region(args.region, profile)
+    defaults = ManifestDefaults(
+        store_id=args.store_id,
+        role_arn=args.role_arn,
+        region=region,
+        endpoint_url=resolve_endpoint(args.endpoint_url),
+        profile=profile,
+    )
+    checked = _check_manifest(args, defaults)
+    if checked is None:
+        return ExitCode.INVALID_INPUT
+    skipped = checked.manifest.invalid_rows if checked.errors else 0
+    settings = _settings(args)
+    if args.dry_run:
+        return _dry_run(checked, region, settings, json_output=args.json)
+    journal: str | Path = args.journal or default_journal_path()
+    outcome = import_with_progress(
+        checked, journal=journal, region=region, settings=settings, quiet=args.quiet
+    )
+    if outcome is None:
+        return ExitCode.INVALID_INPUT
+    _print_result(args, outcome, journal=journal, region=region, skipped=skipped)
+    code = exit_code(outcome, skipped=skipped)
+    print_ending(code, outcome, journal)
+    return code
+
+
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options argparse cannot check; None when nothing is."""
+    if not 1 <= args.max_sources_per_job <= MAX_SOURCES_PER_JOB:
+        return f"--max-sources-per-job must be 1..{MAX_SOURCES_PER_JOB}"
+    if not args.setup_timeout > 0:
+        return "--setup-timeout must be a positive number of seconds"
+    return None
+
+
+def _check_manifest(args: argparse.Namespace, defaults: ManifestDefaults) -> CheckedManifest | None:
+    """The manifest, checked whole, its problems printed; None when it is refused (unreadable,
+    or with invalid rows and no ``--skip-invalid``)."""
+    err = err_console()
+    try:
+        # Checked whole now, its rows read again a chunk at a time as they are journaled: a
+        # manifest of 10^5 rows is never held whole (see run_import).
+        checked = check_manifest_file(
+            args.manifest,
+            defaults,
+            format=args.format,
+            ignore_unknown_columns=args.ignore_unknown_columns,
+        )
+    except ManifestError as exc:
+        print_problems(exc.errors, err)
+        return None
+    manifest = checked.manifest
+    if manifest.ignored_columns:
+        ignored = ", ".join(sorted(manifest.ignored_columns))
+        err.print(f"Ignoring column(s): {ignored}", markup=False)
+    if not manifest.errors:
+        return checked
+    print_problems(manifest.errors, err)
+    if not args.skip_invalid:
+        err.print(
+            f"[red]{len(manifest.errors)} problem(s) in {manifest.invalid_rows} row(s) of "
+            f"{escape(args.manifest)}; nothing was sent.[/] Fix them, or pass "
+            "--skip-invalid to import the valid rows."
+        )
+        return None
+    err.print(
+        f"[yellow]Skipping {manifest.invalid_rows} invalid row(s); importing the other rows.[/]"
+    )
+    return checked
+
+
+def _settings(args: argparse.Namespace) -> ImporterSettings:
+    """The Importer's settings the options choose (the rest are the library's defaults)."""
+    return ImporterSettings(
+        max_sources_per_job=args.max_sources_per_job,
+        events=EventsPolicy(queue_urls=tuple(args.events_queue_url or ())),
+        preflight=PreflightPolicy(enabled=args.check_sources, s3_endpoint_url=args.s3_endpoint_url),
+        setup_timeout=args.setup_timeout,
+    )
+
+
+def _print_result(
+    args: argparse.Namespace,
+    outcome: ImportOutcome,
+    *,
+    journal: str | Path,
+    region: str | None,
+    skipped: int,
+) -> None:
+    """The ``--json`` document on stdout, or the summary table (unless no store could be used:
+    the set-up errors say it all)."""
+    if args.json:
+        extra = {"skipped_invalid": skipped} if skipped else {}
+        if outcome.not_started:
+            extra["not_started"] = outcome.not_started  # rows of stores whose set-up is wrong
+        if outcome.not_journaled:
+            extra["not_journaled"] = outcome.not_journaled  # stopped before they were journaled
+        anyio.run(_write_json, journal, outcome, region, extra)
+    elif outcome.row_ids or not outcome.setup_errors:
+        print_summary(outcome.tally, out_console(), skipped=skipped)
+
+
+async def _write_json(
+    journal: str | Path, outcome: ImportOutcome, region: str | None, extra: dict[str, int]
+) -> None:
+    """The ``--json`` document, its items read back from the journal a page at a time and
+    written as they come: the whole document of 10^5 rows would take hundreds of MB."""
+    writer = JsonReportWriter(sys.stdout, {**outcome.summary, **extra})
+    async for page in read_results(journal, outcome.row_ids, region=region):
+        writer.write(page)
+    writer.close()
+    sys.stdout.flush()
+
+
+# -- the dry run ----------------------------------------------------------------------------------
+
+
+def _dry_run(
+    checked: CheckedManifest,
+    region: str | None,
+    settings: ImporterSettings,
+    *,
+    json_output: bool,
+) -> int:
+    """Plan the import and print the plan; exit 3 when a store cannot be used as set up."""
+    try:
+        requests = [request for chunk in checked.chunks() for request in chunk]
+    except ManifestError as exc:
+        print_problems(exc.errors, err_console())
+        return ExitCode.INVALID_INPUT
+    try:
+        plans = anyio.run(_plan, requests, region, settings)
+    except RefImportError as exc:
+        print_error(exc)
+        return ExitCode.FAILED_ROWS
+    if json_output:
+        sys.stdout.write(json.dumps(plan_document(plans), indent=2) + "\n")
+    else:
+        _print_plan(plans)
+    unusable = [p.setup_error for p in plans if p.setup_error is not None]
+    if unusable:
+        print_setup_errors(unusable)
+        return ExitCode.SETUP
+    return ExitCode.OK
+
+
+async def _plan(
+    requests: Sequence[ImportRequest], region: str | None, settings: ImporterSettings
+) -> list[StorePlan]:
+    return await plan_import(requests, region=region, settings=settings)
+
+
+def _print_plan(plans: Sequence[StorePlan]) -> None:
+    out = out_console()
+    table = Table(title="refimport plan (dry run: nothing was started)", title_justify="left")
+    for col, justify in (
+        ("Store", "left"),
+        ("Region", "left"),
+        ("Rows", "right"),
+        ("Already present", "right"),
+        ("To import", "right"),
+        ("Jobs", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]  # literal values above
+    for p in plans:
+        unusable = p.setup_error is not None
+        table.add_row(
+            escape(p.store.store_id),
+            escape(p.store.region),
+            str(p.rows),
+            "?" if unusable else str(len(p.already_present)),
+            "?" if unusable else str(p.rows - len(p.already_present) - len(p.missing)),
+            f"set-up error ({p.setup_error.kind})" if p.setup_error else str(p.jobs),
+        )
+    out.print(table)
+    for p in plans:
+        for name, reason in sorted(p.missing.items()):
+            out.print(f"Missing source (the row would fail): {name}: {reason}", markup=False)
+    for p in plans:
+        if p.already_present:
+            names = sorted(p.already_present)
+            shown = ", ".join(names[:10]) + (
+                f" … ({len(names) - 10} more)" if len(names) > 10 else ""
+            )
+            out.print(f"Already in store {p.store}: {shown}", markup=False)
