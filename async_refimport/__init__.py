@@ -59,10 +59,21 @@ from async_refimport.gateway.aws import OmicsGateway as OmicsGateway
 from async_refimport.gateway.aws import SourceSpec as SourceSpec
 from async_refimport.gateway.aws import SourceStatus as SourceStatus
 from async_refimport.gateway.memory import MemoryGateway as MemoryGateway
+from async_refimport.journal.base import FinalJobStatus as FinalJobStatus
+from async_refimport.journal.base import JobLog as JobLog
+from async_refimport.journal.base import JobRecord as JobRecord
+from async_refimport.journal.base import JobState as JobState
+from async_refimport.journal.base import Journal as Journal
+from async_refimport.journal.base import JournalLifecycle as JournalLifecycle
+from async_refimport.journal.base import JournalReader as JournalReader
+from async_refimport.journal.base import Outbox as Outbox
+from async_refimport.journal.base import OutboxEntry as OutboxEntry
+from async_refimport.journal.base import QueuedRow as QueuedRow
+from async_refimport.journal.base import RowQueue as RowQueue
+from async_refimport.journal.base import Settlement as Settlement
+from async_refimport.journal.base import StoreLeases as StoreLeases
 from async_refimport.journal.dynamo import DynamoJournal as DynamoJournal
-from async_refimport.journal.sqlite import Journal as Journal
 from async_refimport.journal.sqlite import SQLiteJournal as SQLiteJournal
-from async_refimport.journal.sqlite import default_journal_path as default_journal_path
 
 __version__ = "0.1.0"
 
@@ -75,48 +86,59 @@ __all__ = [
     "EventsPolicy",
     "ExistingReference",
     "FieldError",
+    "FinalJobStatus",
     "ImportRequest",
     "Importer",
     "ImporterClosedError",
     "ImporterSettings",
     "ImporterStatus",
     "JobFinished",
+    "JobLog",
+    "JobRecord",
     "JobSnapshot",
     "JobStarted",
+    "JobState",
     "JobSummary",
     "Journal",
     "JournalError",
+    "JournalLifecycle",
+    "JournalReader",
     "LeaseLostError",
     "ManifestError",
     "MemoryGateway",
     "OmicsGateway",
+    "Outbox",
+    "OutboxEntry",
     "PacingPolicy",
     "PermanentServiceError",
     "PollingPolicy",
     "PreflightPolicy",
     "QueueError",
+    "QueuedRow",
     "RefImportError",
     "RequestRetried",
     "RequestValidationError",
     "RetryPolicy",
+    "RowQueue",
     "RowResult",
     "RowSettled",
     "RowState",
     "RowsQueued",
     "SQLiteJournal",
     "ServiceError",
+    "Settlement",
     "SetupError",
     "SourceSpec",
     "SourceStatus",
     "StoreBookedError",
     "StoreBusyError",
     "StoreChecked",
+    "StoreLeases",
     "StorePaused",
     "StorePlan",
     "StoreRef",
     "StoreStatus",
     "TransientServiceError",
     "ValidationFailed",
-    "default_journal_path",
     "validate_request",
 ]

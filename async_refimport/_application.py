@@ -64,7 +64,8 @@ from async_refimport.engine.importer import (
     buffered_events,
 )
 from async_refimport.gateway.aws import OmicsGateway
-from async_refimport.journal.sqlite import JobRecord, JobState, Journal, opened_journal
+from async_refimport.journal import opened_journal
+from async_refimport.journal.base import JobRecord, JobState, Journal
 from async_refimport.manifest.reader import (
     CheckedManifest,
     Manifest,

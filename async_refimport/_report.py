@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from async_refimport._models import RowResult, RowState
-from async_refimport.journal.sqlite import JobRecord
+from async_refimport.journal.base import JobRecord
 
 ReportFormat = Literal["csv", "json", "html"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "json", "html")

@@ -35,7 +35,7 @@ from async_refimport.gateway.aws import (
     SourceSpec,
     SourceStatus,
 )
-from async_refimport.journal.sqlite import Settlement
+from async_refimport.journal.base import Settlement
 
 from ._common import ROLE_ARN, Figure, project_settings, quiet_logs
 

@@ -40,7 +40,7 @@ from async_refimport.aws.preflight import Preflight
 from async_refimport.aws.sqs import Message, SqsClient
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.gateway.aws import FINAL_JOB_STATUSES, JobSnapshot, OmicsGateway
-from async_refimport.journal.sqlite import JobState, Journal
+from async_refimport.journal.base import JobState, Journal
 
 log = get_logger(__name__)
 

@@ -62,7 +62,8 @@ from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.lane import Lane
 from async_refimport.engine.setup import first_listing
 from async_refimport.gateway.aws import AwsGateway, ExistingReference, OmicsGateway
-from async_refimport.journal.sqlite import Journal, lease_owner_name, resolve_journal
+from async_refimport.journal import lease_owner_name, resolve_journal
+from async_refimport.journal.base import Journal
 
 __all__ = [
     "ApiStats",

@@ -30,7 +30,7 @@ from async_refimport._retry import backoff_delay, gave_up
 from async_refimport._settings import ImporterSettings
 from async_refimport.engine.deps import LaneDeps
 from async_refimport.gateway.aws import GET, START, SourceSpec
-from async_refimport.journal.sqlite import JobRecord
+from async_refimport.journal.base import JobRecord
 
 # The lane's own events: logged under the lane's name, as before this module was split off.
 log = get_logger("async_refimport.engine.lane")

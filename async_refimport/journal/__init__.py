@@ -1,1 +1,113 @@
-"""async_refimport.journal."""
+"""The journal: the single, durable source of truth about every row and every import job.
+
+* :mod:`~async_refimport.journal.base`: the seam, interface only (the role Protocols and the
+  record types in their signatures);
+* :mod:`~async_refimport.journal.sqlite`: :class:`~async_refimport.SQLiteJournal`, one local file;
+* :mod:`~async_refimport.journal.dynamo`: :class:`~async_refimport.DynamoJournal`, one DynamoDB
+  table a fleet shares (imported lazily: SQLite users never load the AWS SDK).
+
+:func:`resolve_journal` picks one from what a user names: a path or ``dynamodb://TABLE``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from async_refimport.journal._common import lease_owner_name
+from async_refimport.journal.base import Journal, Outbox
+from async_refimport.journal.sqlite import SQLiteJournal, default_journal_path
+
+__all__ = [
+    "JOURNAL_URL_HELP",
+    "lease_owner_name",
+    "opened_journal",
+    "outbox_of",
+    "resolve_journal",
+]
+
+JOURNAL_URL_HELP = "a SQLite file path, or dynamodb://TABLE for a journal shared by a fleet"
+"""What ``--journal`` accepts, for help texts."""
+
+
+def resolve_journal(
+    spec: str | os.PathLike[str] | Journal | None,
+    *,
+    region: str | None = None,
+    read_only: bool = False,
+) -> Journal:
+    """The journal a user names; nothing is opened here.
+
+    Args:
+        spec: A :class:`Journal` (returned as is), ``dynamodb://TABLE[?region=R]`` for a
+            :class:`~async_refimport.DynamoJournal`, anything else a SQLite path (``None``: the
+            default path, :func:`~async_refimport.journal.sqlite.default_journal_path`).
+        region: The fallback Region of a DynamoDB table.
+        read_only: Open a SQLite journal for reading only.
+
+    Returns:
+        The journal, not yet open.
+
+    Raises:
+        JournalError: a ``dynamodb:`` URL that is not a DynamoDB journal URL.
+    """
+    if spec is None:
+        return SQLiteJournal(default_journal_path(), read_only=read_only)
+    if isinstance(spec, str) and spec.startswith("dynamodb:"):
+        # Lazily: SQLite users never load aioboto3.
+        from async_refimport.journal.dynamo import DynamoJournal
+
+        return DynamoJournal.from_url(spec, region=region)
+    if isinstance(spec, str | os.PathLike):
+        return SQLiteJournal(spec, read_only=read_only)
+    return spec
+
+
+@asynccontextmanager
+async def opened_journal(
+    spec: str | os.PathLike[str] | Journal | None,
+    *,
+    region: str | None = None,
+    read_only: bool = False,
+) -> AsyncIterator[Journal]:
+    """``async with opened_journal("dynamodb://t") as journal:`` (see :func:`resolve_journal`).
+
+    Args:
+        spec: What :func:`resolve_journal` takes.
+        region: The fallback Region of a DynamoDB table.
+        read_only: Open a SQLite journal without creating, migrating or changing it, and refuse a
+            file that is not a refimport journal (``status`` and ``report``).
+
+    Yields:
+        The open journal, closed on exit.
+
+    Raises:
+        JournalError: the journal cannot be opened.
+    """
+    journal = resolve_journal(spec, region=region, read_only=read_only)
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
+
+
+def outbox_of(journal: Journal) -> Outbox:
+    """The outbox role of ``journal`` (what the worker's SQS intake needs).
+
+    Args:
+        journal: The Importer's journal.
+
+    Returns:
+        The same object, typed as an :class:`Outbox`.
+
+    Raises:
+        TypeError: the journal does not implement :class:`Outbox`.
+    """
+    if not isinstance(journal, Outbox):
+        raise TypeError(
+            f"journal {journal!r} keeps no outbox (add_outbox, due_outbox, close_outbox): "
+            "it cannot serve the SQS intake"
+        )
+    return journal

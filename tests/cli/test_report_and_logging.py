@@ -12,7 +12,7 @@ import pytest
 from async_refimport._logconfig import REDACTED, EventFormatter, redact
 from async_refimport._models import RowResult, RowState, StoreRef
 from async_refimport._report import render_csv, render_html, render_json
-from async_refimport.journal.sqlite import JobRecord, JobState
+from async_refimport.journal.base import JobRecord, JobState
 
 STORE = StoreRef("1234567890", "us-east-1")
 

@@ -20,7 +20,7 @@ from async_refimport import (
     SQLiteJournal,
 )
 from async_refimport.emulator import EmulatorThread
-from async_refimport.journal.sqlite import JobState
+from async_refimport.journal.base import JobState
 from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
 
 FAST = ImporterSettings(

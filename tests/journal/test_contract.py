@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from async_refimport import LeaseLostError, RowState, StoreBookedError, StoreRef
-from async_refimport.journal.sqlite import JobState, Settlement
+from async_refimport.journal.base import JobState, Settlement
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.journal.conftest import STORE, JournalFactory, reqs
 
@@ -252,7 +252,7 @@ async def test_stores_are_kept_apart(journal_factory: JournalFactory) -> None:
 _RACE = """
 import anyio, json, sys, time
 from async_refimport import StoreBookedError, StoreRef
-from async_refimport.journal.sqlite import resolve_journal
+from async_refimport.journal import resolve_journal
 
 async def main() -> None:
     store = StoreRef("{store_id}", "us-east-1")

@@ -8,7 +8,8 @@ import sqlite3
 from pathlib import Path
 
 from async_refimport import RowState
-from async_refimport.journal.sqlite import Settlement, SQLiteJournal
+from async_refimport.journal.base import Settlement
+from async_refimport.journal.sqlite import SQLiteJournal
 
 from .conftest import STORE, JournalFactory, reqs
 

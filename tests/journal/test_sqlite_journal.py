@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from async_refimport import JournalError, SQLiteJournal
-from async_refimport.journal.sqlite import opened_journal
+from async_refimport.journal import opened_journal
 from tests.journal.conftest import STORE, reqs
 
 

@@ -13,7 +13,7 @@ from async_refimport import (
     StoreBookedError,
     StoreRef,
 )
-from async_refimport.journal.sqlite import JobState, Settlement
+from async_refimport.journal.base import JobState, Settlement
 from tests.conftest import ROLE_ARN, STORE_ID
 
 STORE = StoreRef(STORE_ID, "us-east-1")

@@ -44,7 +44,7 @@ from async_refimport._models import RowResult, RowState
 from async_refimport._report import json_document
 from async_refimport.aws.sqs import MAX_MESSAGE_BYTES, SqsClient
 from async_refimport.engine.importer import Importer
-from async_refimport.journal.sqlite import OutboxEntry
+from async_refimport.journal.base import OutboxEntry
 
 log = get_logger(__name__)
 
