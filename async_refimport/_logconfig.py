@@ -23,14 +23,34 @@ import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import structlog
 
 from async_refimport._log import EVENT_ATTR, ROOT
 
-LogFormat = Literal["console", "json"]
-LEVELS = ("debug", "info", "warning", "error")
+
+class LogFormat(StrEnum):
+    """How a log line is rendered (``--log-format``)."""
+
+    #: Human lines, coloured on a terminal.
+    CONSOLE = "console"
+    #: One JSON object a line.
+    JSON = "json"
+
+
+class LogLevel(StrEnum):
+    """The levels ``--log-level`` may name."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+#: The names of :class:`LogLevel`, as ``--log-level`` offers them.
+LEVELS = tuple(level.value for level in LogLevel)
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(
@@ -66,6 +86,7 @@ _SECRET_ENV = (
 
 
 def _known_secrets() -> list[str]:
+    """The secrets of this process's environment worth masking, longest first."""
     # Short values are left alone: masking "x" everywhere would garble every line.
     values = {os.environ.get(name, "") for name in _SECRET_ENV}
     return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
@@ -89,7 +110,15 @@ def _is_secret_key(key: str) -> bool:
 
 
 def redact_text(text: str, known: list[str] | None = None) -> str:
-    """``text`` with every secret-looking value masked (see the module docstring)."""
+    """Mask every secret-looking value in ``text`` (see the module docstring).
+
+    Args:
+        text: Any text.
+        known: Secrets to mask verbatim (default: those of this process's environment).
+
+    Returns:
+        The text, secrets replaced by ``***`` (access key ids kept as ``AKIA…***``).
+    """
     for secret in _known_secrets() if known is None else known:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -116,8 +145,19 @@ def _redact_value(value: Any, known: list[str]) -> Any:
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask credential-like keys (``aws_secret_access_key``, ``password``,
-    ``token``, ``Authorization`` ...; not ``client_token``) and secret-looking values anywhere."""
+    """structlog processor: mask credential-like keys and secret-looking values anywhere.
+
+    Keys such as ``aws_secret_access_key``, ``password``, ``token`` or ``Authorization`` are
+    masked whole (not ``client_token``, an id); every other value is masked where it looks secret.
+
+    Args:
+        _logger: Unused (the processor signature).
+        _name: Unused (the processor signature).
+        event: The event, changed in place.
+
+    Returns:
+        ``event``, redacted.
+    """
     known = _known_secrets()
     for key in list(event):
         if _is_secret_key(key):
@@ -132,9 +172,11 @@ class _CurrentStderr:
     prints log lines above its bars instead of through them."""
 
     def write(self, text: str) -> int:
+        """Write to the current ``sys.stderr``; returns the characters written."""
         return sys.stderr.write(text)
 
     def flush(self) -> None:
+        """Flush the current ``sys.stderr``."""
         sys.stderr.flush()
 
 
@@ -143,17 +185,31 @@ class EventFormatter(logging.Formatter):
 
     Records of the library carry their structured event (:data:`._log.EVENT_ATTR`); other
     libraries' records become ``{"event": message, "logger": name}``.
+
+    Args:
+        format: A :class:`LogFormat` (or its name).
+        colors: Colour console lines.
     """
 
-    def __init__(self, format: LogFormat = "console", *, colors: bool = False) -> None:
+    def __init__(
+        self, format: LogFormat | str = LogFormat.CONSOLE, *, colors: bool = False
+    ) -> None:
         super().__init__()
         self.renderer: Any = (
             structlog.processors.JSONRenderer(default=str)
-            if format == "json"
+            if format == LogFormat.JSON
             else structlog.dev.ConsoleRenderer(colors=colors)
         )
 
     def format(self, record: logging.LogRecord) -> str:
+        """Render one record, with its level, time and traceback, redacted.
+
+        Args:
+            record: Any logger's record.
+
+        Returns:
+            One line (a traceback may span more).
+        """
         event = getattr(record, EVENT_ATTR, None)
         if isinstance(event, Mapping):
             data: dict[str, Any] = dict(event)
@@ -180,6 +236,7 @@ class _LevelFilter(logging.Filter):
         self.others = others
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` is at or above its logger's threshold."""
         own = record.name == ROOT or record.name.startswith(ROOT + ".")
         return record.levelno >= (self.library if own else self.others)
 
@@ -188,8 +245,15 @@ _HANDLER_NAME = "refimport"
 
 
 def level_from_flags(verbosity: int, log_level: str | None = None) -> int:
-    """The library's level from ``-v``/``-q`` counts (-1 errors, 0 warnings, 1 info, 2+ debug),
-    unless ``--log-level`` names one."""
+    """The library's level from the command line.
+
+    Args:
+        verbosity: ``-v``/``-q`` counts: -1 errors, 0 warnings, 1 info, 2 or more debug.
+        log_level: A :class:`LogLevel` name from ``--log-level``; it wins over ``verbosity``.
+
+    Returns:
+        A ``logging`` level.
+    """
     if log_level:
         return int(logging.getLevelName(log_level.upper()))
     if verbosity < 0:
@@ -198,7 +262,7 @@ def level_from_flags(verbosity: int, log_level: str | None = None) -> int:
 
 
 def configure_logging(
-    format: LogFormat = "console",
+    format: LogFormat | str = LogFormat.CONSOLE,
     verbosity: int = 0,
     *,
     log_level: str | None = None,
@@ -206,7 +270,8 @@ def configure_logging(
     """Send every logger's records to stderr, rendered and redacted.
 
     Args:
-        format: ``console`` (human lines, coloured on a terminal) or ``json`` (one object a line).
+        format: A :class:`LogFormat` (or its name): ``console`` (human lines, coloured on a
+            terminal) or ``json`` (one object a line).
         verbosity: -1 errors only, 0 warnings and errors, 1 (``-v``) info, 2 (``-vv``) debug,
             3 (``-vvv``) also the debug lines of the AWS SDK, aiohttp and the emulator's moto.
         log_level: The library's level by name (``debug`` ... ``error``); overrides ``verbosity``
@@ -217,7 +282,7 @@ def configure_logging(
     others = logging.DEBUG if verbosity >= 3 else max(library, logging.WARNING)
     handler = logging.StreamHandler(_CurrentStderr())
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(EventFormatter(format, colors=format == "console" and _tty()))
+    handler.setFormatter(EventFormatter(format, colors=format == LogFormat.CONSOLE and _tty()))
     handler.addFilter(_LevelFilter(library, others))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:

@@ -28,10 +28,13 @@ _JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0,
 
 
 class _JournalCollector(Collector):
+    """The scrape-time metrics, read from the last status snapshot."""
+
     def __init__(self) -> None:
         self.snapshot = ImporterStatus((), (), False)
 
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        """The metric families of the last snapshot (called by the registry at each scrape)."""
         snap = self.snapshot
         rows = GaugeMetricFamily(
             "refimport_rows",
@@ -92,7 +95,11 @@ class _JournalCollector(Collector):
 
 
 class WorkerMetrics:
-    """The worker's metrics; feed it events with :meth:`observe`, serve :meth:`render`."""
+    """The worker's metrics; feed it events with :meth:`observe`, serve :meth:`render`.
+
+    The counters are attributes (``spool_files``, ``http_submissions`` ...) for the intakes to
+    count what they do; ``registry`` is where intakes register counters of their own.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -141,6 +148,11 @@ class WorkerMetrics:
         r.register(self._journal)
 
     def observe(self, event: Event) -> None:
+        """Count one engine event (jobs started and finished, retries, rows settled).
+
+        Args:
+            event: Any event of the Importer; those not counted are ignored.
+        """
         if isinstance(event, JobStarted):
             s = event.store
             self.jobs_started.labels(s.store_id, s.region, str(event.recovered).lower()).inc()
@@ -154,21 +166,42 @@ class WorkerMetrics:
             self.rows_settled.labels(event.result.state.value).inc()
 
     async def consume(self, importer: Importer) -> None:
-        """Count the Importer's events until it closes."""
+        """Count the Importer's events until it closes.
+
+        Args:
+            importer: The open Importer.
+        """
         async with importer.subscribe() as events:
             async for event in events:
                 self.observe(event)
 
     async def refresh(self, importer: Importer) -> None:
-        """Read the Importer's status view for the scrape-time metrics."""
+        """Read the Importer's status view for the scrape-time metrics.
+
+        Args:
+            importer: The open Importer.
+        """
         self._journal.snapshot = await importer.status()
 
     async def render(self, importer: Importer | None) -> bytes:
+        """The metrics in Prometheus's text format, the status view read first (for 5 s at most).
+
+        Args:
+            importer: The open Importer (None: the scrape-time metrics as last read).
+
+        Returns:
+            The ``/metrics`` body.
+        """
         if importer is not None:
             with anyio.move_on_after(5):
                 await self.refresh(importer)
         return generate_latest(self.registry)
 
     def names(self) -> Iterator[str]:
+        """The names of every metric family in the registry.
+
+        Yields:
+            Each family's name.
+        """
         for family in self.registry.collect():
             yield family.name

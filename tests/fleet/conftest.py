@@ -18,8 +18,9 @@ from async_refimport import Importer, ImporterSettings, Journal, PacingPolicy
 from async_refimport.aws.sqs import SqsClient
 from async_refimport.emulator import EmulatorThread
 from async_refimport.manifest.reader import ManifestDefaults
-from async_refimport.worker.intakes.sqs import SqsIntake, SqsIntakeSettings
-from async_refimport.worker.outbox import ResultSender
+from async_refimport.worker.intakes.sqs.intake import SqsIntake
+from async_refimport.worker.intakes.sqs.options import SqsIntakeSettings
+from async_refimport.worker.intakes.sqs.outbox import ResultSender
 from tests.conftest import ROLE_ARN
 from tests.integration.helpers import create_store
 

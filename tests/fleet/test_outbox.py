@@ -23,9 +23,10 @@ from async_refimport import (
 )
 from async_refimport.aws.sqs import MAX_MESSAGE_BYTES, SqsClient
 from async_refimport.emulator import EmulatorThread
+from async_refimport.journal.base import Settlement
 from async_refimport.journal.dynamo import DynamoJournal, create_table
-from async_refimport.journal.sqlite import Settlement
-from async_refimport.worker.outbox import ResultSender, result_document
+from async_refimport.worker.intakes.sqs.documents import result_document
+from async_refimport.worker.intakes.sqs.outbox import ResultSender
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.fleet.conftest import Queues, eventually, fast_settings
 from tests.integration.helpers import genomes, requests_for

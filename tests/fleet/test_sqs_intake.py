@@ -13,7 +13,8 @@ from async_refimport import JournalError, QueueError, SQLiteJournal
 from async_refimport.aws.sqs import Message, SqsClient
 from async_refimport.emulator import EmulatorThread
 from async_refimport.manifest.reader import ManifestDefaults
-from async_refimport.worker.intakes.sqs import SqsIntakeSettings, parse_body
+from async_refimport.worker.intakes.sqs.messages import parse_body
+from async_refimport.worker.intakes.sqs.options import SqsIntakeSettings
 from tests.conftest import ROLE_ARN
 from tests.fleet.conftest import Queues, eventually, running
 from tests.integration.helpers import genomes
@@ -277,7 +278,7 @@ async def test_a_journal_failure_leaves_the_message_for_a_later_delivery(
 )
 def test_malformed_bodies_say_what_is_wrong(body: str, problem: str) -> None:
     from async_refimport import RequestValidationError
-    from async_refimport.worker.intakes.sqs import error_dict
+    from async_refimport.worker.intakes.sqs.documents import error_dict
 
     with pytest.raises(RequestValidationError) as caught:
         parse_body(body, ManifestDefaults(store_id="1234567890", role_arn=ROLE_ARN))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from async_refimport.worker.main import _loopback
+from async_refimport.worker.config import is_loopback as _loopback
 from tests.cli.test_hardening import SESSION_TOKEN
 from tests.integration.helpers import genomes
 from tests.worker.conftest import WORKER, WorkerProcess, wait_for

@@ -21,7 +21,6 @@ from async_refimport import (
     ImportRequest,
     JobFinished,
     JobStarted,
-    MemoryGateway,
     PollingPolicy,
     RequestRetried,
     RetryPolicy,
@@ -33,9 +32,12 @@ from async_refimport import (
 from async_refimport._metrics import WorkerMetrics
 from async_refimport.engine.importer import Importer
 from async_refimport.manifest.reader import ManifestDefaults
+from async_refimport.testing import MemoryGateway
+from async_refimport.worker.app import Worker
+from async_refimport.worker.config import WorkerConfig, split_grace
+from async_refimport.worker.intake import IntakeContext
 from async_refimport.worker.intakes.http import HttpIntake, build_app
 from async_refimport.worker.intakes.spool import Spool, SpoolOutcome
-from async_refimport.worker.main import IntakeContext, Worker, WorkerConfig, split_grace
 from tests.conftest import ROLE_ARN, STORE_ID
 from tests.logcapture import capture_logs
 from tests.worker.conftest import drop
@@ -283,7 +285,7 @@ async def test_worker_runs_any_intake_and_shuts_down(
     worker = Worker(config, intakes=[one_shot])
     # The worker builds its own Importer: point it at the in-memory gateway.
     monkeypatch.setattr(
-        "async_refimport.worker.main.Importer",
+        "async_refimport.worker.app.Importer",
         lambda *a, **kw: Importer(*a, gateway=MemoryGateway(), **kw),
     )
     async with anyio.create_task_group() as tg:

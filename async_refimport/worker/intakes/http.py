@@ -254,7 +254,20 @@ def build_app(
     token: str | None = None,
     remote: RemoteLimits | None = None,
 ) -> web.Application:
-    """The intake application, bound to an open Importer owned by the caller."""
+    """The intake application, bound to an open Importer owned by the caller.
+
+    Args:
+        importer: The open Importer requests are submitted to.
+        metrics: The worker's metrics (``/metrics``, submissions counted).
+        defaults: Field values for rows that leave them out.
+        ready: The worker's readiness (``/readyz``).
+        token: Bearer token every route but the probes requires (None: none).
+        remote: What a client's rows may set (default: any store, never an endpoint or a
+            profile).
+
+    Returns:
+        The aiohttp application (its routes are listed in the module docstring).
+    """
     middlewares = [_json_errors, *([_bearer_middleware(token)] if token else [])]
     app = web.Application(middlewares=middlewares, client_max_size=32 * 1024 * 1024)
     app[IMPORTER_KEY] = importer
@@ -279,6 +292,7 @@ class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
     warning line rather than an error with a traceback that any client could fill the log with."""
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        """Log an error, unless it is a request that is not HTTP (then one warning line)."""
         if isinstance(exc_info, HttpProcessingError):
             reason = str(exc_info.message).strip().splitlines()[0] if exc_info.message else ""
             log.warning("http.bad_request", status=exc_info.code, reason=reason)
@@ -323,6 +337,7 @@ class HttpIntake:
         self.port = port
         self.token = token
         self.close_timeout = close_timeout
+        #: The URL served (``http://127.0.0.1:8470``) while listening; None otherwise.
         self.url: str | None = None
 
     @property
@@ -337,7 +352,14 @@ class HttpIntake:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Listen, report started, and serve until cancelled."""
+        """Listen, report started, and serve until cancelled; then close, bounded.
+
+        Args:
+            task_status: Told once listening (:attr:`url` is set).
+
+        Raises:
+            OSError: the port cannot be bound (in use, not allowed).
+        """
         app = build_app(
             self.importer,
             self.metrics,

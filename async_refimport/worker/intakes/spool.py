@@ -26,6 +26,7 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,23 @@ from async_refimport.manifest.reader import ManifestDefaults
 
 log = get_logger(__name__)
 
-SUBDIRS = ("incoming", "processing", "done", "failed")
+
+class SpoolDestination(StrEnum):
+    """Where a manifest is filed once every row is final (the name of its directory)."""
+
+    #: Every row IMPORTED or ALREADY_PRESENT.
+    DONE = "done"
+    #: Some row FAILED, or the manifest was invalid.
+    FAILED = "failed"
+
+
+#: The spool's directories, created on start.
+SUBDIRS = ("incoming", "processing", SpoolDestination.DONE.value, SpoolDestination.FAILED.value)
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".swp")
 
 
 def _write_atomic(path: Path, data: str) -> None:
+    """Write ``data`` to a hidden temporary file, sync it, and rename it to ``path``."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(data)
@@ -84,10 +97,16 @@ def _free_name(directory: Path, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SpoolOutcome:
-    """A manifest was filed: where, and its report's summary."""
+    """A manifest was filed: where, and its report's summary.
+
+    Attributes:
+        name: The name it was filed under (``stem.N.ext`` when the name was taken).
+        destination: Its directory.
+        summary: Its report's summary (rows by outcome).
+    """
 
     name: str
-    destination: str
+    destination: SpoolDestination
     summary: Mapping[str, int]
 
 
@@ -145,13 +164,19 @@ class Spool:
         return len(self._in_flight)
 
     def prepare(self) -> None:
+        """Create the spool's directories (those that do not exist)."""
         for directory in self.dirs.values():
             directory.mkdir(parents=True, exist_ok=True)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Resume ``processing/``, then scan ``incoming/`` until cancelled."""
+        """Resume ``processing/``, then scan ``incoming/`` until cancelled.
+
+        Args:
+            task_status: Told once the files left in ``processing/`` are resumed and scanning
+                starts.
+        """
         await anyio.to_thread.run_sync(self.prepare)
         async with anyio.create_task_group() as tg:
             for path in await anyio.to_thread.run_sync(self._listing, self.dirs["processing"]):
@@ -277,7 +302,7 @@ class Spool:
                 requests = await anyio.to_thread.run_sync(_read_regular, path, defaults)
             except ManifestError as exc:
                 log.warning("spool.invalid_manifest", errors=len(exc.errors))
-                await self._file(path, "failed", report_document([], exc.errors))
+                await self._file(path, SpoolDestination.FAILED, report_document([], exc.errors))
                 return
             except Exception as exc:
                 # Whatever else keeps a file from being read (nesting too deep for the parser,
@@ -285,12 +310,12 @@ class Spool:
                 reason = f"cannot be read: {type(exc).__name__}: {exc}"[:500]
                 log.warning("spool.unreadable_manifest", reason=reason)
                 error = FieldError("file", reason, None, path.name)
-                await self._file(path, "failed", report_document([], [error]))
+                await self._file(path, SpoolDestination.FAILED, report_document([], [error]))
                 return
             try:
                 ids = await imp.submit(requests, submission=f"spool:{path.name}")
             except RequestValidationError as exc:
-                await self._file(path, "failed", report_document([], exc.errors))
+                await self._file(path, SpoolDestination.FAILED, report_document([], exc.errors))
                 return
             await anyio.to_thread.run_sync(
                 _write_atomic, ids_path, json.dumps({"ids": ids, "at": time.time()})
@@ -306,10 +331,13 @@ class Spool:
                 await anyio.to_thread.run_sync(_unlink, ids_path)
                 await self._carry(path, resumed=False)
             return
-        destination = "done" if all(r.ok for r in results) else "failed"
+        ok = all(r.ok for r in results)
+        destination = SpoolDestination.DONE if ok else SpoolDestination.FAILED
         await self._file(path, destination, report_document(results))
 
-    async def _file(self, path: Path, destination: str, report: dict[str, Any]) -> None:
+    async def _file(
+        self, path: Path, destination: SpoolDestination, report: dict[str, Any]
+    ) -> None:
         directory = self.dirs[destination]
 
         def move() -> str:
@@ -320,7 +348,7 @@ class Spool:
             return name
 
         name = await anyio.to_thread.run_sync(move)
-        log.info("spool.filed", destination=destination, **report["summary"])
+        log.info("spool.filed", destination=destination.value, **report["summary"])
         if self._on_filed is not None:
             self._on_filed(SpoolOutcome(name, destination, report["summary"]))
 

@@ -1,4 +1,5 @@
-"""Result documents: each SQS request message gets one, sent by any worker of the fleet.
+"""The result sender: each SQS request message gets one result document, sent by any worker of
+the fleet.
 
 When the SQS intake journals a message it also writes an outbox entry (``Journal.add_outbox``):
 the submission (the message's MessageId), the results queue and the message's row ids. Every
@@ -7,29 +8,23 @@ worker runs a :class:`ResultSender`, which asks the journal for entries whose ro
 received a message may die long before its rows settle: the document is still sent, by whichever
 worker looks next.
 
-The document is the one ``refimport import --json`` prints, plus the request's id::
-
-    {"message_id": "6c0f...", "summary": {"total": 2, "imported": 2, ...}, "items": [...]}
+The document is :func:`~.documents.result_document`'s, trimmed to fit in one SQS message.
 
 Delivery is **at least once**: the document is sent before the entry is marked sent, so a worker
 that dies in between, or two workers that find the same entry due at once, send it twice.
 Consumers deduplicate by ``message_id``; on a FIFO results queue the MessageId is also the
 deduplication id, so SQS drops copies sent within five minutes of each other.
-
-A document larger than an SQS message (256 KiB) keeps its summary and only the rows that were not
-imported (``items_omitted`` counts the others); if even that is too large, only the summary is
-sent. The full report is always available from ``refimport report`` or ``GET /v1/imports``.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from enum import StrEnum
 
 import anyio
+import anyio.abc
 from prometheus_client import CollectorRegistry, Counter
 
 from async_refimport._errors import (
@@ -40,30 +35,24 @@ from async_refimport._errors import (
 )
 from async_refimport._events import RowSettled
 from async_refimport._log import get_logger
-from async_refimport._models import RowResult, RowState
-from async_refimport._report import json_document
-from async_refimport.aws.sqs import MAX_MESSAGE_BYTES, SqsClient
+from async_refimport.aws.sqs import SqsClient
 from async_refimport.engine.importer import Importer
+from async_refimport.journal import outbox_of
 from async_refimport.journal.base import OutboxEntry
+from async_refimport.worker.intakes.sqs.documents import result_document
 
 log = get_logger(__name__)
 
 
-def result_document(message_id: str, results: Sequence[RowResult]) -> str:
-    """The JSON result document of one message, trimmed to fit in one SQS message."""
-    doc: dict[str, Any] = {"message_id": message_id, **json_document(results)}
-    body = json.dumps(doc, default=str)
-    if len(body.encode()) <= MAX_MESSAGE_BYTES:
-        return body
-    kept = [r for r in results if r.state is not RowState.IMPORTED]
-    doc["items"] = json_document(kept)["items"]
-    doc["items_omitted"] = len(results) - len(kept)
-    body = json.dumps(doc, default=str)
-    if len(body.encode()) <= MAX_MESSAGE_BYTES:
-        return body
-    doc["items"] = []
-    doc["items_omitted"] = len(results)
-    return json.dumps(doc, default=str)
+class DocumentOutcome(StrEnum):
+    """What became of a due document (the ``outcome`` label of ``refimport_result_documents``)."""
+
+    #: Sent, and marked sent in the outbox by this worker first.
+    SENT = "sent"
+    #: Sent, but another worker had marked it sent first (consumers see two copies).
+    DUPLICATE = "duplicate"
+    #: Not sent (the results queue could not be used): tried again after a backoff.
+    FAILED = "failed"
 
 
 class ResultSender:
@@ -123,13 +112,25 @@ class ResultSender:
         )
 
     def wake(self, rows: Iterable[int] = ()) -> None:
-        """Look at the outbox soon: ``rows`` were settled or journaled here."""
+        """Look at the outbox soon.
+
+        Args:
+            rows: Rows settled or journaled here: their documents are this worker's to send.
+        """
         self._fresh.update(rows)
         self._wake.set()
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
+        """Look at the outbox and send what is due, until cancelled.
+
+        A journal that cannot be read is said once (``journal_ok`` turns False) and tried again
+        at the next look.
+
+        Args:
+            task_status: Told once the sender watches this worker's settles.
+        """
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_settles)
             task_status.started()
@@ -156,65 +157,86 @@ class ResultSender:
                     self.wake((event.result.row_id,))
 
     async def send_due(self, *, adopt_after: float | None = None) -> int:
-        """Send the due documents that are this worker's; returns how many were sent.
+        """Send the due documents that are this worker's.
 
         Args:
             adopt_after: Seconds a due document is left to the worker that settled its last row
                 before this one sends it (default: ``interval``).
+
+        Returns:
+            How many were sent.
+
+        Raises:
+            JournalError: the outbox cannot be read or marked.
         """
-        journal = self.importer.journal
         fresh, self._fresh = self._fresh, set()
         try:
-            entries = await journal.due_outbox(self.batch)
+            entries = await outbox_of(self.importer.journal).due_outbox(self.batch)
         except BaseException:
             self._fresh |= fresh
             raise
         self.journal_ok = True
         now = time.monotonic()
-        wait = self.interval if adopt_after is None else adopt_after
-        self._seen_due = {e.submission: self._seen_due.get(e.submission, now) for e in entries}
-        mine = [
-            e
-            for e in entries
-            if fresh.intersection(e.row_ids) or now - self._seen_due[e.submission] >= wait
-        ]
+        mine = self._mine(
+            entries, fresh, now, self.interval if adopt_after is None else adopt_after
+        )
         # Workers adopting at once walk the documents in different orders, so they rarely send
         # the same one; the first one found sent already means this look is stale.
         random.shuffle(mine)
         sent = 0
         for entry in mine:
-            failures, not_before = self._failures.get(entry.submission, (0, 0.0))
-            if not_before > now:
+            outcome = await self._send(entry, now)
+            if outcome is None:
                 continue
-            results = await journal.results(entry.row_ids)
-            try:
-                await self.sqs.send(
-                    entry.reply_to,
-                    result_document(entry.submission, results),
-                    dedup_id=entry.submission,
-                )
-            except (QueueError, TransientServiceError, CredentialsError) as exc:
-                self._backoff(entry, failures, exc)
-                continue
-            self._failures.pop(entry.submission, None)
-            self._seen_due.pop(entry.submission, None)
-            first = await journal.close_outbox(entry.submission)
-            self.documents.labels("sent" if first else "duplicate").inc()
             sent += 1
-            log.info(
-                "outbox.sent",
-                message_id=entry.submission,
-                rows=len(results),
-                duplicate=not first,
-            )
-            if not first:
+            if outcome is DocumentOutcome.DUPLICATE:
                 break
         return sent
+
+    def _mine(
+        self, entries: Sequence[OutboxEntry], fresh: set[int], now: float, wait: float
+    ) -> list[OutboxEntry]:
+        """The due entries this worker sends: rows settled here, or left to another too long."""
+        self._seen_due = {e.submission: self._seen_due.get(e.submission, now) for e in entries}
+        return [
+            e
+            for e in entries
+            if fresh.intersection(e.row_ids) or now - self._seen_due[e.submission] >= wait
+        ]
+
+    async def _send(self, entry: OutboxEntry, now: float) -> DocumentOutcome | None:
+        """Send one document and mark it sent; None when it waits (backing off, or failed now)."""
+        failures, not_before = self._failures.get(entry.submission, (0, 0.0))
+        if not_before > now:
+            return None
+        journal = self.importer.journal
+        results = await journal.results(entry.row_ids)
+        try:
+            await self.sqs.send(
+                entry.reply_to,
+                result_document(entry.submission, results),
+                dedup_id=entry.submission,
+            )
+        except (QueueError, TransientServiceError, CredentialsError) as exc:
+            self._backoff(entry, failures, exc)
+            return None
+        self._failures.pop(entry.submission, None)
+        self._seen_due.pop(entry.submission, None)
+        first = await outbox_of(journal).close_outbox(entry.submission)
+        outcome = DocumentOutcome.SENT if first else DocumentOutcome.DUPLICATE
+        self.documents.labels(outcome).inc()
+        log.info(
+            "outbox.sent",
+            message_id=entry.submission,
+            rows=len(results),
+            duplicate=not first,
+        )
+        return outcome
 
     def _backoff(self, entry: OutboxEntry, failures: int, error: Exception) -> None:
         delay = self.retry_backoff * 2 ** min(failures, 6)
         self._failures[entry.submission] = (failures + 1, time.monotonic() + delay)
-        self.documents.labels("failed").inc()
+        self.documents.labels(DocumentOutcome.FAILED).inc()
         log.error(
             "outbox.send_failed",
             message_id=entry.submission,
