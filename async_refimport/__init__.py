@@ -11,6 +11,8 @@ The public API (everything else is private and may change)::
 The local HealthOmics emulator lives in :mod:`async_refimport.emulator`.
 """
 
+from types import FunctionType as _FunctionType
+
 from async_refimport._errors import CredentialsError as CredentialsError
 from async_refimport._errors import FieldError as FieldError
 from async_refimport._errors import ImporterClosedError as ImporterClosedError
@@ -23,6 +25,7 @@ from async_refimport._errors import RefImportError as RefImportError
 from async_refimport._errors import RequestValidationError as RequestValidationError
 from async_refimport._errors import ServiceError as ServiceError
 from async_refimport._errors import SetupError as SetupError
+from async_refimport._errors import SetupKind as SetupKind
 from async_refimport._errors import StoreBookedError as StoreBookedError
 from async_refimport._errors import StoreBusyError as StoreBusyError
 from async_refimport._errors import TransientServiceError as TransientServiceError
@@ -43,6 +46,7 @@ from async_refimport._models import validate_request as validate_request
 from async_refimport._pacing import PacingPolicy as PacingPolicy
 from async_refimport._retry import RetryPolicy as RetryPolicy
 from async_refimport.aws.preflight import PreflightPolicy as PreflightPolicy
+from async_refimport.completion.base import CompletionWatcher as CompletionWatcher
 from async_refimport.completion.events import EventsPolicy as EventsPolicy
 from async_refimport.completion.polling import PollingPolicy as PollingPolicy
 from async_refimport.engine.importer import ApiStats as ApiStats
@@ -80,6 +84,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ApiStats",
     "AwsGateway",
+    "CompletionWatcher",
     "CredentialsError",
     "DynamoJournal",
     "Event",
@@ -128,6 +133,7 @@ __all__ = [
     "ServiceError",
     "Settlement",
     "SetupError",
+    "SetupKind",
     "SourceSpec",
     "SourceStatus",
     "StoreBookedError",
@@ -142,3 +148,12 @@ __all__ = [
     "ValidationFailed",
     "validate_request",
 ]
+
+# Exported names show as ``async_refimport.SetupError`` (in tracebacks, reprs and the docs), not
+# as the private module that defines them (httpx does the same). Only the attribute changes:
+# pickling and ``isinstance`` find the same objects through this namespace.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | _FunctionType) and _obj.__module__.startswith(f"{__name__}."):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -61,9 +61,9 @@ from async_refimport.engine.importer import (
     ImporterSettings,
     ImporterStatus,
     StorePlan,
-    buffered_events,
 )
-from async_refimport.gateway.aws import OmicsGateway
+from async_refimport.engine.waiting import buffered_events
+from async_refimport.gateway.base import OmicsGateway
 from async_refimport.journal import opened_journal
 from async_refimport.journal.base import JobRecord, JobState, Journal
 from async_refimport.manifest.reader import (
@@ -264,29 +264,7 @@ async def run_import(
             it are imported, and the outcome says so (``manifest_changed``).
     """
     async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
-        try:
-            async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
-                if stop is not None:
-                    tg.start_soon(_stop_when_set, stop, imp)
-                # Subscribed only for an observer: events nobody reads are buffered without bound
-                # (a RowSettled per row: about 700 B each, 140 MB for 200,000 rows).
-                events = await stack.enter_async_context(imp.subscribe()) if observer else None
-                unusable = await imp.verify_setup(_store_samples(requests))
-                run = await _submit(imp, requests, unusable, events)
-                if observer is not None and events is not None and run.row_ids:
-                    await _introduce(observer, imp, run, events)
-                    tg.start_soon(observer.run, events)
-                try:
-                    await imp.wait_until_final(run.row_ids)
-                except SetupError:
-                    pass  # every other row is final; the parked stores' rows stay queued
-                tg.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # What the run itself raised (an invalid request, a manifest changed since it was
-            # checked), not a group around it.
-            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
-                raise group.exceptions[0] from None
-            raise
+        unusable, run = await _run_rows(imp, requests, observer, stop)
         tally = Tally()
         async for page in imp.iter_results(run.row_ids):
             tally.add(page)
@@ -304,6 +282,43 @@ async def run_import(
         run.not_journaled,
         run.changed,
     )
+
+
+async def _run_rows(
+    imp: Importer,
+    requests: RowsToImport,
+    observer: ImportObserver | None,
+    stop: anyio.Event | None,
+) -> tuple[tuple[SetupError, ...], _Submitted]:
+    """Check the stores, journal the rows of the usable ones and wait until they are final.
+
+    Returns:
+        The set-up errors of the stores left out, and what was journaled.
+    """
+    try:
+        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+            if stop is not None:
+                tg.start_soon(_stop_when_set, stop, imp)
+            # Subscribed only for an observer: events nobody reads are buffered without bound
+            # (a RowSettled per row: about 700 B each, 140 MB for 200,000 rows).
+            events = await stack.enter_async_context(imp.subscribe()) if observer else None
+            unusable = await imp.verify_setup(_store_samples(requests))
+            run = await _submit(imp, requests, unusable, events)
+            if observer is not None and events is not None and run.row_ids:
+                await _introduce(observer, imp, run, events)
+                tg.start_soon(observer.run, events)
+            try:
+                await imp.wait_until_final(run.row_ids)
+            except SetupError:
+                pass  # every other row is final; the parked stores' rows stay queued
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # What the run itself raised (an invalid request, a manifest changed since it was
+        # checked), not a group around it.
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
+        raise
+    return unusable, run
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ Errors carry their context (store id, job id, row name, field) as attributes, no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,21 @@ class CredentialsError(PermanentServiceError):
     """
 
 
+class SetupKind(StrEnum):
+    """What a :class:`SetupError` says to fix (str-valued: printed and serialised as its value)."""
+
+    CREDENTIALS = "credentials"
+    """No, unknown or refused credentials or profile."""
+    ACCESS = "access"
+    """The credentials work but may not call the store (IAM)."""
+    STORE = "store"
+    """No such reference store (in this account and Region)."""
+    ENDPOINT = "endpoint"
+    """Nothing answered within ``setup_timeout``."""
+    SERVICE = "service"
+    """Any other refusal of the store's first call."""
+
+
 class SetupError(RefImportError):
     """A store cannot be used as set up: fix the set-up, not the data, then run again.
 
@@ -143,8 +159,7 @@ class SetupError(RefImportError):
     Attributes:
         store_id: The reference store concerned.
         region: Its Region.
-        kind: ``credentials``, ``access``, ``store``, ``endpoint`` or ``service`` (any other
-            refusal of the first call).
+        kind: What to fix (a :class:`SetupKind`; one given as its string value is converted).
         fix: What to fix, in words a user can act on.
         cause: The service error underneath (None when nothing answered).
     """
@@ -155,7 +170,7 @@ class SetupError(RefImportError):
         *,
         store_id: str,
         region: str,
-        kind: str,
+        kind: SetupKind | str,
         fix: str,
         cause: ServiceError | None = None,
     ) -> None:
@@ -163,7 +178,7 @@ class SetupError(RefImportError):
         self.message = message
         self.store_id = store_id
         self.region = region
-        self.kind = kind
+        self.kind = SetupKind(kind)
         self.fix = fix
         self.cause = cause
 

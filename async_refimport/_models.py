@@ -11,7 +11,7 @@ import functools
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -57,6 +57,7 @@ class RowState(StrEnum):
 
     @property
     def is_final(self) -> bool:
+        """Whether the row is settled for good (IMPORTED, ALREADY_PRESENT or FAILED)."""
         return self in _FINAL_STATES
 
 
@@ -153,6 +154,17 @@ class ImportRequest:
     profile: str | None = None
 
     def store(self, default_region: str | None = None) -> StoreRef:
+        """The store the request goes to.
+
+        Args:
+            default_region: The Region when the request names none.
+
+        Returns:
+            Its store id, Region, endpoint and profile.
+
+        Raises:
+            RequestValidationError: neither the request nor ``default_region`` names a Region.
+        """
         region = self.region or default_region
         if not region:
             raise RequestValidationError(
@@ -190,6 +202,7 @@ class RowResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the reference is in the store (imported now or already present)."""
         return self.state in (RowState.IMPORTED, RowState.ALREADY_PRESENT)
 
 
@@ -280,6 +293,132 @@ def role_arn_problem(value: str) -> str | None:
     return f"not an IAM role ARN: {detail} ({form})"
 
 
+def _check_store_id(errors: list[FieldError], request: ImportRequest) -> None:
+    store_id = _text(errors, "store_id", request.store_id)
+    if store_id is not None and not _STORE_ID.fullmatch(store_id):
+        errors.append(FieldError("store_id", "must be 10..36 digits"))
+
+
+def _check_role_arn(errors: list[FieldError], request: ImportRequest) -> None:
+    role_arn = _text(errors, "role_arn", request.role_arn)
+    if role_arn is not None:
+        problem = role_arn_problem(role_arn)
+        if problem is not None:
+            errors.append(FieldError("role_arn", problem))
+
+
+def _check_source_file(errors: list[FieldError], request: ImportRequest) -> None:
+    source = _text(errors, "source_file", request.source_file)
+    if source is None:
+        return
+    if not _S3_URI.fullmatch(source) or not _single_line(source):
+        reason = "must be s3://bucket/key with a valid bucket name (3..63 chars)"
+        if not _single_line(source):
+            reason = "must be one line of printable characters (s3://bucket/key)"
+        errors.append(FieldError("source_file", reason))
+        return
+    lowered = source.lower()
+    for suffix in _COMPRESSED_SUFFIXES:
+        if lowered.endswith(suffix):
+            lowered = lowered[: -len(suffix)]
+            break
+    if not lowered.endswith(FASTA_SUFFIXES):
+        errors.append(
+            FieldError(
+                "source_file", "must name a FASTA file (.fa, .fasta, .fna ..., optionally .gz)"
+            )
+        )
+
+
+def _check_name(errors: list[FieldError], request: ImportRequest) -> None:
+    name = _text(errors, "name", request.name)
+    if name is None or not _check_length(errors, "name", name, 3, 255):
+        return
+    if not _printable(name):
+        errors.append(FieldError("name", "must not contain control characters"))
+    elif name != name.strip():
+        errors.append(
+            FieldError(
+                "name",
+                f"{quoted(name)} has leading or trailing whitespace "
+                "(names are matched exactly; remove it)",
+            )
+        )
+
+
+def _check_description(errors: list[FieldError], request: ImportRequest) -> None:
+    if request.description is None:
+        return
+    description = _text(errors, "description", request.description)
+    if description is not None and _check_length(errors, "description", description, 1, 255):
+        if not _printable(description):
+            errors.append(FieldError("description", "must not contain control characters"))
+
+
+def _check_tags(errors: list[FieldError], request: ImportRequest) -> None:
+    if not isinstance(request.tags, Mapping):
+        errors.append(FieldError("tags", "must be a mapping of tag keys to string values"))
+        return
+    for key, value in request.tags.items():
+        if not isinstance(key, str) or not 1 <= _java_length(key) <= 128:
+            errors.append(FieldError(f"tags.{_key(key)}", "tag keys must be 1..128 characters"))
+        if not isinstance(value, str) or _java_length(value) > 256:
+            errors.append(
+                FieldError(
+                    f"tags.{_key(key)}", "tag values must be strings of at most 256 characters"
+                )
+            )
+
+
+def _check_region(errors: list[FieldError], request: ImportRequest) -> None:
+    if request.region is None:
+        return
+    region = _text(errors, "region", request.region)
+    if region is not None and not _REGION.fullmatch(region):
+        errors.append(FieldError("region", f"{quoted(region)} is not an AWS Region name"))
+
+
+def _check_endpoint_url(errors: list[FieldError], request: ImportRequest) -> None:
+    if request.endpoint_url is None:
+        return
+    url = _text(errors, "endpoint_url", request.endpoint_url)
+    if url is not None and not _ENDPOINT_URL.fullmatch(url):
+        errors.append(
+            FieldError(
+                "endpoint_url",
+                f"{quoted(url)} is not an http:// or https:// URL without spaces",
+            )
+        )
+
+
+def _check_profile(errors: list[FieldError], request: ImportRequest) -> None:
+    if request.profile is None:
+        return
+    profile = _text(errors, "profile", request.profile)
+    if profile is not None and not _PROFILE.fullmatch(profile):
+        errors.append(
+            FieldError(
+                "profile",
+                f"{quoted(profile)} is not a profile name (printable, no leading or trailing "
+                "spaces, at most 256 characters)",
+            )
+        )
+
+
+# One check per field, in the order their errors are reported; each appends what it finds.
+_FIELD_CHECKS: tuple[Callable[[list[FieldError], ImportRequest], None], ...] = (
+    _check_store_id,
+    _check_role_arn,
+    _check_source_file,
+    _check_name,
+    _check_description,
+    _check_tags,
+    _check_region,
+    _check_endpoint_url,
+    _check_profile,
+)
+
+
 def validate_request(request: ImportRequest) -> list[FieldError]:
     """Check one request against the service model's constraints, and a little more.
 
@@ -289,90 +428,15 @@ def validate_request(request: ImportRequest) -> list[FieldError]:
     leading or trailing whitespace in ``name`` (a reference's name is matched exactly: " hg38" and
     "hg38" would be two references), and the form of ``endpoint_url`` and ``profile``.
 
+    Args:
+        request: The request.
+
     Returns:
         Every problem found (empty when the request is valid); ``row_name`` is not filled in.
     """
     errors: list[FieldError] = []
-    store_id = _text(errors, "store_id", request.store_id)
-    if store_id is not None and not _STORE_ID.fullmatch(store_id):
-        errors.append(FieldError("store_id", "must be 10..36 digits"))
-    role_arn = _text(errors, "role_arn", request.role_arn)
-    if role_arn is not None:
-        problem = role_arn_problem(role_arn)
-        if problem is not None:
-            errors.append(FieldError("role_arn", problem))
-    source = _text(errors, "source_file", request.source_file)
-    if source is None:
-        pass
-    elif not _S3_URI.fullmatch(source) or not _single_line(source):
-        reason = "must be s3://bucket/key with a valid bucket name (3..63 chars)"
-        if not _single_line(source):
-            reason = "must be one line of printable characters (s3://bucket/key)"
-        errors.append(FieldError("source_file", reason))
-    else:
-        lowered = source.lower()
-        for suffix in _COMPRESSED_SUFFIXES:
-            if lowered.endswith(suffix):
-                lowered = lowered[: -len(suffix)]
-                break
-        if not lowered.endswith(FASTA_SUFFIXES):
-            errors.append(
-                FieldError(
-                    "source_file", "must name a FASTA file (.fa, .fasta, .fna ..., optionally .gz)"
-                )
-            )
-    name = _text(errors, "name", request.name)
-    if name is not None and _check_length(errors, "name", name, 3, 255):
-        if not _printable(name):
-            errors.append(FieldError("name", "must not contain control characters"))
-        elif name != name.strip():
-            errors.append(
-                FieldError(
-                    "name",
-                    f"{quoted(name)} has leading or trailing whitespace "
-                    "(names are matched exactly; remove it)",
-                )
-            )
-    if request.description is not None:
-        description = _text(errors, "description", request.description)
-        if description is not None and _check_length(errors, "description", description, 1, 255):
-            if not _printable(description):
-                errors.append(FieldError("description", "must not contain control characters"))
-    if not isinstance(request.tags, Mapping):
-        errors.append(FieldError("tags", "must be a mapping of tag keys to string values"))
-    else:
-        for key, value in request.tags.items():
-            if not isinstance(key, str) or not 1 <= _java_length(key) <= 128:
-                errors.append(FieldError(f"tags.{_key(key)}", "tag keys must be 1..128 characters"))
-            if not isinstance(value, str) or _java_length(value) > 256:
-                errors.append(
-                    FieldError(
-                        f"tags.{_key(key)}", "tag values must be strings of at most 256 characters"
-                    )
-                )
-    if request.region is not None:
-        region = _text(errors, "region", request.region)
-        if region is not None and not _REGION.fullmatch(region):
-            errors.append(FieldError("region", f"{quoted(region)} is not an AWS Region name"))
-    if request.endpoint_url is not None:
-        url = _text(errors, "endpoint_url", request.endpoint_url)
-        if url is not None and not _ENDPOINT_URL.fullmatch(url):
-            errors.append(
-                FieldError(
-                    "endpoint_url",
-                    f"{quoted(url)} is not an http:// or https:// URL without spaces",
-                )
-            )
-    if request.profile is not None:
-        profile = _text(errors, "profile", request.profile)
-        if profile is not None and not _PROFILE.fullmatch(profile):
-            errors.append(
-                FieldError(
-                    "profile",
-                    f"{quoted(profile)} is not a profile name (printable, no leading or trailing "
-                    "spaces, at most 256 characters)",
-                )
-            )
+    for check in _FIELD_CHECKS:
+        check(errors, request)
     return errors
 
 

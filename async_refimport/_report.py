@@ -402,6 +402,49 @@ svg .lane{fill:#f6f8fa}svg .label{font-size:12px;fill:#1f2328}svg .sub{font-size
 """
 
 
+def _store_rows(results: Sequence[RowResult], bars: Sequence[_Bar]) -> str:
+    """The per-store table's rows: counts by state, and the store's jobs."""
+    per_store: dict[str, Counter[RowState]] = {}
+    for r in results:
+        per_store.setdefault(_lane_name(r.store_id, r.region), Counter())[r.state] += 1
+    return "".join(
+        f"<tr><td>{escape(store)}</td><td>{sum(c.values())}</td><td>{c[RowState.IMPORTED]}</td>"
+        f"<td>{c[RowState.ALREADY_PRESENT]}</td><td>{c[RowState.FAILED]}</td>"
+        f"<td>{c[RowState.QUEUED] + c[RowState.SUBMITTED]}</td>"
+        f"<td>{sum(1 for b in bars if b.lane == store)}</td></tr>"
+        for store, c in sorted(per_store.items())
+    )
+
+
+def _failures_html(failures: Sequence[RowResult]) -> str:
+    """The failures' table, or a line saying there are none."""
+    if not failures:
+        return "<p class=muted>No failures.</p>"
+    failure_rows = "".join(
+        f"<tr><td>{escape(_lane_name(r.store_id, r.region))}</td><td>{escape(r.name)}</td>"
+        f"<td><code>{escape(r.source_file)}</code></td><td>{escape(r.job_id or '')}</td>"
+        f"<td>{escape(r.message or '')}</td></tr>"
+        for r in failures
+    )
+    return (
+        "<table><tr><th>Store</th><th>Name</th><th>Source</th><th>Job</th><th>Reason</th></tr>"
+        f"{failure_rows}</table>"
+    )
+
+
+def _cards(summary: Mapping[str, int]) -> str:
+    """The summary's cards: rows, imported, already present, failed (and pending, if any)."""
+    pending = summary.get("pending", 0)
+    pending_card = f"<div class=card><b>{pending}</b>pending</div>" if pending else ""
+    return f"""<div class=cards>
+<div class=card><b>{summary["total"]}</b>rows</div>
+<div class="card ok"><b>{summary["imported"]}</b>imported</div>
+<div class="card present"><b>{summary["already_present"]}</b>already present</div>
+<div class="card bad"><b>{summary["failed"]}</b>failed</div>
+{pending_card}
+</div>"""
+
+
 def render_html(
     results: Sequence[RowResult],
     jobs: Sequence[JobRecord],
@@ -409,38 +452,22 @@ def render_html(
     title: str = "refimport report",
     now: float | None = None,
 ) -> str:
-    """A self-contained HTML page: summary, per-store job timeline, per-store table, failures."""
+    """A self-contained HTML page: summary, per-store job timeline, per-store table, failures.
+
+    Args:
+        results: Every row of the run.
+        jobs: The run's import jobs (for the timeline).
+        title: The page's title and heading.
+        now: Epoch seconds the page is generated at (default: now); jobs still running end there.
+
+    Returns:
+        The page.
+    """
     now = time.time() if now is None else now
-    summary = summarize(results)
     generated = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     bars = _bars(jobs, results, now)
     span = (max(b.end for b in bars) - min(b.start for b in bars)) if bars else 0.0
-
-    per_store: dict[str, Counter[RowState]] = {}
-    for r in results:
-        per_store.setdefault(_lane_name(r.store_id, r.region), Counter())[r.state] += 1
-    store_rows = "".join(
-        f"<tr><td>{escape(store)}</td><td>{sum(c.values())}</td><td>{c[RowState.IMPORTED]}</td>"
-        f"<td>{c[RowState.ALREADY_PRESENT]}</td><td>{c[RowState.FAILED]}</td>"
-        f"<td>{c[RowState.QUEUED] + c[RowState.SUBMITTED]}</td>"
-        f"<td>{sum(1 for b in bars if b.lane == store)}</td></tr>"
-        for store, c in sorted(per_store.items())
-    )
     failures = [r for r in results if r.state is RowState.FAILED]
-    failure_rows = "".join(
-        f"<tr><td>{escape(_lane_name(r.store_id, r.region))}</td><td>{escape(r.name)}</td>"
-        f"<td><code>{escape(r.source_file)}</code></td><td>{escape(r.job_id or '')}</td>"
-        f"<td>{escape(r.message or '')}</td></tr>"
-        for r in failures
-    )
-    failures_html = (
-        "<table><tr><th>Store</th><th>Name</th><th>Source</th><th>Job</th><th>Reason</th></tr>"
-        f"{failure_rows}</table>"
-        if failures
-        else "<p class=muted>No failures.</p>"
-    )
-    pending = summary.get("pending", 0)
-    pending_card = f"<div class=card><b>{pending}</b>pending</div>" if pending else ""
     legend = "".join(
         f'<span style="background:{c}"></span>{escape(s.replace("_", " ").lower())}'
         for s, c in [*_STATUS_COLOURS.items(), ("RUNNING", _RUNNING_COLOUR)]
@@ -452,13 +479,7 @@ def render_html(
 <body>
 <h1>{escape(title)}</h1>
 <p class=muted>Generated {generated} · {len(jobs)} import jobs · {_fmt_seconds(span)} from the first job to the last</p>
-<div class=cards>
-<div class=card><b>{summary["total"]}</b>rows</div>
-<div class="card ok"><b>{summary["imported"]}</b>imported</div>
-<div class="card present"><b>{summary["already_present"]}</b>already present</div>
-<div class="card bad"><b>{summary["failed"]}</b>failed</div>
-{pending_card}
-</div>
+{_cards(summarize(results))}
 <h2>Where the time went</h2>
 <p class=muted>One lane per store, one bar per import job (hover for details). A store runs one job
 at a time: gaps between bars are time the store sat idle.</p>
@@ -466,8 +487,8 @@ at a time: gaps between bars are time the store sat idle.</p>
 <p class="legend muted">{legend}</p>
 <h2>Stores</h2>
 <table><tr><th>Store</th><th>Rows</th><th>Imported</th><th>Already present</th><th>Failed</th><th>Pending</th><th>Jobs</th></tr>
-{store_rows}</table>
+{_store_rows(results, bars)}</table>
 <h2>Failures ({len(failures)})</h2>
-{failures_html}
+{_failures_html(failures)}
 </body></html>
 """

@@ -6,7 +6,8 @@ given (there is no second copy to keep in step), and entry points derive their f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from async_refimport._models import MAX_SOURCES_PER_JOB
 from async_refimport._pacing import PacingPolicy
@@ -83,3 +84,29 @@ class ImporterSettings:
             raise ValueError(f"max_sources_per_job must be 1..{MAX_SOURCES_PER_JOB}")
         if self.shutdown_grace <= 0 or self.lease_ttl <= 0 or self.setup_timeout <= 0:
             raise ValueError("shutdown_grace, lease_ttl and setup_timeout must be positive")
+
+
+def with_shortcuts(
+    settings: ImporterSettings | None,
+    *,
+    max_sources_per_job: int | None = None,
+    events_queue_url: str | Sequence[str] | None = None,
+) -> ImporterSettings:
+    """``settings`` (default: the defaults) with the Importer's shortcut arguments applied.
+
+    Args:
+        settings: The settings given, if any.
+        max_sources_per_job: Replaces ``settings.max_sources_per_job`` when given.
+        events_queue_url: One queue URL or several: replaces ``settings.events.queue_urls``
+            when given.
+
+    Returns:
+        The settings the Importer runs with.
+    """
+    settings = settings or ImporterSettings()
+    if max_sources_per_job is not None:
+        settings = replace(settings, max_sources_per_job=max_sources_per_job)
+    if events_queue_url:
+        urls = (events_queue_url,) if isinstance(events_queue_url, str) else events_queue_url
+        settings = replace(settings, events=replace(settings.events, queue_urls=tuple(urls)))
+    return settings

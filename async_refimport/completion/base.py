@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from async_refimport._models import StoreRef
 from async_refimport.aws.preflight import Preflight
-from async_refimport.gateway.aws import JobSnapshot
+from async_refimport.gateway.base import JobSnapshot
 from async_refimport.journal.base import Journal
 
 

@@ -27,7 +27,7 @@ import json
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +36,11 @@ import anyio
 from async_refimport._errors import RefImportError, TransientServiceError
 from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
+from async_refimport.aws.clients import ClientPool
 from async_refimport.aws.preflight import Preflight
 from async_refimport.aws.sqs import Message, SqsClient
 from async_refimport.completion.polling import PollingWatcher
-from async_refimport.gateway.aws import FINAL_JOB_STATUSES, JobSnapshot, OmicsGateway
+from async_refimport.gateway.base import FINAL_JOB_STATUSES, JobSnapshot, OmicsGateway
 from async_refimport.journal.base import JobState, Journal
 
 log = get_logger(__name__)
@@ -61,6 +62,33 @@ def queue_region(queue_url: str) -> str | None:
     """
     match = _AWS_QUEUE_HOST.match(queue_url)
     return (match.group(1) or match.group(2)) if match else None
+
+
+def queue_clients(
+    urls: Sequence[str],
+    region: str | None,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    pool: ClientPool | None = None,
+) -> dict[str, SqsClient]:
+    """One SQS client per Region the queues are in, by queue URL.
+
+    Args:
+        urls: The queues' URLs.
+        region: The Region of a URL that names none (a local endpoint's).
+        sleep: Async sleep for the clients' retries.
+        pool: Where the clients take their AWS clients from.
+
+    Returns:
+        Each URL's client (queues of one Region share one).
+    """
+    clients: dict[str | None, SqsClient] = {}
+    queues = {}
+    for url in urls:
+        queue_in = queue_region(url) or region
+        client = clients.get(queue_in) or SqsClient(region=queue_in, sleep=sleep, pool=pool)
+        queues[url] = clients[queue_in] = client
+    return queues
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from async_refimport._errors import RefImportError, TransientServiceError
 from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
 from async_refimport.aws.preflight import Preflight
-from async_refimport.gateway.aws import JobSnapshot, OmicsGateway
+from async_refimport.gateway.base import JobSnapshot, OmicsGateway
 from async_refimport.journal.base import JobRecord, JobState, Journal
 
 log = get_logger(__name__)

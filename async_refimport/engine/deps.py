@@ -12,7 +12,7 @@ from async_refimport._events import Event
 from async_refimport._models import StoreRef
 from async_refimport.aws.preflight import Preflight
 from async_refimport.completion.base import CompletionWatcher
-from async_refimport.gateway.aws import ExistingReference, OmicsGateway
+from async_refimport.gateway.base import ExistingReference, OmicsGateway
 from async_refimport.journal.base import Journal
 
 

@@ -18,18 +18,16 @@ from __future__ import annotations
 import math
 import os
 import time
-from array import array
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import TracebackType
 
 import anyio
@@ -46,21 +44,32 @@ from async_refimport._errors import (
     SetupError,
     TransientServiceError,
 )
-from async_refimport._events import Event, RequestRetried, RowSettled, RowsQueued, StorePaused
+from async_refimport._events import Event, RequestRetried, RowsQueued, StorePaused
 from async_refimport._log import get_logger
 from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
 from async_refimport._models import validate_requests as _validate_requests
 from async_refimport._pacing import Pacer
-from async_refimport._rowset import RowIdSet
-from async_refimport._settings import ImporterSettings
+from async_refimport._settings import ImporterSettings, with_shortcuts
+from async_refimport.aws.clients import ClientPool
 from async_refimport.aws.preflight import Checked, Preflight, S3SourceChecker
-from async_refimport.aws.sqs import SqsClient
 from async_refimport.completion.base import CompletionWatcher
-from async_refimport.completion.events import EventWatcher, queue_region
+from async_refimport.completion.events import EventWatcher, queue_clients
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.lane import Lane
-from async_refimport.engine.setup import first_listing
+from async_refimport.engine.setup import default_region, first_listing
+from async_refimport.engine.status import (
+    ApiStats,
+    ImporterState,
+    ImporterStatus,
+    StorePlan,
+    StoreStatus,
+    api_stats,
+    present_names,
+    store_plan,
+    store_statuses,
+)
+from async_refimport.engine.waiting import RowWaiter
 from async_refimport.gateway.aws import AwsGateway, ExistingReference, OmicsGateway
 from async_refimport.journal import lease_owner_name, resolve_journal
 from async_refimport.journal.base import Journal
@@ -79,105 +88,10 @@ log = get_logger(__name__)
 
 _UNCHECKED = Checked()
 
-# Seconds without a locally settled row before wait() re-reads the journal: rows may settle in
-# another process sharing it. Long enough that a 100k-row wait() costs little.
-_QUIET_RECHECK = 10.0
-_QUIET_RECHECK_MAX = 30.0
 #: Seconds between the error lines of a journal outage a worker rides out (debug lines between).
 _JOURNAL_FAILURE_REPEAT = 300.0
 RESULTS_PAGE = 1000
 """Rows read back from the journal at a time (:meth:`Importer.iter_results`)."""
-
-
-def buffered_events(events: MemoryObjectReceiveStream[Event]) -> Iterator[Event]:
-    """The events already buffered in a subscription (:meth:`Importer.subscribe`), taken
-    without waiting."""
-    while True:
-        try:
-            yield events.receive_nowait()
-        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            return
-
-
-@dataclass(frozen=True, slots=True)
-class StorePlan:
-    """What a dry run found for one store."""
-
-    store: StoreRef
-    rows: int
-    already_present: dict[str, str]
-    jobs: int
-    #: Rows whose source the pre-flight found missing or too large: name → reason.
-    missing: dict[str, str] = field(default_factory=dict)
-    #: Why the store cannot be used as set up (then nothing else was looked at), if it cannot.
-    setup_error: SetupError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStatus:
-    """One store as an Importer sees it now.
-
-    Attributes:
-        store: The store.
-        rows: Rows of the store in the journal, by state (every process sharing it).
-        driven: This Importer runs a lane for the store.
-        active_job: The import job this Importer's lane runs for the store, if any.
-        idle: The lane found nothing to do (None when the store is not driven here).
-        lease_holder: The process whose unexpired lease drives the store (any process sharing
-            the journal), if any.
-        held_here: This Importer holds that lease.
-        setup_error: Why the store cannot be used as set up (its rows wait), if it cannot.
-    """
-
-    store: StoreRef
-    rows: Mapping[RowState, int]
-    driven: bool = False
-    active_job: str | None = None
-    idle: bool | None = None
-    lease_holder: str | None = None
-    held_here: bool = False
-    setup_error: SetupError | None = None
-
-    @property
-    def queue_depth(self) -> int:
-        """Rows waiting for a job."""
-        return self.rows.get(RowState.QUEUED, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiStats:
-    """Calls of one operation in one Region since the Importer opened (all credentials)."""
-
-    operation: str
-    region: str
-    calls: int
-    throttles: int
-    rate: float
-
-
-@dataclass(frozen=True, slots=True)
-class ImporterStatus:
-    """A read-only view of an open Importer: what a dashboard or a metrics scrape shows."""
-
-    stores: tuple[StoreStatus, ...]
-    api: tuple[ApiStats, ...]
-    stopping: bool
-
-
-def default_region() -> str | None:
-    """The Region the AWS SDK would use: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, then the profile."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        return region
-    import botocore.exceptions
-    import botocore.session
-
-    try:
-        configured = botocore.session.Session().get_config_variable("region")
-    except botocore.exceptions.ProfileNotFound:
-        # AWS_PROFILE names no profile: each store's first call says so, as a SetupError.
-        return None
-    return str(configured) if configured else None
 
 
 class Importer:
@@ -216,20 +130,18 @@ class Importer:
         clock: Callable[[], float] = time.monotonic,
         events_queue_url: str | Sequence[str] | None = None,
     ) -> None:
-        settings = settings or ImporterSettings()
-        if max_sources_per_job is not None:
-            settings = replace(settings, max_sources_per_job=max_sources_per_job)
-        if events_queue_url:
-            urls = (events_queue_url,) if isinstance(events_queue_url, str) else events_queue_url
-            settings = replace(settings, events=replace(settings.events, queue_urls=tuple(urls)))
+        settings = with_shortcuts(
+            settings, max_sources_per_job=max_sources_per_job, events_queue_url=events_queue_url
+        )
         self.settings = settings
         self._journal: Journal = resolve_journal(journal, region=region)
         self.region = region
         self._pacer = Pacer(settings.pacing, clock=clock, sleep=sleep)
         self._own_gateway = gateway is None
-        self._gateway: OmicsGateway = gateway or AwsGateway(
-            pacer=self._pacer, retry=settings.retry, sleep=sleep, on_retry=self._on_retry
-        )
+        # One pool for every AWS client of this Importer (omics, S3 checks, SQS events): one
+        # session, and one credentials resolution, per profile.
+        self._pool = ClientPool()
+        self._gateway: OmicsGateway = gateway or self._aws_gateway(sleep)
         self._polling = PollingWatcher(self._gateway, settings.polling, sleep=sleep, clock=clock)
         self._watcher: CompletionWatcher = watcher or self._polling
         # Built once the Region is known (on entering): a local queue URL names none.
@@ -255,7 +167,7 @@ class Importer:
         self._journal_failed_at: float | None = None
         # Listings verify_setup made, for lanes about to start (saves each a second call).
         self._listed: dict[str, tuple[float, list[ExistingReference]]] = {}
-        self._state = "new"
+        self._state = ImporterState.NEW
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
         self._lane_scopes: list[anyio.CancelScope] = []
@@ -268,9 +180,9 @@ class Importer:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Importer:
-        if self._state != "new":
+        if self._state is not ImporterState.NEW:
             raise ImporterClosedError("an Importer can be entered once; create a new one")
-        self._state = "open"
+        self._state = ImporterState.OPEN
         try:
             # Each step is undone, in reverse order, if a later one fails (or when closing).
             async with AsyncExitStack() as stack:
@@ -278,8 +190,8 @@ class Importer:
                     self.region = await anyio.to_thread.run_sync(default_region)
                 await self._journal.open()
                 stack.push_async_callback(self._bounded, self._journal.close)
-                if self._own_gateway and isinstance(self._gateway, AwsGateway):
-                    stack.push_async_callback(self._bounded, self._gateway.aclose)
+                # Closed after the gateway, the pre-flight and the events watcher that use it.
+                stack.push_async_callback(self._bounded, self._pool.aclose)
                 if self._own_gateway and self.settings.preflight.enabled:
                     self._preflight = self._new_preflight()
                     stack.push_async_callback(self._bounded, self._preflight.aclose)
@@ -297,7 +209,7 @@ class Importer:
                 await self.adopt()
                 self._stack = stack.pop_all()
         except BaseException:
-            self._state = "closed"
+            self._state = ImporterState.CLOSED
             raise
         return self
 
@@ -317,7 +229,7 @@ class Importer:
                 return False
             raise
         finally:
-            self._state = "closed"
+            self._state = ImporterState.CLOSED
         if self._journal_failure is not None and exc_type is None:
             raise self._journal_failure
         return suppressed
@@ -351,7 +263,7 @@ class Importer:
         return self._stopping
 
     def _check_open(self) -> None:
-        if self._state != "open" or self._stopping:
+        if self._state is not ImporterState.OPEN or self._stopping:
             raise ImporterClosedError("the Importer is not open (or is stopping)")
 
     def _lane(self, store: StoreRef) -> Lane:
@@ -383,20 +295,27 @@ class Importer:
             self._tg.start_soon(self._run_lane, lane, name=f"lane {store}")
         return lane
 
+    def _aws_gateway(self, sleep: Callable[[float], Awaitable[None]]) -> AwsGateway:
+        return AwsGateway(
+            pacer=self._pacer,
+            retry=self.settings.retry,
+            sleep=sleep,
+            on_retry=self._on_retry,
+            pool=self._pool,
+        )
+
     def _new_preflight(self) -> Preflight:
         policy = self.settings.preflight
         checker = S3SourceChecker(
-            region=self.region, timeout=policy.timeout, endpoint_url=policy.s3_endpoint_url
+            region=self.region,
+            timeout=policy.timeout,
+            endpoint_url=policy.s3_endpoint_url,
+            pool=self._pool,
         )
         return Preflight(checker, policy)
 
     def _events_watcher(self, urls: Sequence[str]) -> EventWatcher:
-        clients: dict[str | None, SqsClient] = {}
-        queues = {}
-        for url in urls:
-            region = queue_region(url) or self.region
-            client = clients.get(region) or SqsClient(region=region, sleep=self._sleep)
-            queues[url] = clients[region] = client
+        queues = queue_clients(urls, self.region, sleep=self._sleep, pool=self._pool)
         return EventWatcher(
             self._gateway,
             self._polling,
@@ -619,76 +538,17 @@ class Importer:
         Raises:
             SetupError: as :meth:`wait`.
         """
-        async with self.subscribe() as events:
-            # Read a page at a time, taking in the rows settled meanwhile as it goes: a run's
-            # first read of 10^5 rows takes seconds, and its events must not pile up (a row
-            # settles in the journal before its event is sent, so one settled before its page
-            # is read is read as final).
-            pending = RowIdSet(row_ids)  # 9 bytes a row, not a set's 60
-            async for page in self.iter_results(row_ids):
-                if self._stopping:
-                    break
-                pending.update(r.row_id for r in page if not r.state.is_final)
-                for event in buffered_events(events):
-                    if isinstance(event, RowSettled):
-                        pending.discard(event.result.row_id)
-            quiet, recheck = 0.0, _QUIET_RECHECK
-            parked = 0
-            while pending and not self._stopping:
-                if self._parks_on_setup and self._parked_version != parked:
-                    # A store was parked: its rows will not settle in this run.
-                    parked = self._parked_version
-                    await self._drop_final(pending, drop_parked=True)
-                    continue
-                heard = False
-                with anyio.move_on_after(1.0):
-                    async for event in events:
-                        if isinstance(event, RowSettled):
-                            heard = True
-                            pending.discard(event.result.row_id)
-                            if not pending:
-                                break
-                        elif self._stopping:
-                            break
-                if heard:
-                    quiet, recheck = 0.0, _QUIET_RECHECK
-                else:
-                    quiet += 1.0
-                if pending and quiet >= recheck:
-                    # Quiet here: the rows may be settling in another process sharing the journal.
-                    # Each quiet re-read waits twice as long as the last: a job of several
-                    # minutes costs a few reads of the pending rows, not one every 10 seconds
-                    # (each read is billed per row on a DynamoDB journal).
-                    quiet, recheck = 0.0, min(recheck * 2, _QUIET_RECHECK_MAX)
-                    await self._drop_final(pending)
-        if self._parks_on_setup and self._setup_failures:
-            async for page in self.iter_results(row_ids):
-                for result in page:
-                    if not result.state.is_final and (error := self._parked_error(result)):
-                        raise error
-
-    async def _drop_final(self, pending: RowIdSet, *, drop_parked: bool = False) -> None:
-        """Take out of ``pending`` the rows final now (and, with ``drop_parked``, those of parked
-        stores), and any the journal no longer has; read a page at a time."""
-        ids = array("q", pending)
-        page = RESULTS_PAGE
-        for start in range(0, len(ids), page):
-            chunk = ids[start : start + page]
-            still = {
-                r.row_id
-                for r in await self._journal.results(chunk)
-                if not r.state.is_final and not (drop_parked and self._parked_error(r))
-            }
-            for row_id in chunk:
-                if row_id not in still:
-                    pending.discard(row_id)
-
-    def _parked_error(self, row: RowResult) -> SetupError | None:
-        """The set-up error of the store the row waits on, if that store is parked."""
-        for error in self._setup_failures.values():
-            if error.store_id == row.store_id and error.region == row.region:
-                return error
-        return None
+        waiter = RowWaiter(
+            self._journal,
+            self.subscribe,
+            self.iter_results,
+            stopping=lambda: self._stopping,
+            setup_failures=self._setup_failures,
+            parked_version=lambda: self._parked_version,
+            parks_on_setup=self._parks_on_setup,
+            page=RESULTS_PAGE,
+        )
+        await waiter.until_final(row_ids)
 
     async def drain(self) -> None:
         """Wait until no row is queued or in flight in any store this Importer drives."""
@@ -716,7 +576,7 @@ class Importer:
         Raises:
             RequestValidationError: with every problem found.
         """
-        if self._state != "open":
+        if self._state is not ImporterState.OPEN:
             raise ImporterClosedError("plan needs an open Importer")
         resolved = self._resolve(list(requests))
         unusable = await self._verify({store.key: store for store, _ in resolved})
@@ -734,8 +594,7 @@ class Importer:
                     plans.append(StorePlan(store, len(reqs), {}, 0, setup_error=error))
                     continue
                 _, refs = self._listed.pop(store.key)  # made by _verify just now
-                names = {r.name: r.reference_id for r in refs if r.status in (None, "ACTIVE")}
-                present = {r.name: names[r.name] for r in reqs if r.name in names}
+                present = present_names(refs, reqs)
                 missing: dict[str, str] = {}
                 if preflight is not None and preflight.applies(store):
                     todo = [r for r in reqs if r.name not in present]
@@ -745,9 +604,8 @@ class Importer:
                         for r in todo
                         if (reason := found.get(r.source_file, _UNCHECKED).failure)
                     }
-                remaining = len(reqs) - len(present) - len(missing)
-                jobs = math.ceil(remaining / self.settings.max_sources_per_job)
-                plans.append(StorePlan(store, len(reqs), present, jobs, missing))
+                max_sources = self.settings.max_sources_per_job
+                plans.append(store_plan(store, len(reqs), present, missing, max_sources))
         finally:
             if preflight is not None and preflight is not self._preflight:
                 with anyio.CancelScope(shield=True):
@@ -818,44 +676,15 @@ class Importer:
         """A read-only view: rows per store (from the journal), the job each store driven here
         runs, and API calls per operation and Region."""
         counts = await self._journal.counts()
-        lanes = dict(self._lanes)
-        stores = [
-            StoreStatus(
-                store,
-                dict(states),
-                driven=store.key in lanes,
-                active_job=lanes[store.key].active_job if store.key in lanes else None,
-                idle=lanes[store.key].idle if store.key in lanes else None,
-                setup_error=self._setup_failures.get(store.key),
-            )
-            for store, states in sorted(counts.items(), key=lambda kv: kv[0].key)
-        ]
-        known = {s.store.key for s in stores}
-        stores += [
-            StoreStatus(lane.store, {}, driven=True, active_job=lane.active_job, idle=lane.idle)
-            for key, lane in sorted(lanes.items())
-            if key not in known
-        ]
+        lanes = {k: (lane.store, lane.active_job, lane.idle) for k, lane in self._lanes.items()}
+        stores = store_statuses(counts, lanes, self._setup_failures)
         # Who drives each store, whichever process of a fleet that is: any worker can answer.
         now = time.time()
         for i, st in enumerate(stores):
             lease = await self._journal.lease_holder(st.store)
             if lease is not None and lease[1] > now:
                 stores[i] = replace(st, lease_holder=lease[0], held_here=lease[0] == self._owner)
-        api: dict[tuple[str, str], list[float]] = {}
-        for (_credentials, region, operation), limiter in self._pacer.limiters().items():
-            acc = api.setdefault((operation, region), [0, 0, 0.0])
-            acc[0] += limiter.calls
-            acc[1] += limiter.throttles
-            acc[2] = max(acc[2], limiter.rate)
-        return ImporterStatus(
-            tuple(stores),
-            tuple(
-                ApiStats(operation, region, int(n), int(t), r)
-                for (operation, region), (n, t, r) in sorted(api.items())
-            ),
-            self._stopping,
-        )
+        return ImporterStatus(tuple(stores), api_stats(self._pacer.limiters()), self._stopping)
 
     async def compact(self, older_than: float) -> int:
         """Forget rows settled before ``older_than`` (epoch seconds); returns how many.

@@ -43,7 +43,7 @@ from async_refimport.completion.base import LearnsFromHistory
 from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.setup import first_listing
 from async_refimport.engine.start import NOT_FOUND, Starter
-from async_refimport.gateway.aws import ExistingReference, JobSnapshot
+from async_refimport.gateway.base import ExistingReference, JobSnapshot
 from async_refimport.journal.base import JobRecord, QueuedRow, Settlement
 
 log = get_logger(__name__)

@@ -24,13 +24,15 @@ from async_refimport._errors import (
     PermanentServiceError,
     ServiceError,
     SetupError,
+    SetupKind,
     TransientServiceError,
 )
 from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
-from async_refimport.gateway.aws import ExistingReference, OmicsGateway
+from async_refimport.aws.clients import default_region
+from async_refimport.gateway.base import ExistingReference, OmicsGateway
 
-__all__ = ["first_listing", "setup_error", "unreachable"]
+__all__ = ["default_region", "first_listing", "setup_error", "unreachable"]
 
 log = get_logger(__name__)
 
@@ -48,81 +50,67 @@ def _profile(store: StoreRef) -> str:
     return f"profile {store.profile!r}" if store.profile else "the default credentials"
 
 
-def setup_error(error: PermanentServiceError, store: StoreRef) -> SetupError:
-    """The set-up problem a permanent refusal of a store's first call means, with its fix."""
+def _credentials_problem(error: CredentialsError, store: StoreRef) -> tuple[str, str]:
+    """What refused credentials mean, and their fix."""
+    if error.code == "ProfileNotFound":
+        return (
+            f"unknown AWS profile {store.profile!r}",
+            f"Name a profile of ~/.aws/config or ~/.aws/credentials (--profile, the "
+            f"manifest's profile column, or AWS_PROFILE); {store.profile!r} is in neither.",
+        )
+    if error.code in ("NoCredentialsError", "PartialCredentialsError"):
+        return (
+            "no AWS credentials found",
+            "Give AWS credentials: AWS_PROFILE (or --profile), AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, `aws sso login`, or an instance or task role.",
+        )
+    return (
+        f"credentials refused: {error.message}",
+        f"The credentials of {_profile(store)} were refused ({error.code}): refresh them "
+        "(`aws sso login`, new keys) or check that they belong to this account and Region.",
+    )
+
+
+def _no_such_store_fix(store: StoreRef) -> str:
+    endpoint = (
+        f"; and that {store.endpoint_url} is a HealthOmics endpoint." if store.endpoint_url else "."
+    )
+    return (
+        f"Check the store id, the Region and the account ({_profile(store)}): "
+        f"`aws omics list-reference-stores --region {store.region}` lists the stores" + endpoint
+    )
+
+
+def _problem(error: PermanentServiceError, store: StoreRef) -> tuple[SetupKind, str, str]:
+    """The kind, message and fix of a permanent refusal of a store's first call."""
     code, message = error.code, error.message
     if isinstance(error, CredentialsError):
-        if code == "ProfileNotFound":
-            fix = (
-                f"Name a profile of ~/.aws/config or ~/.aws/credentials (--profile, the "
-                f"manifest's profile column, or AWS_PROFILE); {store.profile!r} is in neither."
-            )
-            return SetupError(
-                f"unknown AWS profile {store.profile!r}",
-                store_id=store.store_id,
-                region=store.region,
-                kind="credentials",
-                fix=fix,
-                cause=error,
-            )
-        if code in ("NoCredentialsError", "PartialCredentialsError"):
-            fix = (
-                "Give AWS credentials: AWS_PROFILE (or --profile), AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, `aws sso login`, or an instance or task role."
-            )
-            return SetupError(
-                "no AWS credentials found",
-                store_id=store.store_id,
-                region=store.region,
-                kind="credentials",
-                fix=fix,
-                cause=error,
-            )
-        fix = (
-            f"The credentials of {_profile(store)} were refused ({code}): refresh them "
-            "(`aws sso login`, new keys) or check that they belong to this account and Region."
-        )
-        return SetupError(
-            f"credentials refused: {message}",
-            store_id=store.store_id,
-            region=store.region,
-            kind="credentials",
-            fix=fix,
-            cause=error,
-        )
+        return (SetupKind.CREDENTIALS, *_credentials_problem(error, store))
     if code in ("AccessDeniedException", "AccessDenied") or error.status == 403:
-        return SetupError(
-            f"access denied: {message}",
-            store_id=store.store_id,
-            region=store.region,
-            kind="access",
-            fix=f"Grant the caller ({_profile(store)}) {_IAM_ACTIONS}.",
-            cause=error,
-        )
+        fix = f"Grant the caller ({_profile(store)}) {_IAM_ACTIONS}."
+        return SetupKind.ACCESS, f"access denied: {message}", fix
     if code == "ResourceNotFoundException" or error.status == 404:
-        return SetupError(
-            f"no such reference store: {message}",
-            store_id=store.store_id,
-            region=store.region,
-            kind="store",
-            fix=(
-                f"Check the store id, the Region and the account ({_profile(store)}): "
-                f"`aws omics list-reference-stores --region {store.region}` lists the stores"
-                + (
-                    f"; and that {store.endpoint_url} is a HealthOmics endpoint."
-                    if store.endpoint_url
-                    else "."
-                )
-            ),
-            cause=error,
-        )
-    return SetupError(
+        return SetupKind.STORE, f"no such reference store: {message}", _no_such_store_fix(store)
+    return (
+        SetupKind.SERVICE,
         f"the store refused its first call: {code}: {message}",
-        store_id=store.store_id,
-        region=store.region,
-        kind="service",
-        fix="Check the store id, Region, profile and endpoint of these rows.",
-        cause=error,
+        "Check the store id, Region, profile and endpoint of these rows.",
+    )
+
+
+def setup_error(error: PermanentServiceError, store: StoreRef) -> SetupError:
+    """The set-up problem a permanent refusal of a store's first call means, with its fix.
+
+    Args:
+        error: The refusal (the gateway's mapping of the service's answer).
+        store: The store whose first call it was.
+
+    Returns:
+        The error to raise, its ``cause`` the refusal.
+    """
+    kind, message, fix = _problem(error, store)
+    return SetupError(
+        message, store_id=store.store_id, region=store.region, kind=kind, fix=fix, cause=error
     )
 
 
@@ -133,7 +121,7 @@ def unreachable(store: StoreRef, waited: float, last: ServiceError | None) -> Se
         f"no answer from {_where(store)} in {waited:.0f} s{detail}",
         store_id=store.store_id,
         region=store.region,
-        kind="endpoint",
+        kind=SetupKind.ENDPOINT,
         fix=(
             "Check --endpoint-url (or AWS_ENDPOINT_URL_OMICS), the Region, and any proxy or VPC "
             "endpoint between here and the service."

@@ -29,7 +29,7 @@ from async_refimport._models import StoreRef
 from async_refimport._retry import backoff_delay, gave_up
 from async_refimport._settings import ImporterSettings
 from async_refimport.engine.deps import LaneDeps
-from async_refimport.gateway.aws import GET, START, SourceSpec
+from async_refimport.gateway.base import GET, START, SourceSpec
 from async_refimport.journal.base import JobRecord
 
 # The lane's own events: logged under the lane's name, as before this module was split off.
