@@ -197,3 +197,41 @@ def test_endpoints_are_read_as_botocore_spells_them(monkeypatch: pytest.MonkeyPa
     assert configured_endpoint("omics") == "http://all"
     monkeypatch.setenv("AWS_ENDPOINT_URL_OMICS", "http://omics")
     assert configured_endpoint("omics") == "http://omics"
+
+
+async def test_assume_role_profiles_resolve_once_each_through_the_source_profile(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "aws-config").write_text(
+        "[profile source]\nregion = us-east-1\n\n"
+        "[profile reader]\nrole_arn = arn:aws:iam::123456789012:role/Reader\n"
+        "source_profile = source\nregion = us-east-1\n\n"
+        "[profile writer]\nrole_arn = arn:aws:iam::123456789012:role/Writer\n"
+        "source_profile = source\nregion = us-east-1\n"
+    )
+    (tmp_path / "aws-credentials").write_text(
+        "[source]\naws_access_key_id = AKIASOURCEPROFILE000\naws_secret_access_key = s\n"
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # STS and SQS: moto's
+    assumed: list[str] = []
+    async with ClientPool() as pool:
+        for profile in ("reader", "writer"):
+            session = pool.session(profile)
+            session._session.register(
+                "before-call.sts.AssumeRole",
+                lambda params, **_: assumed.append(params["body"]["RoleArn"]),
+            )
+        for _ in range(3):
+            for profile in ("reader", "writer"):
+                sqs = await pool.client("sqs", profile=profile)
+                await sqs.list_queues()
+        keys = set()
+        for profile in ("reader", "writer"):
+            credentials = await pool.session(profile)._session.get_credentials()
+            keys.add((await credentials.get_frozen_credentials()).access_key)
+    # One AssumeRole per profile, its credentials kept (and refreshed) by the session.
+    assert sorted(assumed) == [
+        "arn:aws:iam::123456789012:role/Reader",
+        "arn:aws:iam::123456789012:role/Writer",
+    ]
+    assert len(keys) == 2 and "AKIASOURCEPROFILE000" not in keys
