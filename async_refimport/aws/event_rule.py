@@ -52,7 +52,15 @@ class EventQueue:
 
 
 def queue_policy(queue_arn: str, rule_arn: str) -> str:
-    """The queue's access policy: the rule, and nothing else, may send to it."""
+    """The queue's access policy: the rule, and nothing else, may send to it.
+
+    Args:
+        queue_arn: The queue's ARN.
+        rule_arn: The rule's ARN.
+
+    Returns:
+        The policy document, as JSON.
+    """
     return json.dumps(
         {
             "Version": "2012-10-17",

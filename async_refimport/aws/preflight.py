@@ -81,6 +81,13 @@ class SourceChecker(Protocol):
     async def size(self, uri: str, profile: str | None = None) -> int:
         """The object's size in bytes.
 
+        Args:
+            uri: The ``s3://`` URI.
+            profile: The AWS profile to ask with.
+
+        Returns:
+            The size.
+
         Raises:
             SourceMissing: it does not exist.
             SourceUncheckable: the caller cannot tell.
@@ -123,21 +130,41 @@ class Preflight:
         await self._checker.aclose()
 
     def applies(self, store: StoreRef) -> bool:
-        """Whether ``store``'s sources can be checked: it is AWS HealthOmics itself (its S3 is
-        AWS's), or the policy names the S3 its custom endpoint reads."""
+        """Whether ``store``'s sources can be checked.
+
+        Args:
+            store: The store the sources go to.
+
+        Returns:
+            True when it is AWS HealthOmics itself (its S3 is AWS's), or the policy names the S3
+            its custom endpoint reads.
+        """
         if self._policy.s3_endpoint_url is not None:
             return True
         return not endpoint_configured("omics", store.endpoint_url)
 
     def size(self, uri: str) -> int | None:
-        """The size found for ``uri``, if it was checked."""
+        """The size found for ``uri``.
+
+        Args:
+            uri: The source's URI.
+
+        Returns:
+            Its size, or ``None`` if it was not checked (or could not be).
+        """
         checked = self._results.get(uri)
         return checked.size if checked is not None else None
 
     async def check(self, sources: Iterable[tuple[str, str | None]]) -> dict[str, Checked]:
-        """Check ``(uri, profile)`` pairs (each URI once per run); returns what was found by URI.
+        """Check ``(uri, profile)`` pairs (each URI once per run), ``concurrency`` at a time.
 
         URIs that could not be checked are left out: their rows go on as without a check.
+
+        Args:
+            sources: The sources' URIs, each with the profile to ask with.
+
+        Returns:
+            What was found, by URI.
         """
         wanted = dict(sources)
         async with anyio.create_task_group() as tg:

@@ -114,13 +114,26 @@ class Message:
 
 
 def queue_region(queue_url: str) -> str | None:
-    """The Region an AWS queue URL names (None for other endpoints: moto, LocalStack)."""
+    """The Region an AWS queue URL names.
+
+    Args:
+        queue_url: The queue's URL.
+
+    Returns:
+        The Region, or ``None`` for other endpoints (moto, LocalStack).
+    """
     match = _QUEUE_REGION.match(queue_url)
     return (match.group(1) or match.group(2)) if match else None
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` → ``(bucket, key)``.
+
+    Args:
+        uri: The URI.
+
+    Returns:
+        The bucket and the key.
 
     Raises:
         ValueError: not an ``s3://bucket/key`` URI.
@@ -138,6 +151,9 @@ def classify(error: BaseException, operation: str, resource: str) -> RefImportEr
         error: What the call raised.
         operation: The API operation (``ReceiveMessage`` ...).
         resource: The queue URL or ``s3://`` URI concerned (named in the error).
+
+    Returns:
+        The mapped error (``error`` itself if it is one of ours), or ``None``.
     """
     if isinstance(error, RefImportError):
         return error
@@ -261,7 +277,13 @@ class SqsClient:
     # -- queues ---------------------------------------------------------------------------------
 
     async def queue_attributes(self, queue_url: str) -> dict[str, str]:
-        """The queue's attributes; the check that it exists and may be used.
+        """The queue's attributes; the check that it exists and may be used (retried).
+
+        Args:
+            queue_url: The queue.
+
+        Returns:
+            Its attributes, by name.
 
         Raises:
             QueueError: the queue does not exist or may not be used.
@@ -280,7 +302,21 @@ class SqsClient:
     async def receive(
         self, queue_url: str, *, max_messages: int, wait_time: int, visibility_timeout: int
     ) -> list[Message]:
-        """One long poll (not retried here: the intake's loop is the retry)."""
+        """One long poll (not retried here: the intake's loop is the retry).
+
+        Args:
+            queue_url: The queue.
+            max_messages: At most this many messages (SQS allows 10).
+            wait_time: Seconds the poll may wait for a message.
+            visibility_timeout: Seconds the messages received are hidden from others.
+
+        Returns:
+            The messages received (none when the wait ran out).
+
+        Raises:
+            QueueError: the queue does not exist or may not be used.
+            TransientServiceError: SQS could not be reached.
+        """
 
         async def call(client: Any) -> dict[str, Any]:
             response: dict[str, Any] = await client.receive_message(
@@ -304,7 +340,19 @@ class SqsClient:
         ]
 
     async def set_visibility(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
-        """Hide a received message ``seconds`` longer from now (0: hand it back at once)."""
+        """Hide a received message ``seconds`` longer from now (0: hand it back at once).
+
+        Retried: setting the same visibility twice is harmless.
+
+        Args:
+            queue_url: The queue.
+            receipt_handle: The handle of the delivery.
+            seconds: The new visibility timeout.
+
+        Raises:
+            QueueError: the queue does not exist or may not be used.
+            TransientServiceError: SQS could not be reached, retries ran out.
+        """
 
         async def call(client: Any) -> dict[str, Any]:
             response: dict[str, Any] = await client.change_message_visibility(
@@ -335,10 +383,22 @@ class SqsClient:
         await self._call("sqs", DELETE, queue_url, call)
 
     async def send(self, queue_url: str, body: str, *, dedup_id: str | None = None) -> str:
-        """Send one message; returns its MessageId.
+        """Send one message (retried: on a FIFO queue SQS drops the copies of a retry).
 
         On a FIFO queue (``.fifo``) ``dedup_id`` is its deduplication id (and message group), so
         SQS itself drops a second copy sent within its five-minute window.
+
+        Args:
+            queue_url: The queue.
+            body: The message body.
+            dedup_id: The deduplication id on a FIFO queue (ignored on others).
+
+        Returns:
+            The MessageId SQS gave it.
+
+        Raises:
+            QueueError: the queue does not exist or may not be used.
+            TransientServiceError: SQS could not be reached, retries ran out.
         """
         extra: dict[str, str] = {}
         if queue_url.endswith(".fifo") and dedup_id is not None:
@@ -356,7 +416,14 @@ class SqsClient:
     # -- S3 -------------------------------------------------------------------------------------
 
     async def read_object(self, uri: str, *, max_bytes: int) -> bytes:
-        """The bytes of ``s3://bucket/key``.
+        """The bytes of ``s3://bucket/key`` (retried on transient failures).
+
+        Args:
+            uri: The object's URI.
+            max_bytes: Objects larger than this are refused before they are read.
+
+        Returns:
+            The object's bytes.
 
         Raises:
             ObjectUnavailable: no such bucket or key, access denied, or larger than ``max_bytes``.
