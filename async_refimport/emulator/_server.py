@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -398,6 +398,14 @@ class Emulator:
         """Forget every clientToken, as if their time to live had passed."""
         return self.service.forget_tokens()
 
+    def add_references(
+        self, store_id: str, names: Iterable[str], *, source_prefix: str = "s3://elsewhere/"
+    ) -> int:
+        """Put references in a store as if another client had imported them earlier (no
+        ``creationJobId``): a store of 100,000 references in a second. Returns how many were
+        added (names already in the store are skipped)."""
+        return self.service.add_references(store_id, names, source_prefix=source_prefix)
+
     def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
         """Cancel an active import job from outside, as someone in the AWS console would.
 
@@ -548,11 +556,28 @@ class Emulator:
                 if reason is not None and not isinstance(reason, str):
                     raise ValueError("reason must be a string")
                 return web.json_response({"cancelled": self.cancel_job(data["job_id"], reason)})
+            if action == "references" and request.method == "POST":
+                return web.json_response({"added": self._add_references_json(await request.json())})
         except (ValueError, TypeError) as exc:
             return web.json_response({"message": str(exc)}, status=400)
+        except KeyError as exc:
+            return web.json_response({"message": f"no such store: {exc}"}, status=404)
         return web.json_response(
             {"message": f"unknown inspection call {request.method} {request.path}"}, status=404
         )
+
+    def _add_references_json(self, data: object) -> int:
+        """``{"store_id": "...", "count": N, "prefix": "name-"}``: N references named
+        ``prefix0`` … put in the store as another client's (see :meth:`add_references`)."""
+        if not isinstance(data, dict) or not isinstance(data.get("store_id"), str):
+            raise ValueError('expected {"store_id": "...", "count": N, "prefix": "..."}')
+        count, prefix = data.get("count"), data.get("prefix", "existing-")
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 1_000_000:
+            raise ValueError("count must be an integer from 0 to 1,000,000")
+        if not isinstance(prefix, str):
+            raise ValueError("prefix must be a string")
+        names = (f"{prefix}{i}" for i in range(count))
+        return self.add_references(data["store_id"], names)
 
     def _configure_json(self, data: dict[str, Any]) -> dict[str, Any]:
         allowed = {

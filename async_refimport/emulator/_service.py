@@ -165,7 +165,7 @@ class Reference:
     description: str | None
     tags: dict[str, str]
     creation_time: datetime
-    job_id: str
+    job_id: str | None
     source_file: str
     content_length: int
     status: str = "ACTIVE"
@@ -304,6 +304,39 @@ class Service:
         self._status_changed(job)
         self.counters.cancelled_from_outside += 1
         return True
+
+    def add_references(
+        self, store_id: str, names: Iterable[str], *, source_prefix: str = "s3://elsewhere/"
+    ) -> int:
+        """Put references in a store as if another client had imported them earlier (no job of
+        this emulator made them: ``creationJobId`` is absent): a big store in an instant.
+
+        Returns:
+            How many were added (names already active in the store are skipped).
+        """
+        store = self.stores[store_id]
+        refs = self._store_refs.setdefault(store_id, {})
+        added = 0
+        for name in names:
+            if (store_id, name) in self._active_names:
+                continue
+            ref_id = self._new_id()
+            ref = Reference(
+                id=ref_id,
+                arn=f"arn:aws:omics:{store.region}:{store.account}:referenceStore/{store.id}/reference/{ref_id}",
+                store_id=store_id,
+                md5=f"{hash(name) & (2**128 - 1):032x}",
+                name=name,
+                description=None,
+                tags={},
+                creation_time=_now(),
+                job_id=None,
+                source_file=f"{source_prefix}{name}.fa",
+                content_length=1,
+            )
+            self.references[ref_id] = refs[ref_id] = self._active_names[(store_id, name)] = ref
+            added += 1
+        return added
 
     def forget_tokens(self) -> int:
         """Forget every remembered clientToken; returns how many were dropped."""
@@ -548,9 +581,10 @@ class Service:
     def get_reference_metadata(self, caller: Caller, req: dict[str, Any]) -> dict[str, Any]:
         ref = self._reference(caller, req)
         out = ref.item()
+        if ref.job_id is not None:  # made by a job of this emulator, not put there by a test
+            out["creationJobId"] = ref.job_id
         out.update(
             creationType="IMPORT",
-            creationJobId=ref.job_id,
             files={
                 "source": {
                     "totalParts": 1,

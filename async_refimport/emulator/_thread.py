@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -167,6 +167,15 @@ class EmulatorThread:
     def forget_tokens(self) -> int:
         """See :meth:`Emulator.forget_tokens`."""
         return self._run_sync(lambda emu: emu.forget_tokens())
+
+    def add_references(
+        self, store_id: str, names: Iterable[str], *, source_prefix: str = "s3://elsewhere/"
+    ) -> int:
+        """See :meth:`Emulator.add_references`."""
+        listed = list(names)
+        return self._run_sync(
+            lambda emu: emu.add_references(store_id, listed, source_prefix=source_prefix)
+        )
 
     def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
         """See :meth:`Emulator.cancel_job`."""
