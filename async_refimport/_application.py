@@ -202,6 +202,7 @@ class ImportOutcome:
 
     @property
     def failed(self) -> int:
+        """Rows that failed."""
         return self.tally.failed
 
     @property
@@ -212,6 +213,7 @@ class ImportOutcome:
 
     @property
     def summary(self) -> dict[str, int]:
+        """Row counts by outcome (``total``, ``imported``, ...), as reports show them."""
         return self.tally.summary()
 
 

@@ -93,11 +93,13 @@ class Tally:
 
     @classmethod
     def of(cls, results: Iterable[RowResult]) -> Tally:
+        """A tally of ``results``."""
         tally = cls()
         tally.add(results)
         return tally
 
     def add(self, results: Iterable[RowResult]) -> None:
+        """Count more rows (a page of a run's results)."""
         for r in results:
             key = (r.store_id, r.region)
             states = self.per_store.get(key)
@@ -119,6 +121,7 @@ class Tally:
 
     @property
     def failed(self) -> int:
+        """Rows that failed."""
         return self.states[RowState.FAILED]
 
     @property
@@ -179,6 +182,7 @@ class JsonReportWriter:
         out.write(head[:-2] + ',\n  "items": [')
 
     def write(self, results: Iterable[RowResult]) -> None:
+        """Write more rows (a page of results) to the document."""
         for result in results:
             item = json.dumps(report_item(result), indent=2, ensure_ascii=False)
             self._out.write(("\n" if not self._items else ",\n") + "    ")
@@ -186,6 +190,7 @@ class JsonReportWriter:
             self._items += 1
 
     def close(self) -> None:
+        """End the document (the stream is left open)."""
         self._out.write("\n  ]\n}\n" if self._items else "]\n}\n")
 
 
@@ -223,6 +228,7 @@ def write_json(
 
 
 def render_json(results: Sequence[RowResult]) -> str:
+    """The JSON report of ``results``, whole."""
     return "".join(iter_json(results))
 
 
@@ -237,6 +243,7 @@ def csv_cell(value: str | None) -> str:
 
 
 def render_csv(results: Sequence[RowResult]) -> str:
+    """The CSV report of ``results``, whole."""
     out = io.StringIO()
     write_csv(results, out)
     return out.getvalue()

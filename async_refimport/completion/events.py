@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import anyio
@@ -91,6 +92,17 @@ def queue_clients(
     return queues
 
 
+class MessageFate(StrEnum):
+    """What the events watcher did with a message it received."""
+
+    USED = "used"
+    """A job this process waits on ended: its lane was woken, the message deleted."""
+    RELEASED = "released"
+    """Another worker of the fleet waits on the job: handed back to the queue for it."""
+    DELETED = "deleted"
+    """Nobody waits on it (another tool's job, a duplicate, not an end, malformed): deleted."""
+
+
 @dataclass(frozen=True, slots=True)
 class EventsPolicy:
     """Where job status events come from, and how sparse the safety-net polls beside them are.
@@ -134,6 +146,7 @@ class JobEvent:
 
     @property
     def final(self) -> bool:
+        """Whether the event tells of the job's end (a final status)."""
         return self.status in FINAL_JOB_STATUSES
 
 
@@ -205,13 +218,14 @@ class EventWatcher:
         self.woken = 0
         self.caught_by_polling = 0
         #: Messages received, by what was done with them.
-        self.messages: dict[str, int] = {"used": 0, "released": 0, "deleted": 0}
+        self.messages: dict[MessageFate, int] = dict.fromkeys(MessageFate, 0)
 
     # -- waiting --------------------------------------------------------------------------------
 
     async def wait(
         self, store: StoreRef, job_id: str, sources: int, started: float, size: int | None = None
     ) -> JobSnapshot:
+        """See :meth:`CompletionWatcher.wait <async_refimport.CompletionWatcher.wait>`."""
         p = self._policy
         predicted, _ = self._polling.predict(store, sources, size)
         woken = self._waiting[job_id] = anyio.Event()
@@ -294,23 +308,30 @@ class EventWatcher:
             for message in messages:
                 await self.handle(queue_url, message)
 
-    async def handle(self, queue_url: str, message: Message) -> str:
-        """Act on one received message; returns what was done (``used``, ``released``,
-        ``deleted``)."""
+    async def handle(self, queue_url: str, message: Message) -> MessageFate:
+        """Act on one received message.
+
+        Args:
+            queue_url: The queue it came from.
+            message: The message.
+
+        Returns:
+            What was done with it.
+        """
         event = parse_event(message.body)
-        outcome = "deleted"
+        outcome = MessageFate.DELETED
         if event is not None and event.final:
             self._remember(event)
             woken = self._waiting.get(event.job_id)
             if woken is not None:
                 woken.set()
-                outcome = "used"
+                outcome = MessageFate.USED
             elif await self._owned_elsewhere(event.job_id):
-                outcome = "released"
+                outcome = MessageFate.RELEASED
         self.messages[outcome] += 1
         sqs = self._queues[queue_url]
         try:
-            if outcome == "released":
+            if outcome is MessageFate.RELEASED:
                 await sqs.set_visibility(
                     queue_url, message.receipt_handle, self._policy.release_after
                 )
@@ -354,5 +375,5 @@ class EventWatcher:
             "polls": self.polls,
             "woken": self.woken,
             "caught_by_polling": self.caught_by_polling,
-            "messages": dict(self.messages),
+            "messages": {str(fate): n for fate, n in self.messages.items()},
         }

@@ -82,10 +82,23 @@ class DurationPredictor:
         self._samples: deque[tuple[int, int | None, float]] = deque(maxlen=history)
 
     def observe(self, sources: int, duration: float, size: int | None = None) -> None:
+        """Learn from one finished job (ignored unless ``duration`` is positive).
+
+        Args:
+            sources: Its sources.
+            duration: How long it ran (seconds).
+            size: Its total source bytes, when known.
+        """
         if duration > 0:
             self._samples.append((sources, size, duration))
 
     def predict(self, sources: int, size: int | None = None) -> float | None:
+        """The predicted duration (seconds) of a job, or None before any job was learnt from.
+
+        Args:
+            sources: The job's sources.
+            size: Its total source bytes, when known.
+        """
         model = self._model(size)
         if model is None:
             return None
@@ -254,6 +267,7 @@ class PollingWatcher:
         return int(sum(sizes) / len(sizes) * len(files))
 
     def predictor(self, store: StoreRef) -> DurationPredictor:
+        """The store's own duration model (made on first use)."""
         predictor = self._predictors.get(store.key)
         if predictor is None:
             predictor = DurationPredictor(self._policy.history)
@@ -375,6 +389,7 @@ class PollingWatcher:
     async def wait(
         self, store: StoreRef, job_id: str, sources: int, started: float, size: int | None = None
     ) -> JobSnapshot:
+        """See :meth:`CompletionWatcher.wait <async_refimport.CompletionWatcher.wait>`."""
         predicted, spread = self.predict(store, sources, size)
         log.debug("import_job.predicted", job_id=job_id, duration=predicted, spread=spread)
         misses = 0

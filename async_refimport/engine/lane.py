@@ -44,7 +44,7 @@ from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.setup import first_listing
 from async_refimport.engine.start import NOT_FOUND, Starter
 from async_refimport.gateway.base import ExistingReference, JobSnapshot
-from async_refimport.journal.base import JobRecord, QueuedRow, Settlement
+from async_refimport.journal.base import FinalJobStatus, JobRecord, QueuedRow, Settlement
 
 log = get_logger(__name__)
 
@@ -361,7 +361,7 @@ class Lane:
                         job,
                         [],
                         requeue=[r.row_id for r in job.rows],
-                        status="LOST",
+                        status=FinalJobStatus.LOST,
                         message="the service no longer knows the import job",
                     )
                     return
@@ -429,7 +429,7 @@ class Lane:
             Settlement(r.row_id, RowState.FAILED, None, f"{error.code}: {error.message}")
             for r in job.rows
         ]
-        await self._finish(job, settlements, status="REJECTED", message=str(error))
+        await self._finish(job, settlements, status=FinalJobStatus.REJECTED, message=str(error))
 
     # -- settling -------------------------------------------------------------------------------
 
@@ -442,7 +442,7 @@ class Lane:
         """
         by_name = {s.name: s for s in snapshot.sources if s.name}
         by_file = {s.source_file: s for s in snapshot.sources if s.source_file}
-        cancelled = snapshot.status == "CANCELLED"
+        cancelled = snapshot.status == FinalJobStatus.CANCELLED
         settlements: list[Settlement] = []
         failed: list[tuple[QueuedRow, str | None]] = []
         requeue: list[int] = []
@@ -565,7 +565,7 @@ class Lane:
         job: JobRecord,
         settlements: list[Settlement],
         *,
-        status: str,
+        status: FinalJobStatus | str,
         message: str | None,
         requeue: list[int] | None = None,
     ) -> None:
@@ -601,7 +601,7 @@ class Lane:
                 f"the journal did not settle job {job.job_id} within"
                 f" {self._settings.shutdown_grace} s"
             )
-        self._tell_finished(job, status, results)
+        self._tell_finished(job, str(status), results)
 
     def _tell_finished(self, job: JobRecord, status: str, results: list[RowResult]) -> None:
         """Log and emit a settled job's outcome: each final row, then the job's counts."""

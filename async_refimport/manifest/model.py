@@ -93,6 +93,7 @@ class Manifest:
 
     @property
     def ok(self) -> bool:
+        """Whether no problem was found."""
         return not self.errors
 
     def raise_for_errors(self) -> None:

@@ -227,6 +227,7 @@ class CheckedManifest:
 
     @property
     def errors(self) -> list[FieldError]:
+        """Every problem found (``manifest.errors``)."""
         return self.manifest.errors
 
     def chunks(self, size: int = 5000) -> Iterator[list[ImportRequest]]:

@@ -56,6 +56,19 @@ def parse(
     ignore_unknown_columns: bool,
     remote: RemoteLimits | None = None,
 ) -> Manifest:
+    """Read a whole manifest from ``stream``: its valid rows and every problem.
+
+    Args:
+        stream: The manifest's bytes.
+        source: Its name in errors.
+        fmt: Its format.
+        defaults: Values for fields rows leave empty.
+        ignore_unknown_columns: Skip unknown columns (keys) instead of refusing them.
+        remote: What a remote client's rows may set, if they are a remote client's.
+
+    Returns:
+        The manifest.
+    """
     builder = RowBuilder(source, fmt, defaults, ignore_unknown_columns, remote=remote)
     manifest = builder.manifest
     for line, request in builder.rows(stream):
@@ -113,6 +126,18 @@ def _field(name: str) -> str:
 
 
 class RowBuilder:
+    """Reads one manifest's rows into requests, collecting every problem in :attr:`manifest`.
+
+    Args:
+        source: The manifest's name in errors.
+        fmt: Its format.
+        defaults: Values for fields rows leave empty.
+        ignore_unknown_columns: Skip unknown columns (keys) instead of refusing them.
+        replay: Reading a checked manifest again (``CheckedManifest.chunks``): no problem is
+            recorded twice.
+        remote: What a remote client's rows may set, if they are a remote client's.
+    """
+
     def __init__(
         self,
         source: str | os.PathLike[str],
@@ -147,6 +172,7 @@ class RowBuilder:
         self.tag_maps: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
 
     def error(self, line: int | None, name: str, reason: str, row_name: str | None = None) -> None:
+        """Record a problem of a row (of the file when ``line`` is None); nothing on a replay."""
         if self.replay:
             return
         self.manifest.errors.append(FieldError(_field(name), reason, line, self.source, row_name))
@@ -154,6 +180,7 @@ class RowBuilder:
             self.manifest.invalid_lines.add(line)
 
     def header_error(self, name: str, reason: str) -> None:
+        """Record a problem of the CSV/TSV header."""
         # A CSV header is not a row: it is reported but not counted among invalid rows.
         self.manifest.errors.append(FieldError(_shown(name), reason, self.header_line, self.source))
 
@@ -181,6 +208,7 @@ class RowBuilder:
     def read_delimited(
         self, stream: IO[bytes], delimiter: str
     ) -> Iterator[tuple[int, ImportRequest]]:
+        """The valid rows of a CSV (``,``) or TSV (tab) manifest, with their lines."""
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
         try:
             yield from self._read_delimited(text, delimiter)
@@ -278,6 +306,7 @@ class RowBuilder:
     # -- JSON Lines -----------------------------------------------------------------------------
 
     def read_jsonl(self, stream: IO[bytes]) -> Iterator[tuple[int, ImportRequest]]:
+        """The valid rows of a JSON Lines manifest, with their lines."""
         for line, raw in enumerate(stream, start=1):
             if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -299,6 +328,7 @@ class RowBuilder:
                 yield line, request
 
     def json_row(self, line: int, obj: dict[str, Any]) -> ImportRequest | None:
+        """The request of one JSON object (a JSON Lines row), or None when it is refused."""
         values: dict[str, Any] = {}
         bad = False
         for key, value in obj.items():
