@@ -64,3 +64,12 @@ dist: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .mypy_cache .pytest_cache .ruff_cache
+
+# The deterministic simulator (simulator/README.md): SEEDS=N seeds from FROM=K, or SEED=S to replay
+# one; PROFILE=full also draws the behaviours gated until the engine handles them.
+.PHONY: sim
+SEEDS ?= 1000
+FROM ?= 0
+PROFILE ?= ci
+sim: $(STAMP)
+	$(BIN)/python -m simulator --profile $(PROFILE) $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --from $(FROM))

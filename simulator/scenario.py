@@ -26,7 +26,23 @@ GATED: dict[str, str] = {
     # and rows end ALREADY_PRESENT with our own reference (or an orphan job of ours runs).
     # Waits for ENGINE_CHANGES.md E3.
     "forgotten_token_race": "E3",
+    # Two processes paused (SIGSTOP) past their leases at overlapping times: the first wakes,
+    # takes its lease back without noticing it had lost it meanwhile, and its lane goes on with
+    # a stale view (the store booked by the other's job, never recovered: rows stuck for ever).
+    # Waits for ENGINE_CHANGES.md E4.
+    "overlapping_pauses": "E4",
+    # Credentials lapsing while a lane looks up a name its job's source found taken (the
+    # reference not listed yet): the failed lookups count as "not listed", and once
+    # consistency_grace has passed the row FAILED "already exists" although the name is in the
+    # store. Gated at run time (the service answers normally then). Waits for E5.
+    "lapse_during_name_check": "E5",
 }
+
+
+def allows(behaviour: str, profile: str) -> bool:
+    """Whether ``profile`` draws ``behaviour`` (every profile draws what is not gated)."""
+    return profile == "full" or behaviour not in GATED
+
 
 PROFILES = ("ci", "full")
 
@@ -144,6 +160,16 @@ def _windows(rng: random.Random, n: int, horizon: float, lo: float, hi: float) -
     return sorted(out, key=lambda w: w.start)
 
 
+def _blips(rng: random.Random, n: int, horizon: float) -> list[Window]:
+    """Quota refusals of 5..45 s, at least 90 s apart: each shorter than consistency_grace."""
+    out, at = [], rng.uniform(0, horizon / 3)
+    for _ in range(n):
+        length = rng.uniform(5, 45)
+        out.append(Window(at, at + length))
+        at += length + rng.uniform(90, horizon / 2)
+    return out
+
+
 def draw(seed: int, profile: str = "ci") -> Scenario:
     """The scenario of ``seed`` under ``profile`` ("ci": gated behaviours left out; "full")."""
     if profile not in PROFILES:
@@ -204,20 +230,20 @@ def draw(seed: int, profile: str = "ci") -> Scenario:
     else:
         busy = BUSY_REFUSALS[0]
     quota = []
-    if rng.random() < 0.35:
+    if rng.random() < 0.5:
         # Short quota blips (under consistency_grace) are ordinary; a full account quota for
         # minutes while the store runs nothing is gated until the issue-19 fix.
         if "quota_idle" in allowed and rng.random() < 0.6:
             quota = _windows(rng, rng.randint(1, 2), calm_at, 120, 900)
             behaviours.append("quota_idle")
         else:
-            quota = _windows(rng, rng.randint(1, 3), calm_at, 5, 40)
+            quota = _blips(rng, rng.randint(1, 4), calm_at)
             behaviours.append("quota_blip")
-    lags = rng.random() < 0.6
+    lags = rng.random() < 0.7
     get_lag = rng.uniform(0, 40) if lags else 0.0
     list_lag = rng.uniform(0, 40) if lags else 0.0
     ref_lag = rng.uniform(0, 40) if lags else 0.0
-    token_ttl = rng.choice([0.5, 1.0, 1.0, 2.0, 5.0, 30.0, 600.0, 8 * 3600.0, math.inf])
+    token_ttl = rng.choice([0.5, 0.5, 1.0, 2.0, 5.0, 30.0, 600.0, 8 * 3600.0, math.inf])
     shortest = startup + min(durations.values())
     if token_ttl < 60 and list_lag > shortest - 5:
         if "forgotten_token_race" in allowed:
@@ -231,7 +257,7 @@ def draw(seed: int, profile: str = "ci") -> Scenario:
     tps = rng.choice([5.0, 5.0, 4.0, 3.0, 2.0])
     faulty = rng.random() < 0.7
     p_before = rng.choice([0.05, 0.15, 0.3]) if faulty else 0.0
-    p_after = rng.choice([0.05, 0.15, 0.3]) if faulty else 0.0
+    p_after = rng.choice([0.1, 0.2, 0.4]) if faulty else 0.0
     p_read = rng.choice([0.0, 0.02, 0.1]) if faulty else 0.0
     creds = _windows(rng, rng.choice([0, 0, 1, 2]), calm_at, 30, 600)
     crashes = []

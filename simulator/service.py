@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from ._engine_imports import AwsGateway, Pacer, RetryPolicy, StoreRef
-from .scenario import QUOTA_REFUSAL, START_FAULTS, Scenario
+from .scenario import QUOTA_REFUSAL, START_FAULTS, Scenario, allows
 
 if TYPE_CHECKING:
     from .world import SimProcess, World
@@ -105,6 +106,7 @@ class SimService:
         self._job_ids = 7000000001
         self._ref_ids = 5000000001
         self._buckets: dict[str, tuple[float, float]] = {}
+        self.name_taken_at = -math.inf
         # (time, process, operation, store) of every call that reached the service.
         self.calls: list[tuple[float, str, str, str]] = []
 
@@ -207,6 +209,7 @@ class SimService:
         if source.name in plan.bad:
             source.status, source.message = "FAILED", "Source file is not a valid FASTA file"
         elif source.name in store.refs:
+            self.name_taken_at = self.now
             source.status = "FAILED"
             source.message = f"A reference named {source.name} already exists in this store"
         else:
@@ -255,7 +258,7 @@ class SimService:
         self.calls.append((self.now, proc.name, op, store_id))
         if self._throttled(op):
             raise client_error(op, "ThrottlingException", 429, "Rate exceeded")
-        if any(self.now in w for w in self.sc.cred_windows):
+        if any(self.now in w for w in self.sc.cred_windows) and self._may_lapse():
             self.world.covered("credentials_lapsed")
             raise client_error(
                 op,
@@ -265,6 +268,13 @@ class SimService:
             )
         if store_id not in self.stores:
             raise client_error(op, "ResourceNotFoundException", 404, "no such reference store")
+
+    def _may_lapse(self) -> bool:
+        """Gated (E5): no lapse while a taken name's lookup runs (a source failed for its name
+        in the last consistency_grace + 30 s)."""
+        if allows("lapse_during_name_check", self.sc.profile):
+            return True
+        return self.now - self.name_taken_at > 90.0
 
     def _read_fault(self, op: str) -> None:
         if not self.calm and self.rng.random() < self.sc.p_read_fault:

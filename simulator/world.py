@@ -29,7 +29,7 @@ from ._engine_imports import (
 )
 from .journal import InlineJournal
 from .loop import VirtualTimeLoop, run
-from .scenario import Scenario, StorePlan, draw
+from .scenario import Scenario, StorePlan, allows, draw
 from .service import EPOCH, SimClient, SimGateway, SimJob, SimService, StoreState
 
 REGION = "us-east-1"
@@ -145,6 +145,10 @@ class SimProcess:
         while self._resume is not None and not self.dead:
             await self._resume.wait()
 
+    @property
+    def paused(self) -> bool:
+        return self._resume is not None
+
     def check_alive(self) -> None:
         if self.dead:
             raise ConnectionError(f"{self.name} is dead")
@@ -214,6 +218,7 @@ class World:
         self.sc = sc
         self.loop = loop
         self.journal_path = directory / "journal.sqlite"
+        self._directory = str(directory)
         self.plans: dict[str, StorePlan] = {s.store_id: s for s in sc.stores}
         self.settings = ImporterSettings(
             max_sources_per_job=sc.max_sources_per_job,
@@ -240,6 +245,7 @@ class World:
     # -- the record --------------------------------------------------------------------------------
 
     def log(self, who: str, text: str) -> None:
+        text = text.replace(self._directory, "$SIMDIR")  # a temporary directory: not history
         self.history.append(f"{clock_text(self.loop.time())} {who:<8} {text}")
 
     def violation(self, text: str) -> None:
@@ -451,6 +457,10 @@ class World:
         proc = self.processes.get(number)
         if proc is None or proc.dead or self.quiet:
             return
+        others = [p for p in self.processes.values() if p is not proc and p.paused]
+        if others and not allows("overlapping_pauses", self.sc.profile):
+            self.log(proc.name, f"(SIGSTOP left out: {others[0].name} is paused; gated)")
+            return
         self.log(proc.name, f"SIGSTOP for {duration:.0f} s")
         proc.stop()
 
@@ -519,6 +529,8 @@ class World:
         self.finished_at = loop.time()
         self.log("world", "every row is final")
         self.quiet = True  # no more crashes, restarts (re-runs) or pauses
+        # A paused process's calls in flight end once it resumes (a pause lasts 150 s at most).
+        await asyncio.sleep(200)
         mark = len(self.service.calls)
         changes_before = self.lease_changes
         await asyncio.sleep(QUIET_AFTER)
