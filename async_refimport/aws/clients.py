@@ -342,7 +342,8 @@ class ClientPool:
         """Close the clients of ``profile`` (in ``region`` only, if given): an account done.
 
         The profile's session is kept (its credentials stay cached); a later :meth:`client` call
-        makes a new client. Bounded like :meth:`aclose`.
+        makes a new client. Bounded like :meth:`aclose`. A request in flight on a released
+        client fails: release only what no task still uses.
 
         Args:
             profile: The profile whose clients are closed (``None``: the default chain's).
