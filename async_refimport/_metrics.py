@@ -12,7 +12,7 @@ Two kinds of numbers:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -21,10 +21,71 @@ from prometheus_client.registry import Collector
 
 from async_refimport._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled
 from async_refimport._models import RowState
-from async_refimport.engine.importer import Importer, ImporterStatus
+from async_refimport.engine.importer import ApiStats, Importer, ImporterStatus, StoreStatus
 
 # Import jobs run from seconds (emulator) to many minutes (human genomes at AWS).
 _JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0, float("inf"))
+
+
+Family = CounterMetricFamily | GaugeMetricFamily
+
+
+def _store_families(stores: Sequence[StoreStatus]) -> list[Family]:
+    """The per-store gauges: rows by state, queue depth, active job, lease held, set-up error."""
+    store_labels = ["store_id", "region"]
+    rows = GaugeMetricFamily(
+        "refimport_rows",
+        "Rows in the journal by store and state",
+        labels=[*store_labels, "state"],
+    )
+    depth = GaugeMetricFamily(
+        "refimport_queue_depth", "Rows waiting for a job (QUEUED) per store", labels=store_labels
+    )
+    active = GaugeMetricFamily(
+        "refimport_store_active_job",
+        "1 while this worker drives an import job on the store",
+        labels=store_labels,
+    )
+    leases = GaugeMetricFamily(
+        "refimport_store_lease_held",
+        "1 for each store whose lease this worker holds (it drives the store for the fleet)",
+        labels=store_labels,
+    )
+    setup = GaugeMetricFamily(
+        "refimport_store_setup_error",
+        "1 while the store cannot be used as set up (its rows wait; the log says what to fix)",
+        labels=[*store_labels, "kind"],
+    )
+    for st in stores:
+        key = [st.store.store_id, st.store.region]
+        for state in RowState:
+            rows.add_metric([*key, state.value], st.rows.get(state, 0))
+        depth.add_metric(key, st.queue_depth)
+        if st.driven:
+            active.add_metric(key, 1 if st.active_job else 0)
+        leases.add_metric(key, 1 if st.held_here else 0)
+        if st.setup_error is not None:
+            setup.add_metric([*key, str(st.setup_error.kind)], 1)
+    return [rows, depth, active, leases, setup]
+
+
+def _api_families(api: Sequence[ApiStats]) -> list[Family]:
+    """The per-operation numbers: calls sent, calls throttled, the paced rate."""
+    api_labels = ["operation", "region"]
+    calls = CounterMetricFamily(
+        "refimport_api_calls", "HealthOmics API calls sent", labels=api_labels
+    )
+    throttles = CounterMetricFamily(
+        "refimport_api_throttles", "Calls answered with throttling", labels=api_labels
+    )
+    rate = GaugeMetricFamily(
+        "refimport_api_rate", "Current paced call rate (calls/s)", labels=api_labels
+    )
+    for op in api:
+        calls.add_metric([op.operation, op.region], op.calls)
+        throttles.add_metric([op.operation, op.region], op.throttles)
+        rate.add_metric([op.operation, op.region], op.rate)
+    return [calls, throttles, rate]
 
 
 class _JournalCollector(Collector):
@@ -33,65 +94,9 @@ class _JournalCollector(Collector):
     def __init__(self) -> None:
         self.snapshot = ImporterStatus((), (), False)
 
-    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterable[Family]:
         """The metric families of the last snapshot (called by the registry at each scrape)."""
-        snap = self.snapshot
-        rows = GaugeMetricFamily(
-            "refimport_rows",
-            "Rows in the journal by store and state",
-            labels=["store_id", "region", "state"],
-        )
-        depth = GaugeMetricFamily(
-            "refimport_queue_depth",
-            "Rows waiting for a job (QUEUED) per store",
-            labels=["store_id", "region"],
-        )
-        for st in snap.stores:
-            store = st.store
-            for state in RowState:
-                rows.add_metric([store.store_id, store.region, state.value], st.rows.get(state, 0))
-            depth.add_metric([store.store_id, store.region], st.queue_depth)
-        active = GaugeMetricFamily(
-            "refimport_store_active_job",
-            "1 while this worker drives an import job on the store",
-            labels=["store_id", "region"],
-        )
-        for st in snap.stores:
-            if st.driven:
-                active.add_metric([st.store.store_id, st.store.region], 1 if st.active_job else 0)
-        leases = GaugeMetricFamily(
-            "refimport_store_lease_held",
-            "1 for each store whose lease this worker holds (it drives the store for the fleet)",
-            labels=["store_id", "region"],
-        )
-        for st in snap.stores:
-            leases.add_metric([st.store.store_id, st.store.region], 1 if st.held_here else 0)
-        setup = GaugeMetricFamily(
-            "refimport_store_setup_error",
-            "1 while the store cannot be used as set up (its rows wait; the log says what to fix)",
-            labels=["store_id", "region", "kind"],
-        )
-        for st in snap.stores:
-            if st.setup_error is not None:
-                setup.add_metric([st.store.store_id, st.store.region, st.setup_error.kind], 1)
-        calls = CounterMetricFamily(
-            "refimport_api_calls", "HealthOmics API calls sent", labels=["operation", "region"]
-        )
-        throttles = CounterMetricFamily(
-            "refimport_api_throttles",
-            "Calls answered with throttling",
-            labels=["operation", "region"],
-        )
-        rate = GaugeMetricFamily(
-            "refimport_api_rate",
-            "Current paced call rate (calls/s)",
-            labels=["operation", "region"],
-        )
-        for api in snap.api:
-            calls.add_metric([api.operation, api.region], api.calls)
-            throttles.add_metric([api.operation, api.region], api.throttles)
-            rate.add_metric([api.operation, api.region], api.rate)
-        return [rows, depth, active, leases, setup, calls, throttles, rate]
+        return [*_store_families(self.snapshot.stores), *_api_families(self.snapshot.api)]
 
 
 class WorkerMetrics:
