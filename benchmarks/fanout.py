@@ -1,6 +1,6 @@
-"""``python -m benchmarks.fanout [--accounts 1,10,40,100,200]``: what an account costs in SDK memory.
+"""``python -m benchmarks.fanout [--accounts 1,10,40,100] [--import]``: what an account costs.
 
-For N accounts (a profile each, in a temporary ``AWS_CONFIG_FILE``/``AWS_SHARED_CREDENTIALS_FILE``)
+**SDK** (the default): for N accounts (a profile each, in a temporary ``AWS_CONFIG_FILE``/``AWS_SHARED_CREDENTIALS_FILE``)
 it makes an omics and an S3 client per profile, as a fan-out over N stores does, and reports the
 growth of the process's resident memory and the CPU it took, in two ways, each in a fresh process:
 
@@ -9,6 +9,11 @@ growth of the process's resident memory and the CPU it took, in two ways, each i
 * ``pool``: one :class:`~async_refimport.aws.clients.ClientPool`, whose sessions share one loader.
 
 No request is sent: the clients point at an endpoint nobody listens on (issue 23).
+
+**Import** (``--import``): N accounts x ``--rows`` rows imported by one Importer against the
+emulator (a process of its own), a store per account (a profile each, its access key the
+account's id), sources checked in the emulator's S3. Reported: the importing process's peak RSS,
+its CPU per store, the time to the first Start of the last store, and the makespan.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import Any
 
 ENDPOINT = "http://127.0.0.1:9"
 MODES = ("separate", "pool")
+ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
+TIME_SCALE = 0.002  # a job of 1,000 bases: 30 s of the real service's overhead, 60 ms here
 
 
 def _rss_mib() -> float:
@@ -42,6 +49,11 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _key(i: int) -> str:
+    # The emulator takes a 12-digit access key id as the account's id.
+    return f"{100_000_000_000 + i}"
+
+
 def _write_profiles(directory: str, accounts: int) -> None:
     with open(os.path.join(directory, "config"), "w") as config:
         for i in range(accounts):
@@ -49,7 +61,7 @@ def _write_profiles(directory: str, accounts: int) -> None:
     with open(os.path.join(directory, "credentials"), "w") as credentials:
         for i in range(accounts):
             credentials.write(
-                f"[acct{i}]\naws_access_key_id = AKIAFANOUT{i:010d}\n"
+                f"[acct{i}]\naws_access_key_id = {_key(i)}\n"
                 "aws_secret_access_key = fanout-secret-not-real\n\n"
             )
     os.environ["AWS_CONFIG_FILE"] = os.path.join(directory, "config")
@@ -109,6 +121,129 @@ def _child(mode: str, accounts: int) -> None:
         print(json.dumps(asyncio.run(_measure(mode, accounts))))
 
 
+def _requests(spec: dict[str, Any]) -> list[Any]:
+    from async_refimport import ImportRequest
+
+    return [
+        ImportRequest(
+            store_id,
+            ROLE_ARN,
+            spec["uris"][r % len(spec["uris"])],
+            f"acct{a}-ref{r:04d}",
+            region="us-east-1",
+            endpoint_url=spec["omics"],
+            profile=f"acct{a}",
+        )
+        for a, store_id in enumerate(spec["stores"])
+        for r in range(spec["rows"])
+    ]
+
+
+async def _import(spec: dict[str, Any]) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from async_refimport import Importer, JobStarted, PreflightPolicy
+    from benchmarks._common import project_settings
+
+    settings = project_settings(TIME_SCALE, rates_scaled=False)
+    settings = replace(settings, preflight=PreflightPolicy(s3_endpoint_url=spec["s3"]))
+    requests = _requests(spec)
+    first_start: dict[str, float] = {}
+    cpu, started = _cpu(), time.perf_counter()
+    async with Importer(spec["journal"], region="us-east-1", settings=settings) as imp:
+        async with imp.subscribe() as events:
+
+            async def watch() -> None:
+                async for event in events:
+                    if isinstance(event, JobStarted):
+                        first_start.setdefault(event.store.key, time.perf_counter() - started)
+
+            import anyio
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                results = await imp.wait(await imp.submit(requests))
+                tg.cancel_scope.cancel()
+    makespan = time.perf_counter() - started
+    spent = _cpu() - cpu
+    n = len(spec["stores"])
+    return {
+        "accounts": n,
+        "rows": len(requests),
+        "imported": sum(r.state.value == "IMPORTED" for r in results),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_per_store_ms": round(1000 * spent / n, 1),
+        "last_first_start_s": round(max(first_start.values(), default=0.0), 2),
+        "makespan_s": round(makespan, 2),
+    }
+
+
+def _import_run(accounts: int, rows: int) -> dict[str, Any]:
+    from botocore.config import Config
+
+    from async_refimport.aws.clients import sync_client
+    from benchmarks._common import EmulatorProcess
+
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        EmulatorProcess(time_scale=TIME_SCALE, store_quota=1) as emu,
+    ):
+        _write_profiles(directory, accounts)
+        uris = emu.upload_genomes(min(rows, 20), bases=1_000)
+        stores = []
+        for i in range(accounts):
+            omics = sync_client(
+                "omics",
+                endpoint_url=emu.omics_endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id=_key(i),
+                aws_secret_access_key="fanout-secret-not-real",
+                config=Config(inject_host_prefix=False),
+            )
+            stores.append(str(omics.create_reference_store(name=f"fanout-{i}")["id"]))
+        spec = {
+            "stores": stores,
+            "rows": rows,
+            "uris": uris,
+            "omics": emu.omics_endpoint_url,
+            "s3": emu.endpoints["s3_endpoint_url"],
+            "journal": os.path.join(directory, "journal.sqlite"),
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.fanout", "--child-import", json.dumps(spec)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+        ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _child_import(spec_json: str) -> None:
+    from benchmarks._common import quiet_logs
+
+    quiet_logs()
+    print(json.dumps(asyncio.run(_import(json.loads(spec_json)))))
+
+
+def _import_table(accounts: list[int], rows: int, as_json: bool) -> None:
+    results = []
+    for n in accounts:
+        results.append(_import_run(n, rows))
+        if as_json:
+            print(json.dumps(results[-1]), flush=True)
+    print(
+        f"{'accounts':>8} {'rows':>6} {'imported':>8} {'peak RSS MiB':>12} {'CPU ms/store':>12} "
+        f"{'last 1st Start s':>16} {'makespan s':>10}"
+    )
+    for r in results:
+        print(
+            f"{r['accounts']:>8} {r['rows']:>6} {r['imported']:>8} {r['peak_rss_mib']:>12} "
+            f"{r['cpu_per_store_ms']:>12} {r['last_first_start_s']:>16} {r['makespan_s']:>10}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run every (mode, N) in a fresh process and print a table (and ``--json`` lines).
 
@@ -119,10 +254,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accounts", default="1,10,40,100")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--import", dest="imports", action="store_true")
+    parser.add_argument("--rows", type=int, default=10, help="rows per store (--import)")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-import", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child[0], int(args.child[1]))
+        return
+    if args.child_import:
+        _child_import(args.child_import)
+        return
+    if args.imports:
+        _import_table([int(x) for x in args.accounts.split(",")], args.rows, args.json)
         return
     rows = []
     for n in (int(x) for x in args.accounts.split(",")):
