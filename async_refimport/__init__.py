@@ -56,13 +56,12 @@ from async_refimport.engine.importer import ImporterStatus as ImporterStatus
 from async_refimport.engine.importer import StorePlan as StorePlan
 from async_refimport.engine.importer import StoreStatus as StoreStatus
 from async_refimport.gateway.aws import AwsGateway as AwsGateway
-from async_refimport.gateway.aws import ExistingReference as ExistingReference
-from async_refimport.gateway.aws import JobSnapshot as JobSnapshot
-from async_refimport.gateway.aws import JobSummary as JobSummary
-from async_refimport.gateway.aws import OmicsGateway as OmicsGateway
-from async_refimport.gateway.aws import SourceSpec as SourceSpec
-from async_refimport.gateway.aws import SourceStatus as SourceStatus
-from async_refimport.gateway.memory import MemoryGateway as MemoryGateway
+from async_refimport.gateway.base import ExistingReference as ExistingReference
+from async_refimport.gateway.base import JobSnapshot as JobSnapshot
+from async_refimport.gateway.base import JobSummary as JobSummary
+from async_refimport.gateway.base import OmicsGateway as OmicsGateway
+from async_refimport.gateway.base import SourceSpec as SourceSpec
+from async_refimport.gateway.base import SourceStatus as SourceStatus
 from async_refimport.journal.base import FinalJobStatus as FinalJobStatus
 from async_refimport.journal.base import JobLog as JobLog
 from async_refimport.journal.base import JobRecord as JobRecord
@@ -110,7 +109,6 @@ __all__ = [
     "JournalReader",
     "LeaseLostError",
     "ManifestError",
-    "MemoryGateway",
     "OmicsGateway",
     "Outbox",
     "OutboxEntry",
