@@ -23,6 +23,7 @@ from async_refimport._errors import FieldError
 from async_refimport._models import RowResult, RowState
 from async_refimport._report import json_document
 from async_refimport.aws.sqs import MAX_MESSAGE_BYTES
+from async_refimport.worker.intakes.sqs.messages import INLINE_SOURCE, MESSAGE_SOURCE
 
 #: Problems a rejection document keeps when listing them all would not fit in one message.
 _MAX_PROBLEMS_TRIMMED = 100
@@ -59,9 +60,9 @@ def result_document(message_id: str, results: Sequence[RowResult]) -> str:
 
 def _where(error: FieldError) -> str:
     """Where a problem is, as its message starts (``requests[3]: ``, ``s3://b/k:7: ``)."""
-    if error.source == "requests":
+    if error.source == INLINE_SOURCE:
         return f"requests[{error.line}]: " if error.line is not None else ""
-    if error.source not in (None, "message"):
+    if error.source not in (None, MESSAGE_SOURCE):
         return f"{error.source}:{error.line}: " if error.line else f"{error.source}: "
     return ""
 
@@ -81,11 +82,11 @@ def error_dict(error: FieldError) -> dict[str, Any]:
         "reason": error.reason,
         "row_name": error.row_name,
     }
-    if error.source == "requests":
+    if error.source == INLINE_SOURCE:
         out["index"] = error.line
     else:
         out["line"] = error.line
-        out["source"] = error.source if error.source not in (None, "message") else None
+        out["source"] = error.source if error.source not in (None, MESSAGE_SOURCE) else None
     out["message"] = f"{_where(error)}{error.field}: {error.reason}"
     return out
 

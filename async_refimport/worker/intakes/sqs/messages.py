@@ -22,6 +22,10 @@ from async_refimport.manifest.reader import (
 
 #: Rows one message may list (a body is at most 256 KiB anyway).
 MAX_REQUESTS_PER_MESSAGE = 10_000
+#: The ``source`` of a problem with the message itself (its body, its manifest URI).
+MESSAGE_SOURCE = "message"
+#: The ``source`` of a problem with a row given inline (``line`` is its 1-based index).
+INLINE_SOURCE = "requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,7 @@ class MessageBody:
 
 
 def _rejected(field: str, reason: str) -> RequestValidationError:
-    return RequestValidationError([FieldError(field, reason, source="message")])
+    return RequestValidationError([FieldError(field, reason, source=MESSAGE_SOURCE)])
 
 
 def _manifest_body(doc: dict[str, Any], manifest: Any) -> MessageBody:
@@ -89,7 +93,7 @@ def parse_body(
     if len(items) > MAX_REQUESTS_PER_MESSAGE:
         raise _rejected("requests", f"at most {MAX_REQUESTS_PER_MESSAGE} rows per message")
     # The manifest reader's row checks, so every intake accepts the same fields the same way.
-    parsed = check_objects(items, defaults, source="requests", remote=remote or RemoteLimits())
+    parsed = check_objects(items, defaults, source=INLINE_SOURCE, remote=remote or RemoteLimits())
     if parsed.errors:
         raise RequestValidationError(parsed.errors)
     return MessageBody(requests=tuple(parsed.requests))
