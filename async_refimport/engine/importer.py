@@ -189,7 +189,7 @@ class Importer:
                 if self.region is None:
                     self.region = await anyio.to_thread.run_sync(default_region)
                 await self._journal.open()
-                stack.push_async_callback(self._bounded, self._journal.close)
+                stack.push_async_callback(self._bounded, self._journal.aclose)
                 # Closed after the gateway, the pre-flight and the events watcher that use it.
                 stack.push_async_callback(self._bounded, self._pool.aclose)
                 if self._own_gateway and self.settings.preflight.enabled:

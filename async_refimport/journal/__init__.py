@@ -90,7 +90,7 @@ async def opened_journal(
     try:
         yield journal
     finally:
-        await journal.close()
+        await journal.aclose()
 
 
 def outbox_of(journal: Journal) -> Outbox:

@@ -16,6 +16,8 @@ The guarantees every implementation gives (the "write ahead" principle of ``docs
   ``record_job_id``, ``finish_job``) take the caller's lease ``owner``; given one, the journal
   refuses the write with :class:`~async_refimport.LeaseLostError` unless that owner still holds
   the store's lease (:class:`StoreLeases`). ``owner=None`` writes unfenced (a single process).
+* **Closing** is :meth:`JournalLifecycle.aclose` (the two journals also keep ``close()``, the
+  same, for callers of earlier versions).
 * **Errors.** Storage that cannot be read or written raises :class:`~async_refimport.JournalError`
   (never a driver's own exception); a method that raises has changed nothing unless its
   docstring says otherwise.
@@ -190,7 +192,7 @@ class JournalLifecycle(Protocol):
         """
         ...
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the storage's connections; bounded in time and idempotent.
 
         Nothing committed is lost; a journal may be opened again afterwards.

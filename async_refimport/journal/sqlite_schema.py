@@ -388,7 +388,7 @@ class SQLiteFile:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.aclose()
 
     async def open(self) -> None:
         """Open the file, creating and migrating it unless read-only; idempotent.
@@ -407,8 +407,13 @@ class SQLiteFile:
         self._inode = self.path.stat().st_ino
         return conn
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the connection (shielded); idempotent, and nothing committed is lost."""
+        await self.close()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (kept for callers of earlier versions; subclasses that
+        close differently override this one)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             with anyio.CancelScope(shield=True):

@@ -95,7 +95,7 @@ class DynamoTable:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.aclose()
 
     async def open(self) -> None:
         """Make the client and check that the table is laid out as a journal; idempotent.
@@ -125,8 +125,13 @@ class DynamoTable:
                 f"create one with: refimport journal init dynamodb://<new table>"
             )
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Drop the client, closing the journal's own pool (bounded, shielded); idempotent."""
+        await self.close()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (kept for callers of earlier versions; subclasses that
+        close differently override this one)."""
         pool, self._own_pool = self._own_pool, None
         self._client = None
         if pool is not None:
