@@ -17,7 +17,14 @@ EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``refimport``; returns the exit code."""
+    """Entry point of ``refimport``: hand the command line to the shell of its command.
+
+    Args:
+        argv: The arguments after the program's name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code of the shell, or 2 when the shell is not installed.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(args)

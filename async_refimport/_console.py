@@ -76,15 +76,29 @@ def out_console() -> Console:
 
 
 def display_path(path: Path) -> str:
-    """``path`` with the home directory shown as ``~``."""
+    """``path`` with the home directory shown as ``~``.
+
+    Args:
+        path: A path to show in a message or a help text.
+
+    Returns:
+        The path as text, ``~/...`` when it is under the home directory.
+    """
     home = str(Path.home())
     text = str(path)
     return "~" + text[len(home) :] if text.startswith(home + os.sep) else text
 
 
 def print_problems(errors: Iterable[FieldError], console: Console) -> int:
-    """Print ``FILE:LINE: field: reason`` lines, the first hundred and then how many more;
-    returns how many problems there were."""
+    """Print ``FILE:LINE: field: reason`` lines, the first hundred and then how many more.
+
+    Args:
+        errors: The problems, in manifest order.
+        console: Where to print them (stderr).
+
+    Returns:
+        How many problems there were.
+    """
     errors = list(errors)
     for line in format_errors(errors):
         console.print(line, markup=False, highlight=False)
@@ -96,6 +110,12 @@ def outcome_words(summary: Mapping[str, int]) -> str:
 
     The words of the summary table's columns and of ``--json``'s ``summary`` keys, so that every
     place that counts rows says the same thing.
+
+    Args:
+        summary: Counts by ``--json``'s summary keys (``total``, ``imported`` ...).
+
+    Returns:
+        The counts in words.
     """
     parts = [
         f"{summary.get('imported', 0)} imported",
@@ -109,7 +129,13 @@ def outcome_words(summary: Mapping[str, int]) -> str:
 
 
 def print_summary(rows: Tally | Sequence[RowResult], console: Console, *, skipped: int = 0) -> None:
-    """The summary table of an import (per store), then the first failures."""
+    """The summary table of an import (per store), then the first failures.
+
+    Args:
+        rows: The run's rows, or their tally.
+        console: Where to print (stdout).
+        skipped: Invalid rows left out with ``--skip-invalid`` (a line says how many).
+    """
     tally = rows if isinstance(rows, Tally) else Tally.of(rows)
     per_store, jobs = tally.per_store, tally.jobs
     table = Table(
@@ -152,19 +178,23 @@ def print_summary(rows: Tally | Sequence[RowResult], console: Console, *, skippe
             str(sum(len(j) for j in jobs.values())),
         )
     console.print(table)
-    failed = tally.failed
-    if failed:
-        ft = Table(title=f"failures ({failed})", title_justify="left")
-        ft.add_column("Store")
-        ft.add_column("Name")
-        ft.add_column("Reason")
-        for r in tally.failures[:MAX_FAILURES_SHOWN]:
-            ft.add_row(escape(r.store_id), escape(r.name), escape(r.message or ""))
-        if failed > MAX_FAILURES_SHOWN:
-            ft.add_row("…", f"{failed - MAX_FAILURES_SHOWN} more", "see `refimport report`")
-        console.print(ft)
+    if tally.failed:
+        console.print(_failures_table(tally))
     if skipped:
         console.print(f"[yellow]{skipped} invalid row(s) skipped.[/]")
+
+
+def _failures_table(tally: Tally) -> Table:
+    failed = tally.failed
+    table = Table(title=f"failures ({failed})", title_justify="left")
+    table.add_column("Store")
+    table.add_column("Name")
+    table.add_column("Reason")
+    for r in tally.failures[:MAX_FAILURES_SHOWN]:
+        table.add_row(escape(r.store_id), escape(r.name), escape(r.message or ""))
+    if failed > MAX_FAILURES_SHOWN:
+        table.add_row("…", f"{failed - MAX_FAILURES_SHOWN} more", "see `refimport report`")
+    return table
 
 
 # -- an import run on the terminal ----------------------------------------------------------------
@@ -180,8 +210,21 @@ def import_with_progress(
     quiet: bool = False,
 ) -> ImportOutcome | None:
     """Import ``requests`` with the progress display on stderr (none when ``quiet``); Ctrl-C
-    once stops starting jobs, twice exits at once. Returns None when a request is invalid, or a
-    manifest changed while its rows were read again (the problems were printed)."""
+    once stops starting jobs, twice exits at once.
+
+    Args:
+        requests: The rows to import: requests, or a checked manifest read again a chunk at
+            a time.
+        journal: The journal's path or URL.
+        region: The Region of rows naming none.
+        settings: The Importer's settings (default: the library's).
+        live: Live bars (default: when stderr is a terminal).
+        quiet: No progress display at all.
+
+    Returns:
+        What the run ended with; None when a request is invalid, or a manifest changed while
+        its rows were read again (the problems were printed).
+    """
     try:
         return anyio.run(_import, requests, journal, region, settings, live, quiet)
     except (RequestValidationError, ManifestError) as exc:

@@ -53,6 +53,7 @@ class StoreProgress:
 
     @property
     def done(self) -> int:
+        """Rows of this store that are final: imported, already present or failed."""
         return self.imported + self.already_present + self.failed
 
 
@@ -96,19 +97,35 @@ class ImportProgress:
     # -- state ----------------------------------------------------------------------------------
 
     def set_rows(self, results: Iterable[RowResult]) -> None:
-        """Totals from the submitted rows; rows already final (a resumed run) count as done."""
+        """Totals from the submitted rows; rows already final (a resumed run) count as done.
+
+        Args:
+            results: Every row of the run, as journaled (:meth:`expect`, :meth:`add_rows` and
+                :meth:`begin` in one call, for a run small enough to hold).
+        """
         results = list(results)
         self.expect([r.row_id for r in results])
         self.add_rows(results)
         self.begin()
 
     def expect(self, row_ids: Iterable[int]) -> None:
-        """The run's rows, by id: events of other rows are not counted. Then :meth:`add_rows`."""
+        """The run's rows, by id: events of other rows are not counted. Then :meth:`add_rows`.
+
+        Args:
+            row_ids: The journal's id of every row of the run.
+        """
         self._unsettled = RowIdSet(row_ids)
 
     def add_rows(self, results: Iterable[RowResult]) -> None:
         """Count submitted rows (a page at a time for a large run; :meth:`expect` named them
-        all), then call :meth:`begin`."""
+        all), then call :meth:`begin`.
+
+        Args:
+            results: Some of the run's rows, as journaled.
+
+        Raises:
+            RuntimeError: :meth:`expect` was not called first.
+        """
         if self._unsettled is None:
             raise RuntimeError("expect() the run's rows first")
         for r in results:
@@ -151,10 +168,12 @@ class ImportProgress:
 
     @property
     def total(self) -> int:
+        """Rows of the run, every store's."""
         return sum(s.total for s in self.stores.values())
 
     @property
     def done(self) -> int:
+        """Rows of the run that are final, every store's."""
         return sum(s.done for s in self.stores.values())
 
     def eta(self) -> float | None:
@@ -166,7 +185,12 @@ class ImportProgress:
         return (self.total - self.done) / rate
 
     def handle(self, event: Event) -> None:
-        """Apply one Importer event."""
+        """Apply one Importer event.
+
+        Args:
+            event: A row settled, a job started or ended, a call retried ...; events of rows
+                not expected, or settled already, change nothing.
+        """
         if isinstance(event, RowSettled):
             r = event.result
             if self._unsettled is not None:
@@ -280,10 +304,16 @@ class ImportProgress:
         )
 
     def print_line(self) -> None:
+        """Print :meth:`line` once (the plain display, when the console is not a terminal)."""
         self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
 
     async def run(self, events: AsyncIterator[Event]) -> None:
-        """Consume events until the stream ends (or the caller cancels), drawing as they come."""
+        """Consume events until the stream ends (or the caller cancels), drawing as they come.
+
+        Args:
+            events: The Importer's event stream (plain lines are printed every ``interval``
+                seconds meanwhile, when the display is not live).
+        """
         if self.live:
             async for event in events:
                 self.handle(event)

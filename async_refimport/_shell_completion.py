@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def completion_parser() -> argparse.ArgumentParser:
     """``refimport``'s whole command line as one parser: the delegated commands' own parsers in
-    place of their stubs, and path arguments marked for path completion."""
+    place of their stubs, and path arguments marked for path completion.
+
+    Returns:
+        :func:`async_refimport.cli.main.build_parser`'s parser with the ``emulator``,
+        ``worker`` (each when installed) and ``completion`` parsers in it.
+    """
     from async_refimport.cli.main import build_parser as cli_parser
 
     parser = cli_parser()
@@ -84,14 +89,31 @@ def _mark_paths(parser: argparse.ArgumentParser) -> None:
 
 
 def script(shell: str) -> str:
-    """The completion script of ``refimport`` for ``shell`` (one of :data:`SHELLS`)."""
+    """The completion script of ``refimport`` for ``shell``.
+
+    Args:
+        shell: One of :data:`SHELLS`.
+
+    Returns:
+        The script's text.
+
+    Raises:
+        ValueError: ``shell`` is not one of :data:`SHELLS`.
+    """
     if shell not in SHELLS:
         raise ValueError(f"no completion for {shell!r}: one of {', '.join(SHELLS)}")
     return str(shtab.complete(completion_parser(), shell=shell))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``refimport completion`` with ``argv``; returns the exit code."""
+    """Run ``refimport completion``.
+
+    Args:
+        argv: The arguments after ``completion`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, or 2 for a usage error.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

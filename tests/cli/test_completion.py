@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from async_refimport._shell_completion import completion_parser
 from async_refimport.cli.main import build_parser
 
 #: The subcommands, as the parser lists them (the script is made from it, so none is forgotten).
@@ -71,9 +74,30 @@ def test_bash_completes_commands_options_and_choices(bash_script: Path) -> None:
         "html",
     ]
     # The delegated shells' own options: the emulator's and the worker's parsers.
-    assert complete_in_bash(bash_script, "refimport", "emulator", "--busy-") == ["--busy-code"]
+    assert complete_in_bash(bash_script, "refimport", "emulator", "--busy-c") == ["--busy-code"]
     assert "--spool" in complete_in_bash(bash_script, "refimport", "worker", "--sp")
     assert complete_in_bash(bash_script, "refimport", "completion", "") == ["bash", "zsh", "tcsh"]
+
+
+def _option_strings(
+    parser: argparse.ArgumentParser, prefix: str
+) -> Iterator[tuple[str, list[str]]]:
+    """(shtab's name of ``parser``, its option strings), for it and every parser under it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _option_strings(sub, f"{prefix}_{name}")
+    yield prefix, [string for action in parser._actions for string in action.option_strings]
+
+
+def test_the_script_lists_every_option_of_every_command(bash_script: Path) -> None:
+    # Each command builds its own parser: none of their options may be missed.
+    lines = bash_script.read_text().splitlines()
+    listed = 0
+    for name, strings in _option_strings(completion_parser(), "_shtab_refimport"):
+        assert f"{name}_option_strings=({' '.join(strings)})" in lines, name
+        listed += len(strings)
+    assert listed > 120  # every command's, the emulator's and the worker's
 
 
 def test_paths_complete_as_files(bash_script: Path, tmp_path: Path) -> None:
