@@ -14,10 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from async_refimport.journal._common import lease_owner_name
 from async_refimport.journal.base import Journal, Outbox
 from async_refimport.journal.sqlite import SQLiteJournal, default_journal_path
+
+if TYPE_CHECKING:
+    from async_refimport.aws.clients import ClientPool
 
 __all__ = [
     "JOURNAL_URL_HELP",
@@ -36,6 +40,7 @@ def resolve_journal(
     *,
     region: str | None = None,
     read_only: bool = False,
+    pool: ClientPool | None = None,
 ) -> Journal:
     """The journal a user names; nothing is opened here.
 
@@ -45,6 +50,8 @@ def resolve_journal(
             default path, :func:`~async_refimport.journal.sqlite.default_journal_path`).
         region: The fallback Region of a DynamoDB table.
         read_only: Open a SQLite journal for reading only.
+        pool: The AWS client pool a DynamoDB journal takes its client from (default: its own);
+            the journal leaves a given pool open.
 
     Returns:
         The journal, not yet open.
@@ -58,7 +65,7 @@ def resolve_journal(
         # Lazily: SQLite users never load aioboto3.
         from async_refimport.journal.dynamo import DynamoJournal
 
-        return DynamoJournal.from_url(spec, region=region)
+        return DynamoJournal.from_url(spec, region=region, pool=pool)
     if isinstance(spec, str | os.PathLike):
         return SQLiteJournal(spec, read_only=read_only)
     return spec

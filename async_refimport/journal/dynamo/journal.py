@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import botocore.exceptions
 
 from async_refimport._models import RowState, StoreRef
+from async_refimport.aws.clients import ClientPool
 from async_refimport.journal._common import holder_is_gone
 from async_refimport.journal.base import OutboxEntry
 from async_refimport.journal.dynamo.items import (
@@ -65,12 +66,15 @@ class DynamoJournal(RowQueueRole, JobLogRole):
     """
 
     @classmethod
-    def from_url(cls, url: str, *, region: str | None = None) -> DynamoJournal:
+    def from_url(
+        cls, url: str, *, region: str | None = None, pool: ClientPool | None = None
+    ) -> DynamoJournal:
         """A journal for ``dynamodb://TABLE[?region=R]``.
 
         Args:
             url: The journal's URL.
             region: The fallback Region (the URL's wins).
+            pool: The AWS client pool to take the client from (default: the journal's own).
 
         Returns:
             The journal, not yet open.
@@ -79,7 +83,7 @@ class DynamoJournal(RowQueueRole, JobLogRole):
             JournalError: ``url`` is not a DynamoDB journal URL.
         """
         table, url_region = parse_url(url)
-        return cls(table, region=url_region or region)
+        return cls(table, region=url_region or region, pool=pool)
 
     async def acquire_lease(self, store: StoreRef, owner: str, ttl: float) -> bool:
         """Take or renew the right to drive ``store`` for ``ttl`` seconds; atomic (a conditional
