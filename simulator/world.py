@@ -258,8 +258,10 @@ class World:
 
     def engine_said(self, who: str, name: str, event: dict[str, Any], message: str) -> None:
         if event:
+            # Keys sorted: structlog merges bound context in an order that follows string
+            # hashes, which differ from one interpreter to the next.
             parts = [name]
-            for key, value in event.items():
+            for key, value in sorted(event.items()):
                 if key in ("event", "region", "logger", "level", "timestamp"):
                     continue
                 if key == "client_token":
