@@ -31,6 +31,9 @@ class ImporterSettings:
         events: How job status events are listened for, and the safety-net polls beside them
             (with an events queue; see ``Importer(events_queue_url=...)``).
         busy_wait: Seconds to wait when the store runs someone else's job (402) or retries ran out.
+        quota_wait_max: The cap of the growing wait while the account's concurrent import quota
+            is full (a 402 while the store runs no job: read-set imports count against the same
+            quota). The rows wait as long as it lasts; they never fail for it.
         lookup_margin: Clock-skew allowance (seconds) when searching for a job after a crash.
         existence_ttl: Seconds before a store's list of existing names is fetched again.
         lease_ttl: Seconds a process holds a store without renewing (several processes, one journal).
@@ -69,6 +72,7 @@ class ImporterSettings:
     events: EventsPolicy = field(default_factory=EventsPolicy)
     preflight: PreflightPolicy = field(default_factory=PreflightPolicy)
     busy_wait: float = 10.0
+    quota_wait_max: float = 300.0
     lookup_margin: float = 60.0
     existence_ttl: float = 600.0
     lease_ttl: float = 30.0

@@ -8,7 +8,6 @@ is the loop that acts on those decisions; its memory between attempts is one
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from async_refimport._errors import (
     StoreBusyError,
     TransientServiceError,
 )
-from async_refimport._events import RequestRetried
+from async_refimport._events import RequestRetried, StorePaused
 from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
 from async_refimport._retry import backoff_delay, gave_up
@@ -38,15 +37,20 @@ log = get_logger("async_refimport.engine.lane")
 NOT_FOUND = "ResourceNotFoundException"
 _ACTIVE_STATUSES = ("IN_PROGRESS", "SUBMITTED", "CANCELLING")
 
-# Refusals of a Start that could mean "the store already runs a job". AWS documents none of them:
-# 402 is what the botocore model lists; 409, or a 400 whose message speaks of a job in progress,
-# are what other AWS control planes answer. Each is confirmed with a List before it is believed.
-_BUSY_CODES = frozenset({"ServiceQuotaExceededException", "ConflictException"})
-_BUSY_MESSAGE = re.compile(
-    r"\bjobs?\b.*\b(in[ _-]progress|active|running|ongoing|concurrent)\b"
-    r"|\b(in[ _-]progress|active|running|ongoing|concurrent)\b.*\bjobs?\b",
-    re.IGNORECASE | re.DOTALL,
-)
+# How a Start is refused while the store runs a job is not documented, nor are the words of any
+# refusal: decisions rest on codes and on what the service shows (the List), never on a message.
+# A 402 is capacity: the store's one job slot, or the account's concurrent import quota (which
+# read-set imports share) is taken. Never a verdict on the rows: they wait as long as it lasts.
+QUOTA_CODE = "ServiceQuotaExceededException"
+# A 409, or a 400 to a request the engine itself validated, may be how a busy store is refused
+# (other AWS control planes answer so): confirmed with the List, and believed only once it has
+# persisted while the store stayed free for ``consistency_grace``.
+_CONFIRMED_CODES = frozenset({"ConflictException", "ValidationException"})
+_CONFIRMED_STATUSES = frozenset({400, 409})
+# Documented refusals that say something else whatever their status: no such store, no access.
+_NEVER_BUSY_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException"})
+QUOTA_FULL = "the account's concurrent import quota is full; read-set imports count too"
+"""What a store waiting on the account's import quota is said to wait for (log, events)."""
 
 
 class StartAction(StrEnum):
@@ -56,31 +60,52 @@ class StartAction(StrEnum):
     """Nothing happened at the service: back off, send again."""
     LOOKUP = "lookup"
     """The job may exist: back off, look for it, send only if it is absent."""
+    CAPACITY = "capacity"
+    """A 402: the store runs a job, or the account's import quota is full. Wait (longer and
+    longer while the store shows no job), never fail the rows."""
     CONFIRM_BUSY = "confirm_busy"
-    """A refusal that may mean "the store runs a job": ask the List whether one is active."""
+    """A 400 or 409 that may mean "the store runs a job": ask the List whether one is active;
+    only a refusal that persists while the store stays free for ``consistency_grace`` stands."""
     PAUSE = "pause"
     """Credentials lapsed, or a lookup is refused while the job may exist: keep it, wait."""
     REJECT = "reject"
     """A permanent refusal of a job that surely does not exist: its rows fail with the message."""
 
 
-def may_mean_busy(error: ServiceError) -> bool:
-    """Whether a refused Start could mean that the store already runs an import job.
+def is_capacity(error: ServiceError) -> bool:
+    """Whether a refused Start says the store or the account has no room for a job now (402).
 
     Args:
         error: The failure, already mapped onto the error tree by the gateway.
 
     Returns:
-        True for a :class:`StoreBusyError`, and for a Start refused with a code (or a
-        ``ValidationException`` message) that may mean so.
+        True for a :class:`StoreBusyError` and a Start refused with
+        ``ServiceQuotaExceededException``: decided by the code alone.
     """
     if isinstance(error, StoreBusyError):
         return True
-    if error.operation != START:
-        return False
-    if error.code in _BUSY_CODES:
+    return error.operation == START and error.code == QUOTA_CODE
+
+
+def may_mean_busy(error: ServiceError) -> bool:
+    """Whether a refused Start could mean that the store already runs an import job.
+
+    Decided by the code (or the HTTP status) alone, never by the message's words: AWS documents
+    no wording, and a busy store may be refused with 402, 409 or 400 in any words.
+
+    Args:
+        error: The failure, already mapped onto the error tree by the gateway.
+
+    Returns:
+        True for capacity (:func:`is_capacity`) and for a Start refused with 409 or 400.
+    """
+    if is_capacity(error):
         return True
-    return error.code == "ValidationException" and bool(_BUSY_MESSAGE.search(error.message))
+    if error.operation != START or isinstance(error, TransientServiceError | CredentialsError):
+        return False
+    if error.code in _CONFIRMED_CODES:
+        return True
+    return error.code not in _NEVER_BUSY_CODES and error.status in _CONFIRMED_STATUSES
 
 
 def classify(error: ServiceError, *, maybe_sent: bool) -> StartAction:
@@ -96,6 +121,8 @@ def classify(error: ServiceError, *, maybe_sent: bool) -> StartAction:
     Returns:
         The action :class:`Starter` takes.
     """
+    if is_capacity(error):
+        return StartAction.CAPACITY
     if may_mean_busy(error):
         return StartAction.CONFIRM_BUSY
     if isinstance(error, TransientServiceError):
@@ -122,12 +149,15 @@ class StartAttempts:
         failures: Retried failures in that run.
         unconfirmed_since: Since when busy-looking refusals went unconfirmed by the List, if they
             do.
+        quota_waits: Waits in a row on the account's import quota (the wait grows with them);
+            0 when the last refusal was a busy store, or none.
     """
 
     maybe_sent: bool
     failing_since: float
     failures: int = 0
     unconfirmed_since: float | None = None
+    quota_waits: int = 0
 
     def restart_failures(self, now: float) -> None:
         """Start a new run of retried failures at ``now``.
@@ -214,6 +244,9 @@ class Starter:
                 error = exc
             action = classify(error, maybe_sent=tries.maybe_sent)
             tries.maybe_sent = tries.maybe_sent or action is StartAction.LOOKUP
+            if action is StartAction.CAPACITY:
+                await self._wait_for_capacity(error, tries)
+                continue
             if action is StartAction.CONFIRM_BUSY:
                 if not await self._refusal_stands(error, tries):
                     await d.sleep(s.busy_wait)
@@ -253,6 +286,27 @@ class Starter:
             log.info("store.refusal_unconfirmed", code=error.code, error=error.message)
             return False
         return True
+
+    async def _wait_for_capacity(self, error: ServiceError, tries: StartAttempts) -> None:
+        """After a 402: wait for the store's job to end, or for the account's quota to free up.
+
+        A store that shows an active job is busy: wait ``busy_wait``. A store that shows none is
+        waiting on the account's concurrent import quota (read-set imports take it too, or the
+        List lags): said once per episode, then waited out with a growing back-off capped at
+        ``quota_wait_max``, for as long as it lasts. Neither ever fails the rows.
+        """
+        s = self._settings
+        if await self._store_busy():
+            log.info("store.busy", code=error.code, wait=s.busy_wait)
+            tries.quota_waits = 0
+            await self._deps.sleep(s.busy_wait)
+            return
+        tries.quota_waits += 1
+        delay = min(s.quota_wait_max, s.busy_wait * 2 ** min(tries.quota_waits - 1, 30))
+        if tries.quota_waits == 1:
+            log.warning("account.quota_full", reason=QUOTA_FULL, code=error.code, wait=delay)
+            self._deps.emit(StorePaused(self.store, QUOTA_FULL))
+        await self._deps.sleep(delay)
 
     async def _back_off(self, error: ServiceError, tries: StartAttempts) -> None:
         """Wait before the next attempt, with backoff; a pause once the retry policy gives up."""

@@ -40,35 +40,37 @@ def transient(code: str, *, ambiguous: bool, operation: str = START) -> Transien
 
 
 BUSY_400 = "Cannot start an import job while import job 123 is in progress in reference store 9"
+ONE_AT_A_TIME = "Only one reference import job may run at a time in a reference store"
 
 
 @pytest.mark.parametrize(
     ("error", "maybe_sent", "action"),
     [
-        # Refusals that could mean "the store runs a job" are confirmed with a List, whatever
-        # code the service picks for them.
+        # A 402 is capacity (the store's job slot, or the account's import quota): never a
+        # verdict on the rows, whatever its words.
         (
             StoreBusyError("busy", code="ServiceQuotaExceededException", operation=START),
             False,
-            "confirm_busy",
+            "capacity",
         ),
-        (permanent("ServiceQuotaExceededException"), False, "confirm_busy"),
+        (permanent("ServiceQuotaExceededException"), False, "capacity"),
+        (permanent("ServiceQuotaExceededException"), True, "capacity"),
+        # A 409 or a 400 to a Start the engine validated is confirmed with a List, whatever its
+        # words: the decision rests on the code and on what the service shows.
         (permanent("ConflictException"), False, "confirm_busy"),
         (permanent("ConflictException"), True, "confirm_busy"),
         (permanent("ValidationException", BUSY_400), False, "confirm_busy"),
-        (
-            permanent("ValidationException", "An import job is already running"),
-            False,
-            "confirm_busy",
-        ),
-        # ...but not a 400 about a field, nor a conflict on another operation.
+        (permanent("ValidationException", ONE_AT_A_TIME), False, "confirm_busy"),
         (
             permanent(
                 "ValidationException", "Value at 'sources.1.name' failed to satisfy constraint"
             ),
             False,
-            "reject",
+            "confirm_busy",
         ),
+        (permanent("ValidationException", "clientToken already used"), False, "confirm_busy"),
+        (permanent("SomethingNew", "may run"), False, "confirm_busy"),  # a 400 by its status
+        # ...but not a conflict on another operation.
         (permanent("ConflictException", operation=LIST_JOBS), False, "reject"),
         # Transient: resent at once, or looked for first when the Start may have worked.
         (transient("ThrottlingException", ambiguous=False), False, "retry"),
@@ -82,7 +84,6 @@ BUSY_400 = "Cannot start an import job while import job 123 is in progress in re
         # Permanent: the rows fail, unless the job may exist or the credentials lapsed.
         (permanent("ResourceNotFoundException"), False, "reject"),
         (permanent("AccessDeniedException"), False, "reject"),
-        (permanent("ValidationException", "clientToken already used"), False, "reject"),
         (permanent("AccessDeniedException", operation=LIST_JOBS), True, "pause"),
         (permanent("ResourceNotFoundException"), True, "pause"),
         (
@@ -109,10 +110,14 @@ def test_classify_is_total_over_the_error_tree() -> None:
             assert isinstance(classify(error, maybe_sent=maybe_sent), StartAction)
 
 
-def test_may_mean_busy_reads_the_message_only_of_a_400() -> None:
-    assert may_mean_busy(permanent("ValidationException", "job 1 is IN_PROGRESS"))
-    assert not may_mean_busy(permanent("ValidationException", "name must be 3 characters"))
-    assert not may_mean_busy(permanent("AccessDeniedException", "job in progress? no access"))
+def test_may_mean_busy_never_reads_the_message() -> None:
+    # The same codes in any words give the same answer; the words of another code change nothing.
+    for words in ("job 1 is IN_PROGRESS", ONE_AT_A_TIME, "name must be 3 characters", ""):
+        assert may_mean_busy(permanent("ValidationException", words))
+        assert may_mean_busy(permanent("ConflictException", words))
+        assert not may_mean_busy(
+            PermanentServiceError(words, code="AccessDeniedException", operation=START, status=403)
+        )
 
 
 def test_backoff_is_full_jitter_exponential_and_capped() -> None:
@@ -239,6 +244,8 @@ class BusyFake(FakeOmics):
         ("ServiceQuotaExceededException", "store busy"),
         ("ConflictException", "conflict"),
         ("ValidationException", BUSY_400),
+        ("ValidationException", ONE_AT_A_TIME),
+        ("ConflictException", ONE_AT_A_TIME),
     ],
 )
 async def test_a_busy_refusal_confirmed_by_the_list_waits(
@@ -262,6 +269,33 @@ async def test_a_busy_looking_refusal_with_no_active_job_stands_after_the_grace(
     assert results[0].message == "ConflictException: token reused"
     assert fake.refused >= 2  # asked again while the grace ran, in case the List lagged
     assert fake.jobs == {}
+
+
+@pytest.mark.parametrize("code", ["ValidationException", "ConflictException"])
+async def test_a_400_or_409_that_persists_while_the_store_stays_free_fails_with_its_message(
+    journal_path: Path, code: str
+) -> None:
+    fake = BusyFake(code, ONE_AT_A_TIME, other_running_for=10**6)
+    fake.list_imports = FakeOmics.list_imports.__get__(fake)  # type: ignore[method-assign]
+    async with importer(journal_path, fake) as imp:
+        results = await imp.wait(await imp.submit(requests(2)))
+    assert {r.state for r in results} == {RowState.FAILED}
+    assert results[0].message == f"{code}: {ONE_AT_A_TIME}"
+    assert fake.refused >= 2 and fake.jobs == {}
+
+
+async def test_a_full_account_quota_with_the_store_free_never_fails_the_rows(
+    journal_path: Path,
+) -> None:
+    """402 for far longer than the grace, no job on the store: the rows wait, with a growing
+    back-off capped at ``quota_wait_max``, then import."""
+    refusals = 20
+    fake = BusyFake("ServiceQuotaExceededException", "Quota exceeded", other_running_for=refusals)
+    fake.list_imports = FakeOmics.list_imports.__get__(fake)  # type: ignore[method-assign]
+    async with importer(journal_path, fake, quota_wait_max=GRACE) as imp:
+        results = await imp.wait(await imp.submit(requests(3)))
+    assert {r.state for r in results} == {RowState.IMPORTED}
+    assert fake.refused == refusals and len(fake.jobs) == 1
 
 
 async def test_a_job_cancelled_from_outside_fails_its_unfinished_rows(journal_path: Path) -> None:
