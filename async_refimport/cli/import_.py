@@ -49,7 +49,7 @@ from async_refimport.cli.common import (
     resolve_profile,
     resolve_region,
 )
-from async_refimport.cli.outcome import exit_code, print_ending
+from async_refimport.cli.outcome import exit_code, plan_exit_code, print_ending
 from async_refimport.completion.events import EventsPolicy
 from async_refimport.engine.importer import ImporterSettings, StorePlan
 from async_refimport.journal.sqlite import default_journal_path
@@ -333,7 +333,7 @@ def _dry_run(
     *,
     json_output: bool,
 ) -> int:
-    """Plan the import and print the plan; exit 3 when a store cannot be used as set up."""
+    """Plan the import and print the plan (the exit code is :func:`plan_exit_code`'s)."""
     try:
         requests = [request for chunk in checked.chunks() for request in chunk]
     except ManifestError as exc:
@@ -348,11 +348,10 @@ def _dry_run(
         sys.stdout.write(json.dumps(plan_document(plans), indent=2) + "\n")
     else:
         _print_plan(plans)
-    unusable = [p.setup_error for p in plans if p.setup_error is not None]
-    if unusable:
-        print_setup_errors(unusable)
-        return ExitCode.SETUP
-    return ExitCode.OK
+    code = plan_exit_code(plans)
+    if code is ExitCode.SETUP:
+        print_setup_errors([p.setup_error for p in plans if p.setup_error is not None])
+    return code
 
 
 async def _plan(

@@ -1,18 +1,20 @@
 """How ``refimport import`` ends: the exit code of an import run, and the lines that explain it.
 
 :func:`exit_code` is the one place an import outcome becomes an exit code (a pure function,
-unit-tested case by case); :func:`ending_message` and :func:`print_ending` are the one place
-the closing lines are written, each chosen by that code, so the words and the code cannot
-disagree.
+unit-tested case by case), :func:`plan_exit_code` the same for a dry run's plan;
+:func:`ending_message` and :func:`print_ending` are the one place the closing lines are
+written, each chosen by that code, so the words and the code cannot disagree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from async_refimport._application import ImportOutcome
 from async_refimport._console import ExitCode, err_console, escape, print_problems
 from async_refimport.cli.common import print_setup_errors, show_journal
+from async_refimport.engine.importer import StorePlan
 
 
 def exit_code(outcome: ImportOutcome, *, skipped: int = 0) -> ExitCode:
@@ -38,6 +40,21 @@ def exit_code(outcome: ImportOutcome, *, skipped: int = 0) -> ExitCode:
         return ExitCode.INTERRUPTED
     if outcome.failed or skipped:
         return ExitCode.FAILED_ROWS
+    return ExitCode.OK
+
+
+def plan_exit_code(plans: Sequence[StorePlan]) -> ExitCode:
+    """The exit code of a dry run (``--dry-run``): a set-up error when a store cannot be used.
+
+    Args:
+        plans: The plan of each store of the manifest.
+
+    Returns:
+        :attr:`ExitCode.SETUP` when a store's set-up is wrong, else :attr:`ExitCode.OK` (rows
+        whose source is missing would fail, but nothing failed: nothing was started).
+    """
+    if any(plan.setup_error is not None for plan in plans):
+        return ExitCode.SETUP
     return ExitCode.OK
 
 

@@ -19,11 +19,12 @@ from async_refimport._errors import (
     RefImportError,
     SetupError,
 )
-from async_refimport._models import RowResult, RowState
+from async_refimport._models import RowResult, RowState, StoreRef
 from async_refimport._report import Tally
 from async_refimport.cli import main as cli_main
 from async_refimport.cli.main import exit_code_of_error
-from async_refimport.cli.outcome import ending_message, exit_code
+from async_refimport.cli.outcome import ending_message, exit_code, plan_exit_code
+from async_refimport.engine.importer import StorePlan
 
 JOURNAL = Path("/tmp/j.sqlite")
 
@@ -112,6 +113,15 @@ def test_the_codes_are_the_readmes() -> None:
 )
 def test_an_import_runs_exit_code(ended: ImportOutcome, skipped: int, code: ExitCode) -> None:
     assert exit_code(ended, skipped=skipped) is ExitCode(code)
+
+
+def test_a_dry_runs_exit_code() -> None:
+    store = StoreRef("1234567890", "us-east-1")
+    fine = StorePlan(store, rows=3, already_present={}, jobs=1, missing={"ref1": "no object"})
+    unusable = StorePlan(store, rows=3, already_present={}, jobs=0, setup_error=setup_error())
+    assert plan_exit_code([]) is ExitCode.OK
+    assert plan_exit_code([fine]) is ExitCode.OK  # a missing source would fail; none did
+    assert plan_exit_code([fine, unusable]) is ExitCode.SETUP
 
 
 def test_each_code_has_its_closing_line() -> None:
