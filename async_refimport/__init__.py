@@ -11,6 +11,7 @@ The public API (everything else is private and may change)::
 The local HealthOmics emulator lives in :mod:`async_refimport.emulator`.
 """
 
+from importlib import metadata as _metadata
 from types import FunctionType as _FunctionType
 
 from async_refimport._errors import CredentialsError as CredentialsError
@@ -78,7 +79,8 @@ from async_refimport.journal.base import StoreLeases as StoreLeases
 from async_refimport.journal.dynamo import DynamoJournal as DynamoJournal
 from async_refimport.journal.sqlite import SQLiteJournal as SQLiteJournal
 
-__version__ = "0.1.0"
+# The version is written once, in pyproject.toml; the installed distribution's metadata carries it.
+__version__ = _metadata.version("async-refimport")
 
 __all__ = [
     "ApiStats",

@@ -22,6 +22,7 @@ import anyio.abc
 import structlog
 
 from async_refimport._errors import (
+    CredentialsError,
     JournalError,
     LeaseLostError,
     PermanentServiceError,
@@ -130,13 +131,29 @@ class Lane:
         d = self._deps
         while True:
             await d.sleep(self._settings.lease_ttl / 3)
-            if not await d.journal.acquire_lease(self.store, d.owner, self._settings.lease_ttl):
-                # Another process took the store over (we were presumed dead): stop driving it.
-                log.error("lane.lease_lost")
-                raise LeaseLostError(
-                    f"lost the lease on store {self.store}", store_key=self.store.key, owner=d.owner
-                )
-            self._leased_at = d.clock()
+            await self._renew(before=None)
+
+    async def _renew(self, *, before: str | None) -> None:
+        """Renew the lease, or raise :class:`LeaseLostError`.
+
+        A renewal that comes later than ``lease_ttl`` after the last one counts as a loss even
+        when it succeeds: the lease lapsed meanwhile (the process was paused, SIGSTOP or a frozen
+        VM), another process may have driven the store and be paused itself now, and this lane's
+        view (the store's jobs, its names) is stale. The Importer then restarts the lane from
+        the journal, recovering whatever job the store has.
+        """
+        d, ttl = self._deps, self._settings.lease_ttl
+        lapsed = d.clock() - self._leased_at > ttl
+        if lapsed or not await d.journal.acquire_lease(self.store, d.owner, ttl):
+            # Another process took (or could have taken) the store over: stop driving it.
+            log.error("lane.lease_lost", before=before, lapsed=lapsed)
+            raise LeaseLostError(
+                f"lost the lease on store {self.store}"
+                + (f" before sending a {before}" if before else ""),
+                store_key=self.store.key,
+                owner=d.owner,
+            )
+        self._leased_at = d.clock()
 
     async def _say_who_holds_the_lease(self) -> None:
         """Tell the user why the store waits, and for how long at most."""
@@ -163,18 +180,9 @@ class Lane:
         not a call to the service. Renewals run every third of the lease; if the last one is
         older than two thirds, renew now, and stop if the lease is someone else's.
         """
-        d = self._deps
-        ttl = self._settings.lease_ttl
-        if d.clock() - self._leased_at <= ttl * 2 / 3:
+        if self._deps.clock() - self._leased_at <= self._settings.lease_ttl * 2 / 3:
             return
-        if not await d.journal.acquire_lease(self.store, d.owner, ttl):
-            log.error("lane.lease_lost", before="start")
-            raise LeaseLostError(
-                f"lost the lease on store {self.store} before sending a Start",
-                store_key=self.store.key,
-                owner=d.owner,
-            )
-        self._leased_at = d.clock()
+        await self._renew(before="Start")
 
     async def _work(self) -> None:
         d = self._deps
@@ -222,9 +230,16 @@ class Lane:
             try:
                 job = await d.journal.begin_job(self.store, rows, token, owner=d.owner)
             except StoreBookedError as exc:
-                # Another process holds an active job on this store: let it finish first.
+                # The journal holds an active job on this store that this lane is not driving.
+                # This process holds the store's lease, so the job is its to drive (one left by
+                # a process whose lease lapsed): recover it rather than wait for it for ever.
                 log.warning("import_job.store_booked", error=str(exc))
-                await d.sleep(self._settings.busy_wait)
+                unfinished = await d.journal.unfinished_jobs(self.store)
+                for job in unfinished:
+                    log.info("import_job.recovering", job_id=job.job_id)
+                    await self._drive(job, recovered=True)
+                if not unfinished:
+                    await d.sleep(self._settings.busy_wait)
                 continue
             await self._drive(job, recovered=False)
 
@@ -525,7 +540,7 @@ class Lane:
         backoff, for up to ``consistency_grace`` seconds; other failures are checked once.
         """
         d, s = self._deps, self._settings
-        existing = await self._existing_names([row.name for row, _ in failed])
+        existing = await self._answered_names([row.name for row, _ in failed])
         late = [r.name for r, m in failed if r.name not in existing and _NAME_TAKEN.search(m or "")]
         began, tries = d.clock(), 0
         while late and (waited := d.clock() - began) < s.consistency_grace:
@@ -533,30 +548,46 @@ class Lane:
             delay = min(backoff_delay(s.retry, tries), s.consistency_grace - waited)
             log.info("store.name_not_listed_yet", names=len(late), retry_in=delay)
             await d.sleep(delay)
-            found = await self._existing_names(late)
+            found = await self._answered_names(late)
             existing.update(found)
             late = [n for n in late if n not in found]
         return existing
 
+    async def _answered_names(self, names: list[str]) -> dict[str, str]:
+        """:meth:`_existing_names`, asked again until the service answers.
+
+        A lookup that failed (lapsed credentials, throttling past the retries) is not an answer:
+        counting it as "not listed" would fail rows whose name is in the store. The store waits
+        instead (paused on credentials, ``busy_wait`` between tries), as the Start loop does.
+        """
+        while True:
+            try:
+                return await self._existing_names(names)
+            except ServiceError as exc:
+                log.warning("store.name_check_failed", error=str(exc))
+                if isinstance(exc, CredentialsError):
+                    self._pause(exc)
+                await self._deps.sleep(self._settings.busy_wait)
+
     async def _existing_names(self, names: list[str]) -> dict[str, str]:
         """Which of ``names`` the store holds now: one filtered call per name when they are few,
-        else one listing of the store (whichever needs fewer paced calls)."""
+        else one listing of the store (whichever needs fewer paced calls).
+
+        Raises:
+            ServiceError: the store could not be asked.
+        """
         gateway = self._deps.gateway
         pages = len(self._present or {}) // 100 + 1
-        try:
-            if len(names) <= pages:
-                found: dict[str, str] = {}
-                for name in names:
-                    for ref in await gateway.list_references(self.store, name=name):
-                        if ref.name == name and ref.status in _LIVE:
-                            found[name] = ref.reference_id
-                            if ref.md5:
-                                self._md5[ref.reference_id] = ref.md5
-                return found
-            refs = await gateway.list_references(self.store)
-        except ServiceError as exc:
-            log.warning("store.name_check_failed", error=str(exc))
-            return {}
+        if len(names) <= pages:
+            found: dict[str, str] = {}
+            for name in names:
+                for ref in await gateway.list_references(self.store, name=name):
+                    if ref.name == name and ref.status in _LIVE:
+                        found[name] = ref.reference_id
+                        if ref.md5:
+                            self._md5[ref.reference_id] = ref.md5
+            return found
+        refs = await gateway.list_references(self.store)
         wanted = set(names)
         return {n: ref for n, ref in self._live(refs).items() if n in wanted}
 
