@@ -103,6 +103,7 @@ class InlineJournal(SQLiteJournal):
     async def record_job_id(self, *args: Any, **kwargs: Any) -> Any:
         job = await self._writes("record_job_id", super().record_job_id(*args, **kwargs))
         self._say(f"journal: job #{job.id} is service job {job.job_id}")
+        self._process.world.job_journaled(job.job_id)
         return job
 
     async def finish_job(self, *args: Any, **kwargs: Any) -> Any:
@@ -110,6 +111,7 @@ class InlineJournal(SQLiteJournal):
         job = args[0] if args else kwargs["job"]
         rows = ", ".join(f"{r.name} {r.state}" for r in results)
         self._say(f"journal: job #{job.id} ({job.job_id}) {kwargs.get('status')}: {rows}")
+        self._process.world.job_settled(job.job_id, str(kwargs.get("status")))
         return results
 
     def _say(self, text: str) -> None:

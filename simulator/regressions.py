@@ -45,6 +45,14 @@ REGRESSIONS: tuple[Regression, ...] = (
         shows="FAILED for a reason not its own: A reference named ref0_03 already exists",
     ),
     Regression(
+        8632,
+        "full",
+        "a lane takes its lease back after losing it unseen (overlapping pauses): stuck for ever",
+        fixed=False,
+        engine_change="E4",
+        shows="inv2 liveness",
+    ),
+    Regression(
         2,
         "full",
         "a full account quota (402) while the store is idle for minutes: rows FAILED",

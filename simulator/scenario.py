@@ -26,10 +26,11 @@ GATED: dict[str, str] = {
     # and rows end ALREADY_PRESENT with our own reference (or an orphan job of ours runs).
     # Waits for ENGINE_CHANGES.md E3.
     "forgotten_token_race": "E3",
-    # Two processes paused (SIGSTOP) past their leases at overlapping times: the first wakes,
-    # takes its lease back without noticing it had lost it meanwhile, and its lane goes on with
-    # a stale view (the store booked by the other's job, never recovered: rows stuck for ever).
-    # Waits for ENGINE_CHANGES.md E4.
+    # A process paused (SIGSTOP) past its lease while the process that took the store over is
+    # paused or killed in turn: the first wakes, takes its lease back without noticing it had
+    # lost it meanwhile, and its lane goes on with a stale view (the store booked by the other's
+    # job, never recovered: rows stuck for ever). Gated at run time: no pause and no kill while
+    # another process is paused. Waits for ENGINE_CHANGES.md E4.
     "overlapping_pauses": "E4",
     # Credentials lapsing while a lane looks up a name its job's source found taken (the
     # reference not listed yet): the failed lookups count as "not listed", and once

@@ -313,10 +313,12 @@ class SimService:
         active = store.active()
         if active is not None:
             self.world.start_while_active(proc, store, active, sources, token)
+            self.world.busy_refused.add(proc.name)
             code, status, message = self.sc.busy_refusal
             raise client_error(op, code, status, message)
         if any(self.now in w for w in self.sc.quota_windows):
             self.world.covered("quota_refused")
+            self.world.quota_refused.add(store_id)
             code, status, message = QUOTA_REFUSAL
             raise client_error(op, code, status, message)
         job = self.new_job(store, token, sources, ours=True, by=proc.name)
@@ -331,6 +333,7 @@ class SimService:
         if fault := self._start_fault(op, self.sc.p_start_after):
             self.world.log("service", f"job {job.job_id} created, answer lost ({fault!s:.40})")
             self.world.covered("ambiguous_after_create")
+            self.world.unanswered_jobs.add(job.job_id)
             raise fault
         return {"id": job.job_id, "status": job.status}
 
@@ -380,6 +383,13 @@ class SimService:
         return out
 
     def list_jobs(self, proc: SimProcess, kw: dict[str, Any]) -> dict[str, Any]:
+        out = self._list_jobs(proc, kw)
+        flt = kw.get("filter", {})
+        if out["importJobs"] and "status" in flt and proc.name in self.world.busy_refused:
+            self.world.covered("busy_confirmed")  # a busy refusal, confirmed by the List
+        return out
+
+    def _list_jobs(self, proc: SimProcess, kw: dict[str, Any]) -> dict[str, Any]:
         op = "ListReferenceImportJobs"
         store_id = kw["referenceStoreId"]
         self._common(proc, op, store_id)

@@ -236,6 +236,9 @@ class World:
         self.journal_checks = 0
         self._lease_holders: dict[str, str] = {}
         self.quiet = False
+        self.unanswered_jobs: set[str] = set()
+        self.quota_refused: set[str] = set()
+        self.busy_refused: set[str] = set()
         self.lease_changes = 0
         self.pause_at_write: dict[int, float] = {}
         self.crash_at_start: dict[int, str] = {}
@@ -329,9 +332,25 @@ class World:
     # -- what the service tells the world -------------------------------------------------------
 
     def job_created(self, proc: SimProcess, job: SimJob) -> None:
+        if job.store_id in self.quota_refused:
+            self.quota_refused.discard(job.store_id)
+            self.covered("quota_wait")  # refused for the quota, waited, then started
         self.our_jobs.append(job)
         names = ",".join(s.name for s in job.sources)
         self.log("service", f"job {job.job_id} created for {proc.name}: [{names}]")
+
+    def job_journaled(self, job_id: str | None) -> None:
+        """A job id recorded: a lookup's find when the Start's answer never came back."""
+        if job_id in self.unanswered_jobs:
+            self.covered("ambiguous_start_adopted")
+        if job_id in self.forgotten_jobs:
+            self.covered("token_forgotten_then_found")
+
+    def job_settled(self, job_id: str | None, status: str) -> None:
+        if status == "LOST":
+            self.covered("lost_job_requeued")
+        elif status == "CANCELLED":
+            self.covered("cancelled_outside_seen")
 
     def token_forgotten(self, token: str, job: SimJob) -> None:
         self.forgotten_jobs.add(job.job_id)
@@ -449,6 +468,10 @@ class World:
     def crash(self, number: int, restart_after: float, why: str = "") -> None:
         proc = self.processes.get(number)
         if proc is None or proc.dead or self.quiet:
+            return
+        others = [p for p in self.processes.values() if p is not proc and p.paused]
+        if others and not allows("overlapping_pauses", self.sc.profile):
+            self.log(proc.name, f"(kill -9 left out: {others[0].name} is paused; gated)")
             return
         self.log(proc.name, "KILLED (kill -9)" + (f", {why}" if why else ""))
         self.covered("crash_with_start_in_flight" if why else "crash")
