@@ -64,7 +64,8 @@ def exchange(address: tuple[str, int], method: bytes, target: bytes, body: bytes
     int, str, bytes
 ]:  # fmt: skip
     """Send one request as raw bytes; returns (status, content type, body)."""
-    head = b"%s %s HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n" % (method, target)
+    host = b"%s:%d" % (address[0].encode(), address[1])  # a loopback worker answers its own name
+    head = b"%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, target, host)
     head += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     with socket.create_connection(address, timeout=20) as sock:
         sock.sendall(head + body)

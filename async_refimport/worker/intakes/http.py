@@ -21,6 +21,20 @@ the worker's flags only; with ``--allow-store``, a row may name only those store
 When the environment variable ``REFIMPORT_WORKER_TOKEN`` is set, every route but ``/healthz`` and
 ``/readyz`` requires ``Authorization: Bearer <token>``.
 
+A web page the worker's user visits must not reach it either (a loopback worker without a token is
+otherwise open to every page of a browser on the same machine): a POST must be
+``application/json`` in UTF-8 (415 otherwise: a page can send ``text/plain`` without asking), a
+request with an ``Origin`` other than the worker's own is refused (403), and on a loopback
+interface the ``Host`` header must name the worker (``127.0.0.1:PORT``, ``localhost:PORT``...:
+421 otherwise), which defeats DNS rebinding. JSON objects with a key given twice are refused, as
+in manifests.
+
+A connection flood cannot take the worker down: at most :func:`~.http_guard.connection_limit` connections are
+served at once (more are answered 503 and closed at once: :mod:`.http_guard`), a connection that has not sent a whole
+request head within :data:`HEAD_TIMEOUT` seconds of connecting or of its previous answer is closed
+(slow headers, idle keep-alives), a body must arrive within :data:`BODY_TIMEOUT` seconds, and a
+process out of file descriptors keeps accepting once some are free (one log line a minute).
+
 Every answer is JSON (``/metrics`` aside), errors included: a body or path the intake cannot use
 is a 4xx naming the problem, a journal that cannot be read or written (a full disk) a 503 with
 ``Retry-After``; nothing a client sends makes it answer 500.
@@ -28,7 +42,10 @@ is a 4xx naming the problem, a journal that cannot be read or written (a full di
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -61,6 +78,8 @@ from async_refimport._log import get_logger
 from async_refimport._metrics import WorkerMetrics
 from async_refimport.engine.importer import Importer
 from async_refimport.manifest.reader import ManifestDefaults, RemoteLimits
+from async_refimport.manifest.rows import _loads as loads_json_strictly
+from async_refimport.worker.intakes.http_guard import HEAD_TIMEOUT, ConnectionGate
 
 log = get_logger(__name__)
 
@@ -141,6 +160,98 @@ def _bearer_middleware(token: str) -> Any:
     return check
 
 
+#: Methods that change nothing: a cross-origin page may not read their answers anyway.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Host names that reach a loopback worker whatever it is bound to.
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+class _Hosts:
+    """The ``host:port`` a loopback worker answers to, known once it listens (the port may be 0
+    until then). Empty: any ``Host`` is served (an interface other hosts reach, token or trusted
+    network required)."""
+
+    def __init__(self) -> None:
+        self.allowed: frozenset[str] = frozenset()
+
+    def bind(self, host: str, port: int) -> None:
+        """Answer to the loopback names and the bound address, on ``port``.
+
+        Args:
+            host: The bound address as it appears in a URL (``[::1]`` bracketed).
+            port: The bound port.
+        """
+        names = {*_LOOPBACK_NAMES, host.lower()}
+        self.allowed = frozenset(
+            {f"{name}:{port}" for name in names} | (names if port == 80 else set())
+        )
+
+
+HOSTS_KEY = web.AppKey("hosts", _Hosts)
+
+
+def _foreign(request: web.Request) -> web.Response | None:
+    """The refusal of a request a web page may have sent on the user's behalf, or None.
+
+    A ``Host`` that does not name a loopback worker is a DNS-rebound name (421, every method);
+    an ``Origin`` other than the one the request was sent to is another site's page (403, for
+    the methods that change something).
+    """
+    allowed = request.app[HOSTS_KEY].allowed
+    host = request.headers.get("Host")
+    if allowed and host is not None and host.lower() not in allowed:
+        return _json({"error": "this worker is not reached by that host name"}, 421)
+    origin = request.headers.get("Origin")
+    if origin is not None and request.method not in _SAFE_METHODS:
+        if host is None or origin.lower() != f"http://{host.lower()}":
+            return _json({"error": "cross-origin requests are refused"}, 403)
+    return None
+
+
+@web.middleware
+async def _same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what a web page may have sent on the user's behalf (see :func:`_foreign`)."""
+    return _foreign(request) or await handler(request)
+
+
+#: Seconds a request body may take to arrive (a client dripping it holds a connection).
+BODY_TIMEOUT = 60.0
+
+
+async def _read_document(request: web.Request) -> tuple[Any, tuple[int, str, str] | None]:
+    """The request's JSON document, or ``(None, (status, field, reason))`` naming why not.
+
+    Only UTF-8 ``application/json`` is read (a page can post ``text/plain`` cross-site without
+    a preflight); a key given twice in one object is refused, as in manifests.
+    """
+    if request.content_type != "application/json":
+        shown = request.headers.get("Content-Type", "none")[:100]
+        reason = f"Content-Type must be application/json (not {shown!r})"
+        return None, (415, "Content-Type", reason)
+    charset = request.charset
+    if charset is not None:
+        try:
+            known = codecs.lookup(charset).name == "utf-8"
+        except LookupError:
+            known = False
+        if not known:
+            reason = f"charset {charset[:40]!r} is not supported: send JSON in UTF-8"
+            return None, (415, "Content-Type", reason)
+    try:
+        with anyio.fail_after(BODY_TIMEOUT):
+            raw = await request.read()
+    except TimeoutError:
+        return None, (408, "body", f"the body did not arrive within {BODY_TIMEOUT:.0f} s")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, (400, "body", f"not UTF-8 (byte {exc.start})")
+    doc, why = loads_json_strictly(text)
+    if why is not None:
+        return None, (400, "body", f"not a JSON document: {why}")
+    return doc, None
+
+
 async def _submit(request: web.Request) -> web.Response:
     imp = request.app[IMPORTER_KEY]
     metrics = request.app[METRICS_KEY]
@@ -149,12 +260,10 @@ async def _submit(request: web.Request) -> web.Response:
         metrics.http_submissions.labels(str(status)).inc()
         return _json(body, status)
 
-    try:
-        doc = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return answer(400, {"errors": [{"field": "body", "reason": "not a JSON document"}]})
-    except RecursionError:
-        return answer(400, {"errors": [{"field": "body", "reason": "nested too deeply"}]})
+    doc, refused = await _read_document(request)
+    if refused is not None:
+        status, name, reason = refused
+        return answer(status, {"errors": [{"field": name, "reason": reason}]})
     items = doc.get("requests") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not items:
         return answer(
@@ -253,6 +362,7 @@ def build_app(
     *,
     token: str | None = None,
     remote: RemoteLimits | None = None,
+    hosts: _Hosts | None = None,
 ) -> web.Application:
     """The intake application, bound to an open Importer owned by the caller.
 
@@ -264,12 +374,15 @@ def build_app(
         token: Bearer token every route but the probes requires (None: none).
         remote: What a client's rows may set (default: any store, never an endpoint or a
             profile).
+        hosts: The ``Host`` headers answered (default: any; cross-origin writes are refused
+            whatever it is).
 
     Returns:
         The aiohttp application (its routes are listed in the module docstring).
     """
-    middlewares = [_json_errors, *([_bearer_middleware(token)] if token else [])]
+    middlewares = [_json_errors, _same_origin, *([_bearer_middleware(token)] if token else [])]
     app = web.Application(middlewares=middlewares, client_max_size=32 * 1024 * 1024)
+    app[HOSTS_KEY] = hosts or _Hosts()
     app[IMPORTER_KEY] = importer
     app[METRICS_KEY] = metrics
     app[DEFAULTS_KEY] = defaults
@@ -313,6 +426,8 @@ class HttpIntake:
         token: Bearer token every route but the probes requires (None: none).
         close_timeout: Seconds requests in flight get to finish when closing.
         remote: What a client's rows may set (never an endpoint or a profile).
+        connection_limit: Connections served at once (default: a share of the process's file
+            descriptors, see :func:`~.http_guard.connection_limit`).
     """
 
     def __init__(
@@ -327,8 +442,10 @@ class HttpIntake:
         token: str | None = None,
         close_timeout: float = 5.0,
         remote: RemoteLimits | None = None,
+        connection_limit: int | None = None,
     ) -> None:
         self.remote = remote or RemoteLimits()
+        self.connection_limit = connection_limit
         self.importer = importer
         self.metrics = metrics
         self.defaults = defaults
@@ -360,6 +477,7 @@ class HttpIntake:
         Raises:
             OSError: the port cannot be bound (in use, not allowed).
         """
+        hosts = _Hosts()
         app = build_app(
             self.importer,
             self.metrics,
@@ -367,23 +485,41 @@ class HttpIntake:
             self._ready,
             token=self.token,
             remote=self.remote,
+            hosts=hosts,
         )
         runner = web.AppRunner(
             app,
             access_log=None,
             shutdown_timeout=self.close_timeout,
             logger=_ProtocolLog(server_logger, {}),
+            # Runs from connecting (or the previous answer) until a whole request head is in:
+            # slow headers and idle keep-alives are closed after it.
+            keepalive_timeout=HEAD_TIMEOUT,
         )
         await runner.setup()
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
         try:
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            shown = f"[{host}]" if ":" in host else host
-            self.url = f"http://{shown}:{port}"
-            task_status.started()
-            await anyio.sleep_forever()
+            assert runner.server is not None
+            gate = ConnectionGate(runner.server, self.connection_limit)
+            loop.set_exception_handler(gate.exception_handler(previous))
+            server = await loop.create_server(gate.protocol, self.host, self.port)
+            try:
+                self._listening(server, hosts)
+                task_status.started()
+                await anyio.sleep_forever()
+            finally:
+                server.close()
         finally:
             self.url = None
             with anyio.move_on_after(self.close_timeout, shield=True):
                 await runner.cleanup()
+            loop.set_exception_handler(previous)
+
+    def _listening(self, server: asyncio.Server, hosts: _Hosts) -> None:
+        """Note the URL served, and the host names answered when bound to loopback."""
+        host, port = server.sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}"
+        if ipaddress.ip_address(host).is_loopback:
+            hosts.bind(shown, port)
