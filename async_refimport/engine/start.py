@@ -28,7 +28,7 @@ from async_refimport._models import StoreRef
 from async_refimport._retry import backoff_delay, gave_up
 from async_refimport._settings import ImporterSettings
 from async_refimport.engine.deps import LaneDeps
-from async_refimport.gateway.base import GET, START, SourceSpec
+from async_refimport.gateway.base import GET, LIST_JOBS, START, SourceSpec
 from async_refimport.journal.base import JobRecord
 
 # The lane's own events: logged under the lane's name, as before this module was split off.
@@ -151,6 +151,10 @@ class StartAttempts:
             do.
         quota_waits: Waits in a row on the account's import quota (the wait grows with them);
             0 when the last refusal was a busy store, or none.
+        settles_at: When (``clock``) a lookup that finds no job is believed: the List may lag
+            the job an ambiguous attempt (or a crashed run) created by up to
+            ``consistency_grace``, and the service may have forgotten the clientToken, so sending
+            again before then could start the same sources twice.
     """
 
     maybe_sent: bool
@@ -158,6 +162,7 @@ class StartAttempts:
     failures: int = 0
     unconfirmed_since: float | None = None
     quota_waits: int = 0
+    settles_at: float = 0.0
 
     def restart_failures(self, now: float) -> None:
         """Start a new run of retried failures at ``now``.
@@ -236,13 +241,20 @@ class Starter:
         # forgotten the token, the Start is refused while that job runs (and the next lookup
         # finds it), or, had the job ended, the names it took fail the new job's sources and the
         # rows end ALREADY_PRESENT: a name is unique in a store, so nothing is imported twice.
-        tries = StartAttempts(maybe_sent=maybe_sent, failing_since=d.clock())
+        now = d.clock()
+        tries = StartAttempts(maybe_sent=maybe_sent, failing_since=now)
+        if maybe_sent:
+            tries.settles_at = now + s.consistency_grace
         while True:
             try:
-                return await self._attempt(job, sources, tries.maybe_sent)
+                return await self._attempt(job, sources, tries)
             except ServiceError as exc:
                 error = exc
             action = classify(error, maybe_sent=tries.maybe_sent)
+            if action is StartAction.LOOKUP and error.operation == START:
+                # This attempt may have created the job: a lookup finding nothing is believed
+                # only once the List has had consistency_grace to show it.
+                tries.settles_at = d.clock() + s.consistency_grace
             tries.maybe_sent = tries.maybe_sent or action is StartAction.LOOKUP
             if action is StartAction.CAPACITY:
                 await self._wait_for_capacity(error, tries)
@@ -263,14 +275,28 @@ class Starter:
             return error
 
     async def _attempt(
-        self, job: JobRecord, sources: list[SourceSpec], maybe_sent: bool
+        self, job: JobRecord, sources: list[SourceSpec], tries: StartAttempts
     ) -> JobRecord:
-        """One attempt: look for the job first if it may exist, else (or if absent) send it."""
-        if maybe_sent:
+        """One attempt: look for the job first if it may exist, else (or if absent) send it.
+
+        Raises:
+            TransientServiceError: the job may exist but the List cannot be believed yet
+                (``settles_at`` not reached): look again later, send nothing.
+        """
+        if tries.maybe_sent:
             found = await self._find(job, sources)
             if found is not None:
                 log.info("import_job.adopted", job_id=found)
                 return await self._record_job_id(job, found)
+            wait = tries.settles_at - self._deps.clock()
+            if wait > 0:
+                log.info("import_job.not_listed_yet", wait=round(wait, 3))
+                raise TransientServiceError(
+                    "the job may exist and not be listed yet",
+                    code="NotListedYet",
+                    operation=LIST_JOBS,
+                    store_id=self.store.store_id,
+                )
         return await self._send(job, sources)
 
     async def _refusal_stands(self, error: ServiceError, tries: StartAttempts) -> bool:
