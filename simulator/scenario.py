@@ -15,29 +15,15 @@ from dataclasses import dataclass, field
 #: ENGINE_CHANGES.md). The default profile ("ci") leaves them out; the profile "full" draws them.
 #: When a change lands, delete its entry here (one edit) and every profile draws the behaviour.
 GATED: dict[str, str] = {
-    # A 402 from a full account-wide quota while the store runs nothing, for minutes (longer
-    # than consistency_grace): the engine fails the rows. Waits for the issue-19 fix.
-    "quota_idle": "issue 19",
-    # A busy refusal in words the engine's regex does not know ("Only one reference import job
-    # may run at a time ..."): the engine fails the rows at once. Waits for the issue-19 fix.
-    "odd_busy_wording": "issue 19",
     # A forgotten clientToken while the job list lags longer than the job lasts: an ambiguous
     # Start is sent again before the List can show the job, the service makes a duplicate job,
     # and rows end ALREADY_PRESENT with our own reference (or an orphan job of ours runs).
     # Waits for ENGINE_CHANGES.md E3.
     "forgotten_token_race": "E3",
-    # A process paused (SIGSTOP) past its lease while the process that took the store over is
-    # paused or killed in turn: the first wakes, takes its lease back without noticing it had
-    # lost it meanwhile, and its lane goes on with a stale view (the store booked by the other's
-    # job, never recovered: rows stuck for ever). Gated at run time: no pause and no kill while
-    # another process is paused. Waits for ENGINE_CHANGES.md E4.
-    "overlapping_pauses": "E4",
-    # Credentials lapsing while a lane looks up a name its job's source found taken (the
-    # reference not listed yet): the failed lookups count as "not listed", and once
-    # consistency_grace has passed the row FAILED "already exists" although the name is in the
-    # store. Gated at run time (the service answers normally then). Waits for E5.
-    "lapse_during_name_check": "E5",
 }
+#: Once gated, now drawn by every profile (their engine changes landed): "quota_idle" and
+#: "odd_busy_wording" (issue 19, commit e11b56f), "overlapping_pauses" (E4) and
+#: "lapse_during_name_check" (E5, both commit abdabdd).
 
 
 def allows(behaviour: str, profile: str) -> bool:
@@ -60,7 +46,7 @@ BUSY_REFUSALS: tuple[tuple[str, int, str], ...] = (
     ("ValidationException", 400, "An import job is already running in this reference store"),
     ("ValidationException", 400, "The reference store has an active import job"),
 )
-#: Busy refusals in words the engine's regex does not know (gated: "odd_busy_wording").
+#: Busy refusals in words an engine matching messages by regex would not know ("odd_busy_wording").
 ODD_BUSY_REFUSALS: tuple[tuple[str, int, str], ...] = (
     (
         "ValidationException",
@@ -176,7 +162,6 @@ def draw(seed: int, profile: str = "ci") -> Scenario:
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}")
     rng = random.Random(seed)
-    allowed = set(GATED) if profile == "full" else set()
     startup = rng.uniform(1, 10)
     behaviours: list[str] = []
     calm_at = rng.choice([600.0, 1200.0, 2400.0, 3600.0])
@@ -225,7 +210,7 @@ def draw(seed: int, profile: str = "ci") -> Scenario:
         )
     if rng.random() < 0.6:
         busy = rng.choice(BUSY_REFUSALS)
-    elif "odd_busy_wording" in allowed:
+    elif allows("odd_busy_wording", profile):
         busy = rng.choice(ODD_BUSY_REFUSALS)
         behaviours.append("odd_busy_wording")
     else:
@@ -234,7 +219,7 @@ def draw(seed: int, profile: str = "ci") -> Scenario:
     if rng.random() < 0.5:
         # Short quota blips (under consistency_grace) are ordinary; a full account quota for
         # minutes while the store runs nothing is gated until the issue-19 fix.
-        if "quota_idle" in allowed and rng.random() < 0.6:
+        if allows("quota_idle", profile) and rng.random() < 0.6:
             quota = _windows(rng, rng.randint(1, 2), calm_at, 120, 900)
             behaviours.append("quota_idle")
         else:
@@ -247,7 +232,7 @@ def draw(seed: int, profile: str = "ci") -> Scenario:
     token_ttl = rng.choice([0.5, 0.5, 1.0, 2.0, 5.0, 30.0, 600.0, 8 * 3600.0, math.inf])
     shortest = startup + min(durations.values())
     if token_ttl < 60 and list_lag > shortest - 5:
-        if "forgotten_token_race" in allowed:
+        if allows("forgotten_token_race", profile):
             behaviours.append("forgotten_token_race")
         else:
             # Gated: the job list may lag, but never longer than a job lasts (a lookup lists

@@ -471,6 +471,8 @@ class SimClient:
             error, response = exc, {}
         proc.world.answered(proc, op, kw, response, error)
         if crash == "after":
+            if error is None and "id" in response:
+                proc.world.unanswered_jobs.add(str(response["id"]))
             proc.world.crash(proc.number, proc.world.restart_delay[proc.number], "answer in flight")
             raise botocore.exceptions.ConnectionClosedError(endpoint_url=ENDPOINT)
         await asyncio.sleep(self._rng.uniform(lo, hi))

@@ -343,6 +343,11 @@ class World:
         """A job id recorded: a lookup's find when the Start's answer never came back."""
         if job_id in self.unanswered_jobs:
             self.covered("ambiguous_start_adopted")
+            job = self.service.jobs.get(job_id)
+            if job is not None and self.loop.time() - job.created > self.sc.token_ttl:
+                # Found by a lookup although the service no longer remembers its token: a
+                # Start sent again instead would have made a second job.
+                self.covered("token_forgotten_then_found")
         if job_id in self.forgotten_jobs:
             self.covered("token_forgotten_then_found")
 

@@ -28,6 +28,7 @@ def ci_seeds() -> range:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_the_ci_batch_keeps_every_invariant_and_reaches_every_rare_path() -> None:
     seeds = ci_seeds()
     print(f"CI batch: seeds {seeds.start}..{seeds.stop - 1} (rotating with the commit)")

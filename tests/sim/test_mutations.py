@@ -67,6 +67,7 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", list(MUTATIONS))
 def test_the_ci_batch_catches_the_mutation(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mutate, expected = MUTATIONS[name]
