@@ -100,10 +100,31 @@ def _add_intake_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--http-port",
-        type=int,
+        type=port_number,
         default=None,
         help="HTTP intake port (0: any free port; default: no HTTP)",
     )
+
+
+def port_number(text: str) -> int:
+    """A TCP port as ``--http-port`` takes it.
+
+    Args:
+        text: The flag's value.
+
+    Returns:
+        The port, 0 to 65535 (0: any free port).
+
+    Raises:
+        argparse.ArgumentTypeError: not a whole number in that range (one usage line, exit 2).
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: give 0 to 65535 (0: any free)")
+    return port
 
 
 def _add_row_flags(p: argparse.ArgumentParser) -> None:

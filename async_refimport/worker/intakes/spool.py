@@ -15,11 +15,19 @@ Its row ids were saved next to it (``.NAME.ids.json``) right after they were jou
 that file the manifest is submitted again, which the journal makes idempotent (one row per store
 and name). The report is written before the manifest is moved, so a crash in between at worst
 writes the report again.
+
+Names that would not fit the file system with those suffixes (a manifest name near 255 bytes)
+get shorter side files (``.HASH.ids.json``) and are filed as ``STEM~HASH.EXT``; names that are not
+UTF-8 are carried as they are and shown (logs, submission id) with ``\\xNN`` escapes. A file the
+worker cannot move (another user's file in a sticky ``incoming/``, a ``processing/`` it cannot
+write) is left where it is, said once, and tried again on later scans: the other files and
+intakes go on.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -73,6 +81,65 @@ def _write_atomic(path: Path, data: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+#: The longest file name (bytes) most file systems take.
+NAME_MAX = 255
+#: The longest suffix a shortened name keeps (bytes).
+_SUFFIX_MAX = 20
+#: What the spool adds to a filed name: ``.NAME.report.json.tmp`` and ``.N`` for a name taken.
+_FILING_ROOM = len(b"..report.json.tmp") + len(b".9999")
+
+
+def shown_name(name: str) -> str:
+    """A file name as text that can be logged and journaled.
+
+    Args:
+        name: A name as :func:`os.scandir` gives it (bytes that are not UTF-8 as surrogates).
+
+    Returns:
+        The name, each byte that is not UTF-8 shown as ``\\xNN`` (UTF-8 names unchanged).
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _fits(name: str) -> bool:
+    return len(os.fsencode(name)) <= NAME_MAX
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+
+
+def ids_name(name: str) -> str:
+    """The name of the side file holding a manifest's row ids.
+
+    Args:
+        name: The manifest's name.
+
+    Returns:
+        ``.NAME.ids.json``, or ``.HASH.ids.json`` when that (written as ``...tmp``) is too long.
+    """
+    full = f".{name}.ids.json"
+    return full if _fits(f".{full}.tmp") else f".{_digest(name)}.ids.json"
+
+
+def filed_name(name: str) -> str:
+    """The name a manifest is filed under, short enough for its report beside it.
+
+    Args:
+        name: The manifest's name.
+
+    Returns:
+        ``name``, or ``STEM~HASH.EXT`` cut to fit ``.NAME.report.json.tmp`` in :data:`NAME_MAX`.
+    """
+    raw = os.fsencode(name)
+    if len(raw) + _FILING_ROOM <= NAME_MAX:
+        return name
+    suffix = os.fsencode(Path(name).suffix)[:_SUFFIX_MAX]
+    tag = f"~{_digest(name)}".encode()
+    room = NAME_MAX - _FILING_ROOM - len(tag) - len(suffix)
+    return os.fsdecode(raw[: len(raw) - len(suffix)][:room] + tag + suffix)
 
 
 def _cannot_write(exc: BaseException) -> bool:
@@ -146,6 +213,8 @@ class Spool:
         self._in_flight: set[str] = set()
         self._seen: dict[str, tuple[int, int]] = {}
         self._ignored: set[str] = set()
+        #: Troubles said already (a file that cannot be moved, a directory that cannot be read).
+        self._said: set[str] = set()
         self.running = False
         self.dirs = {name: root / name for name in SUBDIRS}
 
@@ -179,18 +248,42 @@ class Spool:
         """
         await anyio.to_thread.run_sync(self.prepare)
         async with anyio.create_task_group() as tg:
-            for path in await anyio.to_thread.run_sync(self._listing, self.dirs["processing"]):
-                log.info("spool.resuming", file=path.name)
-                self._in_flight.add(path.name)
-                tg.start_soon(self._process, path, True, name=f"spool {path.name}")
+            resumed = await self._resume(tg)
             self.running = True
             task_status.started()
             try:
                 while True:
-                    await self._scan(tg)
+                    resumed = resumed or await self._resume(tg)
+                    try:
+                        await self._scan(tg)
+                    except OSError as exc:
+                        # incoming/ cannot be listed now (permissions, no descriptors left):
+                        # the other intakes go on, and so does the next scan.
+                        self._say_once("scan", "spool.cannot_scan", error=str(exc))
+                    else:
+                        self._said.discard("scan")
                     await anyio.sleep(self.scan_interval)
             finally:
                 self.running = False
+
+    async def _resume(self, tg: TaskGroup) -> bool:
+        """Carry on with the files left in ``processing/``; False if it cannot be listed now."""
+        try:
+            left = await anyio.to_thread.run_sync(self._listing, self.dirs["processing"])
+        except OSError as exc:
+            self._say_once("resume", "spool.cannot_resume", error=str(exc))
+            return False
+        for path in left:
+            log.info("spool.resuming", file=shown_name(path.name))
+            self._in_flight.add(path.name)
+            tg.start_soon(self._process, path, True, name=f"spool {shown_name(path.name)}")
+        return True
+
+    def _say_once(self, key: str, event: str, **fields: Any) -> None:
+        """A warning said once until the trouble it names is over (``key`` discarded)."""
+        if key not in self._said:
+            self._said.add(key)
+            log.warning(event, **fields, retry="on every scan")
 
     def _listing(self, directory: Path) -> list[Path]:
         out = []
@@ -219,7 +312,11 @@ class Spool:
             kind = "a directory"
         else:
             kind = "not a regular file (a FIFO, socket or device)"
-        log.warning("spool.ignored", file=entry.name, reason=f"{kind}: only regular files are read")
+        log.warning(
+            "spool.ignored",
+            file=shown_name(entry.name),
+            reason=f"{kind}: only regular files are read",
+        )
 
     def _stable(self, paths: list[Path]) -> list[Path]:
         """Files that looked the same on the previous scan (a non-atomic writer is done)."""
@@ -251,18 +348,27 @@ class Spool:
                 await anyio.to_thread.run_sync(os.rename, path, target)
             except FileNotFoundError:
                 continue  # someone else took it
+            except OSError as exc:
+                # Another user's file in a sticky incoming/, a processing/ this user cannot
+                # write: leave it, say so once, and try again on the next scans.
+                key = f"move:{path.name}"
+                self._say_once(
+                    key, "spool.cannot_pick_up", file=shown_name(path.name), error=str(exc)
+                )
+                continue
+            self._said.discard(f"move:{path.name}")
             self._seen.pop(path.name, None)
-            log.info("spool.picked_up", file=path.name)
+            log.info("spool.picked_up", file=shown_name(path.name))
             self._in_flight.add(path.name)
-            tg.start_soon(self._process, target, False, name=f"spool {path.name}")
+            tg.start_soon(self._process, target, False, name=f"spool {shown_name(path.name)}")
 
     def _ids_path(self, path: Path) -> Path:
-        return path.with_name(f".{path.name}.ids.json")
+        return path.with_name(ids_name(path.name))
 
     async def _process(self, path: Path, resumed: bool) -> None:
-        with structlog.contextvars.bound_contextvars(spool_file=path.name):
+        with structlog.contextvars.bound_contextvars(spool_file=shown_name(path.name)):
             try:
-                said_journal = False
+                said = False
                 while True:
                     try:
                         await self._carry(path, resumed)
@@ -272,14 +378,20 @@ class Spool:
                         return
                     except Exception as exc:
                         # One bad file must never stop the worker: log, and try it again later.
-                        if not _cannot_write(exc):
+                        if isinstance(exc, OSError) and not _cannot_write(exc):
+                            # A file that cannot be moved (permissions): no traceback to show,
+                            # and said once, not at every try.
+                            if not said:
+                                log.warning("spool.cannot_move", error=str(exc))
+                                said = True
+                        elif not _cannot_write(exc):
                             log.exception("spool.file_error", error=str(exc))
-                        elif not said_journal:
+                        elif not said:
                             # A full disk, a journal that cannot be written: nothing is wrong
                             # with the file and there is no traceback to show. Said once; the
                             # file waits in processing/ until space is back.
                             log.warning("spool.cannot_write", error=str(exc))
-                            said_journal = True
+                            said = True
                     if self.importer.stopping:
                         return
                     if not await anyio.to_thread.run_sync(path.exists):
@@ -313,7 +425,7 @@ class Spool:
                 await self._file(path, SpoolDestination.FAILED, report_document([], [error]))
                 return
             try:
-                ids = await imp.submit(requests, submission=f"spool:{path.name}")
+                ids = await imp.submit(requests, submission=f"spool:{shown_name(path.name)}")
             except RequestValidationError as exc:
                 await self._file(path, SpoolDestination.FAILED, report_document([], exc.errors))
                 return
@@ -341,7 +453,7 @@ class Spool:
         directory = self.dirs[destination]
 
         def move() -> str:
-            name = _free_name(directory, path.name)
+            name = _free_name(directory, filed_name(path.name))
             _write_atomic(directory / f"{name}.report.json", json.dumps(report, indent=2) + "\n")
             os.rename(path, directory / name)
             _unlink(self._ids_path(path))
