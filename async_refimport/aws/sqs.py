@@ -20,7 +20,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import anyio
@@ -44,6 +44,16 @@ GET_OBJECT = "GetObject"
 
 #: The SQS limit on one message's body, in bytes.
 MAX_MESSAGE_BYTES = 256 * 1024
+#: The longest body a received message may have, in characters: what SQS allows since 2025
+#: (1 MiB). A longer one is no message a producer of ours sent, and is not parsed.
+MAX_RECEIVED_BODY = 1024 * 1024
+#: How deeply a received body's JSON may nest: a request needs 4 levels, an event 3; 100,000
+#: nested brackets must be refused before a JSON parser recurses into them.
+MAX_BODY_DEPTH = 32
+#: What S3 objects are downloaded by: bounded memory whatever the object's size.
+DOWNLOAD_CHUNK = 1024 * 1024
+# A JSON string (whose brackets do not nest), or one bracket.
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 _S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9\-.]{1,61}[a-z0-9])/(.+)", re.DOTALL)
 # https://sqs.eu-west-1.amazonaws.com/123456789012/name (and the legacy eu-west-1.queue.amazonaws.com)
@@ -124,6 +134,34 @@ def queue_region(queue_url: str) -> str | None:
     """
     match = _QUEUE_REGION.match(queue_url)
     return (match.group(1) or match.group(2)) if match else None
+
+
+def body_problem(
+    body: str, *, max_chars: int = MAX_RECEIVED_BODY, max_depth: int = MAX_BODY_DEPTH
+) -> str | None:
+    """Why a received body is not even to be parsed as JSON, or None: the bounds checked before
+    a JSON parser sees it, so no body (of any queue) costs more than a linear scan.
+
+    Args:
+        body: The message's body.
+        max_chars: The longest body accepted.
+        max_depth: The deepest nesting of arrays and objects accepted.
+
+    Returns:
+        ``"larger than ..."`` or ``"nested deeper than ..."``; None when within both bounds.
+    """
+    if len(body) > max_chars:
+        return f"larger than {max_chars} characters"
+    depth = 0
+    for match in _JSON_NESTING.finditer(body):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                return f"nested deeper than {max_depth} levels"
+        elif token in "]}":
+            depth -= 1
+    return None
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -451,3 +489,55 @@ class SqsClient:
         response = await self._call("s3", GET_OBJECT, uri, call)
         data: bytes = response["data"]
         return data
+
+    async def download_object(self, uri: str, dest: IO[bytes], *, max_bytes: int) -> int:
+        """Copy ``s3://bucket/key`` into ``dest`` a chunk at a time (memory bounded by
+        :data:`DOWNLOAD_CHUNK`, whatever the object's size); retried on transient failures, each
+        attempt from the start of ``dest``.
+
+        Args:
+            uri: The object's URI.
+            dest: A binary file open for writing (a temporary file); left at its end.
+            max_bytes: Objects larger than this are refused, before or while they are read.
+
+        Returns:
+            The object's size in bytes.
+
+        Raises:
+            ObjectUnavailable: no such bucket or key, access denied, or larger than ``max_bytes``.
+            TransientServiceError: S3 could not be reached.
+        """
+        try:
+            bucket, key = split_s3_uri(uri)
+        except ValueError as exc:
+            raise ObjectUnavailable(f"{uri}: {exc}", uri=uri, code="InvalidURI") from exc
+
+        def too_large(size: int) -> ObjectUnavailable:
+            return ObjectUnavailable(
+                f"{uri}: {size} bytes, more than the {max_bytes} a manifest may have",
+                uri=uri,
+                code="TooLarge",
+            )
+
+        async def call(client: Any) -> dict[str, Any]:
+            dest.seek(0)
+            dest.truncate()
+            response: dict[str, Any] = await client.get_object(Bucket=bucket, Key=key)
+            body = response["Body"]
+            # Entered for the connection's release; read through the StreamingBody, whose read
+            # takes a size (what entering gives does not).
+            async with body:
+                if int(response.get("ContentLength") or 0) > max_bytes:
+                    raise too_large(int(response["ContentLength"]))
+                size = 0
+                while chunk := await body.read(DOWNLOAD_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:  # a length not told, or not the one told
+                        raise too_large(size)
+                    dest.write(chunk)
+            dest.flush()
+            return {"size": size}
+
+        response = await self._call("s3", GET_OBJECT, uri, call)
+        size: int = response["size"]
+        return size

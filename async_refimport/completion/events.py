@@ -23,7 +23,6 @@ receiving them.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import OrderedDict
@@ -34,15 +33,16 @@ from typing import Any
 
 import anyio
 
-from async_refimport._errors import RefImportError, TransientServiceError
+from async_refimport._errors import QueueError, RefImportError, TransientServiceError
 from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
 from async_refimport.aws.clients import ClientPool
 from async_refimport.aws.preflight import Preflight
-from async_refimport.aws.sqs import Message, SqsClient
+from async_refimport.aws.sqs import Message, SqsClient, body_problem
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.gateway.base import FINAL_JOB_STATUSES, JobSnapshot, OmicsGateway
 from async_refimport.journal.base import JobState, Journal
+from async_refimport.manifest.rows import decode_json
 
 log = get_logger(__name__)
 
@@ -90,6 +90,42 @@ def queue_clients(
         client = clients.get(queue_in) or SqsClient(region=queue_in, sleep=sleep, pool=pool)
         queues[url] = clients[queue_in] = client
     return queues
+
+
+async def check_queues(
+    urls: Sequence[str], region: str | None, *, pool: ClientPool | None = None
+) -> None:
+    """Make sure every events queue can be read before anything is journaled.
+
+    A queue URL that is empty (``URL=$(refimport events init ...)`` after a failed init), names
+    no queue, or may not be used would otherwise leave every job to the safety-net poll: a
+    minute for jobs of a second. Each queue's attributes are read once (GetQueueAttributes,
+    what a receiver of the queue may call), with the SQS client its Region gets.
+
+    Args:
+        urls: The queues' URLs.
+        region: The Region of a URL that names none (a local endpoint's).
+        pool: Where the clients take their AWS clients from (default: a pool of their own).
+
+    Raises:
+        QueueError: the first queue that is empty, does not exist, may not be read, or
+            cannot be reached (its ``queue_url`` names it; ``code`` says why).
+    """
+    for url in urls:
+        if not url.strip():
+            raise QueueError(f"queue URL {url!r} is empty", queue_url=url, code="EmptyQueueUrl")
+    clients = queue_clients(urls, region, pool=pool)
+    try:
+        for url, client in clients.items():
+            try:
+                await client.queue_attributes(url)
+            except TransientServiceError as exc:
+                raise QueueError(
+                    f"queue {url} cannot be reached: {exc}", queue_url=url, code=exc.code
+                ) from exc
+    finally:
+        for client in {id(c): c for c in clients.values()}.values():
+            await client.aclose()
 
 
 class MessageFate(StrEnum):
@@ -151,25 +187,58 @@ class JobEvent:
 
 
 def parse_event(body: str) -> JobEvent | None:
-    """The job event in an SQS message body (an EventBridge envelope); None if it is not one."""
+    """The job event in an SQS message body (an EventBridge envelope); None if it is not one.
+
+    Args:
+        body: The message's body.
+
+    Returns:
+        The event, or None (see :func:`read_event` for why not).
+    """
+    event = read_event(body)
+    return event if isinstance(event, JobEvent) else None
+
+
+def read_event(body: str) -> JobEvent | str:
+    """The job event in an SQS message body, or why the body is not one; never raises.
+
+    Whatever the body (100,000 nested brackets, a megabyte of digits, a lone surrogate), the
+    answer is a verdict: a message that made the watcher fail would come back at every delivery
+    and stop every worker that received it.
+
+    Args:
+        body: The message's body.
+
+    Returns:
+        The event, or the reason the body is not a reference import job's status event.
+    """
     try:
-        envelope = json.loads(body)
-    except ValueError:
-        return None
+        return _read_event(body)
+    except Exception as exc:  # RecursionError, MemoryError, a codec's error: the same verdict
+        return f"cannot be read ({type(exc).__name__})"
+
+
+def _read_event(body: str) -> JobEvent | str:
+    problem = body_problem(body)
+    if problem is not None:
+        return problem
+    envelope, problem = decode_json(body)
+    if problem is not None:
+        return f"not a JSON document: {problem}"
     if not isinstance(envelope, dict):
-        return None
+        return "not a JSON object"
     if envelope.get("source") != EVENT_SOURCE or envelope.get("detail-type") != DETAIL_TYPE:
-        return None
+        return f"not a {DETAIL_TYPE!r} event of {EVENT_SOURCE}"
     detail = envelope.get("detail")
     if not isinstance(detail, dict):
-        return None
+        return "no detail object"
     job_id, store_id, status = (
         detail.get("id"),
         detail.get("referenceStoreId"),
         detail.get("status"),
     )
     if not all(isinstance(v, str) and v for v in (job_id, store_id, status)):
-        return None
+        return "no id, referenceStoreId and status in its detail"
     return JobEvent(str(job_id), str(store_id), str(status))
 
 
@@ -306,7 +375,20 @@ class EventWatcher:
                 log.info("events.receiving", queue_url=queue_url)
             failures = 0
             for message in messages:
-                await self.handle(queue_url, message)
+                await self._handle_safely(queue_url, message)
+
+    async def _handle_safely(self, queue_url: str, message: Message) -> None:
+        """:meth:`handle`, whose unexpected failure deletes the message rather than stopping
+        the listener (a message that failed once fails again; polling notices every end)."""
+        try:
+            await self.handle(queue_url, message)
+        except Exception as exc:
+            log.exception("events.message_failed", message_id=message.message_id, error=str(exc))
+            self.messages[MessageFate.DELETED] += 1
+            try:
+                await self._queues[queue_url].delete(queue_url, message.receipt_handle)
+            except RefImportError as again:
+                log.debug("events.settle_message_failed", queue_url=queue_url, error=str(again))
 
     async def handle(self, queue_url: str, message: Message) -> MessageFate:
         """Act on one received message.
@@ -318,7 +400,12 @@ class EventWatcher:
         Returns:
             What was done with it.
         """
-        event = parse_event(message.body)
+        read = read_event(message.body)
+        event = read if isinstance(read, JobEvent) else None
+        if event is None:
+            # One line per message nobody can use (it is deleted): the queue's rule or a
+            # producer sends what it should not.
+            log.warning("events.message_unusable", message_id=message.message_id, reason=read)
         outcome = MessageFate.DELETED
         if event is not None and event.final:
             self._remember(event)

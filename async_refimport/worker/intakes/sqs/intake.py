@@ -29,13 +29,21 @@ from async_refimport.engine.importer import Importer
 from async_refimport.journal import outbox_of
 from async_refimport.manifest.reader import ManifestDefaults, RemoteLimits
 from async_refimport.worker.intakes.sqs.documents import error_dict, rejection_body
-from async_refimport.worker.intakes.sqs.messages import parse_body, read_manifest_object
+from async_refimport.worker.intakes.sqs.messages import (
+    MESSAGE_SOURCE,
+    journal_manifest,
+    parse_body,
+)
 from async_refimport.worker.intakes.sqs.options import SqsIntakeSettings
 
 log = get_logger(__name__)
 
 #: The receive errors after which the intake keeps running and tries again after a pause.
 _RECEIVE_ERRORS = (QueueError, TransientServiceError, CredentialsError)
+#: Deliveries of a message that failed unexpectedly (not a verdict, not a transient failure)
+#: after which it is rejected rather than handed back again: no message circulates for ever,
+#: with or without a redrive policy.
+MAX_UNEXPECTED_FAILURES = 5
 
 
 class MessageOutcome(StrEnum):
@@ -118,6 +126,9 @@ class SqsIntake:
         self.journal_ok = True
         self._in_flight = 0
         self._slot_freed = anyio.Event()
+        # Manifests read and journaled at once: each costs a chunk of requests and its check's
+        # memory (a name per row), so twenty at once must not add up; inline rows do not wait.
+        self._manifests = anyio.Semaphore(self.settings.max_manifests)
         self.messages = Counter(
             "refimport_sqs_messages",
             "SQS messages handled, by outcome (journaled, rejected, retried)",
@@ -239,9 +250,24 @@ class SqsIntake:
         except QueueError as exc:
             mlog.error("sqs.message_retry_later", error=str(exc))
         except Exception as exc:
-            # One message must never stop the worker: leave it for a later delivery.
-            mlog.exception("sqs.message_error", error=str(exc))
+            # One message must never stop the worker: leave it for a later delivery, a few times.
+            mlog.exception("sqs.message_error", error=str(exc), receive_count=message.receive_count)
+            if message.receive_count >= MAX_UNEXPECTED_FAILURES:
+                return await self._give_up(message, exc)
         return False
+
+    async def _give_up(self, message: Message, exc: Exception) -> bool:
+        """Reject a message that failed unexpectedly at every one of its last deliveries."""
+        reason = (
+            f"could not be handled in {message.receive_count} deliveries "
+            f"({type(exc).__name__}); not delivered again"
+        )
+        try:
+            await self._reject(message, [FieldError("message", reason, source=MESSAGE_SOURCE)])
+        except Exception as again:  # the queue out of reach: it comes back, and is tried again
+            log.warning("sqs.reject_failed", message_id=message.message_id, error=str(again))
+            return False
+        return True
 
     async def _hand_back(self, message: Message) -> None:
         # At once when this worker is stopping (another may take it now), else after a pause.
@@ -301,18 +327,20 @@ class SqsIntake:
         """
         defaults = replace(self.defaults, region=self.defaults.region or self.importer.region)
         body = parse_body(message.body, defaults, self.remote)
-        if body.manifest is not None:
-            requests = await read_manifest_object(
+        if body.manifest is None:
+            ids = await self.importer.submit(body.requests, submission=message.message_id)
+            return ids, None
+        # Its visibility is kept extended while it waits its turn.
+        async with self._manifests:
+            ids = await journal_manifest(
+                self.importer,
                 self.sqs,
-                body.manifest,
+                body,
                 defaults,
-                format=body.format,
+                submission=message.message_id,
                 max_bytes=self.settings.max_manifest_bytes,
                 remote=self.remote,
             )
-        else:
-            requests = list(body.requests)
-        ids = await self.importer.submit(requests, submission=message.message_id)
         return ids, body.manifest
 
     async def _reject(self, message: Message, errors: Sequence[FieldError]) -> None:

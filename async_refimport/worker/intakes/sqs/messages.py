@@ -1,24 +1,42 @@
-"""Reading a request message: its body, and the manifest object it may name."""
+"""Reading a request message: its body, and the manifest object it may name.
+
+Nothing a producer (or anyone who may send to the queue) puts in a body raises out of
+:func:`parse_body` but :class:`~async_refimport.RequestValidationError`: a body too long or nested
+too deeply is refused before it is parsed, a key given twice in one object is refused as the
+manifest reader refuses it, and any other failure to read it is a verdict on the body too. So an
+invalid message is always answered and deleted, never handed back to come again.
+
+A manifest object is never held in memory: :func:`journal_manifest` downloads it into a
+temporary file a chunk at a time, checks it whole, and journals it a chunk at a time read again,
+as ``refimport import`` journals a file.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import anyio.to_thread
 
+from async_refimport._application import SUBMIT_CHUNK
 from async_refimport._errors import FieldError, ManifestError, RequestValidationError
 from async_refimport._models import ImportRequest
-from async_refimport.aws.sqs import ObjectUnavailable, SqsClient
+from async_refimport.aws.sqs import ObjectUnavailable, SqsClient, body_problem
+from async_refimport.engine.importer import Importer
+from async_refimport.manifest.formats import detect_format, s3_key, sniff_format
 from async_refimport.manifest.reader import (
     FORMATS,
+    CheckedManifest,
     ManifestDefaults,
     ManifestFormat,
     RemoteLimits,
     check_objects,
-    parse_manifest,
 )
+from async_refimport.manifest.rows import RowBuilder, decode_json
 
 #: Rows one message may list (a body is at most 256 KiB anyway).
 MAX_REQUESTS_PER_MESSAGE = 10_000
@@ -60,7 +78,7 @@ def _manifest_body(doc: dict[str, Any], manifest: Any) -> MessageBody:
 def parse_body(
     body: str, defaults: ManifestDefaults, remote: RemoteLimits | None = None
 ) -> MessageBody:
-    """Check a message body.
+    """Check a message body; never raises anything but a verdict on it.
 
     Rows given inline are validated like a JSON Lines manifest.
 
@@ -76,9 +94,29 @@ def parse_body(
         RequestValidationError: with every problem found (``line`` is the row's 1-based index).
     """
     try:
-        doc = json.loads(body)
+        return _parse_body(body, defaults, remote or RemoteLimits())
+    except RequestValidationError:
+        raise
+    except Exception as exc:
+        # Whatever else a body makes fail (RecursionError, MemoryError, a codec's error) fails
+        # the same way at every delivery: a verdict on the body, not a reason to deliver again.
+        raise _rejected("body", f"cannot be read ({type(exc).__name__})") from exc
+
+
+def _parse_body(body: str, defaults: ManifestDefaults, remote: RemoteLimits) -> MessageBody:
+    """:func:`parse_body`, which may raise anything."""
+    problem = body_problem(body)
+    if problem is not None:
+        raise _rejected("body", problem)
+    try:
+        json.loads(body)
     except ValueError:
         raise _rejected("body", "not a JSON document") from None
+    # Parsed again (a megabyte at most) by the manifest reader's decoder, which refuses what
+    # JSON parsers disagree on: a key given twice in one object.
+    doc, problem = decode_json(body)
+    if problem is not None:
+        raise _rejected("body", problem)
     if not isinstance(doc, dict):
         raise _rejected(
             "body", 'must be a JSON object: {"requests": [...]} or {"manifest": "s3://..."}'
@@ -93,51 +131,119 @@ def parse_body(
     if len(items) > MAX_REQUESTS_PER_MESSAGE:
         raise _rejected("requests", f"at most {MAX_REQUESTS_PER_MESSAGE} rows per message")
     # The manifest reader's row checks, so every intake accepts the same fields the same way.
-    parsed = check_objects(items, defaults, source=INLINE_SOURCE, remote=remote or RemoteLimits())
+    parsed = check_objects(items, defaults, source=INLINE_SOURCE, remote=remote)
     if parsed.errors:
         raise RequestValidationError(parsed.errors)
     return MessageBody(requests=tuple(parsed.requests))
 
 
-async def read_manifest_object(
+async def journal_manifest(
+    importer: Importer,
     sqs: SqsClient,
-    uri: str,
+    body: MessageBody,
     defaults: ManifestDefaults,
     *,
-    format: ManifestFormat | None = None,
+    submission: str,
     max_bytes: int,
     remote: RemoteLimits | None = None,
-) -> list[ImportRequest]:
-    """Read and validate a manifest stored in S3, as ``refimport import`` reads one.
+) -> list[int]:
+    """Read, check and journal a manifest stored in S3, as ``refimport import`` does a file.
 
     The object is fetched here rather than by the manifest reader's own S3 fetch because the two
     kinds of failure must stay apart: a missing object or a denied read rejects the message, but
-    S3 out of reach leaves it on the queue for a later delivery. Parsing (format from the key's
-    extension, else sniffed) is the manifest reader's.
+    S3 out of reach leaves it on the queue for a later delivery. It is downloaded into a temporary
+    file, checked whole, then journaled :data:`SUBMIT_CHUNK` rows at a time read again: memory is
+    one chunk of requests, whatever the manifest's size. Nothing is journaled unless every row
+    can be (each chunk's conflicts are asked first); a redelivery after a failure half-way finds
+    the rows journaled already (one row per store and name).
 
     Args:
+        importer: The open Importer.
         sqs: The SQS/S3 client.
-        uri: The manifest's ``s3://`` URI.
+        body: The message, naming the manifest (and maybe its format).
         defaults: Field values for rows that leave them out.
-        format: The manifest's format (None: from the key's extension, else sniffed).
+        submission: The submission id of its rows (the message's id).
         max_bytes: The largest object read.
         remote: What a remote client may set (default: any store, never an endpoint or a profile).
 
     Returns:
-        The manifest's rows.
+        The ids of the manifest's rows, in order.
 
     Raises:
         ManifestError: every bad row (each naming the URI and line), or the object is missing.
+        RequestValidationError: a name is journaled for its store from another source.
         TransientServiceError: S3 could not be reached.
     """
-    try:
-        data = await sqs.read_object(uri, max_bytes=max_bytes)
-    except ObjectUnavailable as exc:
-        raise ManifestError([FieldError("manifest", str(exc), source=uri)]) from exc
-    manifest = await anyio.to_thread.run_sync(
-        lambda: parse_manifest(data, uri, defaults, format=format, remote=remote or RemoteLimits())
+    uri = body.manifest
+    assert uri is not None
+    with tempfile.TemporaryFile() as copy:
+        try:
+            await sqs.download_object(uri, copy, max_bytes=max_bytes)
+        except ObjectUnavailable as exc:
+            raise ManifestError([FieldError("manifest", str(exc), source=uri)]) from exc
+        checked = await anyio.to_thread.run_sync(
+            lambda: check_copy(copy, uri, defaults, body.format, remote or RemoteLimits())
+        )
+        checked.manifest.raise_for_errors()
+        if not checked.valid_rows:
+            raise ManifestError([FieldError("manifest", "no rows", source=uri)])
+        if checked.valid_rows > SUBMIT_CHUNK:
+            problems: list[FieldError] = []
+            async for rows in _chunks(checked):
+                problems += await importer.conflicts(rows)
+            if problems:
+                raise RequestValidationError(problems)
+        ids: list[int] = []
+        async for rows in _chunks(checked):
+            ids += await importer.submit(rows, submission=submission)
+    return ids
+
+
+def check_copy(
+    copy: IO[bytes],
+    uri: str,
+    defaults: ManifestDefaults,
+    format: ManifestFormat | None,
+    remote: RemoteLimits,
+) -> CheckedManifest:
+    """Check a downloaded manifest whole, keeping none of its rows (blocking: run in a thread).
+
+    Args:
+        copy: The temporary file holding the object.
+        uri: The object's URI, which names it in errors (its key's extension gives the format
+            unless ``format`` does; failing both, it is sniffed).
+        defaults: Field values for rows that leave them out.
+        format: The manifest's format, if the message names it.
+        remote: What a remote client may set.
+
+    Returns:
+        The checked manifest, whose :meth:`~CheckedManifest.chunks` read the copy again.
+    """
+
+    def reopen() -> IO[bytes]:
+        # A reader of its own from the start (closing it leaves the copy open).
+        reader = os.fdopen(os.dup(copy.fileno()), "rb")
+        reader.seek(0)
+        return reader
+
+    head = os.pread(copy.fileno(), 65536, 0)
+    fmt = format or detect_format(s3_key(uri)) or sniff_format(head) or "csv"
+    builder = RowBuilder(uri, fmt, defaults, remote=remote)
+    stores: dict[tuple[str | None, ...], ImportRequest] = {}
+    valid = 0
+    with reopen() as stream:
+        for _, request in builder.rows(stream):
+            valid += 1
+            stores.setdefault(
+                (request.store_id, request.region, request.endpoint_url, request.profile), request
+            )
+    return CheckedManifest(
+        builder.manifest, valid, list(stores.values()), defaults, False, reopen, None
     )
-    manifest.raise_for_errors()
-    if not manifest.rows:
-        raise ManifestError([FieldError("manifest", "no rows", source=uri)])
-    return manifest.requests
+
+
+async def _chunks(checked: CheckedManifest) -> AsyncIterator[list[ImportRequest]]:
+    """The manifest's rows a chunk at a time, each read and parsed in a worker thread."""
+    chunks: Iterator[list[ImportRequest]] = checked.chunks(SUBMIT_CHUNK)
+    while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+        yield chunk

@@ -16,6 +16,9 @@ class SqsIntakeSettings:
             every third of it while the message is being journaled.
         max_in_flight: Messages handled at once; the intake stops receiving beyond that.
         max_manifest_bytes: The largest manifest object read from S3.
+        max_manifests: Manifest messages read and journaled at once (the others wait, hidden:
+            each costs memory in proportion to its rows while it is checked); messages of rows
+            given inline do not wait for them.
         retry_delay: Seconds a message that hit a transient failure stays hidden before it is
             delivered again (to any worker).
         error_backoff: Seconds between receives while the queue cannot be reached.
@@ -28,6 +31,7 @@ class SqsIntakeSettings:
     visibility_timeout: int = 60
     max_in_flight: int = 20
     max_manifest_bytes: int = 256 * 1024 * 1024
+    max_manifests: int = 1
     retry_delay: int = 10
     error_backoff: float = 5.0
 
@@ -38,6 +42,8 @@ class SqsIntakeSettings:
             raise ValueError("visibility_timeout must be 2..43200 seconds")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        if self.max_manifests < 1:
+            raise ValueError("max_manifests must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
