@@ -27,7 +27,9 @@ another module does.
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,8 @@ __all__ = [
     "sdk_retries",
     "shared_loader",
     "sync_client",
+    "tls_context",
+    "with_shared_tls",
 ]
 
 log = get_logger(__name__)
@@ -65,6 +69,8 @@ _ENDPOINT_VARIABLES = {"events": "AWS_ENDPOINT_URL_EVENTBRIDGE"}
 # One loader per data path (AWS_DATA_PATH), shared by every session of the process.
 _LOADERS: dict[str | None, Loader] = {}
 _LOADERS_LOCK = threading.Lock()
+# One TLS context per CA bundle, shared by every client's connections.
+_TLS_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
 
 
 def no_retries(**options: Any) -> Config:
@@ -234,6 +240,78 @@ def _dedupe(paths: list[str]) -> None:
     paths[:] = list(dict.fromkeys(paths))
 
 
+def tls_context(ca_certs: str | None) -> ssl.SSLContext:
+    """The TLS context of every client of the process that verifies with ``ca_certs``.
+
+    aiobotocore builds one per client, reading the whole CA bundle each time (about 40 ms of
+    CPU): two clients an account made that the largest CPU cost of a store.
+
+    Args:
+        ca_certs: The CA bundle's path (``None``: the system's).
+
+    Returns:
+        The context, made once per bundle.
+    """
+    with _LOADERS_LOCK:
+        context = _TLS_CONTEXTS.get(ca_certs)
+        if context is None:
+            from botocore.httpsession import create_urllib3_context
+
+            context = create_urllib3_context()
+            if ca_certs:
+                context.load_verify_locations(ca_certs, None, None)
+            _TLS_CONTEXTS[ca_certs] = context
+        return context
+
+
+@functools.cache
+def _shared_tls_session() -> type[Any]:
+    """aiobotocore's HTTP session, its connectors on :func:`tls_context` (made once)."""
+    import aiohttp
+    from aiobotocore.httpsession import AIOHTTPSession
+    from botocore.httpsession import get_cert_path
+
+    needed = ("_verify", "_cert_file", "_max_pool_connections", "_connector_args")
+
+    # Its private attributes are aiobotocore's: checked for at each use, else its own way.
+    base: Any = AIOHTTPSession
+
+    class SharedTlsSession(base):  # type: ignore[misc]
+        """An ``AIOHTTPSession`` whose connectors share the process's TLS context."""
+
+        def _create_connector(self, proxy_url: str | None) -> Any:
+            plain = all(hasattr(self, name) for name in needed) and not self._cert_file
+            if proxy_url or not plain or not self._verify:
+                # A proxy, a client certificate, no verification: aiobotocore's own way.
+                return super()._create_connector(proxy_url)
+            return aiohttp.TCPConnector(
+                limit=self._max_pool_connections,
+                ssl=tls_context(get_cert_path(self._verify)),
+                **self._connector_args,
+            )
+
+    return SharedTlsSession
+
+
+def with_shared_tls(config: Config) -> Config:
+    """``config`` for aiobotocore, its HTTP session sharing the process's TLS contexts.
+
+    Args:
+        config: A botocore configuration (an ``AioConfig`` is returned as it is: its caller
+            chose its HTTP session).
+
+    Returns:
+        An ``AioConfig`` with the same options.
+    """
+    from aiobotocore.config import AioConfig
+
+    if isinstance(config, AioConfig):
+        return config
+    options = getattr(config, "_user_provided_options", {})
+    shared: Config = AioConfig(http_session_cls=_shared_tls_session(), **options)
+    return shared
+
+
 class ClientPool:
     """AWS clients made on first use and closed together (an async context manager).
 
@@ -252,7 +330,7 @@ class ClientPool:
         self._lock = anyio.Lock()
         self._default_config = no_retries()
         # Configurations seen, by identity: a caller passes the same one for every call.
-        self._config_keys: dict[int, tuple[Config, tuple[Any, ...]]] = {}
+        self._config_keys: dict[int, tuple[Config, tuple[Any, ...], Config]] = {}
 
     async def __aenter__(self) -> ClientPool:
         """Enter the pool (nothing to open: clients are made on first use).
@@ -318,8 +396,8 @@ class ClientPool:
             botocore.exceptions.BotoCoreError: another configuration error (no Region ...).
         """
         region = configured_region(region)
-        config = config or self._default_config
-        key = (service, profile, region, endpoint_url, self._key_of(config))
+        options, client_config = self._known(config or self._default_config)
+        key = (service, profile, region, endpoint_url, options)
         made = self._clients.get(key)
         if made is not None:
             return made[0]
@@ -327,16 +405,18 @@ class ClientPool:
             made = self._clients.get(key)
             if made is None:
                 context = self.session(profile).client(
-                    service, region_name=region, endpoint_url=endpoint_url, config=config
+                    service, region_name=region, endpoint_url=endpoint_url, config=client_config
                 )
                 made = self._clients[key] = (await context.__aenter__(), context)
         return made[0]
 
-    def _key_of(self, config: Config) -> tuple[Any, ...]:
+    def _known(self, config: Config) -> tuple[tuple[Any, ...], Config]:
+        # A configuration's key and its aiobotocore form, computed once per configuration.
         known = self._config_keys.get(id(config))
         if known is None or known[0] is not config:
-            known = self._config_keys[id(config)] = (config, _config_key(config))
-        return known[1]
+            known = (config, _config_key(config), with_shared_tls(config))
+            self._config_keys[id(config)] = known
+        return known[1], known[2]
 
     async def release(self, *, profile: str | None, region: str | None = None) -> int:
         """Close the clients of ``profile`` (in ``region`` only, if given): an account done.

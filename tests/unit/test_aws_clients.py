@@ -235,3 +235,18 @@ async def test_assume_role_profiles_resolve_once_each_through_the_source_profile
         "arn:aws:iam::123456789012:role/Writer",
     ]
     assert len(keys) == 2 and "AKIASOURCEPROFILE000" not in keys
+
+
+async def test_every_client_shares_one_tls_context(profiles: Path) -> None:
+    # aiobotocore reads the CA bundle once per client (about 40 ms of CPU): here once in all.
+    async with ClientPool() as pool:
+        made = [await pool.client("omics", profile=p, endpoint_url=ENDPOINT) for p in "ab"]
+        made.append(await pool.client("s3", profile="a", endpoint_url=ENDPOINT))
+        connectors = [c._endpoint.http_session._create_connector(None) for c in made]
+        try:
+            contexts = {id(c._ssl) for c in connectors}
+            assert len(contexts) == 1
+            assert any(connectors[0]._ssl is t for t in clients._TLS_CONTEXTS.values())
+        finally:
+            for connector in connectors:
+                await connector.close()
