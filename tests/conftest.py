@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# The emulator's fixtures are opt-in (no pytest11 entry point): this suite asks for them.
+pytest_plugins = ("async_refimport.emulator.pytest_plugin",)
+
 STORE_ID = "1234567890"
 ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
 

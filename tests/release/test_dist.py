@@ -55,6 +55,10 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_outside_the_reposi
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "async_refimport/emulator/README.md" in names  # the docs link to it
     assert "async_refimport/py.typed" in names
+    [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    with zipfile.ZipFile(wheel) as whl:
+        # The emulator's pytest plugin is opt-in: it must not load into every pytest run.
+        assert "pytest11" not in whl.read(entry_points).decode()
 
     env = tmp_path / "venv"
     venv.create(env, with_pip=True)
