@@ -12,7 +12,8 @@ after any traceback was formatted, so no verbosity can print:
   signature, an access key id (kept as ``AKIA…***``);
 * the credentials and worker token this process was given in its environment, wherever they
   appear;
-* anything that looks like an AWS secret key or session token (a long base64 run).
+* anything that looks like an AWS secret key or session token (a long base64 run);
+* the user name and password of a URL (``http://***@host``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import structlog
 
 from async_refimport._log import EVENT_ATTR, ROOT
+from async_refimport._models import redact_url
 
 
 class LogFormat(StrEnum):
@@ -122,6 +124,7 @@ def redact_text(text: str, known: list[str] | None = None) -> str:
     for secret in _known_secrets() if known is None else known:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = redact_url(text)  # http://user:password@host
     text = _SECRET_FIELD.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     text = _SECRET_VALUE.sub(_mask_if_random, text)
     return _ACCESS_KEY_ID.sub(lambda m: m.group(0)[:4] + "…" + REDACTED, text)

@@ -84,11 +84,14 @@ class StoreRef:
 
         Stores whose fields hold no ``|`` keep the form journals have always used,
         ``profile|region|endpoint_url|store_id``, so a journal written before this encoding resumes
-        unchanged. A field holding ``|`` (a profile named ``a|b``) would make that form ambiguous:
+        unchanged; an endpoint's user name and password are left out. A field holding ``|`` (a profile named ``a|b``) would make that form ambiguous:
         such a store's key is a JSON array of the four fields instead, which ends with ``]``, never
         with a store id's digits, so the two forms cannot be mistaken for one another.
         """
-        fields = (self.profile or "", self.region, self.endpoint_url or "", self.store_id)
+        # The endpoint without a user name or password: no journal keeps one (a key without
+        # one is unchanged, so existing journals resume).
+        endpoint = without_userinfo(self.endpoint_url) if self.endpoint_url else ""
+        fields = (self.profile or "", self.region, endpoint, self.store_id)
         if any(_KEY_SEPARATOR in f for f in fields):
             return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         return _KEY_SEPARATOR.join(fields)
@@ -208,6 +211,72 @@ class RowResult:
 
 #: Characters of a value an error message quotes: a 100 KB field must not make a 100 KB line.
 QUOTED_MAX = 80
+
+# The user name and password of a URL: everything between "scheme://" and the last "@" before
+# the host's end ("/", "?", "#", or a space or quote where a URL stands inside a message).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s'\"]*@")
+
+
+def is_region_name(value: str) -> bool:
+    """Whether ``value`` has the form of an AWS Region name (``us-east-1``, ``us-gov-west-1``).
+
+    Args:
+        value: A Region name as given.
+
+    Returns:
+        True for a name of that form (which the AWS SDK also requires before any call).
+    """
+    return _REGION.fullmatch(value) is not None
+
+
+def printable(text: object) -> str:
+    """``text`` fit to print on a terminal or in one line of a message: every control or format
+    character (ESC, a line break, a bidi override, ...) is shown as its escape (``\\x1b``,
+    ``\\n``, ``\\u202e``), so data can neither drive the terminal nor forge a line.
+
+    Everything that prints data (a journal's names and messages, a file's name in an error line)
+    goes through this one function.
+
+    Args:
+        text: What to print (anything but a string is shown as ``str(text)``).
+
+    Returns:
+        The text, unchanged when it holds nothing to neutralise.
+    """
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable():  # the common case, at C speed
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user name and password of every URL in it replaced by ``***``
+    (``http://admin:hunter2@host`` → ``http://***@host``), for whatever is printed or logged.
+
+    Args:
+        text: A URL, or a message naming URLs.
+
+    Returns:
+        The text, unchanged when no URL in it has a user part.
+    """
+    if "@" not in text:
+        return text
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without its user name and password (``http://a:b@host`` → ``http://host``): what a
+    store's journal key holds, so no journal keeps a password.
+
+    Args:
+        url: A URL.
+
+    Returns:
+        The URL, unchanged when it has no user part.
+    """
+    if "@" not in url:
+        return url
+    return _USERINFO.sub(r"\1", url)
 
 
 def quoted(value: str) -> str:
@@ -386,7 +455,7 @@ def _check_endpoint_url(errors: list[FieldError], request: ImportRequest) -> Non
         errors.append(
             FieldError(
                 "endpoint_url",
-                f"{quoted(url)} is not an http:// or https:// URL without spaces",
+                f"{quoted(redact_url(url))} is not an http:// or https:// URL without spaces",
             )
         )
 

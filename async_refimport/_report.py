@@ -57,6 +57,18 @@ ITEM_FIELDS = (
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"), plus the full-width
 # forms some locales' spreadsheets accept as well.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# C0 and C1 controls but tab and line breaks, and the bidi overrides, shown as their escapes.
+_CONTROLS = {
+    c: repr(chr(c))[1:-1]
+    for c in [
+        *range(0x20),
+        0x7F,
+        *range(0x80, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+    if chr(c) not in "\t\n\r"
+}
 
 
 def report_item(result: RowResult) -> dict[str, str | None]:
@@ -236,6 +248,10 @@ def csv_cell(value: str | None) -> str:
     """``value`` as a CSV report shows it: never a formula a spreadsheet would run."""
     if value is None:
         return ""
+    if not value.isprintable():
+        # ESC and the other controls would drive the terminal a report is printed on; a tab or
+        # a line break is data the quoting keeps.
+        value = value.translate(_CONTROLS)
     if value.lstrip(" ").startswith(_FORMULA_STARTS):
         # A leading apostrophe makes spreadsheets show the cell as text; it is not data.
         return "'" + value

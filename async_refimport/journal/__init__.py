@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from async_refimport._errors import JournalError
+from async_refimport._models import quoted
 from async_refimport.journal._common import lease_owner_name
 from async_refimport.journal.base import Journal, Outbox
 from async_refimport.journal.sqlite import SQLiteJournal, default_journal_path
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JOURNAL_URL_HELP",
+    "is_dynamo_url",
+    "journal_spec_problem",
     "lease_owner_name",
     "opened_journal",
     "outbox_of",
@@ -33,6 +38,46 @@ __all__ = [
 
 JOURNAL_URL_HELP = "a SQLite file path, or dynamodb://TABLE for a journal shared by a fleet"
 """What ``--journal`` accepts, for help texts."""
+
+# "scheme://" at the start (RFC 3986 scheme syntax, two characters or more: "C:/x" is no URL).
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
+_DYNAMO_SCHEME = "dynamodb"
+
+
+def is_dynamo_url(spec: str | os.PathLike[str] | None) -> bool:
+    """Whether ``spec`` names a DynamoDB journal: ``dynamodb:`` in any case.
+
+    Args:
+        spec: What ``--journal`` gave.
+
+    Returns:
+        True for ``dynamodb:...`` (``DynamoDB://t`` too: URL schemes are case-insensitive).
+    """
+    return isinstance(spec, str) and spec[: len(_DYNAMO_SCHEME) + 1].lower() == "dynamodb:"
+
+
+def journal_spec_problem(spec: str | os.PathLike[str] | None) -> str | None:
+    """What is wrong with a journal a user names, before anything is opened or created.
+
+    Args:
+        spec: What ``--journal`` gave (None: not given, the default journal).
+
+    Returns:
+        One line saying what is wrong (an empty name, a URL of a scheme no journal has), or
+        None when ``spec`` can name a journal.
+    """
+    if spec is None or not isinstance(spec, str) or is_dynamo_url(spec):
+        return None
+    if not spec.strip():
+        return f"--journal {quoted(spec)} names no journal ({JOURNAL_URL_HELP})"
+    scheme = _URL_SCHEME.match(spec)
+    if scheme is not None:
+        # Never made a file named "s3:/x": a URL of another scheme is a mistake.
+        return (
+            f"--journal {quoted(spec)}: {scheme.group(1)}:// is not a journal URL "
+            f"({JOURNAL_URL_HELP})"
+        )
+    return None
 
 
 def resolve_journal(
@@ -57,18 +102,21 @@ def resolve_journal(
         The journal, not yet open.
 
     Raises:
-        JournalError: a ``dynamodb:`` URL that is not a DynamoDB journal URL.
+        JournalError: a ``dynamodb:`` URL that is not a DynamoDB journal URL, an empty name, or
+            a URL of another scheme (see :func:`journal_spec_problem`).
     """
     if spec is None:
         return SQLiteJournal(default_journal_path(), read_only=read_only)
-    if isinstance(spec, str) and spec.startswith("dynamodb:"):
+    if not isinstance(spec, str | os.PathLike):
+        return spec
+    if (problem := journal_spec_problem(spec)) is not None:
+        raise JournalError(problem)
+    if isinstance(spec, str) and is_dynamo_url(spec):
         # Lazily: SQLite users never load aioboto3.
         from async_refimport.journal.dynamo import DynamoJournal
 
         return DynamoJournal.from_url(spec, region=region, pool=pool)
-    if isinstance(spec, str | os.PathLike):
-        return SQLiteJournal(spec, read_only=read_only)
-    return spec
+    return SQLiteJournal(spec, read_only=read_only)
 
 
 @asynccontextmanager

@@ -65,6 +65,9 @@ class Manifest:
             whole manifest).
         invalid_lines: The lines of rows that were rejected (a CSV header is not a row).
         ignored_columns: Unknown columns or keys skipped under ``ignore_unknown_columns``.
+        refused: A problem of the whole file leaves none of its rows importable (a quote never
+            closed takes in every row after it): nothing is imported, invalid rows skipped or
+            not.
     """
 
     source: str
@@ -75,6 +78,7 @@ class Manifest:
     errors: list[FieldError] = field(default_factory=list)
     invalid_lines: set[int] = field(default_factory=set)
     ignored_columns: set[str] = field(default_factory=set)
+    refused: bool = False
 
     @property
     def path(self) -> Path:

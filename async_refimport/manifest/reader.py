@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from async_refimport._errors import FieldError, ManifestError
-from async_refimport._models import ImportRequest
+from async_refimport._models import ImportRequest, printable
 
 # The names below moved to formats, model and rows; importing them from here still works.
 from async_refimport.manifest.formats import FORMATS as FORMATS
@@ -67,10 +67,11 @@ PRINTED_ERRORS = 100
 
 
 def format_error(error: FieldError) -> str:
-    """``FILE:LINE: field: reason`` (``FILE: field: reason`` for a problem of the whole file)."""
+    """``FILE:LINE: field: reason`` (``FILE: field: reason`` for a problem of the whole file), in
+    one printable line: a file named with ESC or a line break cannot forge lines."""
     if error.source is not None and error.line is None:
-        return f"{error.source}: {error.field}: {error.reason}"
-    return str(error)
+        return printable(f"{error.source}: {error.field}: {error.reason}")
+    return printable(str(error))
 
 
 def format_errors(errors: Sequence[FieldError], limit: int = PRINTED_ERRORS) -> list[str]:
@@ -133,12 +134,28 @@ def read_manifest(
             format=format,
             ignore_unknown_columns=ignore_unknown_columns,
         )
+    return _read_file(
+        source, defaults, format or detect_format(str(source)), ignore_unknown_columns
+    )
+
+
+def _read_file(
+    source: str | os.PathLike[str],
+    defaults: ManifestDefaults,
+    fmt: ManifestFormat | None,
+    ignore_unknown_columns: bool,
+) -> Manifest:
+    """:func:`read_manifest` of a file (``fmt``: its format, None when nothing tells it)."""
     name = str(source)
-    fmt = format or detect_format(name)
-    if fmt is None:
-        raise ManifestError([_cannot_tell(name)])
     try:
         with open(source, "rb") as f:
+            if fmt is None and not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                # A pipe or <(...) has no extension to go by: sniffed, as standard input is.
+                return parse_manifest(
+                    f.read(), name, defaults, ignore_unknown_columns=ignore_unknown_columns
+                )
+            if fmt is None:
+                raise ManifestError([_cannot_tell(name)])
             return parse(f, name, fmt, defaults, ignore_unknown_columns)
     except OSError as exc:
         raise _unreadable(name, exc) from exc
@@ -297,7 +314,8 @@ def check_manifest(
     held as its bytes (a few dozen bytes a row, against the hundreds of a row's request).
 
     Raises:
-        ManifestError: the format cannot be determined or the manifest cannot be read.
+        ManifestError: the format cannot be determined, the manifest cannot be read, or a
+            problem of the whole file (a quote never closed) leaves none of its rows importable.
     """
     defaults = defaults or ManifestDefaults()
     name = str(source)
@@ -312,6 +330,8 @@ def check_manifest(
             key = (request.store_id, request.region, request.endpoint_url, request.profile)
             if key not in stores:
                 stores[key] = request
+    if builder.manifest.refused:  # the file as a whole: no row of it is imported
+        raise ManifestError(builder.manifest.errors)
     return CheckedManifest(
         builder.manifest,
         valid,
@@ -343,14 +363,18 @@ def _reader(
         with copy() as head:
             return copy, format or sniff_format(head.read(65536)) or "csv", False
     given = format or detect_format(name)
-    if given is None:
-        raise ManifestError([_cannot_tell(name)])
     try:
         if not stat.S_ISREG(os.stat(source).st_mode):  # a pipe, /dev/stdin, <(...): read once
             with open(source, "rb") as once:
-                return _copied(once), given, False
+                copy = _copied(once)
+            if given is None:  # /dev/fd/63 has no extension: sniffed, as standard input is
+                with copy() as head:
+                    given = sniff_format(head.read(65536)) or "csv"
+            return copy, given, False
     except OSError as exc:
         raise _unreadable(name, exc) from exc
+    if given is None:
+        raise ManifestError([_cannot_tell(name)])
 
     def reopen() -> IO[bytes]:
         try:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import IO, Any
@@ -74,6 +75,9 @@ def parse(
     for line, request in builder.rows(stream):
         manifest.requests.append(request)
         manifest.lines.append(line)
+    if manifest.refused:  # no row of it is imported, invalid rows skipped or not
+        manifest.requests.clear()
+        del manifest.lines[:]
     return manifest
 
 
@@ -173,6 +177,8 @@ class RowBuilder:
         # (region, store id) -> name -> first line, to report a name repeated for one store
         # (a dict per store rather than a tuple key per row: 64 bytes less a row).
         self.seen: dict[tuple[str, str], dict[str, int]] = {}
+        # The same for the names that are not in Unicode NFC, by their NFC form.
+        self.folded: dict[tuple[str, str], dict[str, int]] = {}
         # Fields reported once for the whole file (a missing column with no default).
         self.file_level: set[str] = set()
         self.has_header = False
@@ -254,18 +260,7 @@ class RowBuilder:
             self.header_fatal = True
             return
         width = len(header)
-        last = reader.line_num
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                self.data_lines += 1
-                self.error(last + 1, "row", f"malformed {self.manifest.format.upper()}: {exc}")
-                last = reader.line_num
-                continue
-            line, last = last + 1, reader.line_num
+        for line, cells in self._records(reader):
             if not cells or all(not c.strip() for c in cells):
                 continue  # blank lines are skipped (but counted)
             self.data_lines += 1
@@ -278,6 +273,58 @@ class RowBuilder:
             request = self._row(line, {col: cells[i] for i, col in columns if cells[i] != ""})
             if request is not None:
                 yield line, request
+
+    def _records(self, reader: Any) -> Iterator[tuple[int, list[str]]]:
+        """The records after the header, each with the line it starts on; a malformed one is
+        recorded as its row's problem, or as the whole file's when a quote opened in it is never
+        closed (:meth:`_malformed`)."""
+        last = reader.line_num
+        # A malformed record is judged once the next one is read: only then is it known whether
+        # it ran to the end of the file.
+        pending: tuple[int, int, csv.Error] | None = None
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                if pending is not None:
+                    self._malformed(*pending, at_end=True)
+                return
+            except csv.Error as exc:
+                if pending is not None:
+                    self._malformed(*pending, at_end=False)
+                self.data_lines += 1
+                pending = (last + 1, reader.line_num, exc)
+                last = reader.line_num
+                continue
+            if pending is not None:
+                self._malformed(*pending, at_end=False)
+                pending = None
+            line, last = last + 1, reader.line_num
+            yield line, cells
+
+    def _malformed(self, line: int, end: int, exc: csv.Error, *, at_end: bool) -> None:
+        """Record the malformed record on lines ``line``-``end``.
+
+        One that ran over several lines to the end of the file holds a quote never closed: the
+        rows it took in would be reported nowhere (``--skip-invalid`` or not), so the whole file
+        is refused, naming the line the quote opened on.
+        """
+        if self.replay:
+            return
+        if at_end and end > line:
+            self.manifest.refused = True
+            self.manifest.errors.append(
+                FieldError(
+                    "file",
+                    f"the quote opened on line {line} is never closed: lines {line}-{end} (the "
+                    'rest of the file) would be one field; close it, or double it ("")',
+                    line,
+                    self.source,
+                )
+            )
+            return
+        span = f" (lines {line}-{end})" if end > line else ""
+        self.error(line, "row", f"malformed {self.manifest.format.upper()}{span}: {exc}")
 
     def _header(self, header: list[str]) -> list[tuple[int, str]] | None:
         if not _utf8(header):
@@ -426,26 +473,49 @@ class RowBuilder:
             errors.append((e.field, e.reason))
         if request.region is None:
             errors.append(("region", "no region column, no --region and no AWS_REGION configured"))
-        names = self.seen.get((request.region or "", request.store_id))
-        if names is None:
-            names = self.seen[(request.region or "", request.store_id)] = {}
-        first = None if self.replay else names.get(request.name)
-        if first is not None:
-            errors.append(
-                (
-                    "name",
-                    f"{_shown(request.name)!r} is repeated for store {request.store_id} "
-                    f"(first on line {first})",
-                )
-            )
-        elif not errors and not self.replay:
-            names[request.name] = line
+        if not self.replay:
+            errors.extend(self._repeated(line, request, remember=not errors))
         if errors:
             row_name = request.name if isinstance(request.name, str) and request.name else None
             for field_name, reason in errors:
                 self.error(line, field_name, reason, row_name)
             return None
         return request
+
+    def _repeated(
+        self, line: int, request: ImportRequest, *, remember: bool
+    ) -> Iterator[tuple[str, str]]:
+        """The problem of a name given before for the same store, in the same spelling or in
+        another Unicode normalization (NFC and NFD spell "é" differently, and the service takes
+        them for two names); ``remember``: a valid row's name is remembered."""
+        key = (request.region or "", request.store_id)
+        names = self.seen.get(key)
+        if names is None:
+            names = self.seen[key] = {}
+        name = request.name
+        first = names.get(name)
+        if first is not None:
+            yield (
+                "name",
+                f"{_shown(name)!r} is repeated for store {request.store_id} "
+                f"(first on line {first})",
+            )
+            return
+        # Only names that are not NFC are kept a second time, by their NFC form: most names
+        # (ASCII ones) cost nothing more.
+        folded = self.folded.setdefault(key, {})
+        normal = unicodedata.normalize("NFC", name)
+        first = folded.get(normal) if normal == name else names.get(normal, folded.get(normal))
+        if first is not None:
+            yield (
+                "name",
+                f"{_shown(name)!r} is the name on line {first} for store {request.store_id} in "
+                "another Unicode normalization (NFC/NFD): the service would keep both",
+            )
+        elif remember:
+            names[name] = line
+            if normal != name:
+                folded.setdefault(normal, line)
 
     def _remote_errors(self, values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         assert self.remote is not None

@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from async_refimport._errors import JournalError
-from async_refimport._models import RowResult, RowState, StoreRef
+from async_refimport._models import (
+    RowResult,
+    RowState,
+    StoreRef,
+    is_region_name,
+    quoted,
+)
 from async_refimport.journal.base import JobRecord, JobState, QueuedRow, Settlement
 
 SCHEME = "dynamodb"
@@ -39,6 +46,7 @@ DEFAULT_RETENTION = 30 * 86_400.0
 """Seconds a final row, a done job or a sent result document is kept by default."""
 
 _ID_BITS = (1 << 53) - 1
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 BATCH_GET = 100
 """Keys per BatchGetItem (DynamoDB's limit)."""
 TXN_ROWS = 99
@@ -109,12 +117,30 @@ def ordered(at: float, tail: str | int) -> str:
 
 
 def parse_url(url: str) -> tuple[str, str | None]:
-    """``dynamodb://TABLE[?region=REGION]`` → (table, region)."""
-    parsed = urllib.parse.urlsplit(url)
+    """``dynamodb://TABLE[?region=REGION]`` → (table, region); the scheme in any case.
+
+    Raises:
+        JournalError: ``url`` is not such a URL, names no valid table, or a Region that is
+            not a Region name.
+    """
+    shown = quoted(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unbalanced "[" in the host
+        raise JournalError(f"{shown} is not a DynamoDB journal URL (dynamodb://TABLE)") from exc
     if parsed.scheme != SCHEME or not parsed.netloc or parsed.path not in ("", "/"):
-        raise JournalError(f"{url!r} is not a DynamoDB journal URL (dynamodb://TABLE)")
+        raise JournalError(f"{shown} is not a DynamoDB journal URL (dynamodb://TABLE)")
+    if not _TABLE_NAME.fullmatch(parsed.netloc):
+        raise JournalError(
+            f"{shown}: {quoted(parsed.netloc)} is not a DynamoDB table name "
+            "(3..255 of A-Z a-z 0-9 _ . -)"
+        )
     query = urllib.parse.parse_qs(parsed.query)
     region = query.get("region", [None])[0]
+    if region is not None and not is_region_name(region):
+        raise JournalError(
+            f"{shown}: region {quoted(region)} is not an AWS Region name (such as us-east-1)"
+        )
     return parsed.netloc, region
 
 

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 import botocore.exceptions
 
-from async_refimport._models import RowState, StoreRef
+from async_refimport._errors import JournalError
+from async_refimport._models import RowState, StoreRef, is_region_name, quoted
 from async_refimport.aws.clients import ClientPool
 from async_refimport.journal._common import holder_is_gone
 from async_refimport.journal.base import OutboxEntry
@@ -80,10 +81,18 @@ class DynamoJournal(RowQueueRole, JobLogRole):
             The journal, not yet open.
 
         Raises:
-            JournalError: ``url`` is not a DynamoDB journal URL.
+            JournalError: ``url`` is not a DynamoDB journal URL, or the Region is not a Region
+                name.
         """
         table, url_region = parse_url(url)
-        return cls(table, region=url_region or region, pool=pool)
+        region = url_region or region
+        if region is not None and not is_region_name(region):
+            # Before the AWS SDK refuses it with a traceback (InvalidRegionError).
+            raise JournalError(
+                f"{quoted(url)}: region {quoted(region)} is not an AWS "
+                "Region name (such as us-east-1)"
+            )
+        return cls(table, region=region, pool=pool)
 
     async def acquire_lease(self, store: StoreRef, owner: str, ttl: float) -> bool:
         """Take or renew the right to drive ``store`` for ``ttl`` seconds; atomic (a conditional

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self
 
 import anyio
+import botocore.exceptions
 
 from async_refimport._errors import JournalError
 from async_refimport._retry import RetryPolicy
@@ -107,9 +108,12 @@ class DynamoTable:
             return
         pool = self._given_pool or ClientPool()
         try:
-            self._client = await pool.client(
-                "dynamodb", region=self.region, profile=self.profile, config=client_config()
-            )
+            try:
+                self._client = await pool.client(
+                    "dynamodb", region=self.region, profile=self.profile, config=client_config()
+                )
+            except botocore.exceptions.BotoCoreError as exc:  # no Region, an unknown profile
+                raise self._fail("open", exc) from exc
             description = await self._call("describe_table", TableName=self.table)
         except BaseException:
             self._client = None
