@@ -76,6 +76,7 @@ from async_refimport._errors import (
 )
 from async_refimport._log import get_logger
 from async_refimport._metrics import WorkerMetrics
+from async_refimport._models import redact_url
 from async_refimport.engine.importer import Importer
 from async_refimport.manifest.reader import ManifestDefaults, RemoteLimits
 from async_refimport.manifest.rows import _loads as loads_json_strictly
@@ -336,7 +337,12 @@ async def _list_imports(request: web.Request) -> web.Response:
 
 
 async def _stores(request: web.Request) -> web.Response:
-    return _json(stores_document(await request.app[IMPORTER_KEY].status()))
+    doc = stores_document(await request.app[IMPORTER_KEY].status())
+    for store in doc["stores"]:
+        # An endpoint given as http://user:password@host: the password is not for clients.
+        if store.get("endpoint_url"):
+            store["endpoint_url"] = redact_url(store["endpoint_url"])
+    return _json(doc)
 
 
 async def _healthz(request: web.Request) -> web.Response:
