@@ -15,7 +15,9 @@ from tests.conftest import ROLE_ARN, STORE_ID
 
 
 def requests(n: int) -> list[ImportRequest]:
-    return [ImportRequest(STORE_ID, ROLE_ARN, f"s3://genomes/g{i}.fa", f"genome-{i}") for i in range(n)]
+    return [
+        ImportRequest(STORE_ID, ROLE_ARN, f"s3://genomes/g{i}.fa", f"genome-{i}") for i in range(n)
+    ]
 
 
 def test_every_method_of_the_seam_states_its_guarantee() -> None:
@@ -38,7 +40,9 @@ async def test_memory_importer_runs_an_importer_in_virtual_time() -> None:
     throttled = TransientServiceError(
         "slow down", code="ThrottlingException", operation="Start", ambiguous=False
     )
-    gateway = MemoryGateway(polls_to_finish=3, start_faults=[throttled] * 2, fail_names={"genome-1"})
+    gateway = MemoryGateway(
+        polls_to_finish=3, start_faults=[throttled] * 2, fail_names={"genome-1"}
+    )
     with anyio.fail_after(20):
         async with memory_importer(gateway=gateway) as run:
             results = await run.importer.wait(await run.importer.submit(requests(3)))
