@@ -32,6 +32,7 @@ from async_refimport.gateway.aws import (
     ExistingReference,
     JobSnapshot,
     JobSummary,
+    ReferencePage,
     SourceSpec,
     SourceStatus,
 )
@@ -123,6 +124,16 @@ class FakeService:
     ) -> list[ExistingReference]:
         self._call("ListReferences")
         return []
+
+    async def list_references_page(
+        self, store: StoreRef, next_token: str | None = None
+    ) -> ReferencePage:
+        self._call("ListReferences")
+        return ReferencePage(())
+
+    async def reference_creation_job(self, store: StoreRef, reference_id: str) -> str | None:
+        self._call("GetReferenceMetadata")
+        return None
 
     async def reference_checksums(
         self, store: StoreRef, created_after: datetime | None

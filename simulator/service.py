@@ -436,6 +436,19 @@ class SimService:
             )
         return self._page(items, kw, "references")
 
+    def ref_metadata(self, proc: SimProcess, kw: dict[str, Any]) -> dict[str, Any]:
+        """GetReferenceMetadata: which job made a reference (``creationJobId``), if a job did."""
+        op = "GetReferenceMetadata"
+        store_id = kw["referenceStoreId"]
+        self._common(proc, op, store_id)
+        for ref in self.stores[store_id].refs.values():
+            if ref.ref_id == kw["id"]:
+                out: dict[str, Any] = {"id": ref.ref_id, "name": ref.name, "md5": ref.md5}
+                if ref.job_id is not None:
+                    out["creationJobId"] = ref.job_id
+                return out
+        raise client_error(op, "ResourceNotFoundException", 404, "no such reference")
+
 
 class SimClient:
     """The aioboto3 omics client of one simulated process: each call travels to the service
@@ -459,6 +472,7 @@ class SimClient:
             "GetReferenceImportJob": service.get,
             "ListReferenceImportJobs": service.list_jobs,
             "ListReferences": service.list_refs,
+            "GetReferenceMetadata": service.ref_metadata,
         }[op]
         crash = proc.world.before_start(proc) if op == "StartReferenceImportJob" else None
         if crash == "before":
@@ -494,6 +508,9 @@ class SimClient:
 
     async def list_references(self, **kw: Any) -> dict[str, Any]:
         return await self._call("ListReferences", kw)
+
+    async def get_reference_metadata(self, **kw: Any) -> dict[str, Any]:
+        return await self._call("GetReferenceMetadata", kw)
 
 
 class SimGateway(AwsGateway):

@@ -298,11 +298,12 @@ class World:
             "GetReferenceImportJob": "Get",
             "ListReferenceImportJobs": "ListJobs",
             "ListReferences": "ListRefs",
+            "GetReferenceMetadata": "Meta",
         }[op]
         if op == "StartReferenceImportJob":
             names = ",".join(s["name"] for s in kw["sources"])
             args = f"[{names}] token={kw['clientToken'][:8]}"
-        elif op == "GetReferenceImportJob":
+        elif op in ("GetReferenceImportJob", "GetReferenceMetadata"):
             args = kw["id"]
         else:
             flt = kw.get("filter") or {}

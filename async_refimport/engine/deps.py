@@ -12,7 +12,7 @@ from async_refimport._events import Event
 from async_refimport._models import StoreRef
 from async_refimport.aws.preflight import Preflight
 from async_refimport.completion.base import CompletionWatcher
-from async_refimport.gateway.base import ExistingReference, OmicsGateway
+from async_refimport.gateway.base import OmicsGateway, ReferencePage
 from async_refimport.journal.base import Journal
 
 
@@ -34,8 +34,8 @@ class LaneDeps:
         answered: Whether any request to the store has been answered (retried attempts
             included).
         reachable: Told once the store's first call succeeded (its set-up works).
-        listed: Listings made just before the lane starts (``Importer.verify_setup``), by store
-            key, with when (``clock``): taken instead of a second first call.
+        listed: First pages read just before the lane starts (``Importer.verify_setup``), by
+            store key, with when (``clock``): taken instead of a second first call.
     """
 
     journal: Journal
@@ -50,4 +50,4 @@ class LaneDeps:
     preflight: Preflight | None = None
     answered: Callable[[StoreRef], bool] = lambda store: False
     reachable: Callable[[StoreRef], None] = lambda store: None
-    listed: dict[str, tuple[float, list[ExistingReference]]] = field(default_factory=dict)
+    listed: dict[str, tuple[float, ReferencePage]] = field(default_factory=dict)

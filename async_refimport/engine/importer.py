@@ -57,7 +57,7 @@ from async_refimport.completion.events import EventWatcher, queue_clients
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.lane import Lane
-from async_refimport.engine.setup import default_region, first_listing
+from async_refimport.engine.setup import default_region, first_page, rest_of_listing
 from async_refimport.engine.status import (
     ApiStats,
     ImporterState,
@@ -70,7 +70,7 @@ from async_refimport.engine.status import (
     store_statuses,
 )
 from async_refimport.engine.waiting import RowWaiter
-from async_refimport.gateway.aws import AwsGateway, ExistingReference, OmicsGateway
+from async_refimport.gateway.aws import AwsGateway, OmicsGateway, ReferencePage
 from async_refimport.journal import lease_owner_name, resolve_journal
 from async_refimport.journal.base import Journal
 
@@ -165,8 +165,8 @@ class Importer:
         self._parked_version = 0
         # When a write to the journal last failed (a worker rides out an outage).
         self._journal_failed_at: float | None = None
-        # Listings verify_setup made, for lanes about to start (saves each a second call).
-        self._listed: dict[str, tuple[float, list[ExistingReference]]] = {}
+        # First pages verify_setup read, for lanes about to start (saves each a second call).
+        self._listed: dict[str, tuple[float, ReferencePage]] = {}
         self._state = ImporterState.NEW
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
@@ -593,7 +593,10 @@ class Importer:
                 if error := unusable.get(store.key):
                     plans.append(StorePlan(store, len(reqs), {}, 0, setup_error=error))
                     continue
-                _, refs = self._listed.pop(store.key)  # made by _verify just now
+                _, page = self._listed.pop(store.key)  # read by _verify just now
+                refs = await rest_of_listing(
+                    self._gateway, store, page, wait=self.settings.busy_wait, sleep=self._sleep
+                )
                 present = present_names(refs, reqs)
                 missing: dict[str, str] = {}
                 if preflight is not None and preflight.applies(store):
@@ -631,13 +634,13 @@ class Importer:
         return tuple(problems[key] for key in stores if key in problems)
 
     async def _verify(self, stores: Mapping[str, StoreRef]) -> dict[str, SetupError]:
-        """The first call of each store, all at once: set-up errors by store key. The listings
+        """The first call of each store, all at once: set-up errors by store key. The first pages
         of the usable stores are kept for their lanes (``self._listed``)."""
         problems: dict[str, SetupError] = {}
 
         async def check(store: StoreRef) -> None:
             try:
-                refs = await first_listing(
+                page = await first_page(
                     self._gateway,
                     store,
                     setup_timeout=self.settings.setup_timeout,
@@ -650,7 +653,7 @@ class Importer:
                 problems[store.key] = exc
             else:
                 self._answered.add(store.key)
-                self._listed[store.key] = (self._clock(), refs)
+                self._listed[store.key] = (self._clock(), page)
 
         async with anyio.create_task_group() as tg:
             for store in stores.values():

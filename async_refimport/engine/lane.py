@@ -22,7 +22,6 @@ import anyio.abc
 import structlog
 
 from async_refimport._errors import (
-    CredentialsError,
     JournalError,
     LeaseLostError,
     PermanentServiceError,
@@ -42,14 +41,14 @@ from async_refimport._retry import backoff_delay
 from async_refimport._settings import ImporterSettings
 from async_refimport.completion.base import LearnsFromHistory
 from async_refimport.engine.deps import LaneDeps
-from async_refimport.engine.setup import first_listing
+from async_refimport.engine.presence import StoreNames
+from async_refimport.engine.setup import first_page
 from async_refimport.engine.start import NOT_FOUND, Starter
-from async_refimport.gateway.base import ExistingReference, JobSnapshot
+from async_refimport.gateway.base import JobSnapshot
 from async_refimport.journal.base import FinalJobStatus, JobRecord, QueuedRow, Settlement
 
 log = get_logger(__name__)
 
-_LIVE = (None, "ACTIVE")
 # A source that failed because its name is taken; the reference may not be listed yet.
 _NAME_TAKEN = re.compile(
     r"already exists|already in use|\bname\b[^.]*\b(taken|in use|exists)\b", re.IGNORECASE
@@ -66,10 +65,11 @@ class Lane:
         self.idle = False
         self.active_job: str | None = None
         self._wake = anyio.Event()
-        self._present: dict[str, str] | None = None
-        self._present_at = 0.0
+        self._names = StoreNames(
+            deps.gateway, store, settings, clock=deps.clock, sleep=deps.sleep, pause=self._pause
+        )
         # The md5 the service reported for references seen in any listing, by reference id.
-        self._md5: dict[str, str] = {}
+        self._md5 = self._names.md5
         self._starter = Starter(
             store, deps, settings, check_lease=self._check_lease_fresh, pause=self._pause
         )
@@ -186,11 +186,12 @@ class Lane:
 
     async def _work(self) -> None:
         d = self._deps
-        listed_at, refs = d.listed.pop(self.store.key, (d.clock(), None))
-        if self._present is None and refs is None:
+        listed_at, page = d.listed.pop(self.store.key, (d.clock(), None))
+        if not self._names.seeded and page is None:
             # The first call, before anything is recovered or sent: a set-up that cannot work
             # (credentials, access, store, endpoint) raises SetupError here, rows left queued.
-            refs = await first_listing(
+            # One page: a big store's other pages are read only as its rows need them.
+            page = await first_page(
                 d.gateway,
                 self.store,
                 setup_timeout=self._settings.setup_timeout,
@@ -200,10 +201,10 @@ class Lane:
                 clock=d.clock,
             )
             listed_at = d.clock()
-        if refs is not None:
-            log.info("store.checked", references=len(refs))
+        if page is not None:
+            log.info("store.checked", references=len(page.references), more=not page.last)
             # Listed a while ago: looked at again once existence_ttl has passed since.
-            self._present, self._present_at = self._live(refs), listed_at
+            self._names.seed(page, listed_at)
         d.reachable(self.store)
         if isinstance(d.watcher, LearnsFromHistory):
             # Start warm: predict the first job from the jobs this journal has seen end.
@@ -293,25 +294,35 @@ class Lane:
     # -- existence ------------------------------------------------------------------------------
 
     async def _skip_present(self, rows: list[QueuedRow]) -> list[QueuedRow]:
-        """Settle rows whose name the store already holds; return the rest."""
+        """Settle rows whose name the store already holds; return the rest.
+
+        A row sent before (in a job that was lost or failed as a whole) whose name is now held
+        may hold it by our own job: its ``creationJobId`` is asked, and then it is IMPORTED.
+        """
         d = self._deps
-        if self._present is None:
-            return rows  # not listed yet: _work lists the store before anything else
-        if d.clock() - self._present_at > self._settings.existence_ttl:
-            try:
-                refs = await d.gateway.list_references(self.store)
-            except ServiceError as exc:
-                # The first listing worked: keep it; names taken since are caught when settling.
-                log.warning("store.relist_failed", error=str(exc))
-            else:
-                self._present = self._live(refs)
-            self._present_at = d.clock()
-        known = self._present
+        if not self._names.seeded:
+            return rows  # not listed yet: _work reads the store's first page before anything
+        known = await self._names.present(
+            [r.name for r in rows],
+            queued=lambda: d.journal.queued_count(self.store),
+            spawn=self._tg,
+        )
         already = [r for r in rows if r.name in known]
         if already:
+            ours = await self._ours(
+                {known[r.name] for r in already if r.attempts}, await self._job_ids(already)
+            )
             await self._settle_queued(
                 [
                     Settlement(
+                        r.row_id,
+                        RowState.IMPORTED,
+                        known[r.name],
+                        None,
+                        self._md5.get(known[r.name]),
+                    )
+                    if known[r.name] in ours
+                    else Settlement(
                         r.row_id,
                         RowState.ALREADY_PRESENT,
                         known[r.name],
@@ -324,10 +335,17 @@ class Lane:
             d.emit(StoreChecked(self.store, len(already)))
         return [r for r in rows if r.name not in known]
 
-    def _live(self, refs: list[ExistingReference]) -> dict[str, str]:
-        """Live references by name; their md5s are noted on the way."""
-        self._md5.update((r.reference_id, r.md5) for r in refs if r.md5)
-        return {r.name: r.reference_id for r in refs if r.status in _LIVE}
+    async def _job_ids(self, rows: list[QueuedRow]) -> set[str]:
+        """Our job ids for the store, when any of ``rows`` was sent before (else none needed)."""
+        if not any(r.attempts for r in rows):
+            return set()
+        return await self._deps.journal.known_job_ids(self.store)
+
+    async def _ours(self, references: set[str], jobs: set[str]) -> set[str]:
+        """Which of ``references`` one of ``jobs`` made (asked: creationJobId, paced)."""
+        if not references or not jobs:
+            return set()
+        return {ref for ref in references if await self._names.made_by(ref, jobs)}
 
     async def _settle_queued(self, settlements: list[Settlement]) -> None:
         d = self._deps
@@ -465,8 +483,7 @@ class Lane:
             source = by_name.get(row.name) or by_file.get(row.source_file)
             if source is not None and source.status == "FINISHED" and source.reference_id:
                 settlements.append(Settlement(row.row_id, RowState.IMPORTED, source.reference_id))
-                if self._present is not None:
-                    self._present[row.name] = source.reference_id
+                self._names.add(row.name, source.reference_id)
             elif source is not None and source.status in ("FINISHED", "FAILED"):
                 failed.append((row, source.message))
             elif cancelled:
@@ -479,29 +496,47 @@ class Lane:
         if cancelled:
             log.warning("import_job.cancelled_outside", message=snapshot.message)
         if failed:
-            existing = await self._taken_names(failed)
-            for row, message in failed:
-                if row.name in existing:
-                    # The name was taken (by another client, or before a crash): it is present.
-                    if self._present is not None:
-                        self._present[row.name] = existing[row.name]
-                    settlements.append(
-                        Settlement(
-                            row.row_id,
-                            RowState.ALREADY_PRESENT,
-                            existing[row.name],
-                            f"name already in the store ({message or 'import failed'})",
-                            self._md5.get(existing[row.name]),
-                        )
-                    )
-                else:
-                    settlements.append(
-                        Settlement(row.row_id, RowState.FAILED, None, message or "import failed")
-                    )
+            settlements.extend(await self._settle_failed(job, failed))
         settlements = await self._with_checksums(settlements, snapshot)
         await self._finish(
             job, settlements, requeue=requeue, status=snapshot.status, message=snapshot.message
         )
+
+    async def _settle_failed(
+        self, job: JobRecord, failed: list[tuple[QueuedRow, str | None]]
+    ) -> list[Settlement]:
+        """The outcome of each row whose source failed: its name held now is ALREADY_PRESENT
+        (taken by another client, or before a crash), or IMPORTED when the reference holding it
+        was made by an earlier job of ours (asked: creationJobId; a job sent again after its
+        first run went unseen); else FAILED with the message. This job made none of them: their
+        sources failed."""
+        existing = await self._taken_names(failed)
+        jobs: set[str] = set()
+        if existing:
+            jobs = await self._deps.journal.known_job_ids(self.store) - {job.job_id or ""}
+        ours = await self._ours(set(existing.values()), jobs)
+        settlements = []
+        for row, message in failed:
+            ref = existing.get(row.name)
+            if ref is None:
+                settlements.append(
+                    Settlement(row.row_id, RowState.FAILED, None, message or "import failed")
+                )
+                continue
+            self._names.add(row.name, ref)
+            if ref in ours:
+                settlements.append(Settlement(row.row_id, RowState.IMPORTED, ref))
+                continue
+            settlements.append(
+                Settlement(
+                    row.row_id,
+                    RowState.ALREADY_PRESENT,
+                    ref,
+                    f"name already in the store ({message or 'import failed'})",
+                    self._md5.get(ref),
+                )
+            )
+        return settlements
 
     async def _with_checksums(
         self, settlements: list[Settlement], snapshot: JobSnapshot
@@ -540,7 +575,7 @@ class Lane:
         backoff, for up to ``consistency_grace`` seconds; other failures are checked once.
         """
         d, s = self._deps, self._settings
-        existing = await self._answered_names([row.name for row, _ in failed])
+        existing = await self._names.lookup([row.name for row, _ in failed])
         late = [r.name for r, m in failed if r.name not in existing and _NAME_TAKEN.search(m or "")]
         began, tries = d.clock(), 0
         while late and (waited := d.clock() - began) < s.consistency_grace:
@@ -548,48 +583,10 @@ class Lane:
             delay = min(backoff_delay(s.retry, tries), s.consistency_grace - waited)
             log.info("store.name_not_listed_yet", names=len(late), retry_in=delay)
             await d.sleep(delay)
-            found = await self._answered_names(late)
+            found = await self._names.lookup(late)
             existing.update(found)
             late = [n for n in late if n not in found]
         return existing
-
-    async def _answered_names(self, names: list[str]) -> dict[str, str]:
-        """:meth:`_existing_names`, asked again until the service answers.
-
-        A lookup that failed (lapsed credentials, throttling past the retries) is not an answer:
-        counting it as "not listed" would fail rows whose name is in the store. The store waits
-        instead (paused on credentials, ``busy_wait`` between tries), as the Start loop does.
-        """
-        while True:
-            try:
-                return await self._existing_names(names)
-            except ServiceError as exc:
-                log.warning("store.name_check_failed", error=str(exc))
-                if isinstance(exc, CredentialsError):
-                    self._pause(exc)
-                await self._deps.sleep(self._settings.busy_wait)
-
-    async def _existing_names(self, names: list[str]) -> dict[str, str]:
-        """Which of ``names`` the store holds now: one filtered call per name when they are few,
-        else one listing of the store (whichever needs fewer paced calls).
-
-        Raises:
-            ServiceError: the store could not be asked.
-        """
-        gateway = self._deps.gateway
-        pages = len(self._present or {}) // 100 + 1
-        if len(names) <= pages:
-            found: dict[str, str] = {}
-            for name in names:
-                for ref in await gateway.list_references(self.store, name=name):
-                    if ref.name == name and ref.status in _LIVE:
-                        found[name] = ref.reference_id
-                        if ref.md5:
-                            self._md5[ref.reference_id] = ref.md5
-            return found
-        refs = await gateway.list_references(self.store)
-        wanted = set(names)
-        return {n: ref for n, ref in self._live(refs).items() if n in wanted}
 
     async def _finish(
         self,

@@ -1,16 +1,19 @@
 """A store's first call: telling "fix your set-up" from "fix your data" and from a passing fault.
 
-Before a lane packs a single job it lists the store's references (ListReferences). That first
-call is the one place where a refusal says nothing about the rows: no credentials, an unknown
-profile, access denied, no such store, or no answer at all. :func:`first_listing` makes it, and
-turns such an outcome into a :class:`~async_refimport.SetupError` that names what to fix, so that
-the rows stay queued (fixing the set-up and running again imports them) instead of failing.
+Before a lane packs a single job it reads the first page of the store's references
+(ListReferences). That first call is the one place where a refusal says nothing about the rows:
+no credentials, an unknown profile, access denied, no such store, or no answer at all.
+:func:`first_page` makes it, and turns such an outcome into a :class:`~async_refimport.SetupError`
+that names what to fix, so that the rows stay queued (fixing the set-up and running again imports
+them) instead of failing.
 
 "No answer at all" is told from a service that answers slowly by what came back: as long as not
 one request to the store was answered (every attempt ended in a refused or timed-out connection),
-the listing is given ``setup_timeout`` seconds; a throttle or a 500 is an answer, so a reachable
-service under load is waited out however long that takes. Later failures, in the middle of a
-working run, are never set-up errors: lanes retry or pause through them as before.
+the first page is given ``setup_timeout`` seconds; a throttle or a 500 is an answer, so a reachable
+service under load is waited out however long that takes. The bound covers that first page only:
+a page answered means the endpoint works, and a store of 100,000 references (1,000 pages at 5 TPS)
+is a big store, not a set-up problem. The rest of a listing, and any later failure in the middle of
+a working run, is never a set-up error: lanes retry or pause through them as before.
 """
 
 from __future__ import annotations
@@ -28,11 +31,18 @@ from async_refimport._errors import (
     TransientServiceError,
 )
 from async_refimport._log import get_logger
-from async_refimport._models import StoreRef
+from async_refimport._models import StoreRef, redact_url
 from async_refimport.aws.clients import default_region
-from async_refimport.gateway.base import ExistingReference, OmicsGateway
+from async_refimport.gateway.base import ExistingReference, OmicsGateway, ReferencePage
 
-__all__ = ["default_region", "first_listing", "setup_error", "unreachable"]
+__all__ = [
+    "default_region",
+    "first_listing",
+    "first_page",
+    "rest_of_listing",
+    "setup_error",
+    "unreachable",
+]
 
 log = get_logger(__name__)
 
@@ -110,7 +120,12 @@ def setup_error(error: PermanentServiceError, store: StoreRef) -> SetupError:
     """
     kind, message, fix = _problem(error, store)
     return SetupError(
-        message, store_id=store.store_id, region=store.region, kind=kind, fix=fix, cause=error
+        redact_url(message),
+        store_id=store.store_id,
+        region=store.region,
+        kind=kind,
+        fix=redact_url(fix),
+        cause=error,
     )
 
 
@@ -118,7 +133,7 @@ def unreachable(store: StoreRef, waited: float, last: ServiceError | None) -> Se
     """The set-up error of a store whose first call was never answered within ``waited`` s."""
     detail = f" (last: {last.code}: {last.message})" if last is not None else ""
     return SetupError(
-        f"no answer from {_where(store)} in {waited:.0f} s{detail}",
+        redact_url(f"no answer from {_where(store)} in {waited:.0f} s{detail}"),
         store_id=store.store_id,
         region=store.region,
         kind=SetupKind.ENDPOINT,
@@ -130,7 +145,7 @@ def unreachable(store: StoreRef, waited: float, last: ServiceError | None) -> Se
     )
 
 
-async def first_listing(
+async def first_page(
     gateway: OmicsGateway,
     store: StoreRef,
     *,
@@ -139,19 +154,23 @@ async def first_listing(
     answered: Callable[[StoreRef], bool],
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     clock: Callable[[], float] | None = None,
-) -> list[ExistingReference]:
-    """List the store's references as its first call, or raise the set-up problem.
+) -> ReferencePage:
+    """Read the first page of the store's references as its first call, or raise the set-up
+    problem.
 
     Args:
         gateway: The HealthOmics seam (its calls retry transient errors themselves).
         store: The store.
-        setup_timeout: Seconds the listing may go without any answer before the endpoint counts
-            as unreachable.
-        retry_wait: Seconds between listings when the gateway's own retries ran out on a
-            service that does answer (throttled, failing with 500s).
+        setup_timeout: Seconds the first page may go without any answer before the endpoint
+            counts as unreachable.
+        retry_wait: Seconds between tries when the gateway's own retries ran out on a service
+            that does answer (throttled, failing with 500s).
         answered: Whether any request to the store got an answer so far (its retries included).
         sleep: Async sleep (injectable).
         clock: Monotonic seconds (injectable); anyio's clock by default.
+
+    Returns:
+        The first page (its ``next_token`` says whether the store holds more).
 
     Raises:
         SetupError: credentials, access, store or endpoint are wrong; nothing was sent.
@@ -168,7 +187,7 @@ async def first_listing(
         left = setup_timeout - (now() - began)
         try:
             with anyio.fail_after(None if reached() else left):
-                return await gateway.list_references(store)
+                return await gateway.list_references_page(store)
         except PermanentServiceError as exc:
             raise setup_error(exc, store) from exc
         except TransientServiceError as exc:
@@ -185,3 +204,81 @@ async def first_listing(
             raise unreachable(store, waited, last) from last
         else:
             await sleep(min(retry_wait, setup_timeout - waited))
+
+
+async def rest_of_listing(
+    gateway: OmicsGateway,
+    store: StoreRef,
+    page: ReferencePage,
+    *,
+    wait: float,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> list[ExistingReference]:
+    """Every reference of the store, from its first page on: the pages after it are read
+    without any set-up bound (the endpoint answered), each retried after ``wait`` while
+    the service answers with throttles or 5xx.
+
+    Args:
+        gateway: The HealthOmics seam.
+        store: The store.
+        page: The first page (:func:`first_page`).
+        wait: Seconds between tries of a page whose gateway retries ran out.
+        sleep: Async sleep (injectable).
+
+    Returns:
+        The references of every page.
+
+    Raises:
+        PermanentServiceError: a page was refused for good.
+    """
+    refs = list(page.references)
+    while page.next_token is not None:
+        try:
+            page = await gateway.list_references_page(store, page.next_token)
+        except TransientServiceError as exc:
+            log.warning("store.list_failed", store_id=store.store_id, error=str(exc))
+            await sleep(wait)
+            continue
+        refs.extend(page.references)
+    return refs
+
+
+async def first_listing(
+    gateway: OmicsGateway,
+    store: StoreRef,
+    *,
+    setup_timeout: float,
+    retry_wait: float,
+    answered: Callable[[StoreRef], bool],
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    clock: Callable[[], float] | None = None,
+) -> list[ExistingReference]:
+    """List every reference of the store, its first page the set-up check (:func:`first_page`;
+    the bound covers that page only), then :func:`rest_of_listing`.
+
+    Args:
+        gateway: The HealthOmics seam (its calls retry transient errors themselves).
+        store: The store.
+        setup_timeout: Seconds the first page may go without any answer.
+        retry_wait: Seconds between tries when the gateway's own retries ran out.
+        answered: Whether any request to the store got an answer so far.
+        sleep: Async sleep (injectable).
+        clock: Monotonic seconds (injectable); anyio's clock by default.
+
+    Returns:
+        The store's references.
+
+    Raises:
+        SetupError: credentials, access, store or endpoint are wrong; nothing was sent.
+        PermanentServiceError: a later page was refused for good.
+    """
+    page = await first_page(
+        gateway,
+        store,
+        setup_timeout=setup_timeout,
+        retry_wait=retry_wait,
+        answered=answered,
+        sleep=sleep,
+        clock=clock,
+    )
+    return await rest_of_listing(gateway, store, page, wait=retry_wait, sleep=sleep)

@@ -36,11 +36,14 @@ from async_refimport.gateway.base import (
     GET,
     LIST_JOBS,
     LIST_REFS,
+    PAGE_SIZE,
+    REF_METADATA,
     START,
     ExistingReference,
     JobSnapshot,
     JobSummary,
     OmicsGateway,
+    ReferencePage,
     SourceSpec,
     SourceStatus,
 )
@@ -56,6 +59,7 @@ __all__ = [
     "JobSnapshot",
     "JobSummary",
     "OmicsGateway",
+    "ReferencePage",
     "SourceSpec",
     "SourceStatus",
     "is_throttle",
@@ -372,6 +376,27 @@ class AwsGateway:
             ),
         )
 
+    async def _page(
+        self,
+        store: StoreRef,
+        operation: str,
+        method: str,
+        flt: dict[str, Any],
+        token: str | None,
+    ) -> dict[str, Any]:
+        """One page of a paginated List call: paced and retried on its own."""
+        kwargs: dict[str, Any] = {"referenceStoreId": store.store_id, "maxResults": PAGE_SIZE}
+        if flt:
+            kwargs["filter"] = flt
+        if token:
+            kwargs["nextToken"] = token
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await getattr(client, method)(**kwargs)
+            return response
+
+        return await self._retried(store, operation, call)
+
     async def _list_all(
         self, store: StoreRef, operation: str, method: str, items_key: str, flt: dict[str, Any]
     ) -> list[dict[str, Any]]:
@@ -379,17 +404,7 @@ class AwsGateway:
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"referenceStoreId": store.store_id, "maxResults": 100}
-            if flt:
-                kwargs["filter"] = flt
-            if token:
-                kwargs["nextToken"] = token
-
-            async def call(client: Any, kwargs: dict[str, Any] = kwargs) -> dict[str, Any]:
-                response: dict[str, Any] = await getattr(client, method)(**kwargs)
-                return response
-
-            page = await self._retried(store, operation, call)
+            page = await self._page(store, operation, method, flt, token)
             items.extend(page.get(items_key, []))
             token = page.get("nextToken")
             if not token:
@@ -444,10 +459,51 @@ class AwsGateway:
         """
         flt = {"name": name} if name is not None else {}
         refs = await self._list_all(store, LIST_REFS, "list_references", "references", flt)
-        return [
-            ExistingReference(str(r["id"]), str(r.get("name", "")), r.get("status"), r.get("md5"))
-            for r in refs
-        ]
+        return [_reference(r) for r in refs]
+
+    async def list_references_page(
+        self, store: StoreRef, next_token: str | None = None
+    ) -> ReferencePage:
+        """See :meth:`OmicsGateway.list_references_page`: one page, paced and retried.
+
+        Args:
+            store: The store.
+            next_token: Where to start (``None``: the first page).
+
+        Returns:
+            The page.
+
+        Raises:
+            CredentialsError: the caller's credentials are refused or missing.
+            ServiceError: another refusal, or the page failed for good.
+        """
+        page = await self._page(store, LIST_REFS, "list_references", {}, next_token)
+        refs = tuple(_reference(r) for r in page.get("references", []))
+        return ReferencePage(refs, page.get("nextToken") or None)
+
+    async def reference_creation_job(self, store: StoreRef, reference_id: str) -> str | None:
+        """See :meth:`OmicsGateway.reference_creation_job`: paced, retried.
+
+        Args:
+            store: The reference's store.
+            reference_id: The reference's id.
+
+        Returns:
+            GetReferenceMetadata's ``creationJobId``, or ``None`` when it names none.
+
+        Raises:
+            ServiceError: no such reference, or retries ran out.
+        """
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.get_reference_metadata(
+                referenceStoreId=store.store_id, id=reference_id
+            )
+            return response
+
+        answer = await self._retried(store, REF_METADATA, call)
+        job = answer.get("creationJobId")
+        return str(job) if job else None
 
     async def reference_checksums(
         self, store: StoreRef, created_after: datetime | None
@@ -467,3 +523,10 @@ class AwsGateway:
         flt = {"createdAfter": created_after} if created_after is not None else {}
         refs = await self._list_all(store, LIST_REFS, "list_references", "references", flt)
         return {str(r["id"]): str(r["md5"]) for r in refs if r.get("md5")}
+
+
+def _reference(item: dict[str, Any]) -> ExistingReference:
+    """A ListReferences item as the engine sees it."""
+    return ExistingReference(
+        str(item["id"]), str(item.get("name", "")), item.get("status"), item.get("md5")
+    )

@@ -24,11 +24,14 @@ __all__ = [
     "GET",
     "LIST_JOBS",
     "LIST_REFS",
+    "PAGE_SIZE",
+    "REF_METADATA",
     "START",
     "ExistingReference",
     "JobSnapshot",
     "JobSummary",
     "OmicsGateway",
+    "ReferencePage",
     "SourceSpec",
     "SourceStatus",
 ]
@@ -41,6 +44,10 @@ LIST_JOBS = "ListReferenceImportJobs"
 """The operation that lists a store's jobs."""
 LIST_REFS = "ListReferences"
 """The operation that lists a store's references."""
+REF_METADATA = "GetReferenceMetadata"
+"""The operation that reads one reference (its ``creationJobId``: which job made it)."""
+PAGE_SIZE = 100
+"""The most items one List call returns (``maxResults``: the service allows no more)."""
 
 FINAL_JOB_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
 """The statuses a job never leaves."""
@@ -142,6 +149,24 @@ class ExistingReference:
     md5: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ReferencePage:
+    """One page of a store's ListReferences.
+
+    Attributes:
+        references: The page's references (up to :data:`PAGE_SIZE`).
+        next_token: Where the next page starts; ``None`` on the last page.
+    """
+
+    references: tuple[ExistingReference, ...]
+    next_token: str | None = None
+
+    @property
+    def last(self) -> bool:
+        """Whether no page follows this one."""
+        return self.next_token is None
+
+
 class OmicsGateway(Protocol):
     """The HealthOmics operations the engine uses, one store at a time.
 
@@ -227,6 +252,43 @@ class OmicsGateway(Protocol):
         Raises:
             CredentialsError: the caller's credentials are refused or missing.
             ServiceError: the store does not exist, access is denied, or a page failed for good.
+        """
+        ...
+
+    async def list_references_page(
+        self, store: StoreRef, next_token: str | None = None
+    ) -> ReferencePage:
+        """One page of the store's references (unfiltered): paced, retried on its own.
+
+        A big store is read a page at a time, so that its first page can answer the set-up
+        check alone and the rest can be read while the store works.
+
+        Args:
+            store: The store.
+            next_token: Where to start: the previous page's ``next_token`` (``None``: the first).
+
+        Returns:
+            The page, with the token of the next one.
+
+        Raises:
+            CredentialsError: the caller's credentials are refused or missing.
+            ServiceError: the store does not exist, access is denied, or the page failed for good.
+        """
+        ...
+
+    async def reference_creation_job(self, store: StoreRef, reference_id: str) -> str | None:
+        """Which import job made a reference (GetReferenceMetadata's ``creationJobId``): paced
+        on its own operation, retried on transient failures (it changes nothing).
+
+        Args:
+            store: The reference's store.
+            reference_id: The reference's id.
+
+        Returns:
+            The job's id; ``None`` when the service names none (not made by an import job).
+
+        Raises:
+            ServiceError: no such reference, or retries ran out.
         """
         ...
 

@@ -28,6 +28,7 @@ from async_refimport.gateway.base import (
     ExistingReference,
     JobSnapshot,
     JobSummary,
+    ReferencePage,
     SourceSpec,
     SourceStatus,
 )
@@ -67,10 +68,13 @@ class MemoryGateway:
         checksums: The md5 of each reference imported, by reference id (the md5 of its source
             URI: there is no file to read).
         created: When each reference was imported, by reference id.
+        creators: The job that made each reference it imported, by reference id (what
+            GetReferenceMetadata's ``creationJobId`` says; ``existing`` names have none).
+        page_size: References per ListReferences page (the service's ``maxResults``, 100).
         jobs: Every job started, by id.
         tokens: The job started for each client token (Start is idempotent by token).
         calls: Calls made, by operation (``start``, ``get``, ``list_imports``, ``list_references``,
-            ``checksums``).
+            ``checksums``, ``metadata``); every page of a listing counts once.
         max_active: The most jobs that ever ran at once in one store (1 when the engine behaves).
     """
 
@@ -83,6 +87,8 @@ class MemoryGateway:
     create_before_fault: bool = False
     checksums: dict[str, str] = field(default_factory=dict)
     created: dict[str, datetime] = field(default_factory=dict)
+    creators: dict[str, str] = field(default_factory=dict)
+    page_size: int = 100
     jobs: dict[str, MemoryJob] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
@@ -175,6 +181,7 @@ class MemoryGateway:
                     ref = self.existing[s.name] = str(next(self._ids))
                     self.checksums[ref] = hashlib.md5(s.source_file.encode()).hexdigest()
                     self.created[ref] = datetime.now(UTC)
+                    self.creators[ref] = job.job_id
         sources = []
         for s in job.sources:
             if job.status == "IN_PROGRESS":
@@ -232,6 +239,43 @@ class MemoryGateway:
             for n, ref in self.existing.items()
             if name is None or n == name
         ]
+
+    async def list_references_page(
+        self, store: StoreRef, next_token: str | None = None
+    ) -> ReferencePage:
+        """One page of :meth:`list_references` (``page_size`` references; the token an offset).
+
+        Args:
+            store: The store.
+            next_token: Where to start (``None``: the first page).
+
+        Returns:
+            The page.
+
+        Raises:
+            BaseException: the next of ``list_faults``, if any.
+        """
+        self._count("list_references")
+        if self.list_faults:
+            raise self.list_faults.pop(0)
+        start = int(next_token) if next_token else 0
+        names = list(self.existing.items())[start : start + self.page_size]
+        refs = tuple(ExistingReference(r, n, "ACTIVE", self.checksums.get(r)) for n, r in names)
+        more = start + self.page_size < len(self.existing)
+        return ReferencePage(refs, str(start + self.page_size) if more else None)
+
+    async def reference_creation_job(self, store: StoreRef, reference_id: str) -> str | None:
+        """The job that made a reference (``creators``), as GetReferenceMetadata says.
+
+        Args:
+            store: The reference's store.
+            reference_id: The reference's id.
+
+        Returns:
+            The job's id, or ``None`` for a reference no job of this gateway made.
+        """
+        self._count("metadata")
+        return self.creators.get(reference_id)
 
     async def reference_checksums(
         self, store: StoreRef, created_after: datetime | None
