@@ -69,6 +69,8 @@ _ENDPOINT_VARIABLES = {"events": "AWS_ENDPOINT_URL_EVENTBRIDGE"}
 # One loader per data path (AWS_DATA_PATH), shared by every session of the process.
 _LOADERS: dict[str | None, Loader] = {}
 _LOADERS_LOCK = threading.Lock()
+# The parsed config and credentials files, per version of both (see _shared_config_session).
+_CONFIGS: dict[tuple[tuple[str, int, int], ...], Any] = {}
 # One TLS context per CA bundle, shared by every client's connections.
 _TLS_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
 
@@ -200,10 +202,9 @@ def new_session(profile: str | None = None) -> Any:
         The session.
     """
     import aioboto3  # imported lazily: slow to import, and not needed by readers
-    import aiobotocore.session
     import botocore.exceptions
 
-    core = aiobotocore.session.AioSession(profile=profile)
+    core = _shared_config_session()(profile=profile)
     try:
         data_path = core.get_config_variable("data_path")
     except botocore.exceptions.BotoCoreError:  # no such profile: the first call says so
@@ -238,6 +239,56 @@ def sync_client(service: str, **kwargs: Any) -> Any:
 
 def _dedupe(paths: list[str]) -> None:
     paths[:] = list(dict.fromkeys(paths))
+
+
+def _files_key(*paths: str) -> tuple[tuple[str, int, int], ...]:
+    """Which version of each file: its path, modification time and size (-1: none)."""
+    key = []
+    for path in paths:
+        try:
+            stat = os.stat(os.path.expanduser(path))
+        except (OSError, TypeError, ValueError):
+            key.append((str(path), -1, -1))
+        else:
+            key.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(key)
+
+
+@functools.cache
+def _shared_config_session() -> type[Any]:
+    """aiobotocore's session, the parsed config and credentials files shared by all (made once).
+
+    Each botocore session parses both files in full: with a profile per account that is
+    quadratic in the accounts. Sessions of the same file versions share one parse (botocore only
+    reads it); a file changed on disk is parsed again.
+    """
+    from aiobotocore.session import AioSession
+
+    base: Any = AioSession
+
+    class SharedConfigSession(base):  # type: ignore[misc]
+        """An ``AioSession`` whose ``full_config`` is shared per version of the files."""
+
+        @property
+        def full_config(self) -> Any:
+            """The parsed config file, with the credentials file's profiles (shared)."""
+            if getattr(self, "_config", None) is None:
+                key = _files_key(
+                    self.get_config_variable("config_file"),
+                    self.get_config_variable("credentials_file"),
+                )
+                with _LOADERS_LOCK:
+                    shared = _CONFIGS.get(key)
+                if shared is None:
+                    shared = super().full_config
+                    with _LOADERS_LOCK:
+                        if len(_CONFIGS) >= 8:  # old versions of the files: not needed again
+                            _CONFIGS.clear()
+                        _CONFIGS[key] = shared
+                self._config = shared
+            return self._config
+
+    return SharedConfigSession
 
 
 def tls_context(ca_certs: str | None) -> ssl.SSLContext:

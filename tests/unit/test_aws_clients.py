@@ -250,3 +250,16 @@ async def test_every_client_shares_one_tls_context(profiles: Path) -> None:
         finally:
             for connector in connectors:
                 await connector.close()
+
+
+async def test_sessions_share_one_parse_of_the_config_files_until_they_change(
+    profiles: Path,
+) -> None:
+    async with ClientPool() as pool:
+        a, b = (pool.session(p)._session for p in "ab")
+        assert a.full_config is b.full_config  # one parse for every account's session
+        config = profiles / "config"
+        config.write_text(config.read_text() + "\n[profile c]\nregion = ap-south-1\n")
+        c = pool.session("c")._session
+        assert c.full_config is not a.full_config
+        assert c.get_config_variable("region") == "ap-south-1"
