@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types contracts unit unit-quick bench bench-quick dist clean
+.PHONY: demo test lint types contracts deploy-lint unit unit-quick bench bench-quick dist clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,12 @@ unit: $(STAMP)
 unit-quick: $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "not slow"
 
-test: lint types contracts unit
+test: lint types contracts deploy-lint unit
+
+# The deployment kit (deploy/README.md): the CloudFormation template and the worker's Dockerfile.
+deploy-lint: $(STAMP)
+	$(BIN)/cfn-lint deploy/*.yaml
+	$(BIN)/hadolint deploy/Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
