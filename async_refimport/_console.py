@@ -8,6 +8,7 @@ through :func:`escape` (or ``markup=False``) before rich sees it, so a reference
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from enum import IntEnum
 from pathlib import Path
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 from rich import box
 from rich.console import Console
 from rich.markup import escape as _rich_escape
@@ -26,10 +28,11 @@ from rich.table import Table
 from async_refimport._application import ImportOutcome, RowsToImport, run_import
 from async_refimport._errors import FieldError, ManifestError, RequestValidationError
 from async_refimport._events import Event
-from async_refimport._models import RowResult, RowState
+from async_refimport._models import RowResult, RowState, printable
 from async_refimport._progress import ImportProgress
 from async_refimport._report import Tally
 from async_refimport.engine.importer import ImporterSettings
+from async_refimport.engine.waiting import buffered_events
 from async_refimport.manifest.reader import format_errors
 
 
@@ -54,8 +57,9 @@ MAX_FAILURES_SHOWN = 20
 
 
 def escape(value: object) -> str:
-    """``value`` as text that rich prints verbatim (no markup, no hyperlinks)."""
-    return _rich_escape(str(value))
+    """``value`` as text that rich prints verbatim (no markup, no hyperlinks, no control
+    characters: see :func:`~async_refimport._models.printable`)."""
+    return _rich_escape(printable(value))
 
 
 def err_console() -> Console:
@@ -66,9 +70,24 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+class _StdoutConsole(Console):
+    """The stdout console: a reader that stops early (``| head``) is told to the command as
+    :class:`BrokenPipeError` (rich would exit with code 1), which ends it silently with its own
+    code."""
+
+    def on_broken_pipe(self) -> None:
+        """Print nothing more, and raise :class:`BrokenPipeError` for the command to handle.
+
+        Raises:
+            BrokenPipeError: always (stdout's reader has gone).
+        """
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "stdout's reader has gone")
+
+
 def out_console() -> Console:
     """stdout: the summary and tables."""
-    console = Console(highlight=False, emoji=False)
+    console = _StdoutConsole(highlight=False, emoji=False)
     if not console.is_terminal:
         # Piped or redirected: rich would assume 80 columns and truncate the tables.
         console.width = max(console.width, 120)
@@ -297,7 +316,15 @@ class _Display:
         self.progress.__enter__()
         self.shown = True
         self.progress.begin()
-        await self.progress.run(events)
+        try:
+            await self.progress.run(events)
+        finally:
+            # The run is cancelled once its rows are final, and a job's JobFinished (sent just
+            # after its rows) may still be buffered: counted, the last frame and line count
+            # every job that finished.
+            if isinstance(events, MemoryObjectReceiveStream):
+                for event in buffered_events(events):
+                    self.progress.handle(event)
 
     def close(self) -> None:
         if self.shown:

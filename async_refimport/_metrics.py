@@ -3,7 +3,7 @@
 Two kinds of numbers:
 
 * counted from the engine's events as they happen (jobs started and finished, job durations,
-  retries, rows settled, spool files filed);
+  retries, rows settled, spool files filed, stores waiting and why: ``refimport_store_waiting``);
 * read when scraped from the Importer's read-only status view (rows by state and queue depth per
   store, the job each store runs here, API calls and throttles per operation) through a custom
   collector, so nothing is double-counted across restarts of a counter and memory does not grow
@@ -13,13 +13,21 @@ Two kinds of numbers:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from async_refimport._events import Event, JobFinished, JobStarted, RequestRetried, RowSettled
+from async_refimport._events import (
+    Event,
+    JobFinished,
+    JobStarted,
+    RequestRetried,
+    RowSettled,
+    StorePaused,
+)
 from async_refimport._models import RowState
 from async_refimport.engine.importer import ApiStats, Importer, ImporterStatus, StoreStatus
 
@@ -88,15 +96,48 @@ def _api_families(api: Sequence[ApiStats]) -> list[Family]:
     return [calls, throttles, rate]
 
 
+def _waiting_family(waits: dict[tuple[str, str], StoreWait]) -> Family:
+    """``refimport_store_waiting``: 1 while a store waits (and why), 0 once it moves again."""
+    family = GaugeMetricFamily(
+        "refimport_store_waiting",
+        "1 while the store waits and why (the account's import quota full, another process's "
+        "lease, a paused set-up); 0 once its next job starts or row settles",
+        labels=["store_id", "region", "reason"],
+    )
+    for (store_id, region), wait in sorted(waits.items()):
+        family.add_metric([store_id, region, wait.reason], 1 if wait.waiting else 0)
+    return family
+
+
+@dataclass(slots=True)
+class StoreWait:
+    """A store's last wait, as ``refimport_store_waiting`` shows it.
+
+    Attributes:
+        reason: Why it waited (the engine's :class:`StorePaused` reason).
+        waiting: Whether it still waits (False once its next job started or row settled).
+    """
+
+    reason: str
+    waiting: bool = True
+
+
 class _JournalCollector(Collector):
-    """The scrape-time metrics, read from the last status snapshot."""
+    """The scrape-time metrics, read from the last status snapshot and the stores' waits."""
 
     def __init__(self) -> None:
         self.snapshot = ImporterStatus((), (), False)
+        # One series per store, its last reason: a store that waited for many reasons in turn
+        # leaves one series, not one per reason ever seen.
+        self.waits: dict[tuple[str, str], StoreWait] = {}
 
     def collect(self) -> Iterable[Family]:
         """The metric families of the last snapshot (called by the registry at each scrape)."""
-        return [*_store_families(self.snapshot.stores), *_api_families(self.snapshot.api)]
+        return [
+            *_store_families(self.snapshot.stores),
+            *_api_families(self.snapshot.api),
+            _waiting_family(self.waits),
+        ]
 
 
 class WorkerMetrics:
@@ -153,11 +194,17 @@ class WorkerMetrics:
         r.register(self._journal)
 
     def observe(self, event: Event) -> None:
-        """Count one engine event (jobs started and finished, retries, rows settled).
+        """Count one engine event (jobs started and finished, retries, rows settled, stores
+        waiting and moving again).
 
         Args:
             event: Any event of the Importer; those not counted are ignored.
         """
+        if isinstance(event, StorePaused):
+            key = (event.store.store_id, event.store.region)
+            self._journal.waits[key] = StoreWait(event.reason)
+        elif isinstance(event, JobStarted | RowSettled):
+            self._moving(event)
         if isinstance(event, JobStarted):
             s = event.store
             self.jobs_started.labels(s.store_id, s.region, str(event.recovered).lower()).inc()
@@ -169,6 +216,16 @@ class WorkerMetrics:
             self.retries.labels(event.operation, event.code).inc()
         elif isinstance(event, RowSettled):
             self.rows_settled.labels(event.result.state.value).inc()
+
+    def _moving(self, event: JobStarted | RowSettled) -> None:
+        """The store of ``event`` moves again: its wait, if any, is over."""
+        if isinstance(event, JobStarted):
+            key = (event.store.store_id, event.store.region)
+        else:
+            key = (event.result.store_id, event.result.region)
+        wait = self._journal.waits.get(key)
+        if wait is not None:
+            wait.waiting = False
 
     async def consume(self, importer: Importer) -> None:
         """Count the Importer's events until it closes.

@@ -8,22 +8,27 @@ readable. Everything goes to stderr; stdout is kept for the summary and ``--json
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import anyio
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from async_refimport._events import (
     Event,
@@ -31,7 +36,9 @@ from async_refimport._events import (
     JobStarted,
     RequestRetried,
     RowSettled,
+    RowsQueued,
     StoreChecked,
+    StorePaused,
 )
 from async_refimport._models import RowResult, RowState
 from async_refimport._rowset import RowIdSet
@@ -50,6 +57,8 @@ class StoreProgress:
     job: str = ""
     retries: int = 0
     last_retry: str = ""
+    #: Why the store waits (the engine's StorePaused reason), until its next job or row.
+    waiting: str = ""
 
     @property
     def done(self) -> int:
@@ -90,9 +99,11 @@ class ImportProgress:
         self._unsettled: RowIdSet | None = None
         self._started = clock()
         self._done_at_start = 0
-        self._progress: Progress | None = None
+        self._progress: FittingProgress | None = None
         self._tasks: dict[tuple[str, str], TaskID] = {}
         self._overall: TaskID | None = None
+        # Set once the run has ended: the last frame says how it ended, not what ran last.
+        self._final = False
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -188,52 +199,74 @@ class ImportProgress:
         """Apply one Importer event.
 
         Args:
-            event: A row settled, a job started or ended, a call retried ...; events of rows
-                not expected, or settled already, change nothing.
+            event: A row settled, a job started or ended, a call retried, a store paused ...;
+                events of rows not expected, or settled already, change nothing.
         """
         if isinstance(event, RowSettled):
-            r = event.result
-            if self._unsettled is not None:
-                if r.row_id not in self._unsettled:
-                    return  # counted already, or another caller's row (a shared journal)
-                self._unsettled.discard(r.row_id)
-            self._count(self._store(r.store_id, r.region), r.state, +1)
-            self._refresh(r.store_id, r.region)
-        elif isinstance(event, JobStarted):
-            s = self._store(event.store.store_id, event.store.region)
+            self._settled(event.result)
+            return
+        if isinstance(event, StorePaused):
+            self._paused(event)
+            return
+        if isinstance(event, RowsQueued):
+            return  # the rows are counted from the journal (add_rows), not from this
+        store = event.store
+        s = self._store(store.store_id, store.region)
+        if isinstance(event, JobStarted):
+            s.waiting = ""  # a job runs: whatever the store waited for is over
             s.job = f"job {event.job_id} · {event.rows} rows"
-            self._refresh(event.store.store_id, event.store.region)
         elif isinstance(event, JobFinished):
-            s = self._store(event.store.store_id, event.store.region)
             s.jobs_done += 1
             s.job = f"last job {event.status.lower()} in {event.duration:.1f} s"
-            self._refresh(event.store.store_id, event.store.region)
         elif isinstance(event, StoreChecked):
-            s = self._store(event.store.store_id, event.store.region)
             if event.already_present:
                 s.job = f"{event.already_present} already in the store"
-            self._refresh(event.store.store_id, event.store.region)
         elif isinstance(event, RequestRetried):
-            s = self._store(event.store.store_id, event.store.region)
             s.retries += 1
             s.last_retry = f"{event.operation}: {event.code}"
             if not s.job.startswith("job "):
                 s.job = f"retrying {event.operation} ({event.code}), attempt {event.attempt}"
-            self._refresh(event.store.store_id, event.store.region)
+        self._refresh(store.store_id, store.region)
+
+    def _settled(self, r: RowResult) -> None:
+        """Count a row that reached a final state (once, and only a row of this run)."""
+        if self._unsettled is not None:
+            if r.row_id not in self._unsettled:
+                return  # counted already, or another caller's row (a shared journal)
+            self._unsettled.discard(r.row_id)
+        s = self._store(r.store_id, r.region)
+        s.waiting = ""  # a row settled: the store is moving again
+        self._count(s, r.state, +1)
+        self._refresh(r.store_id, r.region)
+
+    def _paused(self, event: StorePaused) -> None:
+        """A store waits (a full account quota, another process's lease ...): say why.
+
+        The plain display says it at once, one line each time the reason changes, not at the
+        next progress line: a wait can last minutes, and the user should not wonder why.
+        """
+        s = self._store(event.store.store_id, event.store.region)
+        changed = s.waiting != event.reason
+        s.waiting = event.reason
+        if changed and not self.live:
+            self.console.print(
+                f"refimport: store {s.label} waits: {event.reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        self._refresh(event.store.store_id, event.store.region)
 
     # -- rendering ------------------------------------------------------------------------------
 
     def __enter__(self) -> ImportProgress:
+        """Start the live display (on a terminal; the plain one needs no start).
+
+        Returns:
+            This display.
+        """
         if self.live:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}", justify="left"),
-                BarColumn(bar_width=None),
-                MofNCompleteColumn(),
-                TextColumn("[red]{task.fields[failed]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("[dim]{task.fields[job]}"),
+            self._progress = FittingProgress(
                 console=self.console,
                 refresh_per_second=8,
                 transient=False,
@@ -250,8 +283,11 @@ class ImportProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Draw the last frame (live) or print the last line (plain): the run's final state."""
+        self._final = True
         if self._progress is not None:
             self._refresh_all()
+            self._progress.refresh()
             self._progress.stop()
             self._progress = None
         else:
@@ -261,6 +297,28 @@ class ImportProgress:
         for store_id, region in list(self.stores):
             self._refresh(store_id, region)
 
+    def _job_text(self, s: StoreProgress) -> str:
+        """What a store's bar says it does: its wait, its job, or (last frame) how it ended."""
+        if self._final:
+            ended = f"{s.jobs_done} job{'' if s.jobs_done == 1 else 's'} finished"
+            return ended if s.done >= s.total else f"{ended}, {s.total - s.done} rows unfinished"
+        if s.waiting:
+            return f"waiting: {s.waiting}"
+        return s.job
+
+    def _overall_text(self) -> str:
+        """What the overall bar says: stores importing and waiting, or (last frame) the end."""
+        stores = self.stores.values()
+        if self._final:
+            jobs = sum(x.jobs_done for x in stores)
+            left = self.total - self.done
+            ended = f"{jobs} job{'' if jobs == 1 else 's'} finished"
+            return ended + (f", {left} rows unfinished" if left else "")
+        busy = sum(1 for x in stores if x.job.startswith("job ") and not x.waiting)
+        waiting = sum(1 for x in stores if x.waiting)
+        text = f"{busy}/{len(self.stores)} stores importing"
+        return text + (f", {waiting} waiting" if waiting else "")
+
     def _refresh(self, store_id: str, region: str) -> None:
         p = self._progress
         if p is None:
@@ -269,20 +327,20 @@ class ImportProgress:
         s = self.stores[key]
         task = self._tasks.get(key)
         failed = f"✗ {s.failed}" if s.failed else ""
+        # The columns are markup templates: values from data are escaped into them.
+        job = escape(self._job_text(s))
         if task is None:
-            # The columns are markup templates: values from data are escaped into them.
             task = p.add_task(escape(s.label), total=s.total or None, failed=failed, job="")
             self._tasks[key] = task
-        p.update(task, total=s.total or None, completed=s.done, failed=failed, job=escape(s.job))
+        p.update(task, total=s.total or None, completed=s.done, failed=failed, job=job)
         if self._overall is not None:
             total_failed = sum(x.failed for x in self.stores.values())
-            busy = sum(1 for x in self.stores.values() if x.job.startswith("job "))
             p.update(
                 self._overall,
                 total=self.total or None,
                 completed=self.done,
                 failed=f"✗ {total_failed}" if total_failed else "",
-                job=f"{busy}/{len(self.stores)} stores importing",
+                job=escape(self._overall_text()),
             )
 
     def line(self) -> str:
@@ -294,13 +352,19 @@ class ImportProgress:
         retries = sum(s.retries for s in self.stores.values())
         last = next((s.last_retry for s in self.stores.values() if s.last_retry), "")
         retry_text = f", {retries} calls retried (last: {last})" if retries else ""
+        waiting = [s for s in self.stores.values() if s.waiting and not self._final]
+        wait_text = (
+            f", {len(waiting)} store(s) waiting ({waiting[0].label} waits: {waiting[0].waiting})"
+            if waiting
+            else ""
+        )
         eta = self.eta()
         eta_text = f", ETA {_duration(eta)}" if eta is not None and self.done < self.total else ""
         return (
             f"refimport: {self.done}/{self.total} rows done (imported {imported}, "
             f"already present {present}, failed {failed}), {jobs} jobs finished, "
             f"{len(self.stores)} store(s), {_duration(self.clock() - self._started)} elapsed"
-            f"{retry_text}{eta_text}"
+            f"{retry_text}{wait_text}{eta_text}"
         )
 
     def print_line(self) -> None:
@@ -336,3 +400,88 @@ def _duration(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+# -- the live display's columns -------------------------------------------------------------------
+
+#: The live display's columns, in the order drawn, each with its rank: when the terminal is too
+#: narrow for them all, the highest rank goes first (the job, then the bar, then the store's
+#: name), so the numbers (rows done of total, failures, elapsed, ETA) are never truncated.
+_COLUMNS: tuple[tuple[Callable[[], ProgressColumn], int], ...] = (
+    (lambda: TextColumn("[bold]{task.description}", justify="left"), 4),
+    (lambda: BarColumn(bar_width=None), 5),
+    (MofNCompleteColumn, 0),
+    (lambda: TextColumn("[red]{task.fields[failed]}"), 1),
+    (TimeElapsedColumn, 2),
+    (lambda: TextColumn("ETA"), 3),
+    (TimeRemainingColumn, 3),
+    (lambda: TextColumn("[dim]{task.fields[job]}"), 6),
+)
+
+#: The fewest cells a bar is drawn in (narrower, it says nothing).
+_MIN_BAR = 10
+
+
+class FittingProgress(Progress):
+    """rich's Progress with the live display's columns, as many as the console's width holds.
+
+    Each frame, the columns are measured against the tasks shown; those that do not fit are left
+    out, the highest rank of :data:`_COLUMNS` first, whole ranks at a time (``ETA`` and its
+    time go together).
+
+    Args:
+        **kwargs: Passed to :class:`rich.progress.Progress` (``console``, ``expand`` ...).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._ranked = [(make(), rank) for make, rank in _COLUMNS]
+        super().__init__(*(column for column, _ in self._ranked), **kwargs)
+
+    def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+        """The frame's table, with the columns that fit (see the class).
+
+        Args:
+            tasks: The tasks to draw, one row each.
+
+        Returns:
+            The table rich draws.
+        """
+        tasks = [task for task in tasks if task.visible]
+        live = getattr(self, "live", None)  # rich draws a first frame before it is set
+        if live is not None:
+            self.columns = tuple(self.fitting(tasks, live.console.width))
+        return super().make_tasks_table(tasks)
+
+    def fitting(self, tasks: Sequence[Task], width: int) -> list[ProgressColumn]:
+        """The columns that fit ``width`` cells for ``tasks``, in the order drawn.
+
+        Args:
+            tasks: The tasks to draw.
+            width: The cells available.
+
+        Returns:
+            The columns kept: every rank whose columns fit beside the lower ranks'.
+        """
+        widths = [self._width(column, tasks) for column, _ in self._ranked]
+        kept: set[int] = set()
+        used = -1  # one cell between two columns: n columns take n - 1 more
+        for rank in sorted({rank for _, rank in self._ranked}):
+            members = [i for i, (_, r) in enumerate(self._ranked) if r == rank]
+            if any(widths[i] == 0 for i in members):
+                continue  # it shows nothing now (no failures yet, no ETA yet): no cell for it
+            cost = sum(widths[i] + 1 for i in members)
+            if used + cost > width:
+                break
+            kept.update(members)
+            used += cost
+        return [column for i, (column, _) in enumerate(self._ranked) if i in kept]
+
+    def _width(self, column: ProgressColumn, tasks: Sequence[Task]) -> int:
+        """The cells ``column`` takes for the widest of ``tasks`` (0: it shows nothing)."""
+        if isinstance(column, BarColumn):
+            return _MIN_BAR
+        options = self.console.options
+        return max(
+            (Measurement.get(self.console, options, column(task)).maximum for task in tasks),
+            default=0,
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeAlias
@@ -17,6 +18,7 @@ from async_refimport._console import display_path, err_console, escape
 from async_refimport._errors import SetupError
 from async_refimport._logconfig import LEVELS, configure_logging
 from async_refimport.aws.clients import configured_endpoint, default_region
+from async_refimport.journal import is_dynamo_url, journal_spec_problem
 from async_refimport.journal.sqlite import default_journal_path
 
 #: What ``ArgumentParser.add_subparsers`` returns: each command adds its parser to it.
@@ -25,7 +27,10 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 #: The exit codes, as ``refimport --help`` and ``refimport import --help`` end.
 EPILOG = """\
 exit codes: 0 all rows imported or already present · 1 some rows failed or were skipped ·
-2 usage or manifest error (nothing sent) · 130 interrupted (run the same command again to resume)
+2 usage or manifest error (nothing sent) · 3 set-up error (credentials, Region, store, endpoint,
+events queue: nothing failed; fix it and run the same command again) · 130 interrupted (run the
+same command again to resume). A reader of stdout that stops early (| head) is no error: the
+command stops writing and keeps its own exit code.
 
 Try it without an AWS account: refimport demo"""
 
@@ -157,7 +162,10 @@ def existing_journal(spec: str | None) -> str | Path | None:
         journal is there (a DynamoDB journal is not checked here: opening it says whether its
         table exists).
     """
-    if spec is not None and spec.startswith("dynamodb:"):
+    if (problem := journal_spec_problem(spec)) is not None:
+        print_error(problem)
+        return None
+    if is_dynamo_url(spec):
         return spec  # opening it says whether the table exists
     journal = Path(spec) if spec else default_journal_path()
     if not journal.exists():
@@ -172,6 +180,20 @@ def existing_journal(spec: str | None) -> str | Path | None:
 def print_error(text: object) -> None:
     """Print ``error: TEXT`` on stderr, ``text`` verbatim (it is data, never markup)."""
     err_console().print(f"[red]error:[/] {escape(text)}")
+
+
+def silence_stdout() -> None:
+    """Send what is left for stdout to the null device: its reader has gone (``| head``).
+
+    Python would otherwise report the unwritten buffer on exit ("Exception ignored ...
+    BrokenPipeError"); the standard output's descriptor is pointed at ``os.devnull`` instead.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (a test's StringIO)
+        pass
 
 
 def print_setup_errors(errors: Sequence[SetupError]) -> None:

@@ -430,11 +430,21 @@ def _print_finish(
     counts = outcome_words(outcome.summary)
     calls = stats.get("calls", {})
     throttled = sum(stats.get("throttled", {}).values())
-    failure_note = (
-        f"The {outcome.failed} failed are the deliberately broken files (the report says why)."
-        if not unexpected
-        else f"[red]{unexpected} unexpected failure(s)[/]: see the report."
-    )
+    title, border = "demo finished", "green"
+    if outcome.stopped:
+        # The failed rows so far may not be the broken files yet, and the rest never ran: say
+        # what happened, and that a demo starts afresh (its emulator kept nothing).
+        title, border = "demo interrupted", "yellow"
+        failure_note = (
+            f"[yellow]Interrupted[/] with {outcome.pending} row(s) unfinished. The demo's "
+            "emulator is gone with it: run [bold]refimport demo[/] again to start over."
+        )
+    elif not unexpected:
+        failure_note = (
+            f"The {outcome.failed} failed are the deliberately broken files (the report says why)."
+        )
+    else:
+        failure_note = f"[red]{unexpected} unexpected failure(s)[/]: see the report."
     where = "\n".join(f"{label + ':':<14}[bold]{escape(path)}[/]" for label, path in paths.items())
     journal = escape(paths["Journal"])
     err.print(
@@ -446,7 +456,7 @@ def _print_finish(
             f"{where}\n\n"
             f"Next: refimport status --journal {journal}\n"
             f"      refimport report --journal {journal} --format csv",
-            title="demo finished",
-            border_style="green",
+            title=title,
+            border_style=border,
         )
     )

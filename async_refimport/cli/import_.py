@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -33,9 +34,10 @@ from async_refimport._console import (
     print_problems,
     print_summary,
 )
-from async_refimport._errors import ManifestError, RefImportError
+from async_refimport._errors import ManifestError, QueueError, RefImportError
 from async_refimport._models import MAX_SOURCES_PER_JOB, ImportRequest
 from async_refimport._report import JsonReportWriter
+from async_refimport.aws.clients import configured_endpoint, endpoint_configured
 from async_refimport.aws.preflight import PreflightPolicy
 from async_refimport.cli.common import (
     EPILOG,
@@ -48,10 +50,12 @@ from async_refimport.cli.common import (
     resolve_endpoint,
     resolve_profile,
     resolve_region,
+    silence_stdout,
 )
 from async_refimport.cli.outcome import exit_code, plan_exit_code, print_ending
-from async_refimport.completion.events import EventsPolicy
+from async_refimport.completion.events import EventsPolicy, check_queues
 from async_refimport.engine.importer import ImporterSettings, StorePlan
+from async_refimport.journal import journal_spec_problem
 from async_refimport.journal.sqlite import default_journal_path
 from async_refimport.manifest.reader import FORMATS, CheckedManifest, ManifestDefaults
 
@@ -142,12 +146,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="HEAD every source in S3 first: a missing or oversized object fails its row before "
-        "it costs a slot in a job (default: on; a dry run always checks)",
+        "it costs a slot in a job (default: on; a dry run checks even with --no-check-sources, "
+        "except a store behind another HealthOmics endpoint, e.g. an emulator, whose S3 is not "
+        "named by --s3-endpoint-url or AWS_ENDPOINT_URL_S3: the plan then says its sources "
+        "were not checked)",
     )
     parser.add_argument(
         "--s3-endpoint-url",
         metavar="URL",
-        help="the S3 an emulator behind --endpoint-url reads sources from (for the source check)",
+        help="the S3 an emulator behind --endpoint-url reads sources from, for the source check "
+        "(default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL)",
     )
     parser.add_argument(
         "--events-queue-url",
@@ -217,8 +225,10 @@ def run(args: argparse.Namespace) -> int:
         profile=profile,
     )
     checked = _check_manifest(args, defaults)
-    if checked is None:
-        return ExitCode.INVALID_INPUT
+    if not isinstance(checked, CheckedManifest):
+        return checked
+    if args.events_queue_url and not _events_queues_readable(args.events_queue_url, region):
+        return ExitCode.SETUP
     skipped = checked.manifest.invalid_rows if checked.errors else 0
     settings = _settings(args)
     if args.dry_run:
@@ -229,7 +239,12 @@ def run(args: argparse.Namespace) -> int:
     )
     if outcome is None:
         return ExitCode.INVALID_INPUT
-    _print_result(args, outcome, journal=journal, region=region, skipped=skipped)
+    try:
+        _print_result(args, outcome, journal=journal, region=region, skipped=skipped)
+    except BrokenPipeError:
+        # The reader stopped early (`--json | head -1`): the rows are imported all the same,
+        # and the run ends with their outcome's code, not as an error of its own.
+        silence_stdout()
     code = exit_code(outcome, skipped=skipped)
     print_ending(code, outcome, journal)
     return code
@@ -241,12 +256,15 @@ def _option_problem(args: argparse.Namespace) -> str | None:
         return f"--max-sources-per-job must be 1..{MAX_SOURCES_PER_JOB}"
     if not args.setup_timeout > 0:
         return "--setup-timeout must be a positive number of seconds"
-    return None
+    return journal_spec_problem(args.journal)
 
 
-def _check_manifest(args: argparse.Namespace, defaults: ManifestDefaults) -> CheckedManifest | None:
-    """The manifest, checked whole, its problems printed; None when it is refused (unreadable,
-    or with invalid rows and no ``--skip-invalid``)."""
+def _check_manifest(
+    args: argparse.Namespace, defaults: ManifestDefaults
+) -> CheckedManifest | ExitCode:
+    """The manifest, checked whole, its problems printed; else the exit code it is refused
+    with: a set-up error when rows name no Region and none is configured, else a manifest
+    error (unreadable, or with invalid rows and no ``--skip-invalid``)."""
     err = err_console()
     try:
         # Checked whole now, its rows read again a chunk at a time as they are journaled: a
@@ -259,8 +277,19 @@ def _check_manifest(args: argparse.Namespace, defaults: ManifestDefaults) -> Che
         )
     except ManifestError as exc:
         print_problems(exc.errors, err)
-        return None
+        return ExitCode.INVALID_INPUT
     manifest = checked.manifest
+    if defaults.region is None:
+        # No Region configured anywhere: with no default, a row's Region problem is that it
+        # names none. One set-up line, not one per row (--skip-invalid could not help).
+        unplaced = [e for e in manifest.errors if e.field == "region"]
+        if unplaced:
+            print_error(
+                f"no Region for {len(unplaced)} row(s) of {args.manifest}: no region column "
+                "value, no --region, no AWS_REGION / AWS_DEFAULT_REGION and no Region in the "
+                "profile; pass --region R (or set AWS_REGION), then run the same command again"
+            )
+            return ExitCode.SETUP
     if manifest.ignored_columns:
         ignored = ", ".join(sorted(manifest.ignored_columns))
         err.print(f"Ignoring column(s): {ignored}", markup=False)
@@ -273,11 +302,26 @@ def _check_manifest(args: argparse.Namespace, defaults: ManifestDefaults) -> Che
             f"{escape(args.manifest)}; nothing was sent.[/] Fix them, or pass "
             "--skip-invalid to import the valid rows."
         )
-        return None
+        return ExitCode.INVALID_INPUT
     err.print(
         f"[yellow]Skipping {manifest.invalid_rows} invalid row(s); importing the other rows.[/]"
     )
     return checked
+
+
+def _events_queues_readable(urls: Sequence[str], region: str | None) -> bool:
+    """Whether every ``--events-queue-url`` can be read; when one cannot, its one set-up line
+    is printed (nothing is journaled: a run whose jobs all wait for the safety net would be a
+    minute per job)."""
+    try:
+        anyio.run(partial(check_queues, urls, region))
+    except QueueError as exc:
+        print_error(
+            f"--events-queue-url: {exc}; nothing was journaled. Fix the URL (refimport events "
+            "init prints it), or leave the option out to notice job ends by polling"
+        )
+        return False
+    return True
 
 
 def _settings(args: argparse.Namespace) -> ImporterSettings:
@@ -285,7 +329,11 @@ def _settings(args: argparse.Namespace) -> ImporterSettings:
     return ImporterSettings(
         max_sources_per_job=args.max_sources_per_job,
         events=EventsPolicy(queue_urls=tuple(args.events_queue_url or ())),
-        preflight=PreflightPolicy(enabled=args.check_sources, s3_endpoint_url=args.s3_endpoint_url),
+        # The S3 an emulator's sources are in, as any AWS client finds it (AWS_ENDPOINT_URL_S3).
+        preflight=PreflightPolicy(
+            enabled=args.check_sources,
+            s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
+        ),
         setup_timeout=args.setup_timeout,
     )
 
@@ -348,6 +396,11 @@ def _dry_run(
         sys.stdout.write(json.dumps(plan_document(plans), indent=2) + "\n")
     else:
         _print_plan(plans)
+    note = _unchecked_sources(plans, settings.preflight)
+    if note is not None:
+        # On stdout under the table (a plan without it would read "no source missing"), on
+        # stderr beside --json's document.
+        (err_console() if json_output else out_console()).print(note, markup=False)
     code = plan_exit_code(plans)
     if code is ExitCode.SETUP:
         print_setup_errors([p.setup_error for p in plans if p.setup_error is not None])
@@ -358,6 +411,30 @@ async def _plan(
     requests: Sequence[ImportRequest], region: str | None, settings: ImporterSettings
 ) -> list[StorePlan]:
     return await plan_import(requests, region=region, settings=settings)
+
+
+def _unchecked_sources(plans: Sequence[StorePlan], policy: PreflightPolicy) -> str | None:
+    """The line saying which stores' sources the dry run could not check, and why; None when
+    every usable store's were checked.
+
+    A store behind another HealthOmics endpoint (an emulator) reads its sources from an S3
+    only the user can name; without one, its sources are not checked (see the pre-flight).
+    """
+    if policy.s3_endpoint_url is not None:
+        return None
+    unchecked = [
+        p.store
+        for p in plans
+        if p.setup_error is None and endpoint_configured("omics", p.store.endpoint_url)
+    ]
+    if not unchecked:
+        return None
+    stores = ", ".join(str(store) for store in unchecked)
+    return (
+        f"Sources not checked for {stores}: the store is behind another HealthOmics endpoint "
+        f"({unchecked[0].endpoint_url or configured_endpoint('omics')}) and no S3 endpoint is "
+        "named for its sources (--s3-endpoint-url or AWS_ENDPOINT_URL_S3)."
+    )
 
 
 def _print_plan(plans: Sequence[StorePlan]) -> None:

@@ -9,7 +9,9 @@ is in :mod:`.common`. ``emulator``, ``worker`` and ``completion`` are listed her
 Exit codes (:class:`async_refimport._console.ExitCode`): 0 every row imported or already
 present, 1 some rows failed (or were skipped as invalid), 2 usage or manifest errors (nothing
 sent), 3 a set-up error (credentials, profile, access, store, endpoint: nothing failed), 130
-interrupted (re-run the same command to resume). An import run's code is
+interrupted (re-run the same command to resume). A reader of stdout that stops early
+(``refimport report | head``) is no error: the command stops writing, prints nothing about it,
+and ends with its own code (0 for ``report`` and ``status``). An import run's code is
 :func:`async_refimport.cli.outcome.exit_code`; an error no command handled gets its code from
 :func:`exit_code_of_error`.
 """
@@ -24,7 +26,7 @@ import botocore.exceptions
 from async_refimport._console import ExitCode, err_console, escape
 from async_refimport._errors import JournalError, RefImportError, SetupError
 from async_refimport.cli import demo, events, import_, journal, report, status
-from async_refimport.cli.common import EPILOG, print_error, print_setup_errors
+from async_refimport.cli.common import EPILOG, print_error, print_setup_errors, silence_stdout
 
 __all__ = ["ExitCode", "build_parser", "exit_code_of_error", "main"]
 
@@ -95,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.INVALID_INPUT
     try:
         code: int = args.handler(args)
+    except BrokenPipeError:
+        # The reader of stdout stopped early (`refimport report | head`): not an error, as for
+        # any command line tool; what was asked for is done, and the command says nothing.
+        silence_stdout()
+        return ExitCode.OK
     except KeyboardInterrupt:
         err_console().print("[yellow]Interrupted.[/] Run the same command again to resume.")
         return ExitCode.INTERRUPTED
