@@ -5,6 +5,7 @@ worker stays up, and every row sent or dropped is accounted for."""
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -21,6 +22,13 @@ from typing import Any
 import pytest
 
 from async_refimport.emulator import EmulatorThread
+from async_refimport.worker.config import port_number
+from async_refimport.worker.intakes.http_guard import (
+    FLOOD_REPEAT,
+    MAX_CONNECTIONS,
+    connection_limit,
+)
+from async_refimport.worker.intakes.spool import NAME_MAX, filed_name, ids_name, shown_name
 from tests.conftest import ROLE_ARN
 from tests.integration.helpers import genomes
 from tests.worker.conftest import (
@@ -217,6 +225,11 @@ def closed_by_peer(sock: socket.socket, within: float) -> bool:
     return False
 
 
+def lines_allowed(since: float) -> int:
+    """The warnings one flood may log since ``since``: one, and one more a minute."""
+    return 1 + int((time.monotonic() - since) // FLOOD_REPEAT)
+
+
 def get_until_ok(worker: WorkerProcess, timeout: float = 60) -> None:
     def ok() -> bool:
         try:
@@ -235,11 +248,12 @@ def test_a_connection_flood_is_bounded_and_the_worker_serves_on(
     args = ("--journal", str(tmp_path / "j.sqlite"), "--store-id", store_id, "--spool", str(spool))
     # 256 descriptors: the worker serves (256 - 64) // 2 = 96 connections at once.
     worker = spawn(emulator, tmp_path, *args, nofile=256)
+    started = time.monotonic()
     flood = open_many(address(worker), 400)
     try:
         assert len(flood) > 200
         # Those over the limit are answered and closed at once, not held.
-        assert sum(closed_by_peer(s, 0.2) for s in flood[-50:]) > 0
+        assert closed_by_peer(flood[-1], 60)
         assert worker.alive()
         # The spool still reads its files meanwhile (descriptors were left for it).
         drop(spool, "during.csv", csv_manifest(genomes(s3_fasta, 2, "flood")))
@@ -254,7 +268,7 @@ def test_a_connection_flood_is_bounded_and_the_worker_serves_on(
     assert status == 202, doc
     assert worker.alive()
     full = [line for line in worker.logs() if line.get("event") == "http.connections_full"]
-    assert len(full) == 1, full  # one line for the flood, not one per connection
+    assert 1 <= len(full) <= lines_allowed(started), full  # not one per connection
     no_traceback(worker)
 
 
@@ -269,6 +283,7 @@ def test_running_out_of_descriptors_does_not_end_the_worker(
     pid = worker.proc.pid
     hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)[1]
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (96, hard))
+    started = time.monotonic()
     flood = open_many(address(worker), 300)
     try:
         wait_for(
@@ -285,7 +300,7 @@ def test_running_out_of_descriptors_does_not_end_the_worker(
             sock.close()
     get_until_ok(worker)
     lines = [line for line in worker.logs() if line.get("event") == "http.out_of_file_descriptors"]
-    assert len(lines) == 1, lines
+    assert 1 <= len(lines) <= lines_allowed(started), lines
     assert worker.alive()
     no_traceback(worker)
 
@@ -459,3 +474,31 @@ def test_a_password_in_the_endpoint_url_is_not_echoed(
     )
     time.sleep(2)  # the lane's first calls and their log lines
     assert "hunter2" not in worker.log_path.read_text()
+
+
+# -- the pure parts -------------------------------------------------------------------------------
+
+
+def test_side_file_and_filed_names_fit_the_file_system() -> None:
+    assert ids_name("a.csv") == ".a.csv.ids.json" and filed_name("a.csv") == "a.csv"
+    for name in ("g" * 251, "g" * 247 + ".csv", "é" * 120 + ".tsv", "x." + "y" * 250):
+        assert len(os.fsencode(f".{ids_name(name)}.tmp")) <= NAME_MAX
+        filed = filed_name(name)
+        assert len(os.fsencode(f".{filed}.9999.report.json.tmp")) <= NAME_MAX, name
+        assert filed != filed_name(name[:-1] + "z")  # the hash tells long names apart
+    assert filed_name("g" * 247 + ".csv").endswith(".csv")
+    raw = os.fsdecode(b"caf\xe9.csv")
+    assert shown_name(raw) == "caf\\xe9.csv" and shown_name("café.csv") == "café.csv"
+
+
+def test_connection_limit_leaves_descriptors_to_the_rest() -> None:
+    assert connection_limit(256) == 96
+    assert connection_limit(20_000) == MAX_CONNECTIONS
+    assert connection_limit(16) == 4
+
+
+def test_port_numbers() -> None:
+    assert port_number("0") == 0 and port_number("65535") == 65535
+    for bad in ("99999", "-1", "http", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            port_number(bad)
