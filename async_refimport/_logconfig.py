@@ -18,6 +18,8 @@ after any traceback was formatted, so no verbosity can print:
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
 import re
@@ -299,4 +301,62 @@ def configure_logging(
 
 
 def _tty() -> bool:
-    return sys.stderr.isatty()
+    stream = sys.stderr
+    return stream is not None and stream.isatty()
+
+
+class ClosedStream(io.TextIOBase):
+    """What ``sys.stdout`` is when the process was started with it closed (``>&-``): writing
+    to it is refused with ``EBADF``, as a write to the closed descriptor would be, which the
+    commands report in one line instead of a traceback of ``None.write``.
+
+    Args:
+        name: The stream's name in the error (``standard output``).
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    def write(self, text: str) -> int:
+        """Refuse ``text``.
+
+        Raises:
+            OSError: always (``EBADF``).
+        """
+        raise OSError(errno.EBADF, f"{self._name} is closed: nothing can be written to it")
+
+    def isatty(self) -> bool:
+        """Never a terminal."""
+        return False
+
+
+def guard_standard_streams() -> frozenset[int]:
+    """Make a process started with standard streams closed (``2>&-``, ``>&-``, ``<&-``) safe.
+
+    A closed descriptor 0, 1 or 2 is taken by ``/dev/null``: otherwise the next file opened
+    (the journal's database) would get that number, and whatever writes to "stderr" would
+    write into it. A closed stderr then swallows messages (the run goes on: nothing needs
+    them); a closed stdout refuses writes with ``EBADF`` (:class:`ClosedStream`), so a
+    command whose output is lost says so; a closed stdin stays ``None``, which the manifest
+    reader reports as closed.
+
+    Returns:
+        The descriptors that were closed.
+    """
+    closed: set[int] = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+    for fd in sorted(closed):
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # the process's stderr: never closed
+    if sys.stdout is None:
+        sys.stdout = ClosedStream("standard output")
+    return frozenset(closed)

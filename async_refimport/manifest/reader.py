@@ -126,7 +126,7 @@ def read_manifest(
             ignore_unknown_columns=ignore_unknown_columns,
         )
     if str(source) == STDIN:
-        stream = stdin if stdin is not None else sys.stdin.buffer
+        stream = stdin if stdin is not None else _standard_input()
         return parse_manifest(
             stream.read(),
             STDIN,
@@ -359,7 +359,7 @@ def _reader(
         fmt = format or detect_format(s3_key(name)) or sniff_format(data[:65536]) or "csv"
         return (lambda: io.BytesIO(data)), fmt, False
     if name == STDIN:
-        copy = _copied(stdin if stdin is not None else sys.stdin.buffer)
+        copy = _copied(stdin if stdin is not None else _standard_input())
         with copy() as head:
             return copy, format or sniff_format(head.read(65536)) or "csv", False
     given = format or detect_format(name)
@@ -383,6 +383,17 @@ def _reader(
             raise _unreadable(name, exc) from exc
 
     return reopen, given, True
+
+
+def _standard_input() -> IO[bytes]:
+    """The process's standard input, as bytes.
+
+    Raises:
+        ManifestError: it is closed (``<&-``).
+    """
+    if sys.stdin is None:
+        raise ManifestError([FieldError("file", "standard input is closed", source=STDIN)])
+    return sys.stdin.buffer
 
 
 def _unreadable(source: str, exc: OSError) -> ManifestError:

@@ -238,7 +238,8 @@ class RowBuilder:
     def _read_delimited(
         self, text: io.TextIOWrapper, delimiter: str
     ) -> Iterator[tuple[int, ImportRequest]]:
-        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        self._lines = _QuoteCounter(text)
+        reader = csv.reader(self._lines, delimiter=delimiter, strict=True)
         header: list[str] | None = None
         while header is None:
             try:
@@ -283,6 +284,7 @@ class RowBuilder:
         # it ran to the end of the file.
         pending: tuple[int, int, csv.Error] | None = None
         while True:
+            self._lines.quotes = 0
             try:
                 cells = next(reader)
             except StopIteration:
@@ -293,7 +295,10 @@ class RowBuilder:
                 if pending is not None:
                     self._malformed(*pending, at_end=False)
                 self.data_lines += 1
-                pending = (last + 1, reader.line_num, exc)
+                # An odd number of quotes in its lines: one opened was never closed.
+                pending = (last + 1, reader.line_num, exc) if self._lines.quotes % 2 else None
+                if pending is None:
+                    self._malformed(last + 1, reader.line_num, exc, at_end=False)
                 last = reader.line_num
                 continue
             if pending is not None:
@@ -533,6 +538,24 @@ class RowBuilder:
                 f"{_shown(str(store_id))!r} is not a store this worker serves "
                 f"(--allow-store: {', '.join(sorted(allowed))})",
             )
+
+
+class _QuoteCounter:
+    """The lines of a text, counting the quotes (``"``) read since :attr:`quotes` was reset: an
+    odd count in a malformed record's lines means a quote opened in it was never closed."""
+
+    def __init__(self, text: Iterable[str]) -> None:
+        self._text = iter(text)
+        self.quotes = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._text)
+        if '"' in line:
+            self.quotes += line.count('"')
+        return line
 
 
 def _utf8(cells: list[str]) -> bool:

@@ -1,0 +1,287 @@
+"""Hostile input, round two (issue 25), where the user meets it: ``refimport`` as a subprocess,
+given manifests, journal names and journals made to mislead it, and started with its standard
+streams closed. Each is refused or handled with one clear line, no traceback; every row is
+accounted for, and nothing data holds (a control character, a password) reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from async_refimport.emulator import EmulatorThread
+
+from .conftest import ROLE_ARN, Run, starts
+from .test_cli_inputs import args_for, assert_one_clean_error, csv_text, no_call_was_made
+
+Genomes = Callable[[int, str], list[tuple[str, str]]]
+
+
+def refimport_in(
+    cwd: Path, *args: str | Path, shell_redirect: str = "", stdin: str | None = None
+) -> Run:
+    """``refimport ARGS`` run in ``cwd``; ``shell_redirect`` (``2>&-``) is applied by a shell."""
+    command = [sys.executable, "-m", "async_refimport", *map(str, args)]
+    if shell_redirect:
+        command = ["sh", "-c", f'exec "$@" {shell_redirect}', "sh", *command]
+    proc = subprocess.run(
+        command,
+        input=stdin,
+        capture_output=True,  # a stream the shell closes stays closed for the command
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=180,
+    )
+    return Run(proc.returncode, proc.stdout or "", proc.stderr or "")
+
+
+def one_error_line(run: Run) -> str:
+    """The run's only error line (no traceback, nothing else on stderr)."""
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+def imported(emulator: EmulatorThread, store: str, genomes: Genomes, journal: Path) -> list[str]:
+    """Import two genomes into ``journal``; their names."""
+    items = genomes(2, "seed")
+    manifest = journal.parent / "seed.csv"
+    manifest.write_text(csv_text(items))
+    run = refimport_in(journal.parent, "import", manifest, *args_for(emulator, store, journal))
+    assert run.code == 0, run.stderr
+    return [n for n, _ in items]
+
+
+# -- 1. every row accounted for ---------------------------------------------------------------------
+
+
+def test_an_unclosed_quote_refuses_the_file_naming_its_line_even_with_skip_invalid(
+    emulator: EmulatorThread, store: str, genomes: Genomes, journal_path: Path, tmp_path: Path
+) -> None:
+    (a, ua), (b, ub), (c, uc), (d, ud) = genomes(4, "quote")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f'name,source_file\n{a},{ua}\n"{b},{ub}\n{c},{uc}\n{d},{ud}\n')
+    run = refimport_in(
+        tmp_path, "import", manifest, "--skip-invalid", *args_for(emulator, store, journal_path)
+    )
+    assert_one_clean_error(run)
+    assert (
+        f"{manifest}:3: file: the quote opened on line 3 is never closed: lines 3-5" in run.stderr
+    )
+    assert no_call_was_made(emulator) and not journal_path.exists()
+
+
+def test_a_quote_closed_lines_later_is_one_row_named_with_its_lines(
+    emulator: EmulatorThread, store: str, genomes: Genomes, journal_path: Path, tmp_path: Path
+) -> None:
+    (a, ua), (b, ub), (c, uc) = genomes(3, "span")
+    manifest = tmp_path / "m.csv"
+    # The quote opened on line 3 closes on line 4, then text follows it: one malformed row.
+    manifest.write_text(f'name,source_file\n{a},{ua}\n"{b},{ub}\n{c}"x,{uc}\n')
+    run = refimport_in(
+        tmp_path, "import", manifest, "--skip-invalid", "--json",
+        *args_for(emulator, store, journal_path),
+    )  # fmt: skip
+    assert run.code == 1, run.stderr
+    assert f"{manifest}:3: row: malformed CSV (lines 3-4)" in run.stderr
+    document = run.json()
+    assert [i["name"] for i in document["items"]] == [a]
+    assert document["summary"]["skipped_invalid"] == 1
+
+
+# -- 2, 3. what --journal names ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("journal", "expected"),
+    [
+        ("", "error: --journal '' names no journal"),
+        (
+            "s3://bucket/journal",
+            "error: --journal 's3://bucket/journal': s3:// is not a journal URL",
+        ),
+        ("DYNAMODB://tab?region=../../x", "region '../../x' is not an AWS Region name"),
+        ("dynamodb://tab?region=us-east-1%0a", "region 'us-east-1\\n' is not an AWS Region name"),
+    ],
+)
+@pytest.mark.parametrize("command", ["import", "status", "report"])
+def test_a_journal_name_that_names_no_journal_is_refused_in_one_line(
+    tmp_path: Path, command: str, journal: str, expected: str
+) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("name,source_file\nhg38,s3://bkt/a.fa\n")
+    given = (
+        ["import", manifest, "--store-id", "1234567890", "--role-arn", ROLE_ARN]
+        if command == "import"
+        else [command]
+    )
+    run = refimport_in(tmp_path, *given, "--region", "us-east-1", "--journal", journal)
+    assert run.code == 2
+    assert expected in one_error_line(run)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]  # no file made of the URL
+
+
+def test_a_dynamodb_scheme_in_capitals_is_a_dynamodb_journal_not_a_file(tmp_path: Path) -> None:
+    # No Region anywhere: the table cannot be reached, which says it is taken as a table.
+    env_free = {
+        k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "async_refimport", "status", "--journal", "DYNAMODB://refimport-t"],
+        capture_output=True, text=True, cwd=tmp_path, env=env_free, timeout=120,
+    )  # fmt: skip
+    run = Run(proc.returncode, proc.stdout, proc.stderr)
+    assert run.code == 2
+    assert one_error_line(run).startswith("error: DynamoDB table refimport-t:")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- 4. control characters from data ----------------------------------------------------------------
+
+
+def test_terminal_escapes_in_a_journal_are_shown_escaped_by_status(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    names = imported(emulator, store, genomes, journal)
+    with sqlite3.connect(journal) as db:  # a hand edit, or any other writer of the journal
+        db.execute(
+            "UPDATE rows SET state = 'FAILED', name = ?, message = ? WHERE name = ?",
+            ("evil\x1b]0;owned\x07\x1b[2J", "bad\r\nFAKE: all imported\x1b[31m\u202e", names[0]),
+        )
+    run = refimport_in(tmp_path, "status", "--journal", journal)
+    assert run.code == 0, run.stderr
+    assert "\x1b" not in run.stdout and "\x07" not in run.stdout and "\u202e" not in run.stdout
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in run.stdout
+    assert "bad\\r\\nFAKE: all imported\\x1b[31m\\u202e" in run.stdout
+    assert not any(line.startswith("FAKE") for line in run.stdout.splitlines())
+
+
+def test_a_manifest_named_with_escapes_and_a_line_break_cannot_forge_error_lines(
+    emulator: EmulatorThread, store: str, journal_path: Path, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "a\x1b[31m\nforged.csv:9: name: fine\n.csv"
+    manifest.write_text("name,source_file\nx,s3://bkt/a.fa\n")
+    run = refimport_in(tmp_path, "import", manifest, *args_for(emulator, store, journal_path))
+    assert_one_clean_error(run)
+    assert "\x1b" not in run.stderr
+    assert not any(line.startswith("forged.csv") for line in run.stderr.splitlines())
+    assert "a\\x1b[31m\\nforged.csv:9: name: fine\\n.csv:2: name: must be 3..255" in run.stderr
+
+
+# -- 5. a password in an endpoint URL ---------------------------------------------------------------
+
+
+def test_a_password_in_the_endpoint_url_is_never_printed_nor_kept_in_the_journal(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(csv_text(genomes(1, "pw")))
+    # A port nothing listens on: the set-up error names the endpoint.
+    with_password = "http://admin:hunter2@127.0.0.1:9"
+    run = refimport_in(
+        tmp_path, "import", manifest, *args_for(emulator, store, journal),
+        "--endpoint-url", with_password, "--setup-timeout", "5", "-vv",
+    )  # fmt: skip
+    assert run.code == 3, run.stderr
+    assert "hunter2" not in run.stdout + run.stderr
+    assert "http://***@127.0.0.1:9" in run.stderr
+    assert not journal.exists() or b"hunter2" not in journal.read_bytes()
+    # (The journal's store keys leave it out: tests/unit/test_printed_data.py.)
+
+
+# -- 9. closed standard streams ---------------------------------------------------------------------
+
+
+def test_an_import_with_stderr_closed_imports_everything(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    items = genomes(3, "closed")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(csv_text(items))
+    run = refimport_in(
+        tmp_path, "import", manifest, *args_for(emulator, store, journal), shell_redirect="2>&-"
+    )
+    assert run.code == 0
+    assert starts(emulator) >= 1
+    with sqlite3.connect(journal) as db:
+        states = sorted(s for (s,) in db.execute("SELECT state FROM rows"))
+    assert states == ["IMPORTED"] * 3
+
+
+def test_a_report_to_a_closed_stdout_says_so_in_one_line(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    imported(emulator, store, genomes, journal)
+    for command in (["report", "--format", "csv"], ["status"]):
+        run = refimport_in(tmp_path, *command, "--journal", journal, shell_redirect=">&-")
+        assert run.code == 2
+        assert "standard output is closed" in one_error_line(run)
+
+
+def test_an_import_from_a_closed_stdin_says_so_in_one_line(
+    emulator: EmulatorThread, store: str, journal_path: Path, tmp_path: Path
+) -> None:
+    run = refimport_in(
+        tmp_path, "import", "-", *args_for(emulator, store, journal_path), shell_redirect="<&-"
+    )
+    assert run.code == 2
+    assert one_error_line(run) == "-: file: standard input is closed"
+    assert no_call_was_made(emulator)
+
+
+# -- 10. process substitution, Unicode normalization ------------------------------------------------
+
+
+def test_a_process_substitution_manifest_is_sniffed(
+    emulator: EmulatorThread, store: str, genomes: Genomes, journal_path: Path, tmp_path: Path
+) -> None:
+    items = genomes(2, "sniff")
+    (tmp_path / "rows.csv").write_text(csv_text(items))
+    args = " ".join(f"'{a}'" for a in args_for(emulator, store, journal_path, "--json"))
+    proc = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m async_refimport import <(cat rows.csv) {args}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=180,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot tell the format" not in proc.stderr
+    assert sorted(i["name"] for i in Run(0, proc.stdout, "").json()["items"]) == sorted(
+        n for n, _ in items
+    )
+
+
+def test_names_equal_but_for_unicode_normalization_are_one_name_in_a_manifest(
+    emulator: EmulatorThread, store: str, genomes: Genomes, journal_path: Path, tmp_path: Path
+) -> None:
+    (_, u1), (_, u2), (plain, u3) = genomes(3, "nfc")
+    nfc = unicodedata.normalize("NFC", "g\u00e9nome-1")
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfc != nfd
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"name,source_file\n{nfd},{u1}\n{nfc},{u2}\n{plain},{u3}\n")
+    run = refimport_in(tmp_path, "import", manifest, *args_for(emulator, store, journal_path))
+    assert_one_clean_error(run)
+    assert (
+        f"{manifest}:3: name: '{nfc}' is the name on line 2 for store {store} in another "
+        "Unicode normalization (NFC/NFD)"
+    ) in run.stderr
+    assert no_call_was_made(emulator)
+    skipped = refimport_in(
+        tmp_path, "import", manifest, "--skip-invalid", "--json",
+        *args_for(emulator, store, journal_path),
+    )  # fmt: skip
+    assert skipped.code == 1, skipped.stderr
+    assert sorted(i["name"] for i in skipped.json()["items"]) == sorted([nfd, plain])
