@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+from async_refimport._logconfig import guard_standard_streams
+
 #: The exit code of a usage error (``ExitCode.INVALID_INPUT``, not imported: it would load rich).
 EXIT_USAGE = 2
 
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit code of the shell, or 2 when the shell is not installed.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    guard_standard_streams()  # started with 2>&- or >&-: no file opened takes their place
     try:
         return _dispatch(args)
     except ImportError as exc:
