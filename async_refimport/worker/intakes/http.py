@@ -21,19 +21,20 @@ the worker's flags only; with ``--allow-store``, a row may name only those store
 When the environment variable ``REFIMPORT_WORKER_TOKEN`` is set, every route but ``/healthz`` and
 ``/readyz`` requires ``Authorization: Bearer <token>``.
 
-A web page the worker's user visits must not reach it either (a loopback worker without a token is
-otherwise open to every page of a browser on the same machine): a POST must be
+A web page the worker's user visits must not reach it either (a loopback worker without a token
+is otherwise open to every page of a browser on the same machine): a POST must be
 ``application/json`` in UTF-8 (415 otherwise: a page can send ``text/plain`` without asking), a
 request with an ``Origin`` other than the worker's own is refused (403), and on a loopback
-interface the ``Host`` header must name the worker (``127.0.0.1:PORT``, ``localhost:PORT``...:
-421 otherwise), which defeats DNS rebinding. JSON objects with a key given twice are refused, as
-in manifests.
+interface the ``Host`` header must name this machine's loopback (``localhost``, ``127.0.0.1``,
+``[::1]``, on any port: 421 otherwise), which defeats DNS rebinding. JSON objects with a key
+given twice are refused, as in manifests.
 
-A connection flood cannot take the worker down: at most :func:`~.http_guard.connection_limit` connections are
-served at once (more are answered 503 and closed at once: :mod:`.http_guard`), a connection that has not sent a whole
-request head within :data:`HEAD_TIMEOUT` seconds of connecting or of its previous answer is closed
-(slow headers, idle keep-alives), a body must arrive within :data:`BODY_TIMEOUT` seconds, and a
-process out of file descriptors keeps accepting once some are free (one log line a minute).
+A connection flood cannot take the worker down (:mod:`.http_guard`): at most
+:func:`~.http_guard.connection_limit` connections are served at once (more are answered 503 and
+closed at once), a connection that has not sent a whole request head within
+:data:`~.http_guard.HEAD_TIMEOUT` seconds of connecting or of its previous answer is closed (slow
+headers, idle keep-alives), a body must arrive within :data:`BODY_TIMEOUT` seconds, and a process
+out of file descriptors keeps accepting once some are free (one log line a minute).
 
 Every answer is JSON (``/metrics`` aside), errors included: a body or path the intake cannot use
 is a 4xx naming the problem, a journal that cannot be read or written (a full disk) a 503 with
@@ -163,29 +164,46 @@ def _bearer_middleware(token: str) -> Any:
 
 #: Methods that change nothing: a cross-origin page may not read their answers anyway.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Host names that reach a loopback worker whatever it is bound to.
-_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 class _Hosts:
-    """The ``host:port`` a loopback worker answers to, known once it listens (the port may be 0
-    until then). Empty: any ``Host`` is served (an interface other hosts reach, token or trusted
-    network required)."""
+    """Which ``Host`` headers the worker answers: on a loopback interface only names that cannot
+    be rebound to it by someone else's DNS (``localhost``, loopback addresses), on any port (an
+    SSH tunnel or ``kubectl port-forward`` changes it); elsewhere any (the token guards it)."""
 
     def __init__(self) -> None:
-        self.allowed: frozenset[str] = frozenset()
+        #: Set once listening on a loopback interface.
+        self.loopback_only = False
 
-    def bind(self, host: str, port: int) -> None:
-        """Answer to the loopback names and the bound address, on ``port``.
+    def answers(self, host: str) -> bool:
+        """Whether a request with this ``Host`` header is served.
 
         Args:
-            host: The bound address as it appears in a URL (``[::1]`` bracketed).
-            port: The bound port.
+            host: The header's value (``name:port``, ``[v6]:port``, ``name``).
+
+        Returns:
+            True when any host is, or ``host`` names this machine's loopback.
         """
-        names = {*_LOOPBACK_NAMES, host.lower()}
-        self.allowed = frozenset(
-            {f"{name}:{port}" for name in names} | (names if port == 80 else set())
-        )
+        if not self.loopback_only:
+            return True
+        name = _host_name(host)
+        if name in ("localhost", "localhost."):
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+
+def _host_name(host: str) -> str:
+    """The name or address of a ``Host`` header, without its port or brackets, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6] or [v6]:port
+        end = host.find("]")
+        return host[1:end] if end > 0 else host
+    if host.count(":") == 1:  # name:port
+        return host.split(":", 1)[0]
+    return host
 
 
 HOSTS_KEY = web.AppKey("hosts", _Hosts)
@@ -198,9 +216,8 @@ def _foreign(request: web.Request) -> web.Response | None:
     an ``Origin`` other than the one the request was sent to is another site's page (403, for
     the methods that change something).
     """
-    allowed = request.app[HOSTS_KEY].allowed
     host = request.headers.get("Host")
-    if allowed and host is not None and host.lower() not in allowed:
+    if host is not None and not request.app[HOSTS_KEY].answers(host):
         return _json({"error": "this worker is not reached by that host name"}, 421)
     origin = request.headers.get("Origin")
     if origin is not None and request.method not in _SAFE_METHODS:
@@ -527,5 +544,4 @@ class HttpIntake:
         host, port = server.sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}"
-        if ipaddress.ip_address(host).is_loopback:
-            hosts.bind(shown, port)
+        hosts.loopback_only = ipaddress.ip_address(host).is_loopback
