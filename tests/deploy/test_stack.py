@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,10 @@ def store(emulator: EmulatorThread) -> str:
     return create_store(emulator, REGION)
 
 
-@pytest.fixture
-def stack(emulator: EmulatorThread, store: str) -> Iterator[Stack]:
-    """The template deployed, with the emulator's store and a source bucket as parameters."""
+@contextmanager
+def deployed(emulator: EmulatorThread, store: str, **overrides: str) -> Iterator[Stack]:
+    """The template deployed, with the emulator's store and source buckets as parameters
+    (``overrides`` set others); deleted on exit."""
     endpoint = emulator.events_endpoint_url
     assert endpoint is not None, "the emulator publishes events to its embedded moto"
     tag = uuid.uuid4().hex[:10]
@@ -123,6 +125,7 @@ def stack(emulator: EmulatorThread, store: str) -> Iterator[Stack]:
         "SubnetIds": "subnet-0123456789abcdef0",
         "SecurityGroupIds": "sg-0123456789abcdef0",
         "DesiredCount": "2",
+        **overrides,
     }
     cloudformation = boto3.client("cloudformation", endpoint_url=endpoint, region_name=REGION)
     cloudformation.create_stack(
@@ -134,28 +137,49 @@ def stack(emulator: EmulatorThread, store: str) -> Iterator[Stack]:
     described = _wait_for_stack(cloudformation, name)
     assert described["StackStatus"] == "CREATE_COMPLETE", described
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
-    deployed = Stack(name, endpoint, outputs)
+    stack = Stack(name, endpoint, outputs)
     try:
-        yield deployed
+        yield stack
     finally:
         # The rule would otherwise route later tests' events to this stack's queue.
         cloudformation.delete_stack(StackName=name)
-        dynamodb = deployed.client("dynamodb")
+        dynamodb = stack.client("dynamodb")
         try:  # retained by the stack, as a journal must be
             dynamodb.delete_table(TableName=outputs["JournalTableName"])
         except dynamodb.exceptions.ResourceNotFoundException:
             pass
 
 
-def test_every_resource_moto_models_is_created(stack: Stack) -> None:
+@pytest.fixture
+def stack(emulator: EmulatorThread, store: str) -> Iterator[Stack]:
+    """The whole fleet's stack, ECS service included."""
+    with deployed(emulator, store) as made:
+        yield made
+
+
+def _created(stack: Stack) -> dict[str, str]:
+    """The stack's resources moto created, by logical id (moto lists those it skipped, without
+    a logical id)."""
     summaries = stack.client("cloudformation").list_stack_resources(StackName=stack.name)[
         "StackResourceSummaries"
     ]
     assert all(s["ResourceStatus"] == "CREATE_COMPLETE" for s in summaries)
-    # moto lists what it skipped without a logical id.
-    created = {
-        s["LogicalResourceId"]: s["ResourceType"] for s in summaries if s["LogicalResourceId"]
-    }
+    return {s["LogicalResourceId"]: s["ResourceType"] for s in summaries if s["LogicalResourceId"]}
+
+
+def test_without_the_service_the_stack_is_the_queues_table_and_roles(
+    emulator: EmulatorThread, store: str
+) -> None:
+    with deployed(emulator, store, DeployService="false") as stack:
+        created = _created(stack)
+        assert "Service" not in created and "Cluster" not in created
+        assert {"JournalTable", "RequestQueue", "EventsRule", "WorkerRole"} <= set(created)
+        assert "TaskDefinition" in created  # for `aws ecs run-task` on a cluster of yours
+        assert "ServiceName" not in stack.outputs and "RequestQueueUrl" in stack.outputs
+
+
+def test_every_resource_moto_models_is_created(stack: Stack) -> None:
+    created = _created(stack)
     expected = {
         logical: r["Type"]
         for logical, r in load_template()["Resources"].items()
@@ -174,6 +198,15 @@ def test_every_resource_moto_models_is_created(stack: Stack) -> None:
     }
     table = stack.client("dynamodb").describe_table(TableName=stack.outputs["JournalTableName"])
     assert layout_problem(table["Table"]) is None
+    # `refimport journal init` takes the stack's table for a journal's (and leaves it be).
+    init = subprocess.run(
+        [sys.executable, "-m", "async_refimport", "journal", "init", stack.outputs["JournalUrl"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=stack.endpoint, PYTHONPATH=str(ROOT)),
+    )
+    assert init.returncode == 0, init.stderr
     [rule] = [
         r
         for r in stack.client("events").list_rules()["Rules"]

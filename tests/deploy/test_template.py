@@ -273,3 +273,50 @@ def test_the_kits_readme_cites_only_files_that_exist() -> None:
     for target in re.findall(r"\]\(([^)#]+)\)", readme.read_text(encoding="utf-8")):
         if "://" not in target:
             assert (readme.parent / target).exists(), target
+
+
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            keyword, _, rest = pending.strip().partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+            pending = ""
+    return out
+
+
+def test_the_image_is_multi_stage_slim_non_root_with_the_tasks_health_check() -> None:
+    instructions = _instructions(DOCKERFILE)
+    stages = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    assert len(stages) >= 2
+    final = instructions[stages[-1] :]
+    assert "-slim" in final[0][1] and " AS " not in final[0][1].upper()
+    # Nothing is built in the final stage: it copies the environment the first stage made.
+    runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
+    assert not re.search(r"\b(pip|apt-get|apk|gcc|make|build-essential)\b", runs), runs
+    assert any(k == "COPY" and rest.startswith("--from=build ") for k, rest in final)
+    [user] = [rest for keyword, rest in final if keyword == "USER"]
+    assert user.split(":")[0] not in ("0", "root")
+    assert [rest for keyword, rest in final if keyword == "ENTRYPOINT"] == ['["refimport"]']
+    # The image's health check is the task's: /readyz on the worker's port.
+    [healthcheck] = [rest for keyword, rest in final if keyword == "HEALTHCHECK"]
+    image_check = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
+    [container] = resource(load_template(), "TaskDefinition")["ContainerDefinitions"]
+    assert ["CMD", *image_check] == container["HealthCheck"]["Command"]
+
+
+def test_the_image_copies_files_that_exist_and_the_ignore_file_lets_through() -> None:
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    allowed = {line[1:].rstrip("/") for line in ignore.splitlines() if line.startswith("!")}
+    for keyword, rest in _instructions(DOCKERFILE):
+        if keyword != "COPY" or rest.startswith("--from="):
+            continue
+        *sources, _destination = rest.split()
+        for source in sources:
+            assert (ROOT / source).exists(), source
+            assert source.rstrip("/").removeprefix("./") in allowed, source
