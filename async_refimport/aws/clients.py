@@ -378,7 +378,9 @@ class ClientPool:
         self._sessions: dict[str | None, Any] = {}
         # key -> (client, the context manager that closes it), in the order they were made.
         self._clients: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-        self._lock = anyio.Lock()
+        # One lock per client being made: an account whose credentials take a while (an
+        # assume-role call) does not hold up the clients of the others.
+        self._making: dict[tuple[Any, ...], anyio.Lock] = {}
         self._default_config = no_retries()
         # Configurations seen, by identity: a caller passes the same one for every call.
         self._config_keys: dict[int, tuple[Config, tuple[Any, ...], Config]] = {}
@@ -452,13 +454,16 @@ class ClientPool:
         made = self._clients.get(key)
         if made is not None:
             return made[0]
-        async with self._lock:
+        lock = self._making.setdefault(key, anyio.Lock())
+        async with lock:
             made = self._clients.get(key)
             if made is None:
                 context = self.session(profile).client(
                     service, region_name=region, endpoint_url=endpoint_url, config=client_config
                 )
                 made = self._clients[key] = (await context.__aenter__(), context)
+        if self._making.get(key) is lock and not lock.statistics().tasks_waiting:
+            del self._making[key]
         return made[0]
 
     def _known(self, config: Config) -> tuple[tuple[Any, ...], Config]:

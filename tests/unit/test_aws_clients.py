@@ -263,3 +263,19 @@ async def test_sessions_share_one_parse_of_the_config_files_until_they_change(
         c = pool.session("c")._session
         assert c.full_config is not a.full_config
         assert c.get_config_variable("region") == "ap-south-1"
+
+
+async def test_concurrent_first_calls_make_one_client(profiles: Path) -> None:
+    import anyio
+
+    made: list[Any] = []
+
+    async def ask(profile: str) -> None:
+        made.append(await pool.client("omics", profile=profile, endpoint_url=ENDPOINT))
+
+    async with ClientPool() as pool:
+        async with anyio.create_task_group() as tg:
+            for profile in "aaaabb":
+                tg.start_soon(ask, profile)
+        assert len({id(c) for c in made}) == 2 and pool.clients() == 2
+        assert pool._making == {}  # nothing left behind
