@@ -16,6 +16,10 @@ Events of jobs this process does not wait on (other workers sharing the journal,
 * everything else (another tool's jobs, jobs already settled, duplicates, non-terminal statuses,
   malformed messages) is deleted, so the queue does not fill up.
 
+No body stops the watcher: one that is not a job status event (too large, nested too deeply, a
+key given twice, not JSON at all) is deleted with one ``events.message_unusable`` line, and a
+message whose handling fails unexpectedly is deleted too (polling still notices every end).
+
 The journal is asked rather than leaving every foreign event in the queue: events no worker will
 ever use would otherwise circulate until SQS's retention drops them, and every worker would keep
 receiving them.
