@@ -58,7 +58,7 @@ class Stack:
 
     def client(self, service: str) -> Any:
         """A boto3 client of the stack's moto."""
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
 
     def container(self) -> dict[str, Any]:
         """The worker's container definition, as ECS would run it."""

@@ -37,7 +37,7 @@ PACKAGE = ROOT / "async_refimport"
 
 
 def _table_shape(
-    table: Mapping[str, Any], ttl_attribute: str | None, tags: Iterable[Mapping[str, str]]
+    table: Mapping[str, Any], ttl_attribute: str | None, tags: Iterable[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """What makes a table a journal's, the same from DescribeTable as from the template."""
     billing = table.get("BillingMode") or table.get("BillingModeSummary", {}).get("BillingMode")
