@@ -45,6 +45,22 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
 _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
+def parse(text: str) -> dict[str, Any]:
+    """A CloudFormation document (a template, or a fragment of one), short-form tags in their
+    long form.
+
+    Args:
+        text: The YAML.
+
+    Returns:
+        The document.
+    """
+    # A SafeLoader: the tags above are the only constructors added.
+    document = yaml.load(text, Loader=_CloudFormationLoader)
+    assert isinstance(document, dict)
+    return document
+
+
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """The template at ``path``, short-form tags in their long form.
 
@@ -54,10 +70,7 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     Returns:
         The template as a document.
     """
-    with open(path, encoding="utf-8") as fh:
-        document = yaml.load(fh, Loader=_CloudFormationLoader)
-    assert isinstance(document, dict)
-    return document
+    return parse(path.read_text(encoding="utf-8"))
 
 
 def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from tests.deploy.template import (
     TEMPLATE,
     actions,
     load_template,
+    parse,
     resource,
     statements,
 )
@@ -320,3 +321,25 @@ def test_the_image_copies_files_that_exist_and_the_ignore_file_lets_through() ->
         for source in sources:
             assert (ROOT / source).exists(), source
             assert source.rstrip("/").removeprefix("./") in allowed, source
+
+
+def _journal_fragments() -> list[tuple[str, dict[str, Any]]]:
+    """Every CloudFormation fragment of a DynamoDB table in the docs (README, docs/), with the
+    document it is in."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for block in re.findall(r"```ya?ml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S):
+            if "AWS::DynamoDB::Table" in block:
+                name = str(doc.relative_to(ROOT))
+                found.extend((name, r["Properties"]) for r in parse(block).values())
+    return found
+
+
+def test_the_docs_fragments_of_the_table_are_the_templates() -> None:
+    table = resource(load_template(), "JournalTable")
+    for doc, fragment in _journal_fragments():
+        # The docs name the table; the template takes its name as a parameter and tags it.
+        for key, value in fragment.items():
+            if key != "TableName":
+                assert table[key] == value, (doc, key)
+        assert set(table) - set(fragment) <= {"Tags"}, doc
