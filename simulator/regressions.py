@@ -30,14 +30,15 @@ REGRESSIONS: tuple[Regression, ...] = (
     # Bugs the simulator found (ENGINE_CHANGES.md), on the profile "full" (its draws do not
     # depend on what is gated). Open ones show their bug until the change lands.
     Regression(
-        769,
+        2067,
         "full",
         "an ambiguous Start sent again before the List shows the job, the token forgotten: a "
         "duplicate job, rows ALREADY_PRESENT with our own reference",
-        fixed=False,
+        fixed=True,
         engine_change="E3",
-        shows="was imported by our job",
     ),
+    Regression(2520, "full", "E3 again (another history)", fixed=True, engine_change="E3"),
+    Regression(769, "full", "where E3 was first seen", fixed=True, engine_change="E3"),
     Regression(
         8632,
         "full",

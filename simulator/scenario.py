@@ -14,16 +14,12 @@ from dataclasses import dataclass, field
 #: Behaviours the engine does not survive yet, each with the engine change it waits for (see
 #: ENGINE_CHANGES.md). The default profile ("ci") leaves them out; the profile "full" draws them.
 #: When a change lands, delete its entry here (one edit) and every profile draws the behaviour.
-GATED: dict[str, str] = {
-    # A forgotten clientToken while the job list lags longer than the job lasts: an ambiguous
-    # Start is sent again before the List can show the job, the service makes a duplicate job,
-    # and rows end ALREADY_PRESENT with our own reference (or an orphan job of ours runs).
-    # Waits for ENGINE_CHANGES.md E3.
-    "forgotten_token_race": "E3",
-}
+GATED: dict[str, str] = {}
 #: Once gated, now drawn by every profile (their engine changes landed): "quota_idle" and
 #: "odd_busy_wording" (issue 19, commit e11b56f), "overlapping_pauses" (E4) and
-#: "lapse_during_name_check" (E5, both commit abdabdd).
+#: "lapse_during_name_check" (E5, both commit abdabdd), "forgotten_token_race" (E3, commit
+#: 77d4df5). A new one reads, e.g.:
+#:     "forgotten_token_race": "E3",  # what the engine does wrong, what it waits for
 
 
 def allows(behaviour: str, profile: str) -> bool:

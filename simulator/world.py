@@ -326,6 +326,8 @@ class World:
             )
         elif op == "ListReferenceImportJobs":
             answer = f"{len(response['importJobs'])} job(s)"
+        elif op == "GetReferenceMetadata":
+            answer = f"{response['name']} made by job {response.get('creationJobId', '-')}"
         else:
             answer = f"{len(response['references'])} ref(s)"
         self.log(proc.name, f"{short} {args} -> {answer}")

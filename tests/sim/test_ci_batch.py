@@ -15,6 +15,7 @@ import pytest
 
 from simulator.batch import ci_window, run_batch, show_failure
 from simulator.regressions import REGRESSIONS, Regression
+from simulator.scenario import GATED
 from simulator.world import REQUIRED_PATHS, run_seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,21 +52,24 @@ def test_a_regression_seed_keeps_every_invariant(case: Regression) -> None:
     assert not outcome.violations, f"{case.why}: {outcome.violations}"
 
 
-@pytest.mark.parametrize(
-    "case", [r for r in REGRESSIONS if not r.fixed], ids=lambda r: f"{r.profile}-{r.seed}"
-)
-def test_an_open_engine_bug_still_shows_until_its_change_lands(case: Regression) -> None:
-    """Not an expected failure: the simulator must still catch the bug it found. When this
-    fails, the engine change has landed: set ``fixed=True`` and ungate the behaviour."""
-    assert case.shows is not None and case.engine_change is not None
-    outcome = run_seed(case.seed, case.profile)
-    shown = [v for v in outcome.violations if case.shows in v]
-    assert shown, (
-        f"seed {case.seed} ({case.profile}) no longer shows {case.engine_change} "
-        f"({case.why}): has the change landed? Then set fixed=True in simulator/regressions.py "
-        f"and delete its entry from GATED in simulator/scenario.py. Violations now: "
-        f"{outcome.violations}"
-    )
+def test_an_open_engine_bug_still_shows_until_its_change_lands() -> None:
+    """Not an expected failure: the simulator must still catch each bug it found and the engine
+    has not fixed yet (none open today). When this fails, the change has landed: set
+    ``fixed=True`` in simulator/regressions.py and delete the entry from GATED."""
+    for case in (r for r in REGRESSIONS if not r.fixed):
+        assert case.shows is not None and case.engine_change is not None
+        outcome = run_seed(case.seed, case.profile)
+        shown = [v for v in outcome.violations if case.shows in v]
+        assert shown, (
+            f"seed {case.seed} ({case.profile}) no longer shows {case.engine_change} "
+            f"({case.why}): has the change landed? Violations now: {outcome.violations}"
+        )
+
+
+def test_every_gated_behaviour_waits_for_a_listed_engine_change() -> None:
+    changes = (ROOT / "simulator" / "ENGINE_CHANGES.md").read_text()
+    for behaviour, change in GATED.items():
+        assert f"`{behaviour}`" in changes and change in changes, behaviour
 
 
 def test_the_command_line_batch_ends_with_the_summary_line() -> None:
