@@ -52,7 +52,7 @@ test: lint types contracts deploy-lint unit
 
 # The deployment kit (deploy/README.md): the CloudFormation template and the worker's Dockerfile.
 deploy-lint: $(STAMP)
-	$(BIN)/cfn-lint deploy/*.yaml
+	$(BIN)/cfn-lint --include-checks I -- deploy/*.yaml
 	$(BIN)/hadolint deploy/Dockerfile
 
 bench: $(STAMP)
