@@ -1,13 +1,16 @@
-"""What both journals share: the rule on a name journaled from another source, and lease owners."""
+"""What both journals share: the rule on a name journaled from another source, lease owners, and
+the error of an item that refimport cannot read."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
+from enum import StrEnum
+from typing import TypeVar
 
-from async_refimport._errors import FieldError
-from async_refimport._models import ImportRequest, RowState, StoreRef
+from async_refimport._errors import FieldError, JournalError
+from async_refimport._models import ImportRequest, RowState, StoreRef, quoted
 
 
 def source_conflict(
@@ -69,3 +72,74 @@ def holder_is_gone(owner: str) -> bool:
     except OSError:
         return False
     return False
+
+
+INVALID_ITEM = "InvalidJournalItem"
+"""The :attr:`JournalError.code` of an item or row of the journal that no refimport wrote as it
+is (a hand edit, another program writing a shared table): the error names it and what is wrong."""
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def invalid_item(where: str, problem: str) -> JournalError:
+    """The error of a journal item (a row, a job, a store) that refimport cannot read.
+
+    Args:
+        where: The item (``row 5``, ``item ROW#123/ROW``).
+        problem: What is wrong with it (``state 'BOGUS' is not one of ...``).
+
+    Returns:
+        The error (code :data:`INVALID_ITEM`), which says how to get out of it.
+    """
+    return JournalError(
+        f"{where}: {problem} (was it edited by hand, or written by something else?); "
+        "fix or delete it",
+        code=INVALID_ITEM,
+    )
+
+
+def enum_of(kind: type[_E], value: object, where: str, field: str) -> _E:
+    """``value`` as a member of ``kind`` (a state), or the error naming the item.
+
+    Args:
+        kind: The enum (:class:`RowState`, :class:`JobState`).
+        value: What the journal holds.
+        where: The item, for the error.
+        field: The field, for the error.
+
+    Returns:
+        The member.
+
+    Raises:
+        JournalError: ``value`` is none of them (code :data:`INVALID_ITEM`).
+    """
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise invalid_item(where, f"{field} {quoted(str(value))} is not one of {allowed}") from None
+
+
+def store_of(key: object, where: str) -> StoreRef:
+    """The store a journal's store key names, or the error naming the item.
+
+    Args:
+        key: The key the journal holds.
+        where: The item, for the error.
+
+    Returns:
+        The store.
+
+    Raises:
+        JournalError: ``key`` is not a store key (code :data:`INVALID_ITEM`).
+    """
+    try:
+        if not isinstance(key, str):
+            raise ValueError(key)
+        return StoreRef.from_key(key)
+    except ValueError:
+        raise invalid_item(
+            where, f"store key {quoted(str(key))} is not profile|region|endpoint|store id"
+        ) from None

@@ -30,9 +30,14 @@ from async_refimport._errors import (
     RequestValidationError,
     StoreBookedError,
 )
-from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
+from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef, quoted
 from async_refimport.journal import sqlite_queries as q
-from async_refimport.journal._common import holder_is_gone, source_conflict
+from async_refimport.journal._common import (
+    enum_of,
+    holder_is_gone,
+    source_conflict,
+    store_of,
+)
 from async_refimport.journal.base import (
     FinalJobStatus,
     JobRecord,
@@ -157,7 +162,7 @@ class SQLiteJournal(SQLiteFile):
                 "SELECT DISTINCT store_key FROM rows WHERE state IN ('QUEUED', 'SUBMITTED')"
                 " UNION SELECT store_key FROM jobs WHERE state IN ('PENDING', 'RUNNING')"
             ).fetchall()
-            return [StoreRef.from_key(k[0]) for k in keys]
+            return [store_of(k[0], "a row or job") for k in keys]
 
         return await self._run(query)
 
@@ -476,7 +481,20 @@ class SQLiteJournal(SQLiteFile):
             for key, state, n in conn.execute(
                 "SELECT store_key, state, count(*) FROM rows GROUP BY store_key, state"
             ):
-                out.setdefault(StoreRef.from_key(key), {})[RowState(state)] = n
+                try:
+                    store = store_of(key, "a row")
+                    row_state = enum_of(RowState, state, "a row", "state")
+                except JournalError:
+                    # Named as a row: the first with this key and state says which is wrong.
+                    row_id, name = conn.execute(
+                        "SELECT id, name FROM rows WHERE store_key IS ? AND state IS ? LIMIT 1",
+                        (key, state),
+                    ).fetchone()
+                    where = f"row {row_id} ({quoted(str(name))})"
+                    store_of(key, where)
+                    enum_of(RowState, state, where, "state")
+                    raise
+                out.setdefault(store, {})[row_state] = n
             return out
 
         return await self._run(query)

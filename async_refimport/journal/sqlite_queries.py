@@ -10,7 +10,8 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
+from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef, quoted
+from async_refimport.journal._common import enum_of, invalid_item, store_of
 from async_refimport.journal.base import JobRecord, JobState, OutboxEntry, QueuedRow
 
 ROW_COLUMNS = (
@@ -35,20 +36,31 @@ def row_result(r: sqlite3.Row) -> RowResult:
     Returns:
         The row's result.
     """
-    store = StoreRef.from_key(r[1])
+    store = store_of(r[1], f"row {r[0]}")
     return RowResult(
         row_id=r[0],
         store_id=store.store_id,
         region=store.region,
         name=r[2],
         source_file=r[3],
-        state=RowState(r[4]),
+        state=enum_of(RowState, r[4], f"row {r[0]} ({quoted(str(r[2]))})", "state"),
         reference_id=r[5],
         job_id=r[6],
         message=r[7],
         attempts=r[8],
         md5=r[9],
     )
+
+
+def _tags(raw: object, where: str) -> dict[str, str]:
+    """A row's tags (a JSON object of strings), or the error naming the row."""
+    try:
+        tags = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        tags = None
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise invalid_item(where, f"tags {quoted(str(raw))} are not a JSON object of strings")
+    return tags
 
 
 def queued_rows_of(conn: sqlite3.Connection, where: str, args: Sequence[object]) -> list[QueuedRow]:
@@ -63,7 +75,7 @@ def queued_rows_of(conn: sqlite3.Connection, where: str, args: Sequence[object])
         The rows, in the query's order.
     """
     return [
-        QueuedRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
+        QueuedRow(r[0], r[1], r[2], r[3], r[4], _tags(r[5], f"row {r[0]}"), r[6])
         for r in conn.execute(f"SELECT {_QUEUED_COLUMNS} FROM rows WHERE {where}", args)
     ]
 
@@ -87,10 +99,10 @@ def job_record(conn: sqlite3.Connection, job: int, with_rows: bool = True) -> Jo
     rows = tuple(queued_rows_of(conn, "job = ? ORDER BY id", (job,))) if with_rows else ()
     return JobRecord(
         id=j[0],
-        store=StoreRef.from_key(j[1]),
+        store=store_of(j[1], f"job {j[0]}"),
         client_token=j[2],
         role_arn=j[3],
-        state=JobState(j[4]),
+        state=enum_of(JobState, j[4], f"job {j[0]}", "state"),
         written_at=j[5],
         job_id=j[6],
         started_at=j[7],

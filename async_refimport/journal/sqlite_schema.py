@@ -24,6 +24,7 @@ import anyio.to_thread
 
 from async_refimport._errors import JournalError, LeaseLostError, StoreBookedError
 from async_refimport._models import StoreRef
+from async_refimport.journal._common import INVALID_ITEM
 
 _T = TypeVar("_T")
 
@@ -323,6 +324,12 @@ class SQLiteFile:
             except (StoreBookedError, LeaseLostError):
                 if conn.in_transaction:
                     conn.rollback()
+                raise
+            except JournalError as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                if exc.code == INVALID_ITEM:  # a row or job no refimport wrote: name the file
+                    raise JournalError(f"journal {self.path}: {exc}", code=exc.code) from exc
                 raise
             except sqlite3.Error as exc:
                 if conn.in_transaction:

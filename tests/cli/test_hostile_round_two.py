@@ -11,14 +11,16 @@ import sqlite3
 import subprocess
 import sys
 import unicodedata
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 import pytest
 
 from async_refimport.emulator import EmulatorThread
+from tests.helpers.cli import ROLE_ARN, Run, starts
 
-from .conftest import ROLE_ARN, Run, starts
 from .test_cli_inputs import args_for, assert_one_clean_error, csv_text, no_call_was_made
 
 Genomes = Callable[[int, str], list[tuple[str, str]]]
@@ -285,3 +287,109 @@ def test_names_equal_but_for_unicode_normalization_are_one_name_in_a_manifest(
     )  # fmt: skip
     assert skipped.code == 1, skipped.stderr
     assert sorted(i["name"] for i in skipped.json()["items"]) == sorted([nfd, plain])
+
+
+# -- 6. journal items edited into an invalid shape -------------------------------------------------
+
+
+def test_a_sqlite_row_in_a_state_no_refimport_wrote_is_named_in_one_line(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    names = imported(emulator, store, genomes, journal)
+    with sqlite3.connect(journal) as db:
+        db.execute("UPDATE rows SET state = 'BOGUS' WHERE name = ?", (names[1],))
+        (row_id,) = db.execute("SELECT id FROM rows WHERE name = ?", (names[1],)).fetchone()
+    expected = f"row {row_id} ('{names[1]}'): state 'BOGUS' is not one of QUEUED, SUBMITTED"
+    for command in (["status"], ["report", "--format", "csv"]):
+        run = refimport_in(tmp_path, *command, "--journal", journal)
+        assert run.code == 2, run.stderr
+        line = one_error_line(run)
+        assert line.startswith(f"error: journal {journal}: ") and expected in line
+    # The import of the same manifest stops with that line; nothing is started or skipped.
+    before = starts(emulator)
+    run = refimport_in(
+        tmp_path, "import", tmp_path / "seed.csv", *args_for(emulator, store, journal), "--json"
+    )
+    assert run.code == 2, run.stderr
+    assert expected in run.stderr and "Traceback" not in run.stderr
+    assert starts(emulator) == before
+
+
+@pytest.fixture
+def ddb_journal(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path, moto_endpoint: str
+) -> tuple[str, dict[str, str], list[str]]:
+    """A DynamoDB journal (moto) with two imported rows: its table, environment, and the
+    command line that imported them."""
+    env = {**os.environ, "COLUMNS": "200", "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
+    table = f"refimport-{uuid.uuid4().hex[:8]}"
+    url = f"dynamodb://{table}?region=us-east-1"
+    init = subprocess.run(
+        [sys.executable, "-m", "async_refimport", "journal", "init", url],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    items = genomes(2, "ddbbad")
+    manifest = tmp_path / "seed.csv"
+    manifest.write_text(csv_text(items))
+    command = [
+        "import", str(manifest), *args_for(emulator, store, Path(url))[:-2], "--journal", url,
+        "--json",
+    ]  # fmt: skip
+    run = ddb_cli(env, *command)
+    assert run.code == 0, run.stderr
+    return table, env, command
+
+
+def ddb_cli(env: dict[str, str], *args: str) -> Run:
+    proc = subprocess.run(
+        [sys.executable, "-m", "async_refimport", *args],
+        capture_output=True, text=True, env=env, timeout=180,
+    )  # fmt: skip
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_dynamodb_items_of_an_invalid_shape_are_named_in_one_line(
+    ddb_journal: tuple[str, dict[str, str], list[str]], moto_endpoint: str
+) -> None:
+    table, env, import_command = ddb_journal
+    url = f"dynamodb://{table}?region=us-east-1"
+    ddb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_endpoint)
+    rows = ddb.scan(TableName=table, FilterExpression="sk = :r", ExpressionAttributeValues={
+        ":r": {"S": "ROW"}})["Items"]  # fmt: skip
+    stores = ddb.scan(TableName=table, FilterExpression="sk = :s", ExpressionAttributeValues={
+        ":s": {"S": "STORE"}})["Items"]  # fmt: skip
+    row, store_item = rows[0], stores[0]
+    cases = [
+        # A numeric name: reported by the report (which reads every row).
+        ({**row, "name": {"N": "5"}}, ["report", "--format", "csv"], "name is a number (N) '5'"),
+        # A counter written as a string: reported by status (which reads the counters).
+        ({**store_item, "n_IMPORTED": {"S": "two"}}, ["status"], "n_IMPORTED is a string (S)"),
+        # A store item whose key names no store.
+        (
+            {"pk": {"S": "STORE#garbage"}, "sk": {"S": "STORE"}, "gpk": {"S": "STORES"},
+             "gsk": {"S": "garbage"}, "store": {"S": "garbage"}, "n_QUEUED": {"N": "1"}},
+            ["status"],
+            "store key 'garbage' is not",
+        ),
+    ]  # fmt: skip
+    for item, command, expected in cases:
+        original = ddb.get_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+        ddb.put_item(TableName=table, Item=item)
+        run = ddb_cli(env, *command, "--journal", url)
+        assert run.code == 2, (expected, run.stdout, run.stderr)
+        line = one_error_line(run)
+        assert line.startswith("error: DynamoDB journal item") and expected in line, line
+        # The import of the same rows: stopped with that line, or every row accounted for.
+        rerun = ddb_cli(env, *import_command)
+        assert "Traceback" not in rerun.stderr
+        if rerun.code != 0:
+            assert rerun.code == 2 and expected in one_error_line(rerun), rerun.stderr
+        else:
+            assert rerun.json()["summary"]["total"] == 2, rerun.stdout
+        if "Item" in original:
+            ddb.put_item(TableName=table, Item=original["Item"])
+        else:
+            ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    assert ddb_cli(env, "status", "--journal", url).code == 0  # restored: read as before

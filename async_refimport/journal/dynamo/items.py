@@ -34,6 +34,7 @@ from async_refimport._models import (
     is_region_name,
     quoted,
 )
+from async_refimport.journal._common import enum_of, invalid_item, store_of
 from async_refimport.journal.base import JobRecord, JobState, QueuedRow, Settlement
 
 SCHEME = "dynamodb"
@@ -46,6 +47,19 @@ DEFAULT_RETENTION = 30 * 86_400.0
 """Seconds a final row, a done job or a sent result document is kept by default."""
 
 _ID_BITS = (1 << 53) - 1
+# DynamoDB's attribute types, as errors name them.
+_TYPES = {
+    "S": "a string (S)",
+    "N": "a number (N)",
+    "B": "binary (B)",
+    "BOOL": "a boolean (BOOL)",
+    "NULL": "null (NULL)",
+    "M": "a map (M)",
+    "L": "a list (L)",
+    "SS": "a string set (SS)",
+    "NS": "a number set (NS)",
+    "BS": "a binary set (BS)",
+}
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 BATCH_GET = 100
 """Keys per BatchGetItem (DynamoDB's limit)."""
@@ -67,16 +81,54 @@ def nv(value: float) -> dict[str, str]:
     return {"N": repr(value) if isinstance(value, float) else str(value)}
 
 
+def item_name(item: Mapping[str, Any]) -> str:
+    """An item as an error names it: ``item ROW#123/ROW`` (its key)."""
+    key = [
+        str(part["S"]) if isinstance(part, Mapping) and isinstance(part.get("S"), str) else "?"
+        for part in (item.get("pk"), item.get("sk"))
+    ]
+    return f"DynamoDB journal item {quoted('/'.join(key))}"
+
+
 def get_s(item: Mapping[str, Any], name: str) -> str | None:
-    """An item's string attribute, or ``None`` if it has none."""
+    """An item's string attribute, or ``None`` if it has none.
+
+    Raises:
+        JournalError: the attribute is not a string (code ``INVALID_ITEM``, naming the item).
+    """
     value = item.get(name)
-    return None if value is None else str(value["S"])
+    if value is None:
+        return None
+    text = value.get("S") if isinstance(value, Mapping) else None
+    if not isinstance(text, str):
+        raise invalid_item(item_name(item), f"{name} is {_kind(value)}, not a string (S)")
+    return text
 
 
 def get_n(item: Mapping[str, Any], name: str) -> float | None:
-    """An item's number attribute, or ``None`` if it has none."""
+    """An item's number attribute, or ``None`` if it has none.
+
+    Raises:
+        JournalError: the attribute is not a number (code ``INVALID_ITEM``, naming the item).
+    """
     value = item.get(name)
-    return None if value is None else float(value["N"])
+    if value is None:
+        return None
+    number = value.get("N") if isinstance(value, Mapping) else None
+    if isinstance(number, str):
+        try:
+            return float(number)
+        except ValueError:
+            pass
+    raise invalid_item(item_name(item), f"{name} is {_kind(value)}, not a number (N)")
+
+
+def _kind(value: object) -> str:
+    """What a DynamoDB attribute value is, for an error: ``a string (S) 'x'``, ``a map (M)``."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        return f"{_TYPES.get(tag, repr(tag))} {quoted(str(inner))}"
+    return quoted(str(value))
 
 
 def item_key(pk: str, sk: str) -> dict[str, dict[str, str]]:
@@ -252,21 +304,33 @@ def queued_row(item: Mapping[str, Any]) -> QueuedRow:
         source_file=get_s(item, "source_file") or "",
         role_arn=get_s(item, "role_arn") or "",
         description=get_s(item, "description"),
-        tags=json.loads(get_s(item, "tags") or "{}"),
+        tags=_tags(item),
         attempts=int(get_n(item, "attempts") or 0),
     )
 
 
+def _tags(item: Mapping[str, Any]) -> dict[str, str]:
+    """A row item's tags (a JSON object of strings), or the error naming the item."""
+    raw = get_s(item, "tags") or "{}"
+    try:
+        tags = json.loads(raw)
+    except ValueError:
+        tags = None
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise invalid_item(item_name(item), f"tags {quoted(raw)} are not a JSON object of strings")
+    return tags
+
+
 def row_result(item: Mapping[str, Any]) -> RowResult:
     """A row's item as its result (a queued row in an active job is reported by the caller)."""
-    store = StoreRef.from_key(get_s(item, "store") or "")
+    store = store_of(get_s(item, "store") or "", item_name(item))
     return RowResult(
         row_id=int(get_n(item, "id") or 0),
         store_id=store.store_id,
         region=store.region,
         name=get_s(item, "name") or "",
         source_file=get_s(item, "source_file") or "",
-        state=RowState(get_s(item, "state") or RowState.QUEUED),
+        state=enum_of(RowState, get_s(item, "state") or "QUEUED", item_name(item), "state"),
         reference_id=get_s(item, "reference_id"),
         job_id=get_s(item, "job_id"),
         message=get_s(item, "message"),
@@ -297,10 +361,10 @@ def job_record(item: Mapping[str, Any], rows: tuple[QueuedRow, ...]) -> JobRecor
     token = get_s(item, "client_token") or ""
     return JobRecord(
         id=job_number(token),
-        store=StoreRef.from_key(get_s(item, "store") or ""),
+        store=store_of(get_s(item, "store") or "", item_name(item)),
         client_token=token,
         role_arn=get_s(item, "role_arn") or "",
-        state=JobState(get_s(item, "state") or JobState.PENDING),
+        state=enum_of(JobState, get_s(item, "state") or "PENDING", item_name(item), "state"),
         written_at=get_n(item, "written_at") or 0.0,
         job_id=get_s(item, "job_id"),
         started_at=get_n(item, "started_at"),

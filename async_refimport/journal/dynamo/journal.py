@@ -26,7 +26,7 @@ import botocore.exceptions
 from async_refimport._errors import JournalError
 from async_refimport._models import RowState, StoreRef, is_region_name, quoted
 from async_refimport.aws.clients import ClientPool
-from async_refimport.journal._common import holder_is_gone
+from async_refimport.journal._common import enum_of, holder_is_gone
 from async_refimport.journal.base import OutboxEntry
 from async_refimport.journal.dynamo.items import (
     BATCH_GET,
@@ -34,6 +34,7 @@ from async_refimport.journal.dynamo.items import (
     get_n,
     get_s,
     item_key,
+    item_name,
     nv,
     ordered,
     parse_url,
@@ -248,7 +249,9 @@ class DynamoJournal(RowQueueRole, JobLogRole):
                     due.append(OutboxEntry(submission, reply_to, tuple(ids)))
             read = await self._batch_get(row_keys(i for ids in wanted.values() for i in ids))
             states = {
-                int(get_n(r, "id") or 0): RowState(get_s(r, "state") or RowState.QUEUED)
+                int(get_n(r, "id") or 0): enum_of(
+                    RowState, get_s(r, "state") or "QUEUED", item_name(r), "state"
+                )
                 for r in read
             }
             undecided = []

@@ -17,7 +17,7 @@ import botocore.exceptions
 
 from async_refimport._errors import FieldError, JournalError, RequestValidationError
 from async_refimport._models import ImportRequest, RowState, StoreRef
-from async_refimport.journal._common import source_conflict
+from async_refimport.journal._common import source_conflict, store_of
 from async_refimport.journal.base import QueuedRow, Settlement
 from async_refimport.journal.dynamo.calls import cancellation_reasons, lease_lost
 from async_refimport.journal.dynamo.items import (
@@ -31,6 +31,7 @@ from async_refimport.journal.dynamo.items import (
     get_n,
     get_s,
     item_key,
+    item_name,
     nv,
     ordered,
     queued_row,
@@ -263,7 +264,7 @@ class RowQueueRole(DynamoTable):
             key = get_s(item, "store")
             if key is None:
                 continue
-            store = StoreRef.from_key(key)
+            store = store_of(key, item_name(item))
             if "active_job" in item or await self.queued_rows(store, 1):
                 stores.append(store)
         return stores

@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from async_refimport._models import RowResult, RowState, StoreRef
+from async_refimport.journal._common import store_of
 from async_refimport.journal.base import JobRecord
 from async_refimport.journal.dynamo.items import (
     get_n,
     get_s,
+    item_name,
     job_record,
     replace_result,
     row_ids_of,
@@ -129,5 +131,5 @@ class JournalReaderRole(DynamoTable):
             if running:
                 states[RowState.SUBMITTED] = running
             if states:
-                out[StoreRef.from_key(key)] = states
+                out[store_of(key, item_name(item))] = states
         return out
