@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.common import (
+    expected_length,
+)
+
 # The emulator's fixtures are opt-in (no pytest11 entry point): this suite asks for them.
 pytest_plugins = ("async_refimport.emulator.pytest_plugin",)
-
-STORE_ID = "1234567890"
-ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
 
 
 @pytest.fixture(autouse=True)
@@ -56,13 +57,6 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-def _expected_length(item: pytest.Item) -> tuple[int, float]:
-    """Sort key: tests marked slow first, longest declared timeout first among them."""
-    timeout = item.get_closest_marker("timeout")
-    declared = float(timeout.args[0]) if timeout is not None and timeout.args else 0.0
-    return (0 if item.get_closest_marker("slow") else 1, -declared)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the longest tests first (a stable sort: otherwise collection order).
 
@@ -70,4 +64,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ones start at once and overlap, and the many short ones fill in around them instead of
     leaving one worker alone with the fleet test at the end.
     """
-    items.sort(key=_expected_length)
+    items.sort(key=expected_length)

@@ -16,9 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from async_refimport.emulator import EmulatorThread, Faults, make_fasta
-from tests.worker.conftest import WorkerProcess, start_worker, wait_for
+from tests.helpers.cli import ROLE_ARN, Run, create_store
+from tests.helpers.worker import WorkerProcess, start_worker, wait_for
 
-from .conftest import ROLE_ARN, Run, create_store
 from .test_cli import write_manifest
 
 __all__ = ["start_worker"]  # the worker tests' fixture, used here too

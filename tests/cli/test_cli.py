@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread
-
-from .conftest import ROLE_ARN, Run, create_store, starts
+from tests.helpers.cli import ROLE_ARN, Run, create_store, starts
 
 Genomes = Callable[[int, str], list[tuple[str, str]]]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread
+from tests.helpers.cli import ROLE_ARN, Run, create_store, run_cli, starts
 
-from .conftest import ROLE_ARN, Run, create_store, run_cli, starts
 from .test_cli import assert_matches_emulator, write_manifest
 
 

@@ -19,8 +19,7 @@ import boto3
 import pytest
 
 from async_refimport.emulator import EmulatorThread
-
-from .conftest import ROLE_ARN, Run, starts
+from tests.helpers.cli import ROLE_ARN, Run, starts
 
 Genomes = Callable[[int, str], list[tuple[str, str]]]
 

@@ -15,7 +15,7 @@ from async_refimport._console import outcome_words, print_summary
 from async_refimport._models import RowResult, RowState
 from async_refimport._report import Tally, json_document
 from async_refimport.cli.demo import _print_finish
-from tests.cli.conftest import Run
+from tests.helpers.cli import Run
 
 WORDS = re.compile(r"(\d+) rows: (\d+) imported, (\d+) already present, (\d+) failed")
 

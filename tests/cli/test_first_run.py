@@ -25,8 +25,8 @@ import boto3
 import pytest
 
 from async_refimport.emulator import EmulatorThread
+from tests.helpers.cli import ROLE_ARN, Run, starts
 
-from .conftest import ROLE_ARN, Run, starts
 from .test_cli import import_args, write_manifest
 
 Genomes = Callable[[int, str], list[tuple[str, str]]]

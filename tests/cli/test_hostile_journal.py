@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread
-
-from .conftest import ROLE_ARN, Run, create_store, run_cli, starts
+from tests.helpers.cli import ROLE_ARN, Run, create_store, run_cli, starts
 
 Genomes = Callable[[int, str], list[tuple[str, str]]]
 

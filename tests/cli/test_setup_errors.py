@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread
+from tests.helpers.cli import Run, starts
 
-from .conftest import Run, starts
 from .test_cli import Genomes, import_args, write_manifest
 
 EXIT_SETUP = 3

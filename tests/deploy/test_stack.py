@@ -15,6 +15,7 @@ definition.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -34,8 +35,8 @@ from async_refimport.aws.event_rule import EVENT_PATTERN
 from async_refimport.emulator import EmulatorThread
 from async_refimport.journal.dynamo import layout_problem
 from tests.deploy.template import TEMPLATE, load_template
-from tests.fleet.harness import read_announcement
-from tests.integration.helpers import create_store, genomes
+from tests.helpers.fleet_harness import read_announcement
+from tests.helpers.integration import create_store, genomes
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -178,7 +179,32 @@ def test_without_the_service_the_stack_is_the_queues_table_and_roles(
         assert "ServiceName" not in stack.outputs and "RequestQueueUrl" in stack.outputs
 
 
-def test_every_resource_moto_models_is_created(stack: Stack) -> None:
+def _policy(stack: Stack, role_output: str, name: str) -> dict[str, Any]:
+    """An inline policy of one of the stack's roles, as the stack resolved it."""
+    role = stack.outputs[role_output].rsplit("/", 1)[1]
+    document = stack.client("iam").get_role_policy(RoleName=role, PolicyName=name)
+    text = document["PolicyDocument"]
+    # moto keeps a CloudFormation policy as Python's repr of it (AWS::NoValue as None).
+    parsed = ast.literal_eval(text) if isinstance(text, str) else text
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def _table_arn(stack: Stack) -> str:
+    """The ARN of the stack's journal table."""
+    table = stack.client("dynamodb").describe_table(TableName=stack.outputs["JournalTableName"])
+    return str(table["Table"]["TableArn"])
+
+
+def _queue_arn(stack: Stack, output: str) -> str:
+    """The ARN of one of the stack's queues."""
+    attrs = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.outputs[output], AttributeNames=["QueueArn"]
+    )
+    return str(attrs["Attributes"]["QueueArn"])
+
+
+def test_every_resource_moto_models_is_created(stack: Stack, store: str) -> None:
     created = _created(stack)
     expected = {
         logical: r["Type"]
@@ -196,6 +222,21 @@ def test_every_resource_moto_models_is_created(stack: Stack) -> None:
         "HealthOmicsRoleArn",
         "ServiceName",
     }
+    # The roles' policies as the stack resolved them: the service role reads each source
+    # bucket (one ARN per name of the list parameter); the worker's name the stack's own table,
+    # store and queues.
+    [sources, *_] = _policy(stack, "HealthOmicsRoleArn", "read-sources")["Statement"]
+    assert sources["Resource"] == ["arn:*:s3:::genomes/*", "arn:*:s3:::refimport-manifests/*"]
+    worker = {
+        s["Sid"]: s["Resource"]
+        for s in _policy(stack, "WorkerRoleArn", "refimport-worker")["Statement"]
+        if s
+    }
+    assert worker["Journal"][0] == _table_arn(stack)
+    assert worker["ReferenceStores"][0].endswith(f":referenceStore/{store}")
+    assert worker["Requests"] == _queue_arn(stack, "RequestQueueUrl")
+    assert worker["Results"] == _queue_arn(stack, "ResultsQueueUrl")
+    assert worker["Events"] == _queue_arn(stack, "EventsQueueUrl")
     table = stack.client("dynamodb").describe_table(TableName=stack.outputs["JournalTableName"])
     assert layout_problem(table["Table"]) is None
     # `refimport journal init` takes the stack's table for a journal's (and leaves it be).

@@ -11,8 +11,7 @@ import aioboto3
 import pytest
 
 from async_refimport.emulator import EmulatorThread, conformance_problems, make_fasta
-
-from .conftest import ROLE, wait_job
+from tests.helpers.emulator import ROLE, wait_job
 
 
 def check(operation: str, response: dict[str, Any]) -> dict[str, Any]:

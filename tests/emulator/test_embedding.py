@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from async_refimport.emulator import ACCESS_KEY_ID, EmulatorThread, environ, make_fasta
-from tests.conftest import ROLE_ARN
+from tests.helpers.common import ROLE_ARN
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 
 from async_refimport.emulator import EmulatorThread, Faults, Unknowns
+from tests.helpers.emulator import wait_job
 
-from .conftest import wait_job
 from .test_faults import _http
 from .test_semantics import start
 

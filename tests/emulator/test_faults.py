@@ -14,8 +14,7 @@ import botocore.exceptions
 import pytest
 
 from async_refimport.emulator import EmulatorThread, Faults
-
-from .conftest import ROLE, wait_job
+from tests.helpers.emulator import ROLE, wait_job
 
 START = frozenset({"StartReferenceImportJob"})
 

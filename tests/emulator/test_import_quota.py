@@ -23,8 +23,8 @@ import pytest
 
 import async_refimport.emulator as emulator_pkg
 from async_refimport.emulator import EmulatorThread, Faults
+from tests.helpers.emulator import ROLE, wait_job
 
-from .conftest import ROLE, wait_job
 from .test_faults import _http
 from .test_semantics import error_code, start
 

@@ -21,8 +21,7 @@ from async_refimport.emulator import (
     Faults,
     make_fasta,
 )
-
-from .conftest import ROLE, wait_job
+from tests.helpers.emulator import ROLE, wait_job
 
 
 def test_duration_follows_the_model(

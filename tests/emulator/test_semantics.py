@@ -15,8 +15,7 @@ import pytest
 from botocore.config import Config
 
 from async_refimport.emulator import EmulatorThread, bgzip, gzip_bytes, make_fasta
-
-from .conftest import ROLE, wait_job
+from tests.helpers.emulator import ROLE, wait_job
 
 
 def start(

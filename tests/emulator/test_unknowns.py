@@ -13,8 +13,8 @@ import botocore.exceptions
 import pytest
 
 from async_refimport.emulator import EmulatorThread, Faults, Unknowns
+from tests.helpers.emulator import wait_job
 
-from .conftest import wait_job
 from .test_faults import _http
 from .test_semantics import error_code, start
 

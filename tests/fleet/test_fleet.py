@@ -24,8 +24,8 @@ import pytest
 from async_refimport import RowResult, RowState
 from async_refimport.emulator import EmulatorThread
 from async_refimport.journal.dynamo import DynamoJournal, create_table
-from tests.conftest import ROLE_ARN
-from tests.fleet.harness import (
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.fleet_harness import (
     Chaos,
     Fleet,
     FleetSettings,
@@ -33,8 +33,8 @@ from tests.fleet.harness import (
     create_queues,
     send_messages,
 )
-from tests.fleet.moto_server import MotoProcess
-from tests.integration.helpers import create_store, genomes, overlapping_jobs
+from tests.helpers.integration import create_store, genomes, overlapping_jobs
+from tests.helpers.moto_server import MotoProcess
 
 STORES = 6
 ROWS_PER_STORE = 100

@@ -27,10 +27,10 @@ from async_refimport.journal.base import Settlement
 from async_refimport.journal.dynamo import DynamoJournal, create_table
 from async_refimport.worker.intakes.sqs.documents import result_document
 from async_refimport.worker.intakes.sqs.outbox import ResultSender
-from tests.conftest import ROLE_ARN, STORE_ID
-from tests.fleet.conftest import Queues, eventually, fast_settings
-from tests.integration.helpers import genomes, requests_for
-from tests.logcapture import capture_logs
+from tests.helpers.common import ROLE_ARN, STORE_ID
+from tests.helpers.fleet import Queues, eventually, fast_settings
+from tests.helpers.integration import genomes, requests_for
+from tests.helpers.logcapture import capture_logs
 
 
 async def import_rows(

@@ -11,9 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.fleet.conftest import Queues, eventually
 from tests.fleet.test_worker_sqs import Worker, start
-from tests.integration.helpers import genomes
+from tests.helpers.fleet import Queues, eventually
+from tests.helpers.integration import genomes
 
 __all__ = ["start"]  # the fixture, used by name
 

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from async_refimport.aws.sqs import DOWNLOAD_CHUNK, ObjectUnavailable, SqsClient
-from tests.fleet.conftest import Queues
+from tests.helpers.fleet import Queues
 
 
 async def test_an_object_is_copied_into_a_file_chunk_by_chunk(queues: Queues) -> None:

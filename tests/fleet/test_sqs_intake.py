@@ -15,10 +15,10 @@ from async_refimport.emulator import EmulatorThread
 from async_refimport.manifest.reader import ManifestDefaults
 from async_refimport.worker.intakes.sqs.messages import parse_body
 from async_refimport.worker.intakes.sqs.options import SqsIntakeSettings
-from tests.conftest import ROLE_ARN
-from tests.fleet.conftest import Queues, eventually, running
-from tests.integration.helpers import genomes
-from tests.logcapture import capture_logs
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.fleet import Queues, eventually, running
+from tests.helpers.integration import genomes
+from tests.helpers.logcapture import capture_logs
 
 
 def rows(items: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -325,7 +325,7 @@ async def test_a_message_cannot_choose_the_endpoint_or_the_profile(
 ) -> None:
     """A message naming an endpoint (inline or in a manifest's column) or a profile is refused
     with a result document naming the field; the worker's credentials never reach the endpoint."""
-    from tests.helpers_listener import Listener
+    from tests.helpers.listener import Listener
 
     items = genomes(s3_fasta, 2, "sqs-aimed")
     with Listener() as trap:

@@ -20,10 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from async_refimport.emulator import EmulatorThread
 from async_refimport.journal.dynamo import create_table
-from tests.conftest import ROLE_ARN
-from tests.fleet.conftest import Queues, eventually
-from tests.fleet.harness import ROOT, read_announcement
-from tests.integration.helpers import genomes
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.fleet import Queues, eventually
+from tests.helpers.fleet_harness import ROOT, read_announcement
+from tests.helpers.integration import genomes
 
 CLI = [sys.executable, "-m", "async_refimport", "worker"]
 

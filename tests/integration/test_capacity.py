@@ -30,10 +30,10 @@ from async_refimport import (
 )
 from async_refimport.completion.events import EventsPolicy
 from async_refimport.emulator import EmulatorThread, Faults, Unknowns
-from tests.conftest import ROLE_ARN
-from tests.integration.helpers import create_store, genomes, requests_for
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.integration import create_store, genomes, requests_for
+from tests.helpers.logcapture import capture_logs
 from tests.integration.test_unknowns import check_outcomes, long_genomes
-from tests.logcapture import capture_logs
 
 QUOTA_SAID = "the account's concurrent import quota is full; read-set imports count too"
 FAST = ImporterSettings(

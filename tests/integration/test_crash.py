@@ -18,7 +18,7 @@ import pytest
 
 from async_refimport import RowState, SQLiteJournal
 from async_refimport.emulator import EmulatorThread
-from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
+from tests.helpers.integration import create_store, genomes, overlapping_jobs, requests_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

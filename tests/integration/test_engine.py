@@ -18,8 +18,8 @@ from async_refimport import (
     SetupError,
 )
 from async_refimport.emulator import EmulatorThread, Faults
-from tests.conftest import ROLE_ARN
-from tests.integration.helpers import (
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.integration import (
     REGIONS,
     create_store,
     genomes,

@@ -15,9 +15,9 @@ import pytest
 from async_refimport import Importer, ImporterSettings, PollingPolicy, RowState
 from async_refimport.completion.events import EventsPolicy
 from async_refimport.emulator import EmulatorThread, Faults
-from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
+from tests.helpers.integration import create_store, genomes, overlapping_jobs, requests_for
+from tests.helpers.logcapture import capture_logs
 from tests.integration.test_unknowns import OtherClient, check_outcomes
-from tests.logcapture import capture_logs
 
 PACK = 10
 # Safety-net polls far beyond the jobs' length (~0.1 s): only an event can end a wait early.
@@ -138,8 +138,8 @@ async def test_events_of_jobs_we_do_not_own_are_cleared_from_the_queue(
 def test_the_cli_listens_with_events_queue_url(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path, queue: str
 ) -> None:
-    from tests.cli.conftest import run_cli
-    from tests.conftest import ROLE_ARN
+    from tests.helpers.cli import run_cli
+    from tests.helpers.common import ROLE_ARN
 
     # Jobs of 2 s: the second job's safety-net poll (at 1.5x its predicted length) comes 1 s after
     # its end, far later than its event even with four test workers loading two cores.
@@ -165,8 +165,8 @@ def test_the_cli_listens_with_events_queue_url(
 def test_events_init_sets_up_the_queue_the_cli_then_listens_to(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path
 ) -> None:
-    from tests.cli.conftest import run_cli
-    from tests.conftest import ROLE_ARN
+    from tests.helpers.cli import run_cli
+    from tests.helpers.common import ROLE_ARN
 
     emulator.configure(time_scale=0.05, job_overhead=40.0)  # jobs of 2 s (see the test above)
     moto = emulator.events_endpoint_url or ""

@@ -12,7 +12,7 @@ import pytest
 
 from async_refimport import Importer, JobStarted, JournalError, RowState
 from async_refimport.emulator import EmulatorThread
-from tests.integration.helpers import create_store, genomes, requests_for
+from tests.helpers.integration import create_store, genomes, requests_for
 from tests.integration.test_engine import FAST
 
 # The stopped run's lease stays in the journal; this process is alive, so the re-run (in the

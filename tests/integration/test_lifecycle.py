@@ -21,7 +21,7 @@ from async_refimport import (
 )
 from async_refimport.emulator import EmulatorThread
 from async_refimport.journal.base import JobState
-from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
+from tests.helpers.integration import create_store, genomes, overlapping_jobs, requests_for
 
 FAST = ImporterSettings(
     polling=PollingPolicy(first_poll=0.02, min_interval=0.01, max_interval=0.3),
@@ -104,7 +104,7 @@ async def test_store_busy_with_someone_elses_job_waits_instead_of_failing(
 ) -> None:
     import boto3
 
-    from tests.conftest import ROLE_ARN
+    from tests.helpers.common import ROLE_ARN
 
     # The other job runs ~3 s: still running at our Start (at ~1.2 s it had ended before ours was
     # sent in a run beside four others on two cores, and no busy store was met).

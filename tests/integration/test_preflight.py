@@ -16,10 +16,10 @@ from async_refimport import (
     RowState,
 )
 from async_refimport.emulator import EmulatorThread
-from tests.cli.conftest import run_cli
-from tests.conftest import ROLE_ARN
-from tests.integration.helpers import create_store, genomes, requests_for
-from tests.logcapture import capture_logs
+from tests.helpers.cli import run_cli
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.integration import create_store, genomes, requests_for
+from tests.helpers.logcapture import capture_logs
 
 SETTINGS = ImporterSettings(
     polling=PollingPolicy(first_poll=0.02, min_interval=0.01, max_interval=0.3),

@@ -37,9 +37,9 @@ from async_refimport import (
 from async_refimport._pacing import Pacer
 from async_refimport.emulator import EmulatorThread, Unknowns, make_fasta
 from async_refimport.gateway.aws import AwsGateway, SourceSpec
-from tests.conftest import ROLE_ARN
-from tests.integration.helpers import create_store, genomes, overlapping_jobs, requests_for
-from tests.logcapture import capture_logs
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.integration import create_store, genomes, overlapping_jobs, requests_for
+from tests.helpers.logcapture import capture_logs
 
 FAST = ImporterSettings(
     retry=RetryPolicy(attempts=10, initial=0.02, max_backoff=0.3, max_elapsed=60),

@@ -17,8 +17,8 @@ from async_refimport import (
     RowState,
 )
 from async_refimport.emulator import EmulatorThread
-from tests.integration.helpers import create_store, genomes, requests_for
-from tests.logcapture import capture_logs
+from tests.helpers.integration import create_store, genomes, requests_for
+from tests.helpers.logcapture import capture_logs
 
 SETTINGS = ImporterSettings(
     # Polls at least 50 ms apart: the emulator's thread shares the test's interpreter, and with

@@ -10,34 +10,19 @@ from pathlib import Path
 import anyio
 import pytest
 
-from async_refimport import ImportRequest, Journal, StoreRef
+from async_refimport import Journal
 from async_refimport.journal.dynamo import DynamoJournal, create_table
 from async_refimport.journal.sqlite import SQLiteJournal
-from tests.conftest import ROLE_ARN, STORE_ID
-
-STORE = StoreRef(STORE_ID, "us-east-1")
-
-JournalFactory = Callable[..., Journal]
-"""``factory(clock=None)``: a new, unopened journal on the test's shared storage."""
-
-
-def reqs(
-    n: int, prefix: str = "ref", store: StoreRef = STORE
-) -> list[tuple[StoreRef, ImportRequest]]:
-    return [
-        (
-            store,
-            ImportRequest(store.store_id, ROLE_ARN, f"s3://genomes/{prefix}{i}.fa", f"{prefix}{i}"),
-        )
-        for i in range(n)
-    ]
+from tests.helpers.journal import (
+    JournalFactory,
+)
 
 
 @pytest.fixture(scope="session")
 def serialized_moto() -> Iterator[str]:
     """moto in a process of its own, DynamoDB requests one at a time: moto's threaded server is
     not safe for concurrent conditional writes (two can both pass), DynamoDB itself is."""
-    from tests.fleet.moto_server import MotoProcess
+    from tests.helpers.moto_server import MotoProcess
 
     with MotoProcess() as endpoint:
         yield endpoint

@@ -12,8 +12,8 @@ import pytest
 
 from async_refimport import LeaseLostError, RowState, StoreBookedError, StoreRef
 from async_refimport.journal.base import JobState, Settlement
-from tests.conftest import ROLE_ARN, STORE_ID
-from tests.journal.conftest import STORE, JournalFactory, reqs
+from tests.helpers.common import ROLE_ARN, STORE_ID
+from tests.helpers.journal import STORE, JournalFactory, reqs
 
 
 async def test_write_ahead_then_job_id_then_settle(journal_factory: JournalFactory) -> None:

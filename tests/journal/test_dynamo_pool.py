@@ -6,7 +6,7 @@ from __future__ import annotations
 from async_refimport.aws.clients import ClientPool
 from async_refimport.journal import resolve_journal
 from async_refimport.journal.dynamo import DynamoJournal
-from tests.journal.conftest import reqs
+from tests.helpers.journal import reqs
 
 
 async def test_a_given_pool_serves_the_journal_and_stays_open(dynamo_table: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from async_refimport import Importer, RowState
 from async_refimport.emulator import EmulatorThread
-from tests.integration.helpers import create_store, genomes, requests_for
+from tests.helpers.integration import create_store, genomes, requests_for
 from tests.integration.test_engine import FAST, assert_exactly_once
 
 

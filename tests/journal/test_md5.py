@@ -10,8 +10,7 @@ from pathlib import Path
 from async_refimport import RowState
 from async_refimport.journal.base import Settlement
 from async_refimport.journal.sqlite import SQLiteJournal
-
-from .conftest import STORE, JournalFactory, reqs
+from tests.helpers.journal import STORE, JournalFactory, reqs
 
 MD5 = "0123456789abcdef0123456789abcdef"
 

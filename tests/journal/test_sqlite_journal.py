@@ -12,7 +12,7 @@ import pytest
 
 from async_refimport import JournalError, SQLiteJournal
 from async_refimport.journal import opened_journal
-from tests.journal.conftest import STORE, reqs
+from tests.helpers.journal import STORE, reqs
 
 
 def _digest(path: Path) -> str:

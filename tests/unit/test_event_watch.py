@@ -15,7 +15,7 @@ from async_refimport.completion.events import EventsPolicy, EventWatcher, parse_
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.gateway.aws import SourceSpec
 from async_refimport.testing import MemoryGateway
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 STORE = StoreRef(STORE_ID, "us-east-1")
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/omics-events"

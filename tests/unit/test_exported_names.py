@@ -23,7 +23,7 @@ from async_refimport import (
     SetupKind,
     StoreRef,
 )
-from tests.unit.fakes import FakeOmics
+from tests.helpers.fakes import FakeOmics
 from tests.unit.test_importer_logic import FAST, requests
 
 

@@ -32,8 +32,8 @@ from async_refimport._rowset import RowIdSet
 from async_refimport.engine import importer as _importer
 from async_refimport.journal import opened_journal
 from async_refimport.manifest.reader import CheckedManifest, ManifestDefaults, check_manifest
-from tests.conftest import ROLE_ARN, STORE_ID
-from tests.unit.fakes import FakeOmics
+from tests.helpers.common import ROLE_ARN, STORE_ID
+from tests.helpers.fakes import FakeOmics
 from tests.unit.test_importer_logic import FAST
 
 DEFAULTS = ManifestDefaults(store_id=STORE_ID, role_arn=ROLE_ARN, region="us-east-1")

@@ -28,7 +28,7 @@ from async_refimport.engine.importer import Importer
 from async_refimport.manifest.reader import ManifestDefaults
 from async_refimport.testing import MemoryGateway
 from async_refimport.worker.intakes.http import HttpIntake
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 FUZZ = settings(
     max_examples=300,

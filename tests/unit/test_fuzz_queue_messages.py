@@ -35,7 +35,7 @@ from async_refimport.manifest.reader import ManifestDefaults
 from async_refimport.testing import MemoryGateway
 from async_refimport.worker.intakes.sqs.intake import SqsIntake
 from async_refimport.worker.intakes.sqs.messages import MessageBody, parse_body
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 FUZZ = settings(
     max_examples=200,

@@ -11,7 +11,7 @@ import async_refimport.testing
 from async_refimport import ImportRequest, RowState, TransientServiceError
 from async_refimport.gateway import base
 from async_refimport.testing import MemoryGateway, VirtualClock, memory_importer
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 
 def requests(n: int) -> list[ImportRequest]:

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from async_refimport import JournalError, SQLiteJournal
-from tests.journal.conftest import reqs
+from tests.helpers.journal import reqs
 
 
 async def test_a_full_database_is_a_journal_error_that_names_the_disk(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from async_refimport import (
 )
 from async_refimport.engine.importer import Importer
 from async_refimport.testing import MemoryGateway
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 
 class VirtualClock:

@@ -22,8 +22,8 @@ from async_refimport import (
     StoreRef,
     TransientServiceError,
 )
-from tests.conftest import ROLE_ARN, STORE_ID
-from tests.unit.fakes import FakeOmics, transient
+from tests.helpers.common import ROLE_ARN, STORE_ID
+from tests.helpers.fakes import FakeOmics, transient
 
 FAST = ImporterSettings(
     retry=RetryPolicy(attempts=5, initial=0.001, max_backoff=0.01),

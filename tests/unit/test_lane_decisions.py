@@ -25,7 +25,7 @@ from async_refimport import (
 from async_refimport._retry import RetryPolicy, backoff_delay, gave_up
 from async_refimport.engine.start import StartAction, classify, may_mean_busy
 from async_refimport.gateway.aws import GET, LIST_JOBS, START, JobSnapshot, SourceStatus
-from tests.unit.fakes import FakeOmics
+from tests.helpers.fakes import FakeOmics
 from tests.unit.test_importer_logic import FAST, requests
 
 GRACE = FAST.consistency_grace

@@ -4,7 +4,7 @@ import pytest
 
 from async_refimport import ImportRequest, validate_request
 from async_refimport._models import validate_requests
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 
 def req(**kw: object) -> ImportRequest:

@@ -6,7 +6,7 @@ from async_refimport import PollingPolicy, RowState, SQLiteJournal, StoreRef
 from async_refimport.completion.polling import DurationPredictor, PollingWatcher
 from async_refimport.gateway.aws import JobSnapshot, SourceStatus
 from async_refimport.journal.base import Settlement
-from tests.unit.fakes import FakeOmics
+from tests.helpers.fakes import FakeOmics
 from tests.unit.test_importer_logic import requests
 
 

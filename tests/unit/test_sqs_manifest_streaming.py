@@ -20,7 +20,7 @@ from async_refimport.manifest.reader import ManifestDefaults
 from async_refimport.worker.intakes.sqs.intake import SqsIntake
 from async_refimport.worker.intakes.sqs.messages import MessageBody, journal_manifest
 from async_refimport.worker.intakes.sqs.options import SqsIntakeSettings
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 DEFAULTS = ManifestDefaults(store_id=STORE_ID, role_arn=ROLE_ARN, region="us-east-1")
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/requests"

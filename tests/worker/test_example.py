@@ -19,8 +19,8 @@ from aiohttp import web
 
 from async_refimport import ImporterSettings, PollingPolicy, RetryPolicy
 from async_refimport.emulator import EmulatorThread, Faults
-from tests.conftest import ROLE_ARN
-from tests.integration.helpers import create_store, genomes
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.integration import create_store, genomes
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "aiohttp_service.py"
 FAST = ImporterSettings(

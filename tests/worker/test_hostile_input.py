@@ -19,9 +19,9 @@ from typing import IO, Any
 import pytest
 
 from async_refimport.emulator import EmulatorThread
-from tests.conftest import ROLE_ARN
-from tests.integration.helpers import genomes
-from tests.worker.conftest import WORKER, WorkerProcess, _read_announcement, drop, wait_for
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.integration import genomes
+from tests.helpers.worker import WORKER, WorkerProcess, _read_announcement, drop, wait_for
 
 
 def raw_request(
@@ -231,7 +231,7 @@ def test_a_remote_client_cannot_aim_the_workers_credentials_or_name_a_foreign_st
     """What a client may set per row is a closed list: a row naming an endpoint or a profile is
     refused (400, naming the field) and the endpoint it named is never called; with
     --allow-store, a row naming another store is refused too; the worker's own rows go on."""
-    from tests.helpers_listener import Listener
+    from tests.helpers.listener import Listener
 
     [(name, uri)] = genomes(s3_fasta, 1, "aimed")
     args = ("--journal", str(tmp_path / "j.sqlite"), "--store-id", store_id)

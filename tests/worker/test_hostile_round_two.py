@@ -29,9 +29,9 @@ from async_refimport.worker.intakes.http_guard import (
     connection_limit,
 )
 from async_refimport.worker.intakes.spool import NAME_MAX, filed_name, ids_name, shown_name
-from tests.conftest import ROLE_ARN
-from tests.integration.helpers import genomes
-from tests.worker.conftest import (
+from tests.helpers.common import ROLE_ARN
+from tests.helpers.integration import genomes
+from tests.helpers.worker import (
     WORKER,
     WorkerProcess,
     _read_announcement,

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from async_refimport.emulator import EmulatorThread
-from tests.integration.helpers import genomes
-from tests.worker.conftest import CLI_WORKER, WorkerProcess, wait_for
+from tests.helpers.integration import genomes
+from tests.helpers.worker import CLI_WORKER, WorkerProcess, wait_for
 
 TOKEN = "s3cr3t-test-token"
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread, Faults
-from tests.integration.helpers import (
+from tests.helpers.integration import (
     REGIONS,
     create_store,
     genomes,
     overlapping_jobs,
     references_by_store,
 )
-from tests.worker.conftest import WorkerProcess, drop, wait_for
+from tests.helpers.worker import WorkerProcess, drop, wait_for
 
 
 def assert_each_reference_once(emulator: EmulatorThread, expected: dict[str, set[str]]) -> None:

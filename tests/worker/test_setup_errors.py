@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread
-from tests.integration.helpers import genomes
-from tests.worker.conftest import WorkerProcess, wait_for
+from tests.helpers.integration import genomes
+from tests.helpers.worker import WorkerProcess, wait_for
 
 
 def test_worker_with_denied_credentials_is_not_ready_and_keeps_the_rows(

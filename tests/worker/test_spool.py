@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread
-from tests.integration.helpers import genomes, references_by_store
-from tests.worker.conftest import CLI_WORKER, WorkerProcess, csv_manifest, drop, wait_for
+from tests.helpers.integration import genomes, references_by_store
+from tests.helpers.worker import CLI_WORKER, WorkerProcess, csv_manifest, drop, wait_for
 
 
 def report(spool: Path, where: str, name: str) -> dict:

@@ -38,9 +38,9 @@ from async_refimport.worker.config import WorkerConfig, split_grace
 from async_refimport.worker.intake import IntakeContext
 from async_refimport.worker.intakes.http import HttpIntake, build_app
 from async_refimport.worker.intakes.spool import Spool, SpoolOutcome
-from tests.conftest import ROLE_ARN, STORE_ID
-from tests.logcapture import capture_logs
-from tests.worker.conftest import drop
+from tests.helpers.common import ROLE_ARN, STORE_ID
+from tests.helpers.logcapture import capture_logs
+from tests.helpers.worker import drop
 
 FAST = ImporterSettings(
     retry=RetryPolicy(attempts=3, initial=0.001, max_backoff=0.01),

@@ -15,7 +15,7 @@ the fleet's serialised server spends most of its time copying. :func:`fast_trans
 the conditions first (requests are serialised, so nothing changes in between) and skips the copy
 when they all hold; a transaction that will be cancelled takes moto's own path, copy included.
 
-    python -m tests.fleet.moto_server          # prints {"endpoint": "http://127.0.0.1:PORT"}
+    python -m tests.helpers.moto_server          # prints {"endpoint": "http://127.0.0.1:PORT"}
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class MotoProcess:
     def __enter__(self) -> str:
         self._stderr = open(self._log, "w") if self._log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fleet.moto_server"],
+            [sys.executable, "-m", "tests.helpers.moto_server"],
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,

@@ -14,7 +14,7 @@ from async_refimport import (
     StoreRef,
 )
 from async_refimport.journal.base import JobState, Settlement
-from tests.conftest import ROLE_ARN, STORE_ID
+from tests.helpers.common import ROLE_ARN, STORE_ID
 
 STORE = StoreRef(STORE_ID, "us-east-1")
 

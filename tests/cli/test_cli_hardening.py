@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from async_refimport.emulator import EmulatorThread
+from tests.helpers.cli import Run, run_cli
 
-from .conftest import Run, run_cli
 from .test_cli import import_args
 
 Genomes = Callable[[int, str], list[tuple[str, str]]]

@@ -10,7 +10,7 @@ import boto3
 
 from async_refimport import ImportRequest
 from async_refimport.emulator import EmulatorThread, make_fasta
-from tests.conftest import ROLE_ARN
+from tests.helpers.common import ROLE_ARN
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from async_refimport.worker.config import is_loopback as _loopback
-from tests.cli.test_hardening import SESSION_TOKEN
-from tests.integration.helpers import genomes
-from tests.worker.conftest import WORKER, WorkerProcess, wait_for
+from tests.cli.test_cli_hardening import SESSION_TOKEN
+from tests.helpers.integration import genomes
+from tests.helpers.worker import WORKER, WorkerProcess, wait_for
 
 WORKER_TOKEN = "worker-token-0123456789"
 
