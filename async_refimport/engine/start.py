@@ -236,11 +236,10 @@ class Starter:
         """
         d, s = self._deps, self._settings
         sources = [SourceSpec(r.source_file, r.name, r.description, dict(r.tags)) for r in job.rows]
-        # After a crash the List may not yet show a job created moments ago (it lags): then the
-        # Start goes again with the same clientToken, which the service remembers. Had it also
-        # forgotten the token, the Start is refused while that job runs (and the next lookup
-        # finds it), or, had the job ended, the names it took fail the new job's sources and the
-        # rows end ALREADY_PRESENT: a name is unique in a store, so nothing is imported twice.
+        # After a crash or an ambiguous attempt the List may not yet show the job (it lags), and
+        # the service may have forgotten the clientToken: nothing is sent again until lookups
+        # have found nothing for consistency_grace (settles_at), so the same sources never run
+        # in two jobs of ours.
         now = d.clock()
         tries = StartAttempts(maybe_sent=maybe_sent, failing_since=now)
         if maybe_sent:
