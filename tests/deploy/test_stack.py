@@ -204,7 +204,7 @@ def _queue_arn(stack: Stack, output: str) -> str:
     return str(attrs["Attributes"]["QueueArn"])
 
 
-def test_every_resource_moto_models_is_created(stack: Stack, store: str) -> None:
+def test_every_resource_moto_models_is_created(stack: Stack) -> None:
     created = _created(stack)
     expected = {
         logical: r["Type"]
@@ -222,21 +222,6 @@ def test_every_resource_moto_models_is_created(stack: Stack, store: str) -> None
         "HealthOmicsRoleArn",
         "ServiceName",
     }
-    # The roles' policies as the stack resolved them: the service role reads each source
-    # bucket (one ARN per name of the list parameter); the worker's name the stack's own table,
-    # store and queues.
-    [sources, *_] = _policy(stack, "HealthOmicsRoleArn", "read-sources")["Statement"]
-    assert sources["Resource"] == ["arn:*:s3:::genomes/*", "arn:*:s3:::refimport-manifests/*"]
-    worker = {
-        s["Sid"]: s["Resource"]
-        for s in _policy(stack, "WorkerRoleArn", "refimport-worker")["Statement"]
-        if s
-    }
-    assert worker["Journal"][0] == _table_arn(stack)
-    assert worker["ReferenceStores"][0].endswith(f":referenceStore/{store}")
-    assert worker["Requests"] == _queue_arn(stack, "RequestQueueUrl")
-    assert worker["Results"] == _queue_arn(stack, "ResultsQueueUrl")
-    assert worker["Events"] == _queue_arn(stack, "EventsQueueUrl")
     table = stack.client("dynamodb").describe_table(TableName=stack.outputs["JournalTableName"])
     assert layout_problem(table["Table"]) is None
     # `refimport journal init` takes the stack's table for a journal's (and leaves it be).
@@ -264,6 +249,24 @@ def test_every_resource_moto_models_is_created(stack: Stack, store: str) -> None
         "deadLetterTargetArn": dead_letters,
         "maxReceiveCount": 10,
     }
+
+
+def test_the_roles_policies_name_the_stacks_resources(stack: Stack, store: str) -> None:
+    # The roles' policies as the stack resolved them: the service role reads each source
+    # bucket (one ARN per name of the list parameter); the worker's name the stack's own table,
+    # store and queues.
+    [sources, *_] = _policy(stack, "HealthOmicsRoleArn", "read-sources")["Statement"]
+    assert sources["Resource"] == ["arn:*:s3:::genomes/*", "arn:*:s3:::refimport-manifests/*"]
+    worker = {
+        s["Sid"]: s["Resource"]
+        for s in _policy(stack, "WorkerRoleArn", "refimport-worker")["Statement"]
+        if s
+    }
+    assert worker["Journal"][0] == _table_arn(stack)
+    assert worker["ReferenceStores"][0].endswith(f":referenceStore/{store}")
+    assert worker["Requests"] == _queue_arn(stack, "RequestQueueUrl")
+    assert worker["Results"] == _queue_arn(stack, "ResultsQueueUrl")
+    assert worker["Events"] == _queue_arn(stack, "EventsQueueUrl")
 
 
 def _events(log: Path) -> list[dict[str, Any]]:
