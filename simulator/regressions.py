@@ -30,6 +30,15 @@ REGRESSIONS: tuple[Regression, ...] = (
     # Bugs the simulator found (ENGINE_CHANGES.md), on the profile "full" (its draws do not
     # depend on what is gated). Open ones show their bug until the change lands.
     Regression(
+        22418496,
+        "full",
+        "ambiguous Starts again and again on a store: lookups at the retry backoff's pace for "
+        "minutes (a hot loop of ListReferenceImportJobs and Gets)",
+        fixed=False,
+        engine_change="E9",
+        shows="inv6 hot loop",
+    ),
+    Regression(
         2067,
         "full",
         "an ambiguous Start sent again before the List shows the job, the token forgotten: a "

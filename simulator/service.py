@@ -107,6 +107,7 @@ class SimService:
         self._ref_ids = 5000000001
         self._buckets: dict[str, tuple[float, float]] = {}
         self.name_taken_at = -math.inf
+        self._ambiguous_at: dict[str, float] = {}
         # (time, process, operation, store) of every call that reached the service.
         self.calls: list[tuple[float, str, str, str]] = []
 
@@ -282,9 +283,16 @@ class SimService:
                 raise client_error(op, "InternalServerException", 500, "Internal failure")
             raise botocore.exceptions.ConnectionClosedError(endpoint_url=ENDPOINT)
 
-    def _start_fault(self, op: str, p: float) -> Exception | None:
+    def _start_fault(self, op: str, p: float, store_id: str) -> Exception | None:
         if self.calm or self.rng.random() >= p:
             return None
+        if (
+            not allows("ambiguous_start_storm", self.sc.profile)
+            and self.now - self._ambiguous_at.get(store_id, -math.inf) < 180.0
+        ):
+            # Gated (E9): one ambiguous Start per store every 3 minutes at most.
+            return None
+        self._ambiguous_at[store_id] = self.now
         kind = self.rng.choice(START_FAULTS)
         if kind == "408":
             return client_error(op, "RequestTimeoutException", 408, "Request timed out")
@@ -298,7 +306,7 @@ class SimService:
         sources = [(s["sourceFile"], s["name"]) for s in kw["sources"]]
         self._common(proc, op, store_id)
         store = self.stores[store_id]
-        if fault := self._start_fault(op, self.sc.p_start_before):
+        if fault := self._start_fault(op, self.sc.p_start_before, store_id):
             self.world.log(
                 "service", f"Start from {proc.name} lost before the service ({fault!s:.40})"
             )
@@ -330,7 +338,7 @@ class SimService:
             del self.jobs[job.job_id]
             del self.tokens[token]
             self.world.log("service", f"job {job.job_id} lost by the service")
-        if fault := self._start_fault(op, self.sc.p_start_after):
+        if fault := self._start_fault(op, self.sc.p_start_after, store_id):
             self.world.log("service", f"job {job.job_id} created, answer lost ({fault!s:.40})")
             self.world.covered("ambiguous_after_create")
             self.world.unanswered_jobs.add(job.job_id)
