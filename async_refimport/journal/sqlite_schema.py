@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -196,22 +197,23 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
     """
     if not path.is_file():
         raise JournalError(f"no journal at {path}")
+    if not os.access(path, os.R_OK):
+        raise JournalError(f"journal {path} cannot be read: permission denied ({_owner(path)})")
     try:
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=30.0,
-        )
-        conn.execute("PRAGMA busy_timeout=30000")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        try:
+            conn, tables = _open_read_only(path, immutable=False)
+        except sqlite3.OperationalError as exc:
+            if not _cannot_share(exc, path):
+                raise
+            # Reading a WAL journal takes a -shm file beside it, which a read-only directory
+            # or file refuses; with no -wal content to miss, the file is read as it stands.
+            conn, tables = _open_read_only(path, immutable=True)
         if not {"meta", "rows", "jobs"} <= tables:
             conn.close()
             raise JournalError(f"{path} is not a refimport journal")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise JournalError(f"{path} is not a refimport journal ({exc})") from exc
+        raise JournalError(_unreadable(path, exc)) from exc
     if row is None or int(row[0]) > SCHEMA_VERSION:
         conn.close()
         raise JournalError(
@@ -224,6 +226,60 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
         # column as NULL for this connection only; the file is not touched.
         conn.execute("CREATE TEMP VIEW rows AS SELECT *, NULL AS md5 FROM main.rows")
     return conn
+
+
+def _open_read_only(path: Path, *, immutable: bool) -> tuple[sqlite3.Connection, set[str]]:
+    """A read-only connection to ``path`` and the names of its tables (reading them is what
+    tells whether the file can be read at all)."""
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=30.0,
+    )
+    try:
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn, {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except BaseException:
+        conn.close()
+        raise
+
+
+# SQLite's primary result codes of a file it may not write or create: SQLITE_READONLY and
+# SQLITE_CANTOPEN.
+_NOT_WRITABLE = frozenset({8, 14})
+
+
+def _cannot_share(exc: sqlite3.Error, path: Path) -> bool:
+    """Whether ``exc`` is SQLite failing to make the files a WAL reader shares (``-shm``) beside
+    a journal it may not write, whose ``-wal`` holds nothing a reader would miss."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _NOT_WRITABLE:
+        return False
+    wal = path.with_name(path.name + "-wal")
+    return not wal.exists() or wal.stat().st_size == 0
+
+
+def _unreadable(path: Path, exc: sqlite3.DatabaseError) -> str:
+    """What a failure to read the journal at ``path`` means, in one line."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _NOT_WRITABLE:
+        return (
+            f"journal {path} cannot be read: {exc} (its directory or its -wal/-shm files are not "
+            f"writable: permission denied, {_owner(path.parent)}; run as their owner, or copy "
+            "the journal with its -wal file somewhere writable)"
+        )
+    return f"{path} is not a refimport journal ({exc})"
+
+
+def _owner(path: Path) -> str:
+    """``path``'s owner and mode, for a permission error (``owner uid 0, mode -r--r--r--``)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "cannot stat it"
+    return f"owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}, you are uid {os.getuid()}"
 
 
 # SQLite's primary result codes for a write the file system refused: SQLITE_IOERR (a failed

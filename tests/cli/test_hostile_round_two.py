@@ -7,6 +7,7 @@ accounted for, and nothing data holds (a control character, a password) reaches 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -393,3 +394,118 @@ def test_dynamodb_items_of_an_invalid_shape_are_named_in_one_line(
         else:
             ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
     assert ddb_cli(env, "status", "--journal", url).code == 0  # restored: read as before
+
+
+# -- 7. read-only and unreadable journals -----------------------------------------------------------
+
+
+def as_unprivileged(command: list[str]) -> list[str]:
+    """``command`` under the file permissions a user meets: root keeps them only without the
+    capabilities that override them."""
+    if os.geteuid() != 0:
+        return command
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv(1) to drop root's override of file permissions")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
+
+
+def test_a_read_only_journal_is_read_and_an_unreadable_one_says_permission_denied(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    names = imported(emulator, store, genomes, journal)
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    shutil.copy(journal, read_only / "journal.db")
+    (read_only / "journal.db").chmod(0o444)
+    read_only.chmod(0o555)  # no -shm file can be made beside it
+    unreadable = tmp_path / "unreadable.db"
+    shutil.copy(journal, unreadable)
+    unreadable.chmod(0)
+    try:
+        for command in (["status", "--json"], ["report", "--format", "csv"]):
+            run = run_unprivileged(tmp_path, *command, "--journal", read_only / "journal.db")
+            assert run.code == 0, run.stderr
+            if command[0] == "status":
+                [counts] = [s["counts"] for s in run.json()["stores"]]
+                assert counts["IMPORTED"] == 2
+            else:
+                assert all(name in run.stdout for name in names)
+            denied = run_unprivileged(tmp_path, *command, "--journal", unreadable)
+            assert denied.code == 2
+            line = one_error_line(denied)
+            assert f"journal {unreadable} cannot be read: permission denied" in line
+            assert "not a refimport journal" not in line
+        assert sorted(p.name for p in read_only.iterdir()) == ["journal.db"]  # nothing written
+    finally:
+        read_only.chmod(0o755)
+
+
+def run_unprivileged(cwd: Path, *args: str | Path) -> Run:
+    proc = subprocess.run(
+        as_unprivileged([sys.executable, "-m", "async_refimport", *map(str, args)]),
+        capture_output=True, text=True, cwd=cwd, timeout=180,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+# -- 8. another application's table ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("layout", "problem"),
+    [
+        (
+            {
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "N"},
+                    {"AttributeName": "sk", "AttributeType": "N"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+            },
+            "its key is not pk (string, hash) + sk (string, range)",
+        ),
+        (
+            {
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+            },
+            "it has no by_group index",
+        ),
+    ],
+    ids=["number-keys", "no-index"],
+)
+def test_a_table_that_is_not_a_journal_is_called_so_by_init_status_and_import(
+    moto_endpoint: str, tmp_path: Path, layout: dict[str, object], problem: str
+) -> None:
+    table = f"other-{uuid.uuid4().hex[:8]}"
+    ddb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_endpoint)
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", **layout)  # type: ignore[arg-type]
+    env = {**os.environ, "COLUMNS": "200", "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
+    url = f"dynamodb://{table}?region=us-east-1"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("name,source_file\nhg38,s3://bkt/a.fa\n")
+    for command in (
+        ["journal", "init", url],
+        ["status", "--journal", url],
+        ["report", "--journal", url],
+        ["import", str(manifest), "--store-id", "1234567890", "--role-arn", ROLE_ARN,
+         "--region", "us-east-1", "--journal", url, "--no-check-sources"],
+    ):  # fmt: skip
+        run = ddb_cli(env, *command)
+        assert run.code == 2, (command, run.stderr)
+        line = one_error_line(run)
+        assert f"DynamoDB table {table} is not a refimport journal ({problem})" in line
+        assert "does not exist" not in line and "Found journal table" not in run.stderr
+    ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "DISABLED"  # left unchanged
