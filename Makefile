@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types contracts deploy-lint unit unit-quick bench bench-quick dist clean
+.PHONY: demo test lint types contracts deploy-lint docs unit unit-quick bench bench-quick dist clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,12 @@ unit: $(STAMP)
 unit-quick: $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "not slow"
 
-test: lint types contracts deploy-lint unit
+test: lint types contracts deploy-lint docs unit
+
+# The docs site (mkdocs.yml): --strict fails on a broken link, a page left out or an API
+# reference that does not resolve. Offline; site/ is the output.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 # The deployment kit (deploy/README.md): the CloudFormation template and the worker's Dockerfile.
 deploy-lint: $(STAMP)

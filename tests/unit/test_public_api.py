@@ -139,7 +139,11 @@ def test_the_readmes_module_table_matches_the_code() -> None:
     assert listed == modules
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md", "examples/README.md"])
+# Every page of the docs site too (docs/, and the deployment kit's README it includes).
+DOCS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
+
+
+@pytest.mark.parametrize("doc", ["README.md", "examples/README.md", "deploy/README.md", *DOCS])
 def test_docs_cite_only_files_that_exist(doc: str) -> None:
     path = ROOT / doc
     text = path.read_text()
