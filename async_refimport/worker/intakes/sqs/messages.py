@@ -181,32 +181,27 @@ async def journal_manifest(
             await sqs.download_object(uri, copy, max_bytes=max_bytes)
         except ObjectUnavailable as exc:
             raise ManifestError([FieldError("manifest", str(exc), source=uri)]) from exc
-        checked = await anyio.to_thread.run_sync(
-            lambda: check_copy(copy, uri, defaults, body.format, remote or RemoteLimits())
-        )
+        # One pass checks every row and asks each chunk's conflicts as it is checked; a second
+        # journals them: nothing is journaled unless every row can be.
+        checking = CopyCheck(copy, uri, defaults, body.format, remote or RemoteLimits())
+        problems: list[FieldError] = []
+        async for rows in _in_thread(checking.chunks()):
+            problems += await importer.conflicts(rows)
+        checked = checking.checked()
         checked.manifest.raise_for_errors()
         if not checked.valid_rows:
             raise ManifestError([FieldError("manifest", "no rows", source=uri)])
-        if checked.valid_rows > SUBMIT_CHUNK:
-            problems: list[FieldError] = []
-            async for rows in _chunks(checked):
-                problems += await importer.conflicts(rows)
-            if problems:
-                raise RequestValidationError(problems)
+        if problems:
+            raise RequestValidationError(problems)
         ids: list[int] = []
-        async for rows in _chunks(checked):
+        async for rows in _in_thread(checked.chunks(SUBMIT_CHUNK)):
             ids += await importer.submit(rows, submission=submission)
     return ids
 
 
-def check_copy(
-    copy: IO[bytes],
-    uri: str,
-    defaults: ManifestDefaults,
-    format: ManifestFormat | None,
-    remote: RemoteLimits,
-) -> CheckedManifest:
-    """Check a downloaded manifest whole, keeping none of its rows (blocking: run in a thread).
+class CopyCheck:
+    """The one pass that checks a downloaded manifest whole, handing out its valid rows a chunk
+    at a time as they are checked (:meth:`chunks`, blocking: run in a thread), keeping none.
 
     Args:
         copy: The temporary file holding the object.
@@ -215,35 +210,67 @@ def check_copy(
         defaults: Field values for rows that leave them out.
         format: The manifest's format, if the message names it.
         remote: What a remote client may set.
-
-    Returns:
-        The checked manifest, whose :meth:`~CheckedManifest.chunks` read the copy again.
     """
 
-    def reopen() -> IO[bytes]:
+    def __init__(
+        self,
+        copy: IO[bytes],
+        uri: str,
+        defaults: ManifestDefaults,
+        format: ManifestFormat | None,
+        remote: RemoteLimits,
+    ) -> None:
+        self._copy = copy
+        self._defaults = defaults
+        head = os.pread(copy.fileno(), 65536, 0)
+        fmt = format or detect_format(s3_key(uri)) or sniff_format(head) or "csv"
+        self._builder = RowBuilder(uri, fmt, defaults, remote=remote)
+        self._valid = 0
+        self._stores: dict[tuple[str | None, ...], ImportRequest] = {}
+
+    def _reopen(self) -> IO[bytes]:
         # A reader of its own from the start (closing it leaves the copy open).
-        reader = os.fdopen(os.dup(copy.fileno()), "rb")
+        reader = os.fdopen(os.dup(self._copy.fileno()), "rb")
         reader.seek(0)
         return reader
 
-    head = os.pread(copy.fileno(), 65536, 0)
-    fmt = format or detect_format(s3_key(uri)) or sniff_format(head) or "csv"
-    builder = RowBuilder(uri, fmt, defaults, remote=remote)
-    stores: dict[tuple[str | None, ...], ImportRequest] = {}
-    valid = 0
-    with reopen() as stream:
-        for _, request in builder.rows(stream):
-            valid += 1
-            stores.setdefault(
-                (request.store_id, request.region, request.endpoint_url, request.profile), request
-            )
-    return CheckedManifest(
-        builder.manifest, valid, list(stores.values()), defaults, False, reopen, None
-    )
+    def chunks(self) -> Iterator[list[ImportRequest]]:
+        """Check every row; the valid ones, :data:`SUBMIT_CHUNK` at a time, as they are read.
+
+        Returns:
+            An iterator of chunks of requests; every problem is in :meth:`checked` after it.
+        """
+        chunk: list[ImportRequest] = []
+        with self._reopen() as stream:
+            for _, request in self._builder.rows(stream):
+                self._valid += 1
+                key = (request.store_id, request.region, request.endpoint_url, request.profile)
+                self._stores.setdefault(key, request)
+                chunk.append(request)
+                if len(chunk) >= SUBMIT_CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def checked(self) -> CheckedManifest:
+        """The manifest as checked (once :meth:`chunks` is exhausted).
+
+        Returns:
+            Its problems, valid rows and stores; its ``chunks`` read the copy again.
+        """
+        return CheckedManifest(
+            self._builder.manifest,
+            self._valid,
+            list(self._stores.values()),
+            self._defaults,
+            False,
+            self._reopen,
+            None,
+        )
 
 
-async def _chunks(checked: CheckedManifest) -> AsyncIterator[list[ImportRequest]]:
-    """The manifest's rows a chunk at a time, each read and parsed in a worker thread."""
-    chunks: Iterator[list[ImportRequest]] = checked.chunks(SUBMIT_CHUNK)
+async def _in_thread(chunks: Iterator[list[ImportRequest]]) -> AsyncIterator[list[ImportRequest]]:
+    """Each chunk read and parsed in a worker thread, not on the event loop the lanes share."""
     while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
         yield chunk
