@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import socket
+import unicodedata
 import uuid
 from enum import StrEnum
 from typing import TypeVar
 
 from async_refimport._errors import FieldError, JournalError
+from async_refimport._log import get_logger
 from async_refimport._models import ImportRequest, RowState, StoreRef, quoted
+
+log = get_logger(__name__)
 
 
 def source_conflict(
@@ -38,6 +42,49 @@ def source_conflict(
         f"{request.name!r} is already {shown} in store {store.store_id} from {source_file}",
         row_name=request.name,
     )
+
+
+def other_spellings(name: str) -> list[str]:
+    """The spellings of ``name`` in the other Unicode normalization forms (NFC, NFD): a name the
+    service would take for another, which a user would take for the same.
+
+    Args:
+        name: A row's name.
+
+    Returns:
+        Those spellings that differ from ``name`` (none for an ASCII name: the common case).
+    """
+    if name.isascii():
+        return []
+    forms = (unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name))
+    return [form for form in dict.fromkeys(forms) if form != name]
+
+
+def warn_other_spelling(store: StoreRef, name: str, journaled: str) -> None:
+    """Warn that ``name`` is journaled for ``store`` as ``journaled``, in another Unicode
+    normalization: the two are imported as two references, which look alike.
+
+    Args:
+        store: The row's store.
+        name: The new row's name.
+        journaled: The name journaled before.
+    """
+    log.warning(
+        "journal.name_normalization",
+        store_id=store.store_id,
+        name=name,
+        form=_form(name),
+        journaled_form=_form(journaled),
+        note="journaled before in another Unicode normalization: the service keeps both",
+    )
+
+
+def _form(name: str) -> str:
+    """The Unicode normalization form ``name`` is in: ``NFC``, ``NFD`` or ``mixed``."""
+    for form in ("NFC", "NFD"):
+        if unicodedata.is_normalized(form, name):
+            return form
+    return "mixed"
 
 
 def lease_owner_name() -> str:

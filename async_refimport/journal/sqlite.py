@@ -35,8 +35,10 @@ from async_refimport.journal import sqlite_queries as q
 from async_refimport.journal._common import (
     enum_of,
     holder_is_gone,
+    other_spellings,
     source_conflict,
     store_of,
+    warn_other_spelling,
 )
 from async_refimport.journal.base import (
     FinalJobStatus,
@@ -113,6 +115,12 @@ class SQLiteJournal(SQLiteFile):
                     (store.key, req.name),
                 ).fetchone()
                 if found is None:
+                    for other in other_spellings(req.name):
+                        if conn.execute(
+                            "SELECT 1 FROM rows WHERE store_key = ? AND name = ?",
+                            (store.key, other),
+                        ).fetchone():
+                            warn_other_spelling(store, req.name, other)
                     ids.append(q.insert_row(conn, store, req, submission, now))
                     continue
                 row_id, state, source_file = found

@@ -509,3 +509,23 @@ def test_a_table_that_is_not_a_journal_is_called_so_by_init_status_and_import(
         assert "does not exist" not in line and "Found journal table" not in run.stderr
     ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "DISABLED"  # left unchanged
+
+
+def test_a_name_journaled_in_another_unicode_normalization_is_warned_of(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    (_, u1), (_, u2) = genomes(2, "nfcj")
+    nfc = unicodedata.normalize("NFC", "g\u00e9nome-2")
+    nfd = unicodedata.normalize("NFD", nfc)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(f"name,source_file\n{nfc},{u1}\n")
+    second.write_text(f"name,source_file\n{nfd},{u2}\n")
+    run = refimport_in(tmp_path, "import", first, *args_for(emulator, store, journal))
+    assert run.code == 0, run.stderr
+    assert "normalization" not in run.stderr
+    run = refimport_in(tmp_path, "import", second, *args_for(emulator, store, journal), "--json")
+    assert run.code == 0, run.stderr  # a warning, not a refusal: the service takes both
+    assert "journal.name_normalization" in run.stderr
+    assert "form=NFD journaled_form=NFC" in run.stderr
+    assert [i["name"] for i in run.json()["items"]] == [nfd]

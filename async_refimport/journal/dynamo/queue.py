@@ -17,7 +17,12 @@ import botocore.exceptions
 
 from async_refimport._errors import FieldError, JournalError, RequestValidationError
 from async_refimport._models import ImportRequest, RowState, StoreRef
-from async_refimport.journal._common import source_conflict, store_of
+from async_refimport.journal._common import (
+    other_spellings,
+    source_conflict,
+    store_of,
+    warn_other_spelling,
+)
 from async_refimport.journal.base import QueuedRow, Settlement
 from async_refimport.journal.dynamo.calls import cancellation_reasons, lease_lost
 from async_refimport.journal.dynamo.items import (
@@ -75,6 +80,22 @@ class RowQueueRole(DynamoTable):
                 conflicts.append(conflict)
         return ids, existing, conflicts
 
+    async def _warn_other_spellings(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]]
+    ) -> None:
+        """Warn of each new name journaled for its store in another Unicode normalization."""
+        others = {
+            row_id_for(store, other): (store, req.name, other)
+            for store, req in requests
+            for other in other_spellings(req.name)
+        }
+        if not others:
+            return  # ASCII names: the common case, no read
+        for item in await self._batch_get([row_item_key(i) for i in others]):
+            store, name, other = others[int(get_n(item, "id") or 0)]
+            if get_s(item, "name") == other:
+                warn_other_spelling(store, name, other)
+
     async def conflicts(
         self, requests: Sequence[tuple[StoreRef, ImportRequest]]
     ) -> list[FieldError]:
@@ -108,6 +129,9 @@ class RowQueueRole(DynamoTable):
         ids, existing, conflicts = await self._existing(requests)
         if conflicts:
             raise RequestValidationError(conflicts)
+        await self._warn_other_spellings(
+            [(s, r) for i, (s, r) in zip(ids, requests, strict=True) if i not in existing]
+        )
 
         stores = {store.key: store for store, _ in requests}
         fresh: dict[str, list[int]] = {}
