@@ -55,6 +55,10 @@ class ExitCode(IntEnum):
 #: Failed rows listed under the summary table (the report has them all).
 MAX_FAILURES_SHOWN = 20
 
+#: Seconds the progress display waits, as the run ends, for the end of a job whose rows are all
+#: final (told just after them): the last frame counts it.
+_LAST_EVENTS_WAIT = 2.0
+
 
 def escape(value: object) -> str:
     """``value`` as text that rich prints verbatim (no markup, no hyperlinks, no control
@@ -323,8 +327,20 @@ class _Display:
             # after its rows) may still be buffered: counted, the last frame and line count
             # every job that finished.
             if isinstance(events, MemoryObjectReceiveStream):
-                for event in buffered_events(events):
-                    self.progress.handle(event)
+                await self._last_events(events)
+
+    async def _last_events(self, events: MemoryObjectReceiveStream[Event]) -> None:
+        """Take the events sent as the run ended: those buffered, and a job's end whose rows
+        are all final (the journal can show them final a moment before the job's end is told),
+        waited for briefly."""
+        for event in buffered_events(events):
+            self.progress.handle(event)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_LAST_EVENTS_WAIT):
+            while self.progress.ending_jobs():
+                try:
+                    self.progress.handle(await events.receive())
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    return
 
     def close(self) -> None:
         if self.shown:

@@ -59,6 +59,8 @@ class StoreProgress:
     last_retry: str = ""
     #: Why the store waits (the engine's StorePaused reason), until its next job or row.
     waiting: str = ""
+    #: A job of the store runs (started, its end not told yet).
+    running: bool = False
 
     @property
     def done(self) -> int:
@@ -187,6 +189,11 @@ class ImportProgress:
         """Rows of the run that are final, every store's."""
         return sum(s.done for s in self.stores.values())
 
+    def ending_jobs(self) -> bool:
+        """Whether a store's rows are all final while its job's end is not told yet: the job's
+        JobFinished follows its rows' RowSettled, and the last frame should count it."""
+        return any(s.running and s.done >= s.total for s in self.stores.values())
+
     def eta(self) -> float | None:
         """Seconds left at the rate seen in this run, or None before the first row settles."""
         settled = self.done - self._done_at_start
@@ -214,9 +221,11 @@ class ImportProgress:
         s = self._store(store.store_id, store.region)
         if isinstance(event, JobStarted):
             s.waiting = ""  # a job runs: whatever the store waited for is over
+            s.running = True
             s.job = f"job {event.job_id} · {event.rows} rows"
         elif isinstance(event, JobFinished):
             s.jobs_done += 1
+            s.running = False
             s.job = f"last job {event.status.lower()} in {event.duration:.1f} s"
         elif isinstance(event, StoreChecked):
             if event.already_present:
