@@ -45,7 +45,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from async_refimport._errors import FieldError, ManifestError, RequestValidationError, SetupError
 from async_refimport._events import Event, RowSettled
-from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef
+from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef, redact_url
 from async_refimport._report import (
     JsonReportWriter,
     ReportFormat,
@@ -582,7 +582,7 @@ class JournalStatus:
                 {
                     "store_id": store.store_id,
                     "region": store.region,
-                    "endpoint_url": store.endpoint_url,
+                    "endpoint_url": _shown_url(store.endpoint_url),
                     "profile": store.profile,
                     "counts": {s.value: states.get(s, 0) for s in RowState},
                     "total": sum(states.values()),
@@ -627,6 +627,11 @@ async def journal_status(
     )
 
 
+def _shown_url(url: str | None) -> str | None:
+    """An endpoint as a document shows it: never with its password (``http://***@host``)."""
+    return None if url is None else redact_url(url)
+
+
 def stores_document(status: ImporterStatus) -> dict[str, Any]:
     """The stores of a running Importer as JSON (the worker's ``GET /v1/stores``)."""
     return {
@@ -634,7 +639,7 @@ def stores_document(status: ImporterStatus) -> dict[str, Any]:
             {
                 "store_id": s.store.store_id,
                 "region": s.store.region,
-                "endpoint_url": s.store.endpoint_url,
+                "endpoint_url": _shown_url(s.store.endpoint_url),
                 "queue_depth": s.queue_depth,
                 "rows": {state.value: s.rows.get(state, 0) for state in RowState},
                 "active_job": s.active_job,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from async_refimport._logconfig import redact_text
-from async_refimport._models import StoreRef, printable, redact_url, without_userinfo
+from async_refimport._models import RowState, StoreRef, printable, redact_url, without_userinfo
 from async_refimport._report import csv_cell
 
 
@@ -58,3 +58,14 @@ def test_store_keys_keep_no_password_and_keys_without_one_are_unchanged() -> Non
 
 def test_csv_report_cells_keep_tabs_and_line_breaks_but_no_terminal_controls() -> None:
     assert csv_cell("a\x1b]0;t\x07b\tc\nd\u202e") == "a\\x1b]0;t\\x07b\tc\nd\\u202e"
+
+
+def test_documents_of_stores_show_no_endpoint_password() -> None:
+    from async_refimport._application import JournalStatus, stores_document
+    from async_refimport.engine.status import ImporterStatus, StoreStatus
+
+    store = StoreRef("1234567890", "us-east-1", "http://admin:hunter2@host:9")
+    served = stores_document(ImporterStatus((StoreStatus(store, {RowState.QUEUED: 1}),), (), False))
+    assert served["stores"][0]["endpoint_url"] == "http://***@host:9"
+    journal = JournalStatus("j.db", {store: {RowState.QUEUED: 1}}, [], 0).document()
+    assert journal["stores"][0]["endpoint_url"] == "http://***@host:9"
