@@ -12,9 +12,9 @@ fixes them all at once::
 
 ``read_manifest`` takes a path, ``"-"`` (standard input) or an ``s3://bucket/key`` URI (read with
 the caller's AWS credentials); from async code, ``await load_manifest(...)`` does the same without
-blocking the event loop. Without an extension to go by (standard input, an S3 key such as
-``sheet``) the format is sniffed from the first line: ``{`` starts JSON Lines, a tab makes TSV,
-otherwise CSV.
+blocking the event loop. Without an extension to go by (standard input, a pipe or ``<(...)``, an
+S3 key such as ``sheet``) the format is sniffed from the first line: ``{`` starts JSON Lines, a
+tab makes TSV, otherwise CSV.
 
 Columns (CSV/TSV header) or keys (JSON Lines): ``source_file`` and ``name`` (required),
 ``description``, ``tags`` (a JSON object, or ``k=v;k2=v2``), and per-row ``store_id``,
@@ -26,7 +26,10 @@ can fan out over several accounts). The API's own names (``sourceFile``, ``refer
 
 What is refused, besides rows the service would refuse: an empty manifest, or one with a header
 and no rows; a JSON object that gives one key twice (``{"name": "a", "name": "b"}``: JSON parsers
-disagree on which wins); JSON nested deeper than anything a manifest needs.
+disagree on which wins); JSON nested deeper than anything a manifest needs; a name given twice for
+one store, in the same spelling or in another Unicode normalization (NFC/NFD). A CSV quote that is
+never closed takes in every row after it: the whole file is refused (``Manifest.refused``), naming
+the line the quote opened on, so no row goes unreported, invalid rows skipped or not.
 """
 
 from __future__ import annotations
