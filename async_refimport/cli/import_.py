@@ -400,7 +400,7 @@ def _dry_run(
     if note is not None:
         # On stdout under the table (a plan without it would read "no source missing"), on
         # stderr beside --json's document.
-        (err_console() if json_output else out_console()).print(note, markup=False)
+        (err_console() if json_output else out_console()).print(note, markup=False, soft_wrap=True)
     code = plan_exit_code(plans)
     if code is ExitCode.SETUP:
         print_setup_errors([p.setup_error for p in plans if p.setup_error is not None])
