@@ -271,3 +271,39 @@ def test_every_request_message_is_journaled_or_answered_and_deleted_never_handed
         assert queue == RESULTS and answer["message_id"] == message.message_id
         assert answer["errors"] and answer["summary"]["total"] == 0
     assert sqs_intake.in_flight == 0
+
+
+class BrokenImporter:
+    """An Importer whose every submit fails unexpectedly (a bug, not a verdict)."""
+
+    region = "us-east-1"
+    stopping = False
+    journal = None
+
+    async def submit(self, requests: Any, *, submission: str | None = None) -> list[int]:
+        raise RuntimeError("a bug")
+
+
+@pytest.mark.parametrize(("receive_count", "rejected"), [(1, False), (4, False), (5, True)])
+async def test_a_message_failing_unexpectedly_is_handed_back_then_rejected_at_its_fifth_delivery(
+    receive_count: int, rejected: bool
+) -> None:
+    sqs = FakeSqs()
+    intake = SqsIntake(
+        BrokenImporter(),  # type: ignore[arg-type]
+        sqs,  # type: ignore[arg-type]
+        REQUESTS,
+        DEFAULTS,
+        results_queue_url=RESULTS,
+    )
+    body = json.dumps({"requests": [{"name": "hg38", "source_file": "s3://genomes/a.fa"}]})
+    intake._in_flight += 1  # as the receiving loop counts it
+    await intake._handle(Message("m-1", "h-1", body, receive_count=receive_count))
+    if rejected:
+        assert sqs.deleted == ["h-1"] and sqs.visibility == []
+        [(_, doc)] = sqs.sent
+        [error] = json.loads(doc)["errors"]
+        assert "5 deliveries" in error["message"] and "RuntimeError" in error["message"]
+    else:
+        assert sqs.deleted == [] and sqs.sent == []
+        assert sqs.visibility == [("h-1", intake.settings.retry_delay)]
