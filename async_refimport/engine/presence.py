@@ -89,6 +89,11 @@ class StoreNames:
         self.pages = 0
         """Pages of the current listing read so far."""
         self._listing = False
+        # The last page read failed (the listing retries it): a pack waits for it no longer.
+        self._stalled = False
+        # Pages of the last complete listing: a store known to be that small is listed again
+        # rather than asked name by name when that costs fewer calls.
+        self._last_pages: int | None = None
         self._checking = 0
         self._progress = anyio.Event()
         self._checks_done = anyio.Event()
@@ -123,7 +128,13 @@ class StoreNames:
     def _take(self, page: ReferencePage) -> None:
         self._present.update(self._live(page.references))
         self._token, self.pages = page.next_token, self.pages + 1
-        self.complete = page.last
+        self.complete, self._stalled = page.last, False
+        if page.last:
+            self._last_pages = self.pages
+        self._moved()
+
+    def _moved(self) -> None:
+        """Wake whoever waits on the listing (a page read, failed, or the listing ended)."""
         self._progress.set()
         self._progress = anyio.Event()
 
@@ -161,10 +172,13 @@ class StoreNames:
         unknown = [] if self.complete else [n for n in names if n not in self._present]
         if unknown:
             following = max(0, await queued() - len(names))
-            if following and spawn is not None and not self._listing:
+            ahead = min(len(unknown), following)
+            if self._last_pages is not None and self._last_pages <= len(unknown):
+                ahead = len(unknown)  # listed whole before in fewer calls than these names
+            if (following or ahead) and spawn is not None and not self._listing:
                 self._listing = True
                 spawn.start_soon(self._list_rest, self._generation)
-            await self._list_ahead(min(len(unknown), following))
+            await self._list_ahead(ahead)
         if not self.complete:
             unknown = [n for n in unknown if n not in self._present]
             found = await self._checked(unknown)
@@ -174,7 +188,7 @@ class StoreNames:
     async def _list_ahead(self, pages: int) -> None:
         """Let the background listing read up to ``pages`` more pages (or finish) first."""
         until = self.pages + pages
-        while self._listing and not self.complete and self.pages < until:
+        while self._listing and not (self.complete or self._stalled) and self.pages < until:
             await self._progress.wait()
 
     async def _checked(self, names: list[str]) -> dict[str, str]:
@@ -213,6 +227,8 @@ class StoreNames:
                 except ServiceError as exc:
                     # Names are still decided by their own calls meanwhile; try the page again.
                     log.warning("store.list_failed", error=str(exc), pages=self.pages)
+                    self._stalled = True
+                    self._moved()
                     await self._sleep(self._settings.busy_wait)
                     continue
                 if generation == self._generation:
@@ -222,8 +238,7 @@ class StoreNames:
         finally:
             if generation == self._generation:
                 self._listing = False
-                self._progress.set()
-                self._progress = anyio.Event()
+                self._moved()
 
     # -- lookups --------------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ log = get_logger(__name__)
 
 _IAM_ACTIONS = (
     "omics:ListReferences, omics:StartReferenceImportJob, omics:GetReferenceImportJob, "
-    "omics:ListReferenceImportJobs and iam:PassRole on the service role"
+    "omics:ListReferenceImportJobs, omics:GetReferenceMetadata and iam:PassRole on the service role"
 )
 
 

@@ -271,3 +271,44 @@ async def test_page_edges(size: int, journal_path: Path) -> None:
     async with Importer(journal_path, gateway=gateway, settings=FAST) as imp:
         results = await imp.wait(await imp.submit(requests(3)))
     assert {r.state for r in results} == {RowState.IMPORTED}
+
+
+async def test_a_small_store_listed_again_after_existence_ttl_costs_one_call() -> None:
+    gateway = MemoryGateway(existing={"a": "1"})
+    clock = [0.0]
+    names = names_of(gateway, clock)
+    names.seed(await gateway.list_references_page(STORE), 0.0)
+    clock[0] = ImporterSettings().existence_ttl + 1
+    before = gateway.calls["list_references"]
+    pack = ["a", "b", "c", "d"]
+
+    async def queued() -> int:
+        return len(pack)
+
+    async with anyio.create_task_group() as tg:
+        assert await names.present(pack, queued=queued, spawn=tg) == {"a": "1"}
+    # One page read again, not one filtered call per name.
+    assert gateway.calls["list_references"] == before + 1
+
+
+async def test_a_pack_does_not_wait_for_a_listing_that_keeps_failing() -> None:
+    gateway = big(5_000)
+    names = names_of(gateway)
+    names.seed(await gateway.list_references_page(STORE), 0.0)
+    refused = TransientServiceError(
+        "busy", code="ServiceUnavailableException", operation=LIST_REFS, status=503
+    )
+
+    async def failing(store: StoreRef, next_token: str | None = None) -> ReferencePage:
+        raise refused
+
+    gateway.list_references_page = failing  # type: ignore[method-assign]
+
+    async def queued() -> int:
+        return 1_000
+
+    async with anyio.create_task_group() as tg:
+        with anyio.fail_after(30):
+            held = await names.present(["other-4000", "new"], queued=queued, spawn=tg)
+        tg.cancel_scope.cancel()
+    assert held == {"other-4000": "2000004000"}  # decided by name, the listing stuck
