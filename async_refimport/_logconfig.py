@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 
 from async_refimport._log import EVENT_ATTR, ROOT
-from async_refimport._models import redact_url
+from async_refimport._models import printable, redact_url
 
 
 class LogFormat(StrEnum):
@@ -219,7 +219,9 @@ class EventFormatter(logging.Formatter):
         if isinstance(event, Mapping):
             data: dict[str, Any] = dict(event)
         else:
-            data = {"event": record.getMessage(), "logger": record.name}
+            # Another library's message may quote data (a response body at -vvv): one line,
+            # no terminal control (the library's own values are quoted by the renderer).
+            data = {"event": printable(record.getMessage()), "logger": record.name}
         data["level"] = record.levelname.lower()
         data["timestamp"] = (
             datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z")

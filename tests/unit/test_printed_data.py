@@ -69,3 +69,16 @@ def test_documents_of_stores_show_no_endpoint_password() -> None:
     assert served["stores"][0]["endpoint_url"] == "http://***@host:9"
     journal = JournalStatus("j.db", {store: {RowState.QUEUED: 1}}, [], 0).document()
     assert journal["stores"][0]["endpoint_url"] == "http://***@host:9"
+
+
+def test_another_librarys_log_message_is_one_line_without_terminal_controls() -> None:
+    import logging
+
+    from async_refimport._logconfig import EventFormatter
+
+    record = logging.LogRecord(
+        "botocore", logging.WARNING, __file__, 1, "body: %s", ("\x1b[2J\nFAKE line",), None
+    )
+    line = EventFormatter().format(record)
+    assert "\x1b" not in line and "\n" not in line
+    assert "body: \\x1b[2J\\nFAKE line" in line
