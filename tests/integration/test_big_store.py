@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from async_refimport import Importer, RowState
+from async_refimport._pacing import Pacer
 from async_refimport.emulator import EmulatorThread
+from async_refimport.gateway.aws import AwsGateway
 from tests.helpers.integration import create_store, genomes, requests_for
 from tests.integration.test_engine import FAST
 
@@ -40,3 +42,28 @@ async def test_a_store_of_100000_references_imports_ten_rows_in_a_handful_of_lis
     # Before the Start: the first page and one name-filtered call per row; after the job: one
     # listing of its new references' checksums. A listing of the store would be 1,000 calls.
     assert calls(emulator, "ListReferences") <= 1 + len(items) + 2
+
+
+async def test_the_gateway_pages_a_store_and_asks_which_job_made_a_reference(
+    emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
+) -> None:
+    store_id = create_store(emulator, emulator.region)
+    emulator.add_references(store_id, [f"put-{i:03d}" for i in range(250)])
+    items = genomes(s3_fasta, 1, "made")
+    requests = requests_for(emulator, store_id, emulator.region, items)
+    store = requests[0].store()
+    async with AwsGateway(pacer=Pacer()) as gateway:
+        sizes, page = [], await gateway.list_references_page(store)
+        while True:
+            sizes.append(len(page.references))
+            if page.last:
+                break
+            page = await gateway.list_references_page(store, page.next_token)
+        assert sizes == [100, 100, 50]  # maxResults 100, every page once
+        put = page.references[0].reference_id
+        assert await gateway.reference_creation_job(store, put) is None  # no job made it
+        async with Importer(journal_path, settings=FAST, gateway=gateway) as imp:
+            [result] = await imp.wait(await imp.submit(requests))
+        assert result.state is RowState.IMPORTED and result.reference_id is not None
+        [job] = emulator.stats()["jobs"]
+        assert await gateway.reference_creation_job(store, result.reference_id) == job["job_id"]
