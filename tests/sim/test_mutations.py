@@ -61,7 +61,7 @@ def _settled_before_it_ends(mp: pytest.MonkeyPatch) -> None:
 MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]]] = {
     "a 402 treated as a permanent refusal": (_402_is_permanent, ("inv3",)),
     "no lookup after an ambiguous Start": (_no_lookup_after_ambiguous, ("inv3", "inv4")),
-    "leases not honoured": (_leases_not_honoured, ("inv1",)),
+    "leases not honoured": (_leases_not_honoured, ("inv1", "inv5")),
     "a job settled before it ends": (_settled_before_it_ends, ("inv3", "inv1", "inv4")),
 }
 
