@@ -57,7 +57,8 @@ from async_refimport.completion.events import EventWatcher, queue_clients
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.lane import Lane
-from async_refimport.engine.setup import default_region, first_page, rest_of_listing
+from async_refimport.engine.presence import held_references
+from async_refimport.engine.setup import default_region, first_page
 from async_refimport.engine.status import (
     ApiStats,
     ImporterState,
@@ -594,9 +595,8 @@ class Importer:
                     plans.append(StorePlan(store, len(reqs), {}, 0, setup_error=error))
                     continue
                 _, page = self._listed.pop(store.key)  # read by _verify just now
-                refs = await rest_of_listing(
-                    self._gateway, store, page, wait=self.settings.busy_wait, sleep=self._sleep
-                )
+                names, wait = [r.name for r in reqs], self.settings.busy_wait
+                refs = await held_references(self._gateway, store, page, names, wait, self._sleep)
                 present = present_names(refs, reqs)
                 missing: dict[str, str] = {}
                 if preflight is not None and preflight.applies(store):

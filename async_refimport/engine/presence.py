@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 import anyio
 import anyio.abc
 
-from async_refimport._errors import CredentialsError, ServiceError
+from async_refimport._errors import CredentialsError, ServiceError, TransientServiceError
 from async_refimport._log import get_logger
 from async_refimport._models import StoreRef
 from async_refimport._settings import ImporterSettings
@@ -39,7 +39,7 @@ from async_refimport.gateway.base import (
     ReferencePage,
 )
 
-__all__ = ["LIVE", "StoreNames"]
+__all__ = ["LIVE", "StoreNames", "held_references"]
 
 log = get_logger(__name__)
 
@@ -302,3 +302,54 @@ class StoreNames:
             log.warning("store.creation_job_unknown", reference_id=reference_id, error=str(exc))
             return False
         return job is not None and job in jobs
+
+
+async def held_references(
+    gateway: OmicsGateway,
+    store: StoreRef,
+    page: ReferencePage,
+    names: Collection[str],
+    wait: float,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> list[ExistingReference]:
+    """The store's references that a dry run needs to see: those among ``names``, at least.
+
+    The store is listed from its first page on for at most as many pages as there are names (a
+    store that small costs no more read whole); a bigger one has the names not seen yet asked by
+    name, one call each. Pages and calls failing transiently are tried again ``wait`` apart.
+
+    Args:
+        gateway: The HealthOmics seam.
+        store: The store.
+        page: Its first page (the set-up check's).
+        names: The names to look for.
+        wait: Seconds between tries of a call whose gateway retries ran out.
+        sleep: Async sleep (injectable).
+
+    Returns:
+        References of the store, every one of ``names`` it holds among them.
+
+    Raises:
+        PermanentServiceError: a call was refused for good.
+    """
+    refs, pages = list(page.references), 1
+    while not page.last and pages <= len(names):
+        try:
+            page = await gateway.list_references_page(store, page.next_token)
+        except TransientServiceError as exc:
+            log.warning("store.list_failed", error=str(exc), pages=pages)
+            await sleep(wait)
+            continue
+        refs.extend(page.references)
+        pages += 1
+    seen = {r.name for r in refs}
+    todo = [] if page.last else [n for n in dict.fromkeys(names) if n not in seen]
+    while todo:
+        try:
+            refs.extend(await gateway.list_references(store, name=todo[-1]))
+        except TransientServiceError as exc:
+            log.warning("store.name_check_failed", error=str(exc))
+            await sleep(wait)
+            continue
+        todo.pop()
+    return refs

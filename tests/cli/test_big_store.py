@@ -34,3 +34,24 @@ def test_a_few_rows_into_a_store_of_100000_references(
     assert [i["name"] for i in present] == [items[0][0]]
     assert starts(emulator) == 1
     assert emulator.stats()["calls"]["ListReferences"] <= 1 + 10 + 2
+
+
+def test_a_dry_run_against_a_store_of_100000_references(
+    emulator: EmulatorThread, store: str, genomes: Genomes, tmp_path: Path
+) -> None:
+    items = genomes(4, "big-dry")
+    emulator.add_references(store, [f"x-{i:06d}" for i in range(60_000)])
+    emulator.add_references(store, [items[2][0], *(f"y-{i:06d}" for i in range(39_999))])
+    manifest = write_manifest(tmp_path / "m.csv", items, "csv")
+    journal = tmp_path / "dry.sqlite"
+    run = run_cli(
+        "import", manifest, "--dry-run", "--json", *import_args(emulator, store, journal),
+        timeout=300,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    [plan] = run.json()["stores"]
+    assert plan["already_present"] == [items[2][0]]
+    assert plan["to_import"] == 3
+    assert starts(emulator) == 0
+    # The first page, up to 4 more, then the names not seen: not the store's 1,000 pages.
+    assert emulator.stats()["calls"]["ListReferences"] <= 1 + 4 + 4

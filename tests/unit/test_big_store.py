@@ -12,7 +12,7 @@ import pytest
 
 from async_refimport import Importer, RowState, StoreRef, TransientServiceError
 from async_refimport._settings import ImporterSettings
-from async_refimport.engine.presence import StoreNames
+from async_refimport.engine.presence import StoreNames, held_references
 from async_refimport.engine.setup import first_listing, first_page, rest_of_listing
 from async_refimport.gateway.base import LIST_REFS, JobSnapshot, ReferencePage, SourceStatus
 from async_refimport.testing import MemoryGateway
@@ -312,3 +312,19 @@ async def test_a_pack_does_not_wait_for_a_listing_that_keeps_failing() -> None:
             held = await names.present(["other-4000", "new"], queued=queued, spawn=tg)
         tg.cancel_scope.cancel()
     assert held == {"other-4000": "2000004000"}  # decided by name, the listing stuck
+
+
+async def test_a_dry_run_sees_the_names_it_needs_of_a_big_store() -> None:
+    gateway = big(5_000)
+    page = await gateway.list_references_page(STORE)
+    refs = await held_references(gateway, STORE, page, ["other-4321", "new"], 0.01)
+    assert "other-4321" in {r.name for r in refs}
+    assert gateway.calls["list_references"] == 1 + 2 + 2  # 2 pages ahead, then each name
+
+
+async def test_a_dry_run_lists_a_small_store_whole() -> None:
+    gateway = big(30)
+    page = await gateway.list_references_page(STORE)
+    refs = await held_references(gateway, STORE, page, [f"n{i}" for i in range(5)], 0.01)
+    assert len(refs) == 30
+    assert gateway.calls["list_references"] == 3
