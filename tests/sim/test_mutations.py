@@ -50,6 +50,17 @@ def _leases_not_honoured(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(eng.schema_module, "SCHEMA", schema[:start] + schema[end:])
 
 
+def _written_ahead_job_forgotten(mp: pytest.MonkeyPatch) -> None:
+    """As if the clientToken were not written before the Start: after a crash the job whose
+    Start was in flight is unknown (nothing to look up, nothing to send again)."""
+    original = eng.SQLiteJournal.unfinished_jobs
+
+    async def unfinished_jobs(self: Any, store: Any) -> Any:
+        return [j for j in await original(self, store) if j.job_id is not None]
+
+    mp.setattr(eng.SQLiteJournal, "unfinished_jobs", unfinished_jobs)
+
+
 def _settled_before_it_ends(mp: pytest.MonkeyPatch) -> None:
     async def wait(self: Any, store: Any, job_id: str, *args: Any, **kwargs: Any) -> Any:
         await self._sleep(5.0)
@@ -63,6 +74,7 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
     "no lookup after an ambiguous Start": (_no_lookup_after_ambiguous, ("inv3", "inv4")),
     "leases not honoured": (_leases_not_honoured, ("inv1", "inv5")),
     "a job settled before it ends": (_settled_before_it_ends, ("inv3", "inv1", "inv4")),
+    "the token not written ahead": (_written_ahead_job_forgotten, ("inv2", "inv3", "inv4")),
 }
 
 
