@@ -296,6 +296,8 @@ def _check_manifest(
     if not manifest.errors:
         return checked
     print_problems(manifest.errors, err)
+    if manifest.refused:  # a problem of the whole file: --skip-invalid cannot skip it
+        return ExitCode.INVALID_INPUT
     if not args.skip_invalid:
         err.print(
             f"[red]{len(manifest.errors)} problem(s) in {manifest.invalid_rows} row(s) of "

@@ -258,6 +258,8 @@ class CheckedManifest:
                 handed out, so no chunk holds a row of the changed file; the chunks handed out
                 before are the checked file's.
         """
+        if self.manifest.refused:
+            return  # no row of it is importable (see Manifest.refused)
         invalid = self.manifest.invalid_lines
         changed = ManifestError(
             [
@@ -316,9 +318,11 @@ def check_manifest(
     ``<(...)`` or ``/dev/stdin``) is copied to an unnamed temporary file first; an S3 object is
     held as its bytes (a few dozen bytes a row, against the hundreds of a row's request).
 
+    A problem of the whole file (a quote never closed, a header no row can be read by) leaves
+    none of its rows importable: ``manifest.refused`` is set, and no row is valid.
+
     Raises:
-        ManifestError: the format cannot be determined, the manifest cannot be read, or a
-            problem of the whole file (a quote never closed) leaves none of its rows importable.
+        ManifestError: the format cannot be determined or the manifest cannot be read.
     """
     defaults = defaults or ManifestDefaults()
     name = str(source)
@@ -334,7 +338,7 @@ def check_manifest(
             if key not in stores:
                 stores[key] = request
     if builder.manifest.refused:  # the file as a whole: no row of it is imported
-        raise ManifestError(builder.manifest.errors)
+        valid, stores = 0, {}
     return CheckedManifest(
         builder.manifest,
         valid,

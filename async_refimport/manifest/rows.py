@@ -242,12 +242,22 @@ class RowBuilder:
         reader = csv.reader(self._lines, delimiter=delimiter, strict=True)
         header: list[str] | None = None
         while header is None:
+            start = reader.line_num + 1
+            self._lines.quotes = 0
             try:
                 cells = next(reader, None)
             except csv.Error as exc:
-                self.header_line = reader.line_num
-                self.header_error("header", f"malformed: {exc}")
-                self.header_fatal = True
+                self.header_line = start
+                if self._lines.quotes % 2:
+                    end = reader.line_num
+                    self.header_error(
+                        "header",
+                        f"the quote opened on line {start} is never closed (lines "
+                        f"{start}-{end} would be one field): {exc}",
+                    )
+                else:
+                    self.header_error("header", f"malformed: {exc}")
+                self.header_fatal = self.manifest.refused = True
                 return
             if cells is None:
                 return  # nothing but blank lines: reported by finish()
@@ -258,7 +268,8 @@ class RowBuilder:
         self.has_header = True
         columns = self._header(header)
         if columns is None:
-            self.header_fatal = True
+            # No row can be read: the file is refused whole, invalid rows skipped or not.
+            self.header_fatal = self.manifest.refused = True
             return
         width = len(header)
         for line, cells in self._records(reader):

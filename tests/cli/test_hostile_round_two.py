@@ -83,6 +83,27 @@ def test_an_unclosed_quote_refuses_the_file_naming_its_line_even_with_skip_inval
     assert no_call_was_made(emulator) and not journal_path.exists()
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('"name,source_file', "m.csv:1: header: the quote opened on line 1 is never closed"),
+        ("nam,source_file", "m.csv:1: name: required column is missing"),
+    ],
+)
+def test_a_header_no_row_can_be_read_by_refuses_the_file_even_with_skip_invalid(
+    emulator: EmulatorThread, store: str, genomes: Genomes, journal_path: Path, tmp_path: Path,
+    header: str, expected: str,
+) -> None:  # fmt: skip
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(header + "\n" + "".join(f"{n},{u}\n" for n, u in genomes(2, "head")))
+    run = refimport_in(
+        tmp_path, "import", "m.csv", "--skip-invalid", *args_for(emulator, store, journal_path)
+    )
+    assert_one_clean_error(run)
+    assert expected in run.stderr and "Skipping" not in run.stderr
+    assert no_call_was_made(emulator) and not journal_path.exists()
+
+
 def test_a_quote_closed_lines_later_is_one_row_named_with_its_lines(
     emulator: EmulatorThread, store: str, genomes: Genomes, journal_path: Path, tmp_path: Path
 ) -> None:
