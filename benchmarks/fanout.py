@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -34,6 +35,18 @@ ENDPOINT = "http://127.0.0.1:9"
 MODES = ("separate", "pool")
 ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
 TIME_SCALE = 0.002  # a job of 1,000 bases: 30 s of the real service's overhead, 60 ms here
+
+
+_GC_TIMES: list[float] = []
+_GC_STARTED: list[float] = []
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    # Installed in the importing process only (_child_import): the CPU of each collection.
+    if phase == "start":
+        _GC_STARTED[:] = [time.thread_time()]
+    elif _GC_STARTED:
+        _GC_TIMES.append(time.thread_time() - _GC_STARTED[0])
 
 
 def _rss_mib() -> float:
@@ -149,7 +162,7 @@ async def _import(spec: dict[str, Any]) -> dict[str, Any]:
     settings = replace(settings, preflight=PreflightPolicy(s3_endpoint_url=spec["s3"]))
     requests = _requests(spec)
     first_start: dict[str, float] = {}
-    cpu, started = _cpu(), time.perf_counter()
+    cpu, started, loop_cpu = _cpu(), time.perf_counter(), time.thread_time()
     async with Importer(spec["journal"], region="us-east-1", settings=settings) as imp:
         async with imp.subscribe() as events:
 
@@ -164,8 +177,10 @@ async def _import(spec: dict[str, Any]) -> dict[str, Any]:
                 tg.start_soon(watch)
                 results = await imp.wait(await imp.submit(requests))
                 tg.cancel_scope.cancel()
+            calls = {api.operation: api.calls for api in (await imp.status()).api}
     makespan = time.perf_counter() - started
-    spent = _cpu() - cpu
+    spent, loop_spent = _cpu() - cpu, time.thread_time() - loop_cpu
+    gc_spent = sum(_GC_TIMES)
     n = len(spec["stores"])
     return {
         "accounts": n,
@@ -173,6 +188,13 @@ async def _import(spec: dict[str, Any]) -> dict[str, Any]:
         "imported": sum(r.state.value == "IMPORTED" for r in results),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cpu_per_store_ms": round(1000 * spent / n, 1),
+        # The event loop's thread alone (the rest: the journal's and the resolver's threads).
+        "loop_cpu_per_store_ms": round(1000 * loop_spent / n, 1),
+        # The garbage collector's share of the loop's (its pauses, whatever code they stop).
+        "gc_per_store_ms": round(1000 * gc_spent / n, 1),
+        # The work itself: each call is botocore's serialising, signing, sending and parsing.
+        "calls_per_store": round(sum(calls.values()) / n, 1),
+        "calls": calls,
         "last_first_start_s": round(max(first_start.values(), default=0.0), 2),
         "makespan_s": round(makespan, 2),
     }
@@ -224,7 +246,24 @@ def _child_import(spec_json: str) -> None:
     from benchmarks._common import quiet_logs
 
     quiet_logs()
-    print(json.dumps(asyncio.run(_import(json.loads(spec_json)))))
+    gc.callbacks.append(_gc_timer)
+    profile_to = os.environ.get("FANOUT_PROFILE")
+    sampled_to = os.environ.get("FANOUT_PY_SPY")
+    if sampled_to:  # py-spy (installed apart), sampling this process until it exits
+        py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+        command = [py_spy, "record", "--pid", str(os.getpid()), "--rate", "250"]
+        subprocess.Popen([*command, "--format", "raw", "-o", sampled_to])
+        time.sleep(2.0)  # attached before the run begins
+    if not profile_to:
+        print(json.dumps(asyncio.run(_import(json.loads(spec_json)))))
+        return
+    import cProfile
+
+    # A profile of the importing process only (the emulator is another process).
+    profiler = cProfile.Profile(time.process_time)
+    result = profiler.runcall(asyncio.run, _import(json.loads(spec_json)))
+    profiler.dump_stats(profile_to)
+    print(json.dumps(result))
 
 
 def _import_table(accounts: list[int], rows: int, as_json: bool) -> None:

@@ -10,7 +10,11 @@ another module does.
   account (a session's own loader keeps its own copy of every model it reads: about 10 MiB an
   account for omics and S3). A session resolves its profile's credentials once and refreshes
   them itself (assume-role, SSO, ``credential_process``); a profile that assumes a role gets its
-  source profile's credentials through botocore's own chain.
+  source profile's credentials through botocore's own chain. What botocore does alike for each
+  session is done once per process (:mod:`async_refimport.aws._sdk`): its and boto3's event
+  handlers registered on one emitter every session starts from, the config and credentials
+  files parsed once per version, one TLS context per CA bundle, ISO 8601 timestamps read by the
+  standard library.
 * **One client per (service, profile, Region, endpoint, configuration)**, made on first use and
   kept until the pool closes or :meth:`ClientPool.release` lets it go: clients are made lazily,
   so a store whose sources are not checked never gets an S3 client.
@@ -29,15 +33,24 @@ from __future__ import annotations
 
 import functools
 import os
-import ssl
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from botocore.config import Config
+from botocore.hooks import EventAliaser
 
 from async_refimport._log import get_logger
+from async_refimport.aws._sdk import (
+    ALIAS_NAMES,
+    CopyOnWriteEmitter,
+    SharedAliases,
+    parse_timestamp,
+    share_file_parses,
+    tls_context,
+    with_shared_tls,
+)
 
 if TYPE_CHECKING:
     from botocore.loaders import Loader
@@ -71,8 +84,6 @@ _LOADERS: dict[str | None, Loader] = {}
 _LOADERS_LOCK = threading.Lock()
 # The parsed config and credentials files, per version of both (see _shared_config_session).
 _CONFIGS: dict[tuple[tuple[str, int, int], ...], Any] = {}
-# One TLS context per CA bundle, shared by every client's connections.
-_TLS_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
 
 
 def no_retries(**options: Any) -> Config:
@@ -201,20 +212,90 @@ def new_session(profile: str | None = None) -> Any:
     Returns:
         The session.
     """
-    import aioboto3  # imported lazily: slow to import, and not needed by readers
     import botocore.exceptions
 
-    core = _shared_config_session()(profile=profile)
+    core = _new_core_session(profile)
     try:
         data_path = core.get_config_variable("data_path")
     except botocore.exceptions.BotoCoreError:  # no such profile: the first call says so
         data_path = os.environ.get("AWS_DATA_PATH")
     loader = shared_loader(data_path)
     core.register_component("data_loader", loader)
-    session = aioboto3.Session(botocore_session=core, profile_name=profile)
+    session = _session_class()(botocore_session=core, profile_name=profile)
     # boto3 adds its data directory to the session's loader each time: keep the list short.
     _dedupe(loader.search_paths)
     return session
+
+
+def _new_core_session(profile: str | None) -> Any:
+    """A :func:`_shared_config_session` for ``profile`` on the sessions' shared event emitter.
+
+    botocore registers its ~120 built-in handlers on each new session, checking each one's
+    signature, and boto3 adds its own: with a session per account that was the largest CPU
+    cost of an account, and a copy of the emitter's handler tree (about 700 objects, which every
+    garbage collection walks) per session. The handlers are the same for every session, and a
+    client copies its session's emitter when it is made, so every session of the process uses
+    one emitter with them registered once (:func:`_session_emitter`), until a handler is
+    registered on the session itself (:class:`CopyOnWriteEmitter`).
+    """
+    cls = _shared_config_session()
+    emitter = _session_emitter()
+    if emitter is None:  # a botocore whose session registers them otherwise: its own way
+        core = cls(profile=profile)
+    else:
+        hooks = CopyOnWriteEmitter(emitter)
+        core = cls(profile=profile, event_hooks=hooks, include_builtin_handlers=False)
+        core._refimport_shared_events = True
+    events: Any = core._events
+    if type(events) is EventAliaser:  # the same object: the session's components hold it
+        events.__class__ = SharedAliases
+        vars(events)["_alias_name_cache"] = ALIAS_NAMES  # botocore's own table: the class
+    # Read by every response parser of the session's clients (each API call's timestamps).
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=parse_timestamp
+    )
+    return core
+
+
+@functools.cache
+def _session_class() -> type[Any]:
+    """``aioboto3.Session``, not registering boto3's handlers again on the shared emitter."""
+    import aioboto3  # imported lazily: slow to import, and not needed by readers
+
+    base: Any = aioboto3.Session
+
+    class PoolSession(base):  # type: ignore[misc]
+        """An ``aioboto3.Session`` whose boto3 handlers are on its emitter already."""
+
+        def _register_default_handlers(self) -> None:
+            if not getattr(self._session, "_refimport_shared_events", False):
+                super()._register_default_handlers()
+
+    return PoolSession
+
+
+@functools.cache
+def _session_emitter() -> Any:
+    """The event emitter of every session: botocore's and boto3's handlers, registered once.
+
+    botocore's by the session class's own method, boto3's by a session of its own made on it;
+    ``None`` if that method does not work that way any more.
+    """
+    import aioboto3
+    from aiobotocore.hooks import AioHierarchicalEmitter
+
+    emitter = AioHierarchicalEmitter()
+    events = EventAliaser(emitter)
+    # The method registers through the session's register() and its event aliaser only.
+    registrar = type("_Registrar", (), {"register": events.register, "_events": events})()
+    cls = _shared_config_session()
+    try:
+        cls._register_builtin_handlers(registrar, events)
+    except (AttributeError, TypeError) as exc:  # pragma: no cover - a botocore of another shape
+        log.debug("aws.builtin_handlers_not_shared", error=repr(exc))
+        return None
+    aioboto3.Session(botocore_session=cls(event_hooks=emitter, include_builtin_handlers=False))
+    return emitter
 
 
 def sync_client(service: str, **kwargs: Any) -> Any:
@@ -288,79 +369,14 @@ def _shared_config_session() -> type[Any]:
                 self._config = shared
             return self._config
 
+        def _create_credential_resolver(self) -> Any:
+            """botocore's chain, its file providers reading :func:`_parsed_file`'s parses."""
+            resolver = super()._create_credential_resolver()
+            for provider in getattr(resolver, "providers", ()):
+                share_file_parses(provider)
+            return resolver
+
     return SharedConfigSession
-
-
-def tls_context(ca_certs: str | None) -> ssl.SSLContext:
-    """The TLS context of every client of the process that verifies with ``ca_certs``.
-
-    aiobotocore builds one per client, reading the whole CA bundle each time (about 40 ms of
-    CPU): two clients an account made that the largest CPU cost of a store.
-
-    Args:
-        ca_certs: The CA bundle's path (``None``: the system's).
-
-    Returns:
-        The context, made once per bundle.
-    """
-    with _LOADERS_LOCK:
-        context = _TLS_CONTEXTS.get(ca_certs)
-        if context is None:
-            from botocore.httpsession import create_urllib3_context
-
-            context = create_urllib3_context()
-            if ca_certs:
-                context.load_verify_locations(ca_certs, None, None)
-            _TLS_CONTEXTS[ca_certs] = context
-        return context
-
-
-@functools.cache
-def _shared_tls_session() -> type[Any]:
-    """aiobotocore's HTTP session, its connectors on :func:`tls_context` (made once)."""
-    import aiohttp
-    from aiobotocore.httpsession import AIOHTTPSession
-    from botocore.httpsession import get_cert_path
-
-    needed = ("_verify", "_cert_file", "_max_pool_connections", "_connector_args")
-
-    # Its private attributes are aiobotocore's: checked for at each use, else its own way.
-    base: Any = AIOHTTPSession
-
-    class SharedTlsSession(base):  # type: ignore[misc]
-        """An ``AIOHTTPSession`` whose connectors share the process's TLS context."""
-
-        def _create_connector(self, proxy_url: str | None) -> Any:
-            plain = all(hasattr(self, name) for name in needed) and not self._cert_file
-            if proxy_url or not plain or not self._verify:
-                # A proxy, a client certificate, no verification: aiobotocore's own way.
-                return super()._create_connector(proxy_url)
-            return aiohttp.TCPConnector(
-                limit=self._max_pool_connections,
-                ssl=tls_context(get_cert_path(self._verify)),
-                **self._connector_args,
-            )
-
-    return SharedTlsSession
-
-
-def with_shared_tls(config: Config) -> Config:
-    """``config`` for aiobotocore, its HTTP session sharing the process's TLS contexts.
-
-    Args:
-        config: A botocore configuration (an ``AioConfig`` is returned as it is: its caller
-            chose its HTTP session).
-
-    Returns:
-        An ``AioConfig`` with the same options.
-    """
-    from aiobotocore.config import AioConfig
-
-    if isinstance(config, AioConfig):
-        return config
-    options = getattr(config, "_user_provided_options", {})
-    shared: Config = AioConfig(http_session_cls=_shared_tls_session(), **options)
-    return shared
 
 
 class ClientPool:

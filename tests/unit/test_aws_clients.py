@@ -12,7 +12,7 @@ from botocore.loaders import JSONFileLoader
 
 from async_refimport._models import StoreRef
 from async_refimport._pacing import Pacer
-from async_refimport.aws import clients
+from async_refimport.aws import _sdk, clients
 from async_refimport.aws.clients import (
     ClientPool,
     configured_endpoint,
@@ -246,7 +246,7 @@ async def test_every_client_shares_one_tls_context(profiles: Path) -> None:
         try:
             contexts = {id(c._ssl) for c in connectors}
             assert len(contexts) == 1
-            assert any(connectors[0]._ssl is t for t in clients._TLS_CONTEXTS.values())
+            assert any(connectors[0]._ssl is t for t in _sdk._TLS_CONTEXTS.values())
         finally:
             for connector in connectors:
                 await connector.close()
@@ -279,3 +279,105 @@ async def test_concurrent_first_calls_make_one_client(profiles: Path) -> None:
                 tg.start_soon(ask, profile)
         assert len({id(c) for c in made}) == 2 and pool.clients() == 2
         assert pool._making == {}  # nothing left behind
+
+
+async def test_the_credentials_files_are_parsed_once_for_every_profile_until_they_change(
+    profiles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.configloader
+
+    credentials = profiles / "credentials"
+    credentials.write_text(
+        credentials.read_text()
+        + "\n[c]\naws_access_key_id = AKIATESTC\naws_secret_access_key = z\n"
+    )
+    parsed: list[str] = []
+    parse = botocore.configloader.raw_config_parse
+
+    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(path)
+        return parse(path, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.configloader, "raw_config_parse", counting)
+
+    async def key(pool: ClientPool, profile: str) -> str:
+        found = await pool.session(profile)._session.get_credentials()
+        return str((await found.get_frozen_credentials()).access_key)
+
+    async with ClientPool() as pool:
+        assert [await key(pool, p) for p in "abc"] == ["AKIATESTA", "AKIATESTB", "AKIATESTC"]
+        # The sessions' shared view of both files, and the credential providers' parse: two
+        # parses for every profile (a provider per session parsed it once each before).
+        assert parsed.count(str(credentials)) == 2
+        credentials.write_text(
+            "[d]\naws_access_key_id = AKIATESTDD\naws_secret_access_key = w\n"
+        )  # another size: another version of the file
+        assert await key(pool, "d") == "AKIATESTDD"
+
+
+def test_a_pool_paces_each_profile_on_its_own_and_each_account_across_its_stores(
+    profiles: Path,
+) -> None:
+    from async_refimport.gateway.base import GET
+
+    async def paced() -> set[tuple[str, str, str]]:
+        pacer = Pacer()
+        stores = [
+            StoreRef("1111111111", "eu-west-1", profile="a", endpoint_url=ENDPOINT),
+            StoreRef("2222222222", "eu-west-1", profile="a", endpoint_url=ENDPOINT),
+            StoreRef("3333333333", "eu-west-1", profile="b", endpoint_url=ENDPOINT),
+            StoreRef("4444444444", "us-west-2", profile="b", endpoint_url=ENDPOINT),
+        ]
+
+        async def call(client: Any) -> dict[str, Any]:
+            return {}
+
+        async with AwsGateway(pacer=pacer) as gateway:
+            for store in stores:
+                await gateway._once(store, GET, call)
+        return set(pacer.limiters())
+
+    import anyio
+
+    keys = anyio.run(paced)
+    # Each account (profile) and Region its own 5 TPS; a profile's two stores share theirs.
+    assert len(keys) == 3
+    assert len({credentials for credentials, _region, _operation in keys}) == 2
+    assert {region for _credentials, region, _operation in keys} == {"eu-west-1", "us-west-2"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-01-01T00:00:00Z",
+        "2024-06-01T10:11:12.123Z",
+        "2024-06-01T10:11:12.123456789Z",
+        "2024-06-01T10:11:12+00:00",
+        "2024-06-01T10:11:12.5+02:00",  # another offset: botocore's to read
+        "2024-06-01 10:11:12",
+        "1700000000",
+        1700000000.25,
+        "Sat, 01 Jun 2024 10:11:12 GMT",
+    ],
+)
+def test_timestamps_read_as_botocore_reads_them(value: Any) -> None:
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    ours, theirs = _sdk.parse_timestamp(value), botocore_parse(value)
+    assert ours == theirs
+    assert ours.utcoffset() == theirs.utcoffset()
+
+
+async def test_a_handler_registered_on_one_session_is_that_sessions_alone(
+    profiles: Path,
+) -> None:
+    heard: list[str] = []
+    async with ClientPool() as pool:
+        pool.session("a")._session.register("refimport-test.omics", lambda **_: heard.append("a"))
+        a = await pool.client("omics", profile="a", endpoint_url=ENDPOINT)
+        b = await pool.client("omics", profile="b", endpoint_url=ENDPOINT)
+        async with ClientPool() as other:  # another pool: another session of profile a
+            c = await other.client("omics", profile="a", endpoint_url=ENDPOINT)
+            for client in (a, b, c):
+                await client.meta.events.emit("refimport-test.omics")
+    assert heard == ["a"]
