@@ -122,7 +122,7 @@ class StoreNames:
     def _restart(self, at: float) -> None:
         # A listing under way belongs to the generation it began in: it stops at its next page.
         self._present, self._token, self.complete, self.pages = {}, None, False, 0
-        self._listed_at, self.seeded, self._listing = at, True, False
+        self._listed_at, self.seeded, self._listing, self._stalled = at, True, False, False
         self._generation += 1
 
     def _take(self, page: ReferencePage) -> None:
