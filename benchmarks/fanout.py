@@ -252,7 +252,10 @@ def _child_import(spec_json: str) -> None:
     if sampled_to:  # py-spy (installed apart), sampling this process until it exits
         py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
         command = [py_spy, "record", "--pid", str(os.getpid()), "--rate", "250"]
-        subprocess.Popen([*command, "--format", "raw", "-o", sampled_to])
+        quiet = subprocess.DEVNULL  # this process's stdout is its answer
+        subprocess.Popen(
+            [*command, "--format", "raw", "-o", sampled_to], stdout=quiet, stderr=quiet
+        )
         time.sleep(2.0)  # attached before the run begins
     if not profile_to:
         print(json.dumps(asyncio.run(_import(json.loads(spec_json)))))
@@ -266,21 +269,67 @@ def _child_import(spec_json: str) -> None:
     print(json.dumps(result))
 
 
-def _import_table(accounts: list[int], rows: int, as_json: bool) -> None:
+SECTION = "Fan-out across accounts"
+COLUMNS = (
+    ("accounts", "accounts (stores)"),
+    ("rows", "rows"),
+    ("peak_rss_mib", "peak RSS MiB"),
+    ("cpu_per_store_ms", "CPU ms / store"),
+    ("gc_per_store_ms", "of which GC"),
+    ("calls_per_store", "API calls / store"),
+    ("cpu_per_call_ms", "CPU ms / call"),
+    ("last_first_start_s", "last store's 1st Start s"),
+    ("makespan_s", "makespan s"),
+)
+
+
+def section_lines(results: list[dict[str, Any]]) -> list[str]:
+    """The RESULTS.md section of an ``--import`` run.
+
+    Args:
+        results: One figure set per number of accounts (:func:`_import_run`).
+
+    Returns:
+        The section's lines, its heading first.
+    """
+    lines = [
+        f"## {SECTION}",
+        "",
+        "`python -m benchmarks.fanout --import --accounts 1,10,50,100,200 --results`: one Importer,",
+        "a store per account (a profile each in `AWS_CONFIG_FILE`/`AWS_SHARED_CREDENTIALS_FILE`),",
+        f"{results[0]['rows'] // max(1, results[0]['accounts'])} rows per store, sources checked "
+        f"in the emulator's S3, time scale {TIME_SCALE}. CPU is the importing process's (user +",
+        "system, every thread) from the Importer's opening to the last row's end; GC is the",
+        "garbage collector's share of it. Nearly every API call is a status poll",
+        "(GetReferenceImportJob), and how many a job takes follows how long it runs in wall-clock",
+        "time: on a loaded machine more polls, and more CPU per store, for the same work.",
+        "",
+        "| " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for r in results:
+        lines.append("| " + " | ".join(f"{r.get(key, '')}" for key, _ in COLUMNS) + " |")
+    return lines
+
+
+def _import_table(
+    accounts: list[int], rows: int, as_json: bool, results_md: str | None = None
+) -> None:
     results = []
     for n in accounts:
         results.append(_import_run(n, rows))
+        calls = results[-1]["calls_per_store"]
+        results[-1]["cpu_per_call_ms"] = round(results[-1]["cpu_per_store_ms"] / calls, 2)
         if as_json:
             print(json.dumps(results[-1]), flush=True)
-    print(
-        f"{'accounts':>8} {'rows':>6} {'imported':>8} {'peak RSS MiB':>12} {'CPU ms/store':>12} "
-        f"{'last 1st Start s':>16} {'makespan s':>10}"
-    )
-    for r in results:
-        print(
-            f"{r['accounts']:>8} {r['rows']:>6} {r['imported']:>8} {r['peak_rss_mib']:>12} "
-            f"{r['cpu_per_store_ms']:>12} {r['last_first_start_s']:>16} {r['makespan_s']:>10}"
-        )
+    lines = section_lines(results)
+    if results_md:
+        from pathlib import Path
+
+        from benchmarks._common import splice_section
+
+        splice_section(Path(results_md), SECTION, lines)
+    print("\n".join(lines[-len(results) - 2 :]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -295,6 +344,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--import", dest="imports", action="store_true")
     parser.add_argument("--rows", type=int, default=10, help="rows per store (--import)")
+    parser.add_argument(
+        "--results",
+        nargs="?",
+        const=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
+        help="splice the --import figures into this RESULTS.md (default: the benchmarks')",
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--child-import", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -305,7 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         _child_import(args.child_import)
         return
     if args.imports:
-        _import_table([int(x) for x in args.accounts.split(",")], args.rows, args.json)
+        accounts = [int(x) for x in args.accounts.split(",")]
+        _import_table(accounts, args.rows, args.json, args.results)
         return
     rows = []
     for n in (int(x) for x in args.accounts.split(",")):
