@@ -13,7 +13,13 @@ No request is sent: the clients point at an endpoint nobody listens on (issue 23
 **Import** (``--import``): N accounts x ``--rows`` rows imported by one Importer against the
 emulator (a process of its own), a store per account (a profile each, its access key the
 account's id), sources checked in the emulator's S3. Reported: the importing process's peak RSS,
-its CPU per store, the time to the first Start of the last store, and the makespan.
+its CPU per store (and the garbage collector's share of it), its API calls per store and CPU per
+call, the time to the first Start of the last store, and the makespan; ``--results`` splices them
+into RESULTS.md ("Fan-out across accounts").
+
+To see where the importing process's CPU goes: ``FANOUT_PROFILE=out.prof`` (cProfile, CPU time,
+the event loop's thread) or ``FANOUT_PY_SPY=out.txt`` (py-spy's raw samples, every thread; py-spy
+installed in the same environment).
 """
 
 from __future__ import annotations
