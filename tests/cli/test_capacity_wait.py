@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from async_refimport.emulator import EmulatorThread, Faults, make_fasta
+from async_refimport.emulator import EmulatorThread, make_fasta
 from tests.helpers.cli import ROLE_ARN, Run, create_store
+from tests.helpers.integration import FullQuota
 from tests.helpers.worker import WorkerProcess, start_worker, wait_for
 
 from .test_cli import write_manifest
@@ -24,15 +25,6 @@ from .test_cli import write_manifest
 __all__ = ["start_worker"]  # the worker tests' fixture, used here too
 
 QUOTA_SAID = "the account's concurrent import quota is full; read-set imports count too"
-
-
-def quota_full_for(emulator: EmulatorThread, seconds: float) -> None:
-    """The account's one import slot is held by a read-set import for ``seconds`` (real)."""
-    emulator.configure(
-        time_scale=0.05,
-        job_overhead=1.0,
-        faults=Faults(tps=None, import_quota=1, other_imports=1, other_imports_for=seconds),
-    )
 
 
 def names_in(emulator: EmulatorThread, store: str) -> list[str]:
@@ -49,11 +41,11 @@ def test_the_plain_progress_says_the_store_waits_for_the_quota_then_the_rows_imp
     store = create_store(emulator)
     items = genomes(2, "quota-cli")
     manifest = write_manifest(tmp_path / "refs.csv", items, "csv")
-    # Full from now: long enough to outlast the command's start on a loaded machine.
-    quota_full_for(emulator, 10.0)
-    run = cli("import", manifest, "--store-id", store, "--role-arn", ROLE_ARN,
-              "--endpoint-url", emulator.omics_endpoint_url,
-              "--journal", tmp_path / "j.sqlite", timeout=180)  # fmt: skip
+    # Full until the command has met it, however long its start takes on a loaded machine.
+    with FullQuota(emulator, release_after=1):
+        run = cli("import", manifest, "--store-id", store, "--role-arn", ROLE_ARN,
+                  "--endpoint-url", emulator.omics_endpoint_url,
+                  "--journal", tmp_path / "j.sqlite", timeout=300)  # fmt: skip
     assert run.code == 0, run.stderr[-3000:]
     # The progress display's own line (not the log's): the store, that it waits, and why.
     said = [line for line in run.stderr.splitlines() if line.startswith("refimport: store ")]
@@ -92,10 +84,12 @@ def test_the_workers_metrics_show_the_wait_and_its_end(
         for i in range(2)
     ]
     body = {"requests": [{"name": n, "source_file": u} for n, u in items]}
-    quota_full_for(emulator, 10.0)
-    status, answer, _ = worker.request("POST", "/v1/imports", body)
-    assert status == 202, answer
-    wait_for(lambda: waiting(worker).get((store, QUOTA_SAID)) == 1.0, 90)
+    with FullQuota(emulator, release_after=None) as quota:
+        status, answer, _ = worker.request("POST", "/v1/imports", body)
+        assert status == 202, answer
+        # Full until the worker has said it waits: then the slot frees up.
+        wait_for(lambda: waiting(worker).get((store, QUOTA_SAID)) == 1.0, 90)
+        quota.release()
 
     def final() -> bool:
         rows = [worker.request("GET", f"/v1/imports/{i}")[1] for i in answer["ids"]]

@@ -64,7 +64,7 @@ def test_an_emulator_started_from_python_raises_the_hint() -> None:
 
 
 def test_the_pytest_fixtures_skip_with_the_hint(tmp_path: Path) -> None:
-    # A project of a user's, with the plugin (entry point) loaded and moto missing.
+    # A project of a user's that asks for the plugin (it is opt-in), with moto missing.
     (tmp_path / "conftest.py").write_text(BLOCK_MOTO, encoding="utf-8")
     (tmp_path / "test_mine.py").write_text(
         textwrap.dedent(
@@ -85,8 +85,12 @@ def test_the_pytest_fixtures_skip_with_the_hint(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    command = [
+        sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider",
+        "-p", "async_refimport.emulator.pytest_plugin", "-q", str(tmp_path),
+    ]  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", "-q", str(tmp_path)],
+        command,
         cwd=tmp_path,
         capture_output=True,
         text=True,

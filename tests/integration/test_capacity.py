@@ -29,9 +29,9 @@ from async_refimport import (
     StorePaused,
 )
 from async_refimport.completion.events import EventsPolicy
-from async_refimport.emulator import EmulatorThread, Faults, Unknowns
+from async_refimport.emulator import EmulatorThread, Unknowns
 from tests.helpers.common import ROLE_ARN
-from tests.helpers.integration import create_store, genomes, requests_for
+from tests.helpers.integration import FullQuota, create_store, genomes, requests_for
 from tests.helpers.logcapture import capture_logs
 from tests.integration.test_unknowns import check_outcomes, long_genomes
 
@@ -47,23 +47,17 @@ FAST = ImporterSettings(
 )
 
 
-def quota_full_for(emulator: EmulatorThread, seconds: float) -> None:
-    """The account's one import slot is held by a read-set import for ``seconds`` (real)."""
-    emulator.configure(
-        time_scale=0.05,
-        job_overhead=1.0,
-        faults=Faults(tps=None, import_quota=1, other_imports=1, other_imports_for=seconds),
-    )
-
-
 async def test_a_full_account_quota_outlasting_the_grace_delays_the_rows_then_they_import(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], journal_path: Path
 ) -> None:
-    quota_full_for(emulator, 3.0)
     store_id = create_store(emulator, "us-east-1")
     requests = requests_for(emulator, store_id, "us-east-1", genomes(s3_fasta, 3, "quota"))
     paused: list[StorePaused] = []
-    with capture_logs() as logs:
+    # Full for at least three times the grace, and at least two refusals: it outlasts the grace.
+    with (
+        FullQuota(emulator, release_after=2, held_for=3 * FAST.consistency_grace) as quota,
+        capture_logs() as logs,
+    ):
         async with Importer(journal_path, settings=FAST) as imp:
             async with imp.subscribe() as events:
                 ids = await imp.submit(requests)
@@ -79,17 +73,14 @@ async def test_a_full_account_quota_outlasting_the_grace_delays_the_rows_then_th
                     tg.start_soon(watch)
                     results = await imp.wait(ids)
                     tg.cancel_scope.cancel()
+        refused = quota.refused()
     assert {r.state for r in results} == {RowState.IMPORTED}, results
-    stats = emulator.stats()
-    assert stats["rejected_quota_starts"] >= 2  # refused for longer than the grace
-    check_outcomes(stats, results)
+    assert refused >= 2  # refused for longer than the grace
+    check_outcomes(emulator.stats(), results)
     # The wait is visible, and said once for the episode rather than at every refusal.
     said = [e for e in logs if e["event"] == "account.quota_full"]
     assert len(said) == 1 and QUOTA_SAID in said[0]["reason"]
     assert paused and QUOTA_SAID in paused[0].reason
-    # The back-off grows to its cap instead of hammering the Start (no hot loop): the refusals
-    # over three seconds are a handful, not hundreds.
-    assert stats["rejected_quota_starts"] <= 3.0 / FAST.busy_wait / 2
 
 
 async def test_a_busy_refusal_in_any_code_and_wording_waits_then_imports(
@@ -158,7 +149,6 @@ async def test_a_job_cancelled_from_outside_sends_no_event_and_the_safety_net_no
 def test_the_cli_waits_out_a_full_quota_and_says_why(
     emulator: EmulatorThread, s3_fasta: Callable[..., str], tmp_path: Path
 ) -> None:
-    quota_full_for(emulator, 4.0)
     store_id = create_store(emulator, "us-east-1")
     manifest = tmp_path / "refs.csv"
     items = genomes(s3_fasta, 2, "cli-quota")
@@ -180,13 +170,14 @@ def test_the_cli_waits_out_a_full_quota_and_says_why(
         "--journal",
         str(tmp_path / "j.sqlite"),
     ]
-    proc = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "120"},
-    )
+    with FullQuota(emulator, release_after=1):
+        proc = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "120"},
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert QUOTA_SAID in proc.stderr, proc.stderr[-3000:]
     names = {r["name"] for r in emulator.stats()["references"][store_id]}

@@ -34,6 +34,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_the_sdist_carries_the_licence_tests_docs_examples_and_benchmarks(dist: Path) -> None:
     [sdist] = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as tar:
@@ -46,6 +47,7 @@ def test_the_sdist_carries_the_licence_tests_docs_examples_and_benchmarks(dist: 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a fresh environment's install: a minute idle, several under load
 def test_the_wheel_installs_into_a_fresh_environment_and_runs_outside_the_repository(
     dist: Path, tmp_path: Path
 ) -> None:
