@@ -34,7 +34,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "full",
         "ambiguous Starts again and again on a store: lookups at the retry backoff's pace for "
         "minutes (a hot loop of ListReferenceImportJobs and Gets)",
-        fixed=False,
+        fixed=True,
         engine_change="E9",
         shows="inv6 hot loop",
     ),

@@ -14,19 +14,11 @@ from dataclasses import dataclass, field
 #: Behaviours the engine does not survive yet, each with the engine change it waits for (see
 #: ENGINE_CHANGES.md). The default profile ("ci") leaves them out; the profile "full" draws them.
 #: When a change lands, delete its entry here (one edit) and every profile draws the behaviour.
-GATED: dict[str, str] = {
-    # Ambiguous Starts (408, 500, dropped) again and again on one store: each restarts the
-    # consistency_grace during which a lookup that finds nothing is not believed, and the
-    # lookups run at the retry backoff's pace (a List and a Get per candidate, the backoff
-    # starting over every 8 attempts): about one call a second per store for as long as it
-    # lasts (invariant 6: a hot loop). Gated at run time: at most one ambiguous Start per store
-    # every 3 minutes. Waits for ENGINE_CHANGES.md E9.
-    "ambiguous_start_storm": "E9",
-}
+GATED: dict[str, str] = {}
 #: Once gated, now drawn by every profile (their engine changes landed): "quota_idle" and
 #: "odd_busy_wording" (issue 19, commit e11b56f), "overlapping_pauses" (E4) and
 #: "lapse_during_name_check" (E5, both commit abdabdd), "forgotten_token_race" (E3, commit
-#: 77d4df5). A new one reads, e.g.:
+#: 77d4df5), "ambiguous_start_storm" (E9: sparse lookups while the List settles). A new one reads, e.g.:
 #:     "forgotten_token_race": "E3",  # what the engine does wrong, what it waits for
 
 

@@ -28,7 +28,7 @@ from async_refimport._models import StoreRef
 from async_refimport._retry import backoff_delay, gave_up
 from async_refimport._settings import ImporterSettings
 from async_refimport.engine.deps import LaneDeps
-from async_refimport.gateway.base import GET, LIST_JOBS, START, SourceSpec
+from async_refimport.gateway.base import GET, START, SourceSpec
 from async_refimport.journal.base import JobRecord
 
 # The lane's own events: logged under the lane's name, as before this module was split off.
@@ -49,6 +49,8 @@ _CONFIRMED_CODES = frozenset({"ConflictException", "ValidationException"})
 _CONFIRMED_STATUSES = frozenset({400, 409})
 # Documented refusals that say something else whatever their status: no such store, no access.
 _NEVER_BUSY_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException"})
+_Sources = frozenset[tuple[str | None, str | None]]
+"""A job's sources as (source file, name) pairs: what tells one job from another."""
 QUOTA_FULL = "the account's concurrent import quota is full; read-set imports count too"
 """What a store waiting on the account's import quota is said to wait for (log, events)."""
 
@@ -250,9 +252,10 @@ class Starter:
             except ServiceError as exc:
                 error = exc
             action = classify(error, maybe_sent=tries.maybe_sent)
-            if action is StartAction.LOOKUP and error.operation == START:
+            if error.operation == START and getattr(error, "ambiguous", False):
                 # This attempt may have created the job: a lookup finding nothing is believed
-                # only once the List has had consistency_grace to show it.
+                # only once the List has had consistency_grace to show it. (A refusal, or a
+                # throttle, surely created nothing: it does not restart the wait.)
                 tries.settles_at = d.clock() + s.consistency_grace
             tries.maybe_sent = tries.maybe_sent or action is StartAction.LOOKUP
             if action is StartAction.CAPACITY:
@@ -278,24 +281,23 @@ class Starter:
     ) -> JobRecord:
         """One attempt: look for the job first if it may exist, else (or if absent) send it.
 
-        Raises:
-            TransientServiceError: the job may exist but the List cannot be believed yet
-                (``settles_at`` not reached): look again later, send nothing.
+        While the List cannot be believed yet (``settles_at``), an empty lookup is repeated
+        sparsely (every quarter of ``consistency_grace``, at least ``busy_wait`` apart), never
+        at the retry backoff's pace: a few calls per ambiguous Start, not one a second.
         """
+        d, s = self._deps, self._settings
         if tries.maybe_sent:
-            found = await self._find(job, sources)
-            if found is not None:
-                log.info("import_job.adopted", job_id=found)
-                return await self._record_job_id(job, found)
-            wait = tries.settles_at - self._deps.clock()
-            if wait > 0:
+            known: dict[str, _Sources] = {}
+            while True:
+                found = await self._find(job, sources, known)
+                if found is not None:
+                    log.info("import_job.adopted", job_id=found)
+                    return await self._record_job_id(job, found)
+                wait = tries.settles_at - d.clock()
+                if wait <= 0:
+                    break
                 log.info("import_job.not_listed_yet", wait=round(wait, 3))
-                raise TransientServiceError(
-                    "the job may exist and not be listed yet",
-                    code="NotListedYet",
-                    operation=LIST_JOBS,
-                    store_id=self.store.store_id,
-                )
+                await d.sleep(min(wait, max(s.busy_wait, s.consistency_grace / 4)))
         return await self._send(job, sources)
 
     async def _refusal_stands(self, error: ServiceError, tries: StartAttempts) -> bool:
@@ -400,18 +402,35 @@ class Starter:
         log.info("import_job.start_retry", attempt=attempt, code=code, delay=round(delay, 3))
         self._deps.emit(RequestRetried(START, self.store, attempt, str(code), delay))
 
-    async def _find(self, job: JobRecord, sources: list[SourceSpec]) -> str | None:
-        """Find a job the service created for these exact sources since the write-ahead."""
+    async def _find(
+        self,
+        job: JobRecord,
+        sources: list[SourceSpec],
+        seen: dict[str, _Sources] | None = None,
+    ) -> str | None:
+        """Find a job the service created for these exact sources since the write-ahead.
+
+        Args:
+            job: The written-ahead job.
+            sources: Its sources.
+            seen: The sources of candidates already read (a job's sources never change), so
+                that looking again reads only new candidates.
+        """
         d = self._deps
+        seen = {} if seen is None else seen
         since = datetime.fromtimestamp(job.written_at - self._settings.lookup_margin, UTC)
         known = await d.journal.known_job_ids(self.store)
-        wanted = {(s.source_file, s.name) for s in sources}
+        wanted = frozenset((s.source_file, s.name) for s in sources)
         candidates = [
             j for j in await d.gateway.list_imports(self.store, since) if j.job_id not in known
         ]
         for candidate in candidates:
-            snapshot = await d.gateway.get_import(self.store, candidate.job_id)
-            if {(s.source_file, s.name) for s in snapshot.sources} == wanted:
+            if candidate.job_id not in seen:
+                snapshot = await d.gateway.get_import(self.store, candidate.job_id)
+                seen[candidate.job_id] = frozenset(
+                    (s.source_file, s.name) for s in snapshot.sources
+                )
+            if seen[candidate.job_id] == wanted:
                 return candidate.job_id
         log.info("import_job.lookup_empty", candidates=len(candidates))
         return None
