@@ -49,7 +49,7 @@ from benchmarks._common import (
     section_lines,
     splice_section,
 )
-from tests.fleet.harness import (
+from tests.helpers.fleet_harness import (
     Fleet,
     FleetSettings,
     ResultCollector,
@@ -58,7 +58,7 @@ from tests.fleet.harness import (
     epoch,
     send_messages,
 )
-from tests.fleet.moto_server import MotoProcess
+from tests.helpers.moto_server import MotoProcess
 
 HERE = Path(__file__).parent
 SECTION = "Fleet"

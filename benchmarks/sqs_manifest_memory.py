@@ -27,8 +27,8 @@ from typing import Any
 import boto3
 
 from benchmarks._common import EmulatorProcess, isolate_aws_environment
-from tests.fleet.harness import read_announcement
-from tests.fleet.moto_server import MotoProcess
+from tests.helpers.fleet_harness import read_announcement
+from tests.helpers.moto_server import MotoProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE_ARN = "arn:aws:iam::123456789012:role/OmicsImport"
