@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -35,7 +37,7 @@ from async_refimport._console import (
     print_summary,
 )
 from async_refimport._errors import ManifestError, QueueError, RefImportError
-from async_refimport._models import MAX_SOURCES_PER_JOB, ImportRequest
+from async_refimport._models import MAX_SOURCES_PER_JOB, ImportRequest, printable, redact_url
 from async_refimport._report import JsonReportWriter
 from async_refimport.aws.clients import configured_endpoint, endpoint_configured
 from async_refimport.aws.preflight import PreflightPolicy
@@ -215,6 +217,10 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print_error(problem)
         return ExitCode.INVALID_INPUT
+    endpoint_problem = _endpoint_problem(args.endpoint_url)
+    if endpoint_problem is not None:
+        print_error(endpoint_problem)
+        return ExitCode.INVALID_INPUT if args.endpoint_url else ExitCode.SETUP
     profile = resolve_profile(args.profile)
     region = resolve_region(args.region, profile)
     defaults = ManifestDefaults(
@@ -257,6 +263,32 @@ def _option_problem(args: argparse.Namespace) -> str | None:
     if not args.setup_timeout > 0:
         return "--setup-timeout must be a positive number of seconds"
     return journal_spec_problem(args.journal)
+
+
+def _endpoint_problem(explicit: str | None) -> str | None:
+    """What is wrong with the HealthOmics endpoint, named where it comes from (the option, or
+    the environment variable), so that it is one line rather than a problem of every row."""
+    endpoint = resolve_endpoint(explicit)
+    if endpoint is None:
+        return None
+    parts = urllib.parse.urlsplit(endpoint)
+    if (
+        parts.scheme in ("http", "https")
+        and parts.hostname
+        and not any(c.isspace() for c in endpoint)
+    ):
+        return None
+    if explicit:
+        where = "--endpoint-url"
+    else:
+        where = next(
+            (v for v in ("AWS_ENDPOINT_URL_OMICS", "AWS_ENDPOINT_URL") if os.environ.get(v)),
+            "the AWS configuration",
+        )
+    return (
+        f"{where}: {printable(redact_url(endpoint))!r} is not an http:// or https:// URL; "
+        "nothing was journaled. Fix it, or unset it to use AWS's own endpoint."
+    )
 
 
 def _check_manifest(
