@@ -269,7 +269,8 @@ class Importer:
 
     def _lane(self, store: StoreRef) -> Lane:
         lane = self._lanes.get(store.key)
-        if lane is not None and store.key in self._setup_failures and self._parks_on_setup:
+        parked = store.key in self._setup_failures and self.settings.stop_on_setup_failure
+        if lane is not None and parked:
             # A parked store is tried anew when rows are submitted to it again (the set-up may
             # have been fixed meanwhile).
             del self._setup_failures[store.key]
@@ -355,7 +356,7 @@ class Importer:
                         fix=exc.fix,
                     )
                     self._emit(StorePaused(lane.store, str(exc)))
-                    if self._parks_on_setup:
+                    if self.settings.stop_on_setup_failure:
                         # Its rows stay queued; wait() raises the error once the rest is done.
                         return
                     await self._sleep(self._setup_backoff())
@@ -385,10 +386,6 @@ class Importer:
                     # A lane must not take the importer (and every other store) down with it.
                     log.exception("lane.crashed", store_id=lane.store.store_id, error=str(exc))
                     await self._sleep(self.settings.busy_wait)
-
-    @property
-    def _parks_on_setup(self) -> bool:
-        return self.settings.stop_on_setup_failure
 
     def _setup_backoff(self) -> float:
         # A service keeps trying a store it cannot use, at most a minute apart.
@@ -546,7 +543,7 @@ class Importer:
             stopping=lambda: self._stopping,
             setup_failures=self._setup_failures,
             parked_version=lambda: self._parked_version,
-            parks_on_setup=self._parks_on_setup,
+            parks_on_setup=self.settings.stop_on_setup_failure,
             page=RESULTS_PAGE,
         )
         await waiter.until_final(row_ids)
@@ -655,9 +652,15 @@ class Importer:
                 self._answered.add(store.key)
                 self._listed[store.key] = (self._clock(), page)
 
-        async with anyio.create_task_group() as tg:
-            for store in stores.values():
-                tg.start_soon(check, store)
+        # Stopped with the lanes: one Ctrl-C ends a first call that keeps failing (nothing sent).
+        with anyio.CancelScope() as scope:
+            self._lane_scopes.append(scope)
+            if self._stopping:
+                scope.cancel()
+            async with anyio.create_task_group() as tg:
+                for store in stores.values():
+                    tg.start_soon(check, store)
+        self._lane_scopes.remove(scope)
         return problems
 
     async def adopt(self) -> list[StoreRef]:
