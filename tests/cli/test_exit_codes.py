@@ -77,8 +77,8 @@ def test_the_codes_are_the_readmes() -> None:
         ("SETUP", 3),
         ("INTERRUPTED", 130),
     ]
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    table = readme.split("### Exit codes", 1)[1].split("###", 1)[0]
+    page = Path(__file__).parents[2] / "docs" / "reference" / "exit-codes.md"
+    table = page.read_text(encoding="utf-8").split("# Exit codes", 1)[1].split("\n#", 1)[0]
     documented = [
         int(line.split("|")[1]) for line in table.splitlines() if re.match(r"\| \d", line)
     ]

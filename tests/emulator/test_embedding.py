@@ -21,12 +21,12 @@ from async_refimport.emulator import ACCESS_KEY_ID, EmulatorThread, environ, mak
 from tests.helpers.common import ROLE_ARN
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
-HEADING = "### Your code and the emulator in one process"
+README = ROOT / "docs" / "guides" / "emulator.md"
+HEADING = "## Your code and the emulator in one process"
 
 
 def readme_embedding_snippet() -> str:
-    """The first Python block of the README's embedding section, as written."""
+    """The first Python block of the emulator guide's embedding section, as written."""
     text = README.read_text(encoding="utf-8")
     section = text[text.index(HEADING) :]
     match = re.search(r"```python\n(.*?)```", section, re.S)

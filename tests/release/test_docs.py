@@ -43,6 +43,7 @@ OLD_README = {
     "The emulator": "guides/emulator.md",
     "Your code and the emulator in one process": "guides/emulator.md",
     "How it works": "reference/modules.md",
+    "How the promise is tested": "reference/testing.md",
 }
 
 # The seams' interface modules and the public modules, rendered whole on their API pages.
@@ -112,6 +113,17 @@ def test_every_page_is_in_the_nav_and_every_include_exists() -> None:
     for page in DOCS.rglob("*.md"):
         for target in re.findall(r"^<!-- include: (\S+) -->$", page.read_text(), re.M):
             assert (page.parent / target).is_file(), f"{page} includes {target}"
+
+
+def test_the_readme_is_a_landing_page_that_links_every_guide() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("\n") < 200
+    for line in ("$ make demo ", "$ make test ", "$ pipx install async-refimport "):
+        assert line in readme, line
+    assert "make dist" in readme and "pipx install dist/*.whl" in readme
+    linked = set(re.findall(r"\]\((docs/[^)#]+)\)", readme))
+    for page in [*(DOCS / "guides").glob("*.md"), *(DOCS / "reference").glob("*.md")]:
+        assert page.relative_to(ROOT).as_posix() in linked, page
 
 
 @pytest.mark.slow
