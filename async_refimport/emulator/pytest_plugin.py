@@ -1,4 +1,4 @@
-"""pytest fixtures for the HealthOmics emulator (registered through the ``pytest11`` entry point).
+"""pytest fixtures for the HealthOmics emulator, opt-in: ``pytest_plugins = ("async_refimport.emulator.pytest_plugin",)`` in a conftest, or ``pytest -p async_refimport.emulator.pytest_plugin``.
 
 Fixtures:
     emulator_session: one thread-hosted emulator for the whole session (time_scale 0.001,
