@@ -245,7 +245,8 @@ class Starter:
         now = d.clock()
         tries = StartAttempts(maybe_sent=maybe_sent, failing_since=now)
         if maybe_sent:
-            tries.settles_at = now + s.consistency_grace
+            # Counted from the write-ahead (wall clock): restarts in a row cannot starve the job.
+            tries.settles_at = now + s.consistency_grace - max(0.0, d.wall() - job.written_at)
         while True:
             try:
                 return await self._attempt(job, sources, tries)
