@@ -1,8 +1,8 @@
 """The use cases every face of async_refimport shares: one layer between the engine and its shells.
 
-The shells are ``refimport``'s commands (:mod:`._cli`, with the demo), the worker (:mod:`._worker`,
-with its intakes: spool, HTTP, SQS) and anyone embedding the library. They all do the same few
-things, and do them here, so that every face behaves alike:
+The shells are ``refimport``'s commands (:mod:`async_refimport.cli`, with the demo), the worker
+(:mod:`async_refimport.worker`, with its intakes: spool, HTTP, SQS) and anyone embedding the
+library. They all do the same few things, and do them here, so that every face behaves alike:
 
 * **read rows from any intake**: a manifest file (:func:`read_manifest_file`,
   :func:`read_whole_manifest`, or :func:`check_manifest_file` to check one whole without holding
@@ -16,14 +16,13 @@ things, and do them here, so that every face behaves alike:
   Importer (:func:`stores_document`, from :meth:`Importer.status`).
 
 Imports flow one way, and import-linter checks it in ``make test`` (``[tool.importlinter]`` in
-pyproject.toml)::
+pyproject.toml; the layers are drawn in docs/architecture.md)::
 
-    shells        _cli | _worker                 (never import each other)
-    shell parts   _demo | _spool | _http_intake | _sqs_intake ...
+    shells        cli | worker                   (never import each other)
     presentation  _progress | _metrics | _logconfig | _console
     application   _application                   (this module)
-    engine        _importer → _lane
-    seams         _journal, _gateway, _polling, _manifest, _report ... → _models, _errors
+    engine        engine.importer -> engine.lane -> engine.start ...
+    seams         journal, gateway, completion, manifest, aws, _report ... -> _models, _errors
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ class Lane:
     # -- sources --------------------------------------------------------------------------------
 
     async def _check_sources(self, rows: list[QueuedRow]) -> list[QueuedRow]:
-        """Fail rows whose object is missing or too large (see :mod:`._preflight`); the rest."""
+        """Fail rows whose object is missing or too large (see :mod:`async_refimport.aws.preflight`); the rest."""
         preflight = self._deps.preflight
         if preflight is None or preflight.off_reason is not None or not rows:
             return rows
