@@ -8,6 +8,7 @@ import pytest
 from tests.helpers.common import (
     expected_length,
 )
+from tests.helpers.sources import SourceServer
 
 # The emulator's fixtures are opt-in (no pytest11 entry point): this suite asks for them.
 pytest_plugins = ("async_refimport.emulator.pytest_plugin",)
@@ -55,6 +56,13 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def source_server() -> Iterator[SourceServer]:
+    """A local HTTP file server for the test (tests.helpers.sources): HTTPS-like sources."""
+    with SourceServer() as server:
+        yield server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
