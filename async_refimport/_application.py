@@ -32,7 +32,7 @@ import os
 import tempfile
 from array import array
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -169,6 +169,9 @@ def with_region(defaults: ManifestDefaults, region: str | None) -> ManifestDefau
 
 SUBMIT_CHUNK = 5000
 """Rows journaled at a time by :func:`run_import` (a manifest's rows are read a chunk at a time)."""
+
+_LOOKUP_ROWS = 20 * SUBMIT_CHUNK
+"""Rows of a stopped run looked up in the journal at a time (one read of its rows each)."""
 
 RowsToImport = Sequence[ImportRequest] | CheckedManifest
 """Requests, or a checked manifest whose rows are read again a chunk at a time."""
@@ -367,9 +370,12 @@ async def _submit(
         if problems:
             raise RequestValidationError(problems)
     run = _Submitted()
+    chunks = _chunks(requests)
+    left: Sequence[ImportRequest] = ()
     try:
-        async for chunk in _chunks(requests):
+        async for chunk in chunks:
             if imp.stopping:
+                left = chunk
                 break
             kept = usable(chunk)
             run.not_started += len(chunk) - len(kept)
@@ -381,8 +387,41 @@ async def _submit(
         if not run.row_ids:
             raise  # nothing journaled: the run is refused as a whole
         run.changed = exc  # the rows journaled are the checked file's: they are imported
+    if left:
+        # Stopped first: rows an earlier run journaled are reported as the journal has them.
+        run.row_ids.extend(await _journaled_before(imp, left, chunks, usable))
     run.not_journaled = total - len(run.row_ids) - run.not_started
     return run
+
+
+async def _journaled_before(
+    imp: Importer,
+    left: Sequence[ImportRequest],
+    chunks: AsyncIterator[Sequence[ImportRequest]],
+    usable: Callable[[Sequence[ImportRequest]], list[ImportRequest]],
+) -> list[int]:
+    """The journal's ids of the rows not submitted (``left``, then the rest of ``chunks``) that
+    an earlier run journaled, read-only: the journal's rows are read a page at a time and
+    matched by store id, Region and name against up to :data:`_LOOKUP_ROWS` rows at a time."""
+    found: list[int] = []
+    wanted: set[tuple[str, str, str]] = set()
+    pending: AsyncIterator[Sequence[ImportRequest]] | None = chunks
+    chunk: Sequence[ImportRequest] | None = left
+    while chunk is not None:
+        for r in usable(chunk):
+            wanted.add((r.store_id, r.store(imp.region).region, r.name))
+        try:
+            chunk = None if pending is None else await anext(pending, None)
+        except ManifestError:
+            chunk = pending = None  # changed since it was checked: the rest are not journaled
+        if wanted and (chunk is None or len(wanted) >= _LOOKUP_ROWS):
+            async for page in imp.journal.iter_results():
+                for row in page:
+                    if (key := (row.store_id, row.region, row.name)) in wanted:
+                        wanted.discard(key)  # one row each, even if two endpoints share an id
+                        found.append(row.row_id)
+            wanted.clear()
+    return found
 
 
 async def _introduce(
