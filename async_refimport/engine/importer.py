@@ -18,14 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from types import TracebackType
@@ -51,14 +44,14 @@ from async_refimport._models import validate_requests as _validate_requests
 from async_refimport._pacing import Pacer
 from async_refimport._settings import ImporterSettings, with_shortcuts
 from async_refimport.aws.clients import ClientPool
-from async_refimport.aws.preflight import Checked, Preflight, S3SourceChecker
+from async_refimport.aws.preflight import Preflight, S3SourceChecker
 from async_refimport.completion.base import CompletionWatcher
 from async_refimport.completion.events import EventWatcher, queue_clients
 from async_refimport.completion.polling import PollingWatcher
 from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.lane import Lane
-from async_refimport.engine.presence import held_references
-from async_refimport.engine.setup import default_region, first_page
+from async_refimport.engine.planning import plan_stores, verify_stores
+from async_refimport.engine.setup import default_region
 from async_refimport.engine.status import (
     ApiStats,
     ImporterState,
@@ -66,8 +59,6 @@ from async_refimport.engine.status import (
     StorePlan,
     StoreStatus,
     api_stats,
-    present_names,
-    store_plan,
     store_statuses,
 )
 from async_refimport.engine.waiting import RowWaiter
@@ -86,8 +77,6 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
-
-_UNCHECKED = Checked()
 
 #: Seconds between the error lines of a journal outage a worker rides out (debug lines between).
 _JOURNAL_FAILURE_REPEAT = 300.0
@@ -359,7 +348,8 @@ class Importer:
                     if self.settings.stop_on_setup_failure:
                         # Its rows stay queued; wait() raises the error once the rest is done.
                         return
-                    await self._sleep(self._setup_backoff())
+                    # A service keeps trying a store it cannot use, at most a minute apart.
+                    await self._sleep(min(60.0, self.settings.busy_wait))
                 except LeaseLostError as exc:
                     # Another process took the store over: step back and wait for the lease.
                     log.warning("lane.lease_lost", store_id=lane.store.store_id, error=str(exc))
@@ -386,10 +376,6 @@ class Importer:
                     # A lane must not take the importer (and every other store) down with it.
                     log.exception("lane.crashed", store_id=lane.store.store_id, error=str(exc))
                     await self._sleep(self.settings.busy_wait)
-
-    def _setup_backoff(self) -> float:
-        # A service keeps trying a store it cannot use, at most a minute apart.
-        return min(60.0, self.settings.busy_wait)
 
     def _reachable(self, store: StoreRef) -> None:
         self._answered.add(store.key)
@@ -578,39 +564,17 @@ class Importer:
             raise ImporterClosedError("plan needs an open Importer")
         resolved = self._resolve(list(requests))
         unusable = await self._verify({store.key: store for store, _ in resolved})
-        by_store: dict[str, tuple[StoreRef, list[ImportRequest]]] = {}
-        for store, req in resolved:
-            by_store.setdefault(store.key, (store, []))[1].append(req)
-        plans: list[StorePlan] = []
-        # A dry run always checks the sources (with the real gateway; a fake one has no S3).
-        preflight = self._preflight
-        if preflight is None and self._own_gateway:
-            preflight = self._new_preflight()
-        try:
-            for store, reqs in by_store.values():
-                if error := unusable.get(store.key):
-                    plans.append(StorePlan(store, len(reqs), {}, 0, setup_error=error))
-                    continue
-                _, page = self._listed.pop(store.key)  # read by _verify just now
-                names, wait = [r.name for r in reqs], self.settings.busy_wait
-                refs = await held_references(self._gateway, store, page, names, wait, self._sleep)
-                present = present_names(refs, reqs)
-                missing: dict[str, str] = {}
-                if preflight is not None and preflight.applies(store):
-                    todo = [r for r in reqs if r.name not in present]
-                    found = await preflight.check((r.source_file, store.profile) for r in todo)
-                    missing = {
-                        r.name: reason
-                        for r in todo
-                        if (reason := found.get(r.source_file, _UNCHECKED).failure)
-                    }
-                max_sources = self.settings.max_sources_per_job
-                plans.append(store_plan(store, len(reqs), present, missing, max_sources))
-        finally:
-            if preflight is not None and preflight is not self._preflight:
-                with anyio.CancelScope(shield=True):
-                    await preflight.aclose()
-        return plans
+        return await plan_stores(
+            self._gateway,
+            resolved,
+            unusable=unusable,
+            listed=self._listed,
+            preflight=self._preflight,
+            # A dry run always checks the sources (with the real gateway; a fake has no S3).
+            new_preflight=self._new_preflight if self._own_gateway else None,
+            settings=self.settings,
+            sleep=self._sleep,
+        )
 
     async def verify_setup(self, requests: Iterable[ImportRequest]) -> tuple[SetupError, ...]:
         """Make each store's first call now (one ListReferences, every store at once) and return
@@ -633,35 +597,17 @@ class Importer:
     async def _verify(self, stores: Mapping[str, StoreRef]) -> dict[str, SetupError]:
         """The first call of each store, all at once: set-up errors by store key. The first pages
         of the usable stores are kept for their lanes (``self._listed``)."""
-        problems: dict[str, SetupError] = {}
-
-        async def check(store: StoreRef) -> None:
-            try:
-                page = await first_page(
-                    self._gateway,
-                    store,
-                    setup_timeout=self.settings.setup_timeout,
-                    retry_wait=self.settings.busy_wait,
-                    answered=lambda store: store.key in self._answered,
-                    sleep=self._sleep,
-                    clock=self._clock,
-                )
-            except SetupError as exc:
-                problems[store.key] = exc
-            else:
-                self._answered.add(store.key)
-                self._listed[store.key] = (self._clock(), page)
-
-        # Stopped with the lanes: one Ctrl-C ends a first call that keeps failing (nothing sent).
-        with anyio.CancelScope() as scope:
-            self._lane_scopes.append(scope)
-            if self._stopping:
-                scope.cancel()
-            async with anyio.create_task_group() as tg:
-                for store in stores.values():
-                    tg.start_soon(check, store)
-        self._lane_scopes.remove(scope)
-        return problems
+        return await verify_stores(
+            self._gateway,
+            stores.values(),
+            answered=self._answered,
+            listed=self._listed,
+            scopes=self._lane_scopes,
+            stopping=self._stopping,
+            settings=self.settings,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
 
     async def adopt(self) -> list[StoreRef]:
         """Start lanes for stores with work in the journal that this Importer does not drive yet.
