@@ -75,6 +75,8 @@ from async_refimport.journal.base import OutboxEntry as OutboxEntry
 from async_refimport.journal.base import QueuedRow as QueuedRow
 from async_refimport.journal.base import RowQueue as RowQueue
 from async_refimport.journal.base import Settlement as Settlement
+from async_refimport.journal.base import StagingQueue as StagingQueue
+from async_refimport.journal.base import StagingRow as StagingRow
 from async_refimport.journal.base import StoreLeases as StoreLeases
 from async_refimport.journal.dynamo import DynamoJournal as DynamoJournal
 from async_refimport.journal.sqlite import SQLiteJournal as SQLiteJournal
@@ -136,6 +138,8 @@ __all__ = [
     "SetupKind",
     "SourceSpec",
     "SourceStatus",
+    "StagingQueue",
+    "StagingRow",
     "StoreBookedError",
     "StoreBusyError",
     "StoreChecked",

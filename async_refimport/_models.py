@@ -34,6 +34,7 @@ _ROLE_ARN = re.compile(
 ROLE_ARN_FORM = "arn:<partition>:iam::<12-digit account>:role/<name>"
 """The form of role ARN accepted, as error messages name it."""
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _ENDPOINT_URL = re.compile(r"https?://[\x21-\x2e\x30-\x7e]+(/[\x21-\x7e]*)?")
 # Names of profiles in ~/.aws/config: printable, no edge spaces (botocore strips them).
 _PROFILE = re.compile(r"[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,254}[^\s\x00-\x1f\x7f])?")
@@ -46,9 +47,12 @@ _COMPRESSED_SUFFIXES = (".gz", ".bgz", ".bgzf")
 class RowState(StrEnum):
     """Where one requested reference stands.
 
-    QUEUED and SUBMITTED are in flight; the three others are final.
+    STAGING, QUEUED and SUBMITTED are in flight; the three others are final. A STAGING row's
+    source is being copied into a bucket of its store's own Region (the lanes never take it);
+    once staged it is QUEUED with the staged object as its source.
     """
 
+    STAGING = "STAGING"
     QUEUED = "QUEUED"
     SUBMITTED = "SUBMITTED"
     IMPORTED = "IMPORTED"
@@ -144,6 +148,9 @@ class ImportRequest:
         region: The store's Region; ``None`` means the Importer's default.
         endpoint_url: A custom HealthOmics endpoint (an emulator); ``None`` for AWS.
         profile: An AWS profile from the shared config; ``None`` for the default credentials chain.
+        source_md5: The MD5 checksum of the source file as its publisher gives it (NCBI's and
+            Ensembl's ``md5checksums.txt``), 32 hex digits: checked while a source is staged.
+            Not the reference's checksum the service reports (``RowResult.md5``).
     """
 
     store_id: str
@@ -155,6 +162,7 @@ class ImportRequest:
     region: str | None = None
     endpoint_url: str | None = None
     profile: str | None = None
+    source_md5: str | None = None
 
     def store(self, default_region: str | None = None) -> StoreRef:
         """The store the request goes to.
@@ -189,6 +197,9 @@ class RowResult:
     ``reference_id`` is set for IMPORTED and ALREADY_PRESENT, ``message`` for FAILED (and as a note
     otherwise), ``job_id`` once the row has been part of an import job. ``md5`` is the reference's
     checksum as the service reports it (ListReferences), when known, so a user can verify it.
+    A staged row's ``source_file`` is the staged ``s3://`` object and ``original_source`` the
+    manifest's source; ``source_md5`` is the source's checksum the manifest gave, if any, and
+    ``role_arn`` the role the row is (or was) imported with.
     """
 
     row_id: int
@@ -202,6 +213,9 @@ class RowResult:
     message: str | None = None
     attempts: int = 0
     md5: str | None = None
+    original_source: str | None = None
+    role_arn: str | None = None
+    source_md5: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -376,17 +390,26 @@ def _check_role_arn(errors: list[FieldError], request: ImportRequest) -> None:
             errors.append(FieldError("role_arn", problem))
 
 
-def _check_source_file(errors: list[FieldError], request: ImportRequest) -> None:
+def _check_source_file(
+    errors: list[FieldError], request: ImportRequest, *, stageable: bool = False
+) -> None:
     source = _text(errors, "source_file", request.source_file)
     if source is None:
         return
-    if not _S3_URI.fullmatch(source) or not _single_line(source):
-        reason = "must be s3://bucket/key with a valid bucket name (3..63 chars)"
-        if not _single_line(source):
-            reason = "must be one line of printable characters (s3://bucket/key)"
-        errors.append(FieldError("source_file", reason))
+    if not _single_line(source):
+        errors.append(FieldError("source_file", "must be one line of printable characters"))
         return
-    lowered = source.lower()
+    path = source
+    if not _S3_URI.fullmatch(source):
+        if not stageable or source.startswith("s3://") or not source.strip():
+            reason = "must be s3://bucket/key with a valid bucket name (3..63 chars)"
+            if stageable:
+                reason += ", an http(s):// URL, a file:// URL or a local path"
+            errors.append(FieldError("source_file", reason))
+            return
+        # A URL's query or fragment is no part of the file's name.
+        path = re.split(r"[?#]", source, maxsplit=1)[0] if "://" in source else source
+    lowered = path.lower()
     for suffix in _COMPRESSED_SUFFIXES:
         if lowered.endswith(suffix):
             lowered = lowered[: -len(suffix)]
@@ -397,6 +420,14 @@ def _check_source_file(errors: list[FieldError], request: ImportRequest) -> None
                 "source_file", "must name a FASTA file (.fa, .fasta, .fna ..., optionally .gz)"
             )
         )
+
+
+def _check_source_md5(errors: list[FieldError], request: ImportRequest) -> None:
+    if request.source_md5 is None:
+        return
+    md5 = _text(errors, "source_md5", request.source_md5)
+    if md5 is not None and not _MD5.fullmatch(md5):
+        errors.append(FieldError("source_md5", f"{quoted(md5)} is not an MD5 (32 hex digits)"))
 
 
 def _check_name(errors: list[FieldError], request: ImportRequest) -> None:
@@ -485,10 +516,11 @@ _FIELD_CHECKS: tuple[Callable[[list[FieldError], ImportRequest], None], ...] = (
     _check_region,
     _check_endpoint_url,
     _check_profile,
+    _check_source_md5,
 )
 
 
-def validate_request(request: ImportRequest) -> list[FieldError]:
+def validate_request(request: ImportRequest, *, stageable: bool = False) -> list[FieldError]:
     """Check one request against the service model's constraints, and a little more.
 
     Every check is at least as strict as the service's, so a row that would make the service
@@ -499,20 +531,33 @@ def validate_request(request: ImportRequest) -> list[FieldError]:
 
     Args:
         request: The request.
+        stageable: Its source may also be one that is staged first (an ``http(s)://`` or
+            ``file://`` URL, or a local path); without it only ``s3://`` is accepted.
 
     Returns:
         Every problem found (empty when the request is valid); ``row_name`` is not filled in.
     """
     errors: list[FieldError] = []
     for check in _FIELD_CHECKS:
-        check(errors, request)
+        if check is _check_source_file:
+            _check_source_file(errors, request, stageable=stageable)
+        else:
+            check(errors, request)
     return errors
 
 
 def validate_requests(
-    requests: Iterable[ImportRequest], default_region: str | None = None
+    requests: Iterable[ImportRequest],
+    default_region: str | None = None,
+    *,
+    stageable: bool = False,
 ) -> list[FieldError]:
     """Validate a submission: every request, plus one name per store within the submission.
+
+    Args:
+        requests: The requests.
+        default_region: The Region of requests that name none.
+        stageable: Sources may be ones that are staged first (see :func:`validate_request`).
 
     Returns:
         Every problem found, each naming the row (``row_name``) it belongs to.
@@ -520,7 +565,7 @@ def validate_requests(
     errors: list[FieldError] = []
     seen: dict[tuple[str, str, str], int] = {}
     for index, request in enumerate(requests):
-        row_errors = validate_request(request)
+        row_errors = validate_request(request, stageable=stageable)
         region = request.region or default_region
         if region is None:
             row_errors.append(

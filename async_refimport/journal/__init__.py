@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from async_refimport._errors import JournalError
 from async_refimport._models import quoted
 from async_refimport.journal._common import lease_owner_name
-from async_refimport.journal.base import Journal, Outbox
+from async_refimport.journal.base import Journal, Outbox, StagingQueue
 from async_refimport.journal.sqlite import SQLiteJournal, default_journal_path
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ __all__ = [
     "opened_journal",
     "outbox_of",
     "resolve_journal",
+    "staging_of",
 ]
 
 JOURNAL_URL_HELP = "a SQLite file path, or dynamodb://TABLE for a journal shared by a fleet"
@@ -166,3 +167,17 @@ def outbox_of(journal: Journal) -> Outbox:
             "it cannot serve the SQS intake"
         )
     return journal
+
+
+def staging_of(journal: Journal) -> StagingQueue | None:
+    """The staging role of ``journal`` (what rows whose source is staged first need), if it has
+    one.
+
+    Args:
+        journal: The Importer's journal.
+
+    Returns:
+        The same object, typed as a :class:`StagingQueue`; ``None`` when it keeps no staging
+        rows (a run then refuses sources that need staging, up front).
+    """
+    return journal if isinstance(journal, StagingQueue) else None

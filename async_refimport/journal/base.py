@@ -48,6 +48,8 @@ __all__ = [
     "QueuedRow",
     "RowQueue",
     "Settlement",
+    "StagingQueue",
+    "StagingRow",
     "StoreLeases",
 ]
 
@@ -162,6 +164,25 @@ class Settlement:
     reference_id: str | None = None
     message: str | None = None
     md5: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StagingRow:
+    """A STAGING row as the staging driver needs it: what to copy, and for which store.
+
+    Attributes:
+        row_id: The row's id, unique in its journal.
+        store: The store it is imported into (its Region decides the staging area).
+        name: The reference's name.
+        source: The manifest's source (``s3://`` of another Region, ``http(s)://``, a path).
+        source_md5: The source's MD5 as its publisher gives it, if the manifest gave one.
+    """
+
+    row_id: int
+    store: StoreRef
+    name: str
+    source: str
+    source_md5: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +482,66 @@ class JournalReader(Protocol):
 
         Raises:
             JournalError: the journal cannot be read.
+        """
+        ...
+
+
+@runtime_checkable
+class StagingQueue(Protocol):
+    """Rows whose source is staged first (copied into a bucket of the store's own Region): an
+    optional role, needed only when a source needs staging (a journal without it refuses such
+    rows up front). A STAGING row is in flight but never queued: the lanes do not see it until
+    :meth:`mark_staged` makes it QUEUED with the staged object as its source."""
+
+    async def add_staging_rows(
+        self, requests: Sequence[tuple[StoreRef, ImportRequest]], submission: str | None = None
+    ) -> list[int]:
+        """Journal requests as STAGING rows, each source kept as the row's ``original_source``;
+        returns one row id per request, in order.
+
+        Idempotent per (store, name) as :meth:`RowQueue.add_rows` is (a name journaled from the
+        same manifest source, staged or not, keeps its row; a FAILED row is made STAGING again
+        with the new fields). Atomic with the whole batch on SQLite. Not fenced.
+
+        Raises:
+            RequestValidationError: a name is already journaled for its store with another
+                source (nothing is added then).
+            JournalError: the journal cannot be written.
+        """
+        ...
+
+    async def staging_rows(self, limit: int) -> list[StagingRow]:
+        """Read-only: up to ``limit`` of the oldest STAGING rows, of every store (what a
+        staging driver, or a restart, takes up).
+
+        Raises:
+            JournalError: the journal cannot be read.
+        """
+        ...
+
+    async def mark_staged(self, row_id: int, staged_uri: str) -> bool:
+        """A STAGING row staged: in one write (atomic) its ``source_file`` becomes
+        ``staged_uri`` and it is QUEUED, its ``original_source`` kept. Idempotent: a row no
+        longer STAGING is left alone. Not fenced (the staged object is content-addressed: two
+        drivers staging one row stage the same object).
+
+        Returns:
+            True if this call made the row QUEUED.
+
+        Raises:
+            JournalError: the journal cannot be written.
+        """
+        ...
+
+    async def fail_staging(self, row_id: int, message: str) -> bool:
+        """A STAGING row that cannot be staged is FAILED with ``message``; atomic (one write)
+        and idempotent: a row no longer STAGING is left alone. Nothing of it was imported.
+
+        Returns:
+            True if this call failed the row.
+
+        Raises:
+            JournalError: the journal cannot be written.
         """
         ...
 

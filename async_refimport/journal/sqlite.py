@@ -27,7 +27,6 @@ from pathlib import Path
 from async_refimport._errors import (
     FieldError,
     JournalError,
-    RequestValidationError,
     StoreBookedError,
 )
 from async_refimport._models import ImportRequest, RowResult, RowState, StoreRef, quoted
@@ -35,10 +34,7 @@ from async_refimport.journal import sqlite_queries as q
 from async_refimport.journal._common import (
     enum_of,
     holder_is_gone,
-    other_spellings,
-    source_conflict,
     store_of,
-    warn_other_spelling,
 )
 from async_refimport.journal.base import (
     FinalJobStatus,
@@ -48,10 +44,11 @@ from async_refimport.journal.base import (
     QueuedRow,
     Settlement,
 )
-from async_refimport.journal.sqlite_schema import SQLiteFile, lease_refused
 
 # Kept importable here: the simulator's inline journal maps SQLite's errors the same way.
 from async_refimport.journal.sqlite_schema import explain as _explain  # noqa: F401
+from async_refimport.journal.sqlite_schema import lease_refused
+from async_refimport.journal.sqlite_staging import SQLiteIntake
 
 
 def default_journal_path() -> Path:
@@ -68,8 +65,11 @@ def default_journal_path() -> Path:
     return Path(state_home) / "refimport" / "journal.sqlite"
 
 
-class SQLiteJournal(SQLiteFile):
+class SQLiteJournal(SQLiteIntake):
     """The journal in one SQLite file (WAL, synchronous=FULL, mode 0600).
+
+    It keeps the optional staging role too (:class:`~async_refimport.journal.base.StagingQueue`,
+    from :class:`~async_refimport.journal.sqlite_staging.SQLiteIntake`).
 
     Several processes may share one file: SQLite's locking serialises writers (each write is one
     ``BEGIN IMMEDIATE`` transaction) and the unique index on active jobs keeps stores single-booked.
@@ -104,36 +104,7 @@ class SQLiteJournal(SQLiteFile):
                 file (nothing is added then).
             JournalError: the journal cannot be written.
         """
-        now = self._clock()
-
-        def add(conn: sqlite3.Connection) -> list[int]:
-            ids: list[int] = []
-            conflicts: list[FieldError] = []
-            for store, req in requests:
-                found = conn.execute(
-                    "SELECT id, state, source_file FROM rows WHERE store_key = ? AND name = ?",
-                    (store.key, req.name),
-                ).fetchone()
-                if found is None:
-                    for other in other_spellings(req.name):
-                        if conn.execute(
-                            "SELECT 1 FROM rows WHERE store_key = ? AND name = ?",
-                            (store.key, other),
-                        ).fetchone():
-                            warn_other_spelling(store, req.name, other)
-                    ids.append(q.insert_row(conn, store, req, submission, now))
-                    continue
-                row_id, state, source_file = found
-                if (conflict := source_conflict(store, req, state, source_file)) is not None:
-                    conflicts.append(conflict)
-                elif state == RowState.FAILED:
-                    q.requeue_row(conn, row_id, req, submission, now)
-                ids.append(row_id)
-            if conflicts:
-                raise RequestValidationError(conflicts)
-            return ids
-
-        return await self._transaction(add)
+        return await self._add(requests, submission, staging=False)
 
     async def conflicts(
         self, requests: Sequence[tuple[StoreRef, ImportRequest]]
@@ -145,18 +116,7 @@ class SQLiteJournal(SQLiteFile):
             JournalError: the journal cannot be read.
         """
 
-        def query(conn: sqlite3.Connection) -> list[FieldError]:
-            out = []
-            for store, req in requests:
-                found = conn.execute(
-                    "SELECT state, source_file FROM rows WHERE store_key = ? AND name = ?",
-                    (store.key, req.name),
-                ).fetchone()
-                if found and (conflict := source_conflict(store, req, *found)) is not None:
-                    out.append(conflict)
-            return out
-
-        return await self._run(query)
+        return await self._conflicts(requests)
 
     async def stores_with_work(self) -> list[StoreRef]:
         """Read-only: stores with queued rows or an unfinished job.
@@ -167,7 +127,7 @@ class SQLiteJournal(SQLiteFile):
 
         def query(conn: sqlite3.Connection) -> list[StoreRef]:
             keys = conn.execute(
-                "SELECT DISTINCT store_key FROM rows WHERE state IN ('QUEUED', 'SUBMITTED')"
+                "SELECT DISTINCT store_key FROM rows WHERE state IN ('STAGING', 'QUEUED', 'SUBMITTED')"
                 " UNION SELECT store_key FROM jobs WHERE state IN ('PENDING', 'RUNNING')"
             ).fetchall()
             return [store_of(k[0], "a row or job") for k in keys]

@@ -16,7 +16,8 @@ from async_refimport.journal.base import JobRecord, JobState, OutboxEntry, Queue
 
 ROW_COLUMNS = (
     "rows.id, rows.store_key, rows.name, rows.source_file, rows.state, rows.reference_id, "
-    "jobs.job_id, rows.message, rows.attempts, rows.md5"
+    "jobs.job_id, rows.message, rows.attempts, rows.md5, rows.original_source, rows.role_arn, "
+    "rows.source_md5"
 )
 """The columns :func:`row_result` reads, from ``rows LEFT JOIN jobs``."""
 
@@ -49,6 +50,9 @@ def row_result(r: sqlite3.Row) -> RowResult:
         message=r[7],
         attempts=r[8],
         md5=r[9],
+        original_source=r[10],
+        role_arn=r[11],
+        source_md5=r[12],
     )
 
 
@@ -156,7 +160,7 @@ def due_entries(conn: sqlite3.Connection, limit: int) -> list[OutboxEntry]:
             marks = ",".join("?" * len(chunk))
             pending += conn.execute(
                 f"SELECT count(*) FROM rows WHERE id IN ({marks})"
-                " AND state IN ('QUEUED', 'SUBMITTED')",
+                " AND state IN ('STAGING', 'QUEUED', 'SUBMITTED')",
                 chunk,
             ).fetchone()[0]
         if not pending:
@@ -172,8 +176,10 @@ def insert_row(
     req: ImportRequest,
     submission: str | None,
     now: float,
+    *,
+    staging: bool = False,
 ) -> int:
-    """Journal one new request as a QUEUED row.
+    """Journal one new request as a QUEUED row (STAGING: its source is staged first).
 
     Args:
         conn: The journal's connection, in a write transaction.
@@ -181,14 +187,15 @@ def insert_row(
         req: The request.
         submission: Its submission, if any.
         now: The time of the write.
+        staging: Journal it STAGING, its source kept as ``original_source`` too.
 
     Returns:
         The new row's id.
     """
     cur = conn.execute(
         "INSERT INTO rows (store_key, name, source_file, role_arn, description, tags,"
-        " state, submission, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)",
+        " state, submission, created_at, updated_at, original_source, source_md5)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             store.key,
             req.name,
@@ -196,9 +203,12 @@ def insert_row(
             req.role_arn,
             req.description,
             json.dumps(dict(req.tags), sort_keys=True),
+            (RowState.STAGING if staging else RowState.QUEUED).value,
             submission,
             now,
             now,
+            req.source_file if staging else None,
+            req.source_md5,
         ),
     )
     assert cur.lastrowid is not None
@@ -206,7 +216,13 @@ def insert_row(
 
 
 def requeue_row(
-    conn: sqlite3.Connection, row_id: int, req: ImportRequest, submission: str | None, now: float
+    conn: sqlite3.Connection,
+    row_id: int,
+    req: ImportRequest,
+    submission: str | None,
+    now: float,
+    *,
+    staging: bool = False,
 ) -> None:
     """Queue a FAILED row again with the fields of a new request (a re-run retries failures).
 
@@ -216,16 +232,21 @@ def requeue_row(
         req: The new request for its name.
         submission: Its submission, if any.
         now: The time of the write.
+        staging: Make it STAGING (its source is staged first) rather than QUEUED.
     """
     conn.execute(
         "UPDATE rows SET source_file = ?, role_arn = ?, description = ?, tags = ?,"
-        " state = 'QUEUED', job = NULL, message = NULL, reference_id = NULL, md5 = NULL,"
-        " attempts = 0, submission = ?, updated_at = ? WHERE id = ?",
+        " state = ?, job = NULL, message = NULL, reference_id = NULL, md5 = NULL,"
+        " original_source = ?, source_md5 = ?, attempts = 0, submission = ?, updated_at = ?"
+        " WHERE id = ?",
         (
             req.source_file,
             req.role_arn,
             req.description,
             json.dumps(dict(req.tags), sort_keys=True),
+            (RowState.STAGING if staging else RowState.QUEUED).value,
+            req.source_file if staging else None,
+            req.source_md5,
             submission,
             now,
             row_id,

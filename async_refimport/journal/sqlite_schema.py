@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS rows (
     message TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     md5 TEXT,
+    original_source TEXT,
+    source_md5 TEXT,
     submission TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
@@ -89,6 +91,24 @@ CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (created_at) WHERE sent_at IS
 """The journal's tables, created if missing (idempotent)."""
 
 
+ADDED_ROW_COLUMNS = ("md5", "original_source", "source_md5")
+"""Columns of ``rows`` added after schema 1 shipped (all TEXT, NULL when not known): the
+reference's md5 the service reports, and a staged row's manifest source and its published md5."""
+
+
+def missing_row_columns(conn: sqlite3.Connection) -> list[str]:
+    """The columns of :data:`ADDED_ROW_COLUMNS` the file's ``rows`` table does not have yet.
+
+    Args:
+        conn: A connection to the journal.
+
+    Returns:
+        Their names, in the order they were added.
+    """
+    have = {c[1] for c in conn.execute("PRAGMA main.table_info(rows)")}
+    return [c for c in ADDED_ROW_COLUMNS if c not in have]
+
+
 def has_md5_column(conn: sqlite3.Connection) -> bool:
     """Whether the file's ``rows`` table has the ``md5`` column (added after schema 1 shipped).
 
@@ -98,30 +118,30 @@ def has_md5_column(conn: sqlite3.Connection) -> bool:
     Returns:
         True if it has.
     """
-    return any(c[1] == "md5" for c in conn.execute("PRAGMA main.table_info(rows)"))
+    return "md5" not in missing_row_columns(conn)
 
 
 def add_md5_column(conn: sqlite3.Connection) -> None:
-    """Give a journal written before rows had an md5 the column (NULL: not known).
+    """Give a journal written before rows had an md5 (or a staged source) the columns of
+    :data:`ADDED_ROW_COLUMNS` it lacks (NULL: not known).
 
     Nothing else changes, so an older refimport still reads the file. Idempotent, also when
-    another process adds the column at the same moment.
+    another process adds a column at the same moment.
 
     Args:
         conn: A read-write connection to the journal.
 
     Raises:
-        sqlite3.OperationalError: the column could not be added.
+        sqlite3.OperationalError: a column could not be added.
     """
-    if has_md5_column(conn):
-        return
-    try:
-        conn.execute("ALTER TABLE rows ADD COLUMN md5 TEXT")
-    except sqlite3.OperationalError:
-        # Another process may have added it between the look and the ALTER: the table itself,
-        # not the error's wording, says whether the migration is done.
-        if not has_md5_column(conn):
-            raise
+    for column in missing_row_columns(conn):
+        try:
+            conn.execute(f"ALTER TABLE rows ADD COLUMN {column} TEXT")
+        except sqlite3.OperationalError:
+            # Another process may have added it between the look and the ALTER: the table
+            # itself, not the error's wording, says whether the migration is done.
+            if column in missing_row_columns(conn):
+                raise
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -220,11 +240,12 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
             f"journal {path} has schema {row[0] if row else '?'}, which this version "
             f"does not understand ({SCHEMA_VERSION}); upgrade async-refimport"
         )
-    if not has_md5_column(conn):
-        # A journal written before rows had an md5, opened read-only (it cannot be migrated): a
-        # temporary view of the same name, searched before the file's own tables, adds the
-        # column as NULL for this connection only; the file is not touched.
-        conn.execute("CREATE TEMP VIEW rows AS SELECT *, NULL AS md5 FROM main.rows")
+    if missing := missing_row_columns(conn):
+        # A journal written before rows had these columns, opened read-only (it cannot be
+        # migrated): a temporary view of the same name, searched before the file's own tables,
+        # adds them as NULL for this connection only; the file is not touched.
+        nulls = ", ".join(f"NULL AS {column}" for column in missing)
+        conn.execute(f"CREATE TEMP VIEW rows AS SELECT *, {nulls} FROM main.rows")
     return conn
 
 

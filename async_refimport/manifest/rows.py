@@ -30,6 +30,7 @@ COLUMNS = (
     "region",
     "profile",
     "endpoint_url",
+    "md5",
 )
 REQUIRED = ("source_file", "name")
 _ALIASES = {
@@ -40,6 +41,7 @@ _ALIASES = {
     "rolearn": "role_arn",
     "endpointurl": "endpoint_url",
     "awsprofile": "profile",
+    "sourcemd5": "md5",
 }
 # Fields a row may take from the defaults; the others come from the row only.
 _DEFAULTED = ("store_id", "role_arn", "region", "profile", "endpoint_url")
@@ -154,6 +156,7 @@ class RowBuilder:
         replay: Reading a checked manifest again (``CheckedManifest.chunks``): no problem is
             recorded twice.
         remote: What a remote client's rows may set, if they are a remote client's.
+        stageable: Sources may also be ones staged first (``http(s)://``, ``file://``, a path).
     """
 
     def __init__(
@@ -165,9 +168,11 @@ class RowBuilder:
         *,
         replay: bool = False,
         remote: RemoteLimits | None = None,
+        stageable: bool = False,
     ) -> None:
         self.source = str(source)
         self.remote = remote
+        self.stageable = stageable
         # Reading a checked manifest again (CheckedManifest.chunks): its errors are known, and
         # its repeated names too (the lines of those rows are skipped by the caller).
         self.replay = replay
@@ -482,11 +487,13 @@ class RowBuilder:
             region=self._share(given["region"]),
             endpoint_url=self._share(given["endpoint_url"]),
             profile=self._share(given["profile"]),
+            source_md5=(values.get("md5") or "").lower() or None,
         )
-        for e in validate_request(request):
+        for e in validate_request(request, stageable=self.stageable):
             if e.field in self.file_level and e.field not in values:
                 continue  # already reported once for the whole file
-            errors.append((e.field, e.reason))
+            # The request's source_md5 is the manifest's md5 column.
+            errors.append(("md5" if e.field == "source_md5" else e.field, e.reason))
         if request.region is None:
             errors.append(("region", "no region column, no --region and no AWS_REGION configured"))
         if not self.replay:

@@ -94,7 +94,7 @@ def test_csv_every_error_with_its_line(tmp_path: Path) -> None:
     p = str(path)
     assert (
         got[0]
-        == f"{p}:1: colour: unknown column 'colour' (expected: source_file, name, description, tags, store_id, role_arn, region, profile, endpoint_url)"
+        == f"{p}:1: colour: unknown column 'colour' (expected: source_file, name, description, tags, store_id, role_arn, region, profile, endpoint_url, md5)"
     )
     lines = sorted({e.line for e in m.errors if e.line})
     assert lines == [1, 3, 5, 6, 7, 8]
@@ -156,7 +156,7 @@ def test_jsonl_errors(tmp_path: Path) -> None:
         f"{p}:2: json: malformed JSON: Expecting property name enclosed in double quotes (column 2)",
         f"{p}:3: json: expected an object, got list",
         f"{p}:4: name: must be a string, got int",
-        f"{p}:5: colour: unknown key 'colour' (expected: source_file, name, description, tags, store_id, role_arn, region, profile, endpoint_url)",
+        f"{p}:5: colour: unknown key 'colour' (expected: source_file, name, description, tags, store_id, role_arn, region, profile, endpoint_url, md5)",
         f"{p}:6: source_file: is required",
         f"{p}:7: encoding: not valid UTF-8 (byte 27)",
         f"{p}:8: tags.k: must be a string, got int",

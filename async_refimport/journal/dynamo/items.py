@@ -336,6 +336,9 @@ def row_result(item: Mapping[str, Any]) -> RowResult:
         message=get_s(item, "message"),
         attempts=int(get_n(item, "attempts") or 0),
         md5=get_s(item, "md5"),
+        original_source=get_s(item, "original_source"),
+        role_arn=get_s(item, "role_arn"),
+        source_md5=get_s(item, "source_md5"),
     )
 
 
@@ -353,6 +356,9 @@ def replace_result(result: RowResult, state: RowState, job_id: str | None) -> Ro
         message=result.message,
         attempts=result.attempts + 1,
         md5=result.md5,
+        original_source=result.original_source,
+        role_arn=result.role_arn,
+        source_md5=result.source_md5,
     )
 
 

@@ -75,7 +75,9 @@ class RowQueueRole(DynamoTable):
             state = get_s(item, "state") or RowState.QUEUED
             # A queued row may be in a job already: this journal tells that from the job only.
             shown = RowState.SUBMITTED if state == RowState.QUEUED else state
-            conflict = source_conflict(store, req, shown, get_s(item, "source_file"))
+            # A staged row (none on this journal yet) is matched by its manifest source.
+            journaled = get_s(item, "original_source") or get_s(item, "source_file")
+            conflict = source_conflict(store, req, shown, journaled)
             if conflict is not None:
                 conflicts.append(conflict)
         return ids, existing, conflicts
@@ -206,6 +208,8 @@ class RowQueueRole(DynamoTable):
         }
         if req.description is not None:
             fields["description"] = sv(req.description)
+        if req.source_md5 is not None:
+            fields["source_md5"] = sv(req.source_md5)
         if submission is not None:
             fields["submission"] = sv(submission)
         return fields
@@ -260,8 +264,9 @@ class RowQueueRole(DynamoTable):
                     Key=row_item_key(row_id),
                     UpdateExpression=f"SET {sets}, #state = :queued, attempts = :zero,"
                     " updated_at = :now"
-                    " REMOVE reference_id, message, md5, job, job_id, #ttl"
+                    " REMOVE reference_id, message, md5, job, job_id, #ttl, original_source"
                     + ("" if req.description is not None else ", description")
+                    + ("" if req.source_md5 is not None else ", source_md5")
                     + ("" if submission is not None else ", submission"),
                     ConditionExpression="#state = :failed",
                     ExpressionAttributeNames={**names, "#state": "state", "#ttl": TTL_ATTRIBUTE},
