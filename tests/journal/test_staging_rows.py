@@ -61,7 +61,7 @@ async def test_a_staging_row_is_queued_once_staged(tmp_path: Path) -> None:
         assert first.source_file == "s3://stage-east/sha256/ab/g0.fa.gz"
         assert first.original_source == "https://ftp.example.org/g0.fa.gz"
         assert (first.role_arn, first.source_md5) == (ROLE_ARN, MD5)
-        assert failed.state is RowState.FAILED and failed.message.startswith("truncated")
+        assert failed.state is RowState.FAILED and (failed.message or "").startswith("truncated")
         assert west.state is RowState.STAGING
         assert (await j.counts())[WEST] == {RowState.STAGING: 1}
 
