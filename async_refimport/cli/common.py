@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import TextIO, TypeAlias
 
-from async_refimport._console import display_path, err_console, escape
+from async_refimport import _options
+from async_refimport._console import ExitCode, display_path, err_console, escape
 from async_refimport._errors import SetupError
-from async_refimport._logconfig import LEVELS, configure_logging
+from async_refimport._logconfig import configure_logging
+from async_refimport._options import verbosity
+from async_refimport._report import report_file
 from async_refimport.aws.clients import configured_endpoint, default_region
 from async_refimport.journal import is_dynamo_url, journal_spec_problem
 from async_refimport.journal.sqlite import default_journal_path
@@ -24,15 +30,61 @@ from async_refimport.journal.sqlite import default_journal_path
 #: What ``ArgumentParser.add_subparsers`` returns: each command adds its parser to it.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-#: The exit codes, as ``refimport --help`` and ``refimport import --help`` end.
-EPILOG = """\
-exit codes: 0 all rows imported or already present · 1 some rows failed or were skipped ·
-2 usage or manifest error (nothing sent) · 3 set-up error (credentials, Region, store, endpoint,
-events queue: nothing failed; fix it and run the same command again) · 130 interrupted (run the
-same command again to resume). A reader of stdout that stops early (| head) is no error: the
-command stops writing and keeps its own exit code.
+#: What each exit code means for an import run (and for ``refimport --help``): every member of
+#: :class:`ExitCode` has its line, so a new code cannot be left out of the help.
+IMPORT_EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "all rows imported or already present",
+    ExitCode.FAILED_ROWS: "some rows failed or were skipped",
+    ExitCode.INVALID_INPUT: "usage, manifest or configuration error (nothing sent)",
+    ExitCode.SETUP: "set-up error (credentials, Region, store, endpoint, events queue: nothing "
+    "failed; fix it and run the same command again)",
+    ExitCode.INTERRUPTED: "interrupted (run the same command again to resume)",
+}
 
-Try it without an AWS account: refimport demo"""
+#: What the exit codes mean for a command that reads the journal (``report``, ``status``).
+READ_EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "written",
+    ExitCode.INVALID_INPUT: "usage or configuration error, no journal there, or a journal or "
+    "output file that cannot be read or written",
+    ExitCode.SETUP: "set-up error reaching a DynamoDB journal (credentials, profile, access)",
+    ExitCode.INTERRUPTED: "interrupted",
+}
+
+#: Columns of the epilogs (argparse does not wrap a raw epilog).
+_HELP_WIDTH = 92
+
+_STOPPED_EARLY = (
+    "A reader of stdout that stops early (| head) is no error: the command stops writing and "
+    "keeps its own exit code."
+)
+
+
+def exit_codes_epilog(meanings: Mapping[ExitCode, str], *, tail: str = _STOPPED_EARLY) -> str:
+    """The ``exit codes:`` list a command's ``--help`` ends with, one code a line.
+
+    Args:
+        meanings: What each exit code the command can end with means for it; the numbers are
+            read from :class:`ExitCode`, so the help cannot drift from the code.
+        tail: A paragraph after the list ("" for none).
+
+    Returns:
+        The text (for a parser with ``RawDescriptionHelpFormatter``), codes in ascending order.
+    """
+    lines = ["exit codes:"]
+    for code in sorted(meanings):
+        lines += textwrap.wrap(
+            meanings[code],
+            width=_HELP_WIDTH,
+            initial_indent=f"  {int(code):<4} ",
+            subsequent_indent=" " * 7,
+        )
+    if tail:
+        lines += ["", *textwrap.wrap(tail, width=_HELP_WIDTH)]
+    return "\n".join(lines)
+
+
+#: The end of ``refimport --help`` and ``refimport import --help``.
+EPILOG = exit_codes_epilog(IMPORT_EXIT_CODES) + "\n\nTry it without an AWS account: refimport demo"
 
 
 # -- options --------------------------------------------------------------------------------------
@@ -68,36 +120,23 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--log-format``, ``-v``, ``-q`` and ``--log-level`` to ``parser``.
+    """Add ``--log-format``, ``-v``, ``-q`` and ``--log-level`` to ``parser``, meaning what they
+    mean for every command and the worker (:func:`async_refimport._options.add_log_options`).
 
     Args:
         parser: A command's parser (read back with :func:`configure_cli_logging`).
     """
-    parser.add_argument(
-        "--log-format",
-        choices=("console", "json"),
-        default="console",
-        help="log lines on stderr as console text or JSON (default: %(default)s)",
-    )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="more logging (-v info, -vv debug, -vvv also botocore); secrets are always masked",
-    )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="errors only: no warnings, no progress display",
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=LEVELS,
-        type=str.lower,
-        help="level of refimport's own log lines (overrides -v and -q)",
-    )
+    _options.add_log_options(parser)
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE``: the command's options take defaults from ``REFIMPORT_<OPTION>``
+    and the config file (:mod:`async_refimport._options`).
+
+    Args:
+        parser: A command's parser.
+    """
+    _options.add_config_option(parser)
 
 
 def configure_cli_logging(args: argparse.Namespace, *, shift: int = 0) -> None:
@@ -108,8 +147,7 @@ def configure_cli_logging(args: argparse.Namespace, *, shift: int = 0) -> None:
         shift: Added to the verbosity of ``-v`` (the demo's is one lower: its warnings are
             the deliberately broken files, shown in its summary already).
     """
-    verbosity = -1 if args.quiet else args.verbose + shift
-    configure_logging(args.log_format, verbosity, log_level=args.log_level)
+    configure_logging(args.log_format, verbosity(args, shift=shift), log_level=args.log_level)
 
 
 # -- AWS defaults ---------------------------------------------------------------------------------
@@ -204,3 +242,117 @@ def print_setup_errors(errors: Sequence[SetupError]) -> None:
     """
     for error in errors:
         print_error(error)
+
+
+# -- what a command writes: --format and -o/--output ----------------------------------------------
+
+#: Words ``--output`` was once read as a format by users of the AWS CLI (``report --output json``
+#: wrote the HTML report to a file named ``json``). Given bare to ``--output``, one of them still
+#: means ``--format WORD`` for one release, with a warning; ``./json`` names the file.
+FORMAT_WORDS = frozenset({"text", "json", "csv", "html"})
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What a command writes and where: :func:`resolve_output` of its command line.
+
+    Attributes:
+        format: One of the formats the command's ``--format`` offers.
+        path: The file of ``-o/--output`` (None: standard output).
+    """
+
+    format: str
+    path: str | None = None
+
+    @contextmanager
+    def stream(self) -> Iterator[TextIO]:
+        """``with output.stream() as out:`` standard output, or the file, created readable by
+        its owner only (0600) and appearing complete or not at all (see
+        :func:`async_refimport._report.report_file`).
+
+        Yields:
+            The text stream to write to.
+        """
+        if self.path is None:
+            yield sys.stdout
+            sys.stdout.flush()
+            return
+        with report_file(self.path) as out:
+            yield out
+
+    def print_written(self, what: str) -> None:
+        """Say on stderr where the output went (nothing for standard output).
+
+        Args:
+            what: What was written (``Report``, ``Status``).
+        """
+        if self.path is not None:
+            err_console().print(f"{what} written to {self.path}", markup=False)
+
+
+def add_output_options(
+    parser: argparse.ArgumentParser, formats: Sequence[str], *, default: str
+) -> None:
+    """Add ``--format FORMAT`` (what is written) and ``-o/--output FILE`` (where) to ``parser``,
+    as every command that writes something spells them; read back with :func:`resolve_output`.
+
+    Args:
+        parser: A command's parser.
+        formats: The formats the command writes.
+        default: The format when ``--format`` is not given.
+    """
+    parser.add_argument(
+        "--format",
+        choices=tuple(formats),
+        default=None,
+        help=f"what to write (default: {default})",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to FILE, created readable by you only (default: standard output)",
+    )
+    parser.set_defaults(output_formats=tuple(formats), output_default=default)
+
+
+def resolve_output(args: argparse.Namespace, *, json_flag: bool = False) -> Output | None:
+    """The format and file of the options of :func:`add_output_options`.
+
+    ``--output WORD`` with a bare format word (``json``, ``csv``, ``html``, ``text``, or one of
+    the command's formats) and no
+    ``--format`` is the deprecated spelling of ``--format WORD``: it is read so for one release,
+    with a warning on stderr naming the new spelling. With ``--format`` given, ``--output`` is
+    always a file.
+
+    Args:
+        args: The parsed command line.
+        json_flag: Whether the command also has ``--json`` (the same as ``--format json``).
+
+    Returns:
+        What to write and where; None, once its error line is printed, when the options
+        contradict each other or a bare word names a format this command does not write.
+    """
+    formats: tuple[str, ...] = args.output_formats
+    chosen: str | None = args.format
+    if json_flag and getattr(args, "json", False):
+        if chosen not in (None, "json"):
+            print_error(f"--json and --format {chosen} contradict each other: give one")
+            return None
+        chosen = "json"
+    path: str | None = args.output
+    if path is not None and chosen is None and path in FORMAT_WORDS | set(formats):
+        if path not in formats:
+            print_error(
+                f"--output {path}: --output names a file, and {path} is no format of this "
+                f"command ({', '.join(formats)}); to write a file named {path}, give ./{path}"
+            )
+            return None
+        err_console().print(
+            f"[yellow]warning:[/] --output {path} is deprecated as a format: write --format "
+            f"{path} (and -o/--output FILE for a file); in the next release --output {path} "
+            f"writes a file named {path}",
+            soft_wrap=True,
+        )
+        chosen, path = path, None
+    return Output(chosen or args.output_default, path)

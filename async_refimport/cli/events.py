@@ -12,6 +12,10 @@ from async_refimport._errors import QueueError
 from async_refimport.cli.common import (
     Subparsers,
     add_aws_options,
+    add_config_option,
+    add_log_options,
+    configure_cli_logging,
+    exit_codes_epilog,
     print_error,
     resolve_profile,
     resolve_region,
@@ -42,9 +46,22 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
         "lets that rule send to the queue, and the rule's target. Running it again changes "
         "nothing. Prints the queue URL on stdout: pass it to --events-queue-url (one queue per "
         "Region your stores are in).",
+        epilog=exit_codes_epilog(
+            {
+                ExitCode.OK: "the queue and rule are there; the queue URL is on stdout",
+                ExitCode.INVALID_INPUT: "usage or configuration error",
+                ExitCode.SETUP: "set-up error: the queue or rule cannot be made (credentials, "
+                "profile, access)",
+                ExitCode.INTERRUPTED: "interrupted (running it again is safe)",
+            },
+            tail="",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     init.add_argument("--queue-name", metavar="NAME", required=True, help="queue and rule name")
     add_aws_options(init)
+    add_config_option(init)
+    add_log_options(init)
     init.set_defaults(handler=run_init)
     return parser
 
@@ -61,6 +78,7 @@ def run_init(args: argparse.Namespace) -> int:
     """
     from async_refimport.aws.event_rule import create_event_queue
 
+    configure_cli_logging(args)
     profile = resolve_profile(args.profile)
     region = resolve_region(args.region, profile)
     try:

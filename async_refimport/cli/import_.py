@@ -44,6 +44,7 @@ from async_refimport.aws.preflight import PreflightPolicy
 from async_refimport.cli.common import (
     EPILOG,
     Subparsers,
+    add_config_option,
     add_journal_option,
     add_log_options,
     configure_cli_logging,
@@ -101,6 +102,7 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     _add_store_options(parser)
     _add_run_options(parser)
     _add_mode_options(parser)
+    add_config_option(parser)
     add_log_options(parser)
     parser.set_defaults(handler=run)
     return parser

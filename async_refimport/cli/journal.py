@@ -10,6 +10,10 @@ from async_refimport._console import ExitCode, err_console, escape
 from async_refimport.cli.common import (
     Subparsers,
     add_aws_options,
+    add_config_option,
+    add_log_options,
+    configure_cli_logging,
+    exit_codes_epilog,
     resolve_profile,
     resolve_region,
 )
@@ -35,9 +39,22 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
         help="create the DynamoDB table of a shared journal (idempotent) and enable its TTL",
         description="Create the journal's DynamoDB table (on-demand billing, one index), wait "
         "until it is ACTIVE and enable TTL. Running it again changes nothing.",
+        epilog=exit_codes_epilog(
+            {
+                ExitCode.OK: "the table is there, ACTIVE, TTL on",
+                ExitCode.INVALID_INPUT: "usage or configuration error, or the table cannot be "
+                "made (its line says why)",
+                ExitCode.SETUP: "set-up error (credentials, profile)",
+                ExitCode.INTERRUPTED: "interrupted (running it again is safe)",
+            },
+            tail="",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     init.add_argument("url", metavar="dynamodb://TABLE", help="the journal to create")
     add_aws_options(init)
+    add_config_option(init)
+    add_log_options(init)
     init.set_defaults(handler=run_init)
     return parser
 
@@ -54,6 +71,7 @@ def run_init(args: argparse.Namespace) -> int:
     """
     from async_refimport.journal.dynamo import create_table, parse_url
 
+    configure_cli_logging(args)
     table, url_region = parse_url(args.url)
     region = url_region or resolve_region(args.region, args.profile)
     profile = resolve_profile(args.profile)

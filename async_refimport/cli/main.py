@@ -6,6 +6,9 @@ This module only dispatches. Each command is a module of its own that builds its
 is in :mod:`.common`. ``emulator``, ``worker`` and ``completion`` are listed here for
 ``--help`` only: :mod:`async_refimport.__main__` hands them to their own shells.
 
+Options left out take their defaults from ``REFIMPORT_<OPTION>`` and the config file
+(:func:`async_refimport._options.parse_with_defaults`).
+
 Exit codes (:class:`async_refimport._console.ExitCode`): 0 every row imported or already
 present, 1 some rows failed (or were skipped as invalid), 2 usage or manifest errors (nothing
 sent), 3 a set-up error (credentials, profile, access, store, endpoint: nothing failed), 130
@@ -25,6 +28,7 @@ import botocore.exceptions
 
 from async_refimport._console import ExitCode, err_console, escape
 from async_refimport._errors import JournalError, RefImportError, SetupError
+from async_refimport._options import ConfigError, parse_with_defaults
 from async_refimport.cli import demo, events, import_, journal, report, status
 from async_refimport.cli.common import EPILOG, print_error, print_setup_errors, silence_stdout
 
@@ -43,7 +47,7 @@ _COMMANDS = (import_, status, report, journal, events, demo)
 _DELEGATED = {
     "emulator": "run the local HealthOmics emulator (see: refimport emulator --help)",
     "worker": "long-lived worker: spool directory and HTTP intake (see: refimport worker --help)",
-    "completion": "print the shell completion script (refimport completion bash|zsh|tcsh)",
+    "completion": "print the shell completion script (refimport completion bash|zsh|fish|tcsh)",
 }
 
 
@@ -89,9 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
+        # The options left out take their defaults from REFIMPORT_<OPTION>, then the config file.
+        args = parse_with_defaults(parser, args_list)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0) if not isinstance(exc.code, str) else ExitCode.INVALID_INPUT
+    except ConfigError as exc:
+        print_error(exc)
+        return ExitCode.INVALID_INPUT
     if args.command is None:
         parser.print_help(sys.stderr)
         return ExitCode.INVALID_INPUT

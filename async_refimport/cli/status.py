@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import anyio
+from rich.console import Console
 from rich.table import Table
 
 from async_refimport._application import JournalStatus, journal_status
 from async_refimport._console import ExitCode, escape, out_console
 from async_refimport._models import RowResult, RowState, StoreRef
-from async_refimport.cli.common import Subparsers, add_journal_option, existing_journal
+from async_refimport.cli.common import (
+    READ_EXIT_CODES,
+    Subparsers,
+    add_config_option,
+    add_journal_option,
+    add_log_options,
+    add_output_options,
+    configure_cli_logging,
+    existing_journal,
+    exit_codes_epilog,
+    resolve_output,
+)
 
 if TYPE_CHECKING:
     from async_refimport.journal.base import JobRecord
+
+#: What ``refimport status --format`` writes: tables, or one JSON document.
+STATUS_FORMATS = ("text", "json")
 
 
 def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
@@ -35,10 +49,15 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
         help="rows per store and state, active jobs and the last errors, from the journal",
         description="Show what the journal knows: rows per store and state, jobs still "
         "active, and the most recent failures. Reads the journal only; calls no AWS API.",
+        epilog=exit_codes_epilog({**READ_EXIT_CODES, ExitCode.OK: "shown"}),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_journal_option(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_output_options(parser, STATUS_FORMATS, default="text")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.add_argument("--region", metavar="R", help="Region of a DynamoDB journal")
+    add_config_option(parser)
+    add_log_options(parser)
     parser.set_defaults(handler=run)
     return parser
 
@@ -47,19 +66,37 @@ def run(args: argparse.Namespace) -> int:
     """Print the journal's rows per store and state, its active jobs and last errors.
 
     Args:
-        args: The parsed command line (``--journal``, ``--json``, ``--region``).
+        args: The parsed command line (``--journal``, ``--format``/``--json``, ``--output``,
+            ``--region``).
 
     Returns:
-        :attr:`ExitCode.OK`, or :attr:`ExitCode.INVALID_INPUT` when there is no journal.
+        :attr:`ExitCode.OK`, or :attr:`ExitCode.INVALID_INPUT` when there is no journal or the
+        options contradict each other.
     """
+    configure_cli_logging(args)
+    output = resolve_output(args, json_flag=True)
+    if output is None:
+        return ExitCode.INVALID_INPUT
     journal = existing_journal(args.journal)
     if journal is None:
         return ExitCode.INVALID_INPUT
     status = anyio.run(_journal_status, journal, args.region)
-    if args.json:
-        sys.stdout.write(json.dumps(status.document(), indent=2) + "\n")
-        return ExitCode.OK
-    out = out_console()
+    with output.stream() as stream:
+        if output.format == "json":
+            stream.write(json.dumps(status.document(), indent=2) + "\n")
+        else:
+            _print_tables(journal, status, stream if output.path is not None else None)
+    output.print_written("Status")
+    return ExitCode.OK
+
+
+def _print_tables(journal: str | Path, status: JournalStatus, file: TextIO | None) -> None:
+    """The status as tables, on stdout (``file`` None) or in ``file`` (plain text)."""
+    out = (
+        out_console()
+        if file is None
+        else Console(file=file, width=120, emoji=False, highlight=False)
+    )
     out.print(f"Journal: {journal}", markup=False)
     out.print(_rows_table(status.counts))
     if status.active_jobs:
@@ -68,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"No active jobs ({status.jobs} jobs in the journal).")
     if status.last_errors:
         out.print(_errors_table(status.last_errors))
-    return ExitCode.OK
 
 
 async def _journal_status(journal: str | Path, region: str | None) -> JournalStatus:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from async_refimport._logconfig import LEVELS, LogFormat
+from async_refimport._console import ExitCode
+from async_refimport._logconfig import LogFormat
+from async_refimport._options import add_config_option, add_log_options
 from async_refimport._pacing import PacingPolicy
 from async_refimport.completion.events import EventsPolicy
 from async_refimport.engine.importer import ImporterSettings
@@ -208,26 +211,20 @@ def _add_access_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_log_flags(p: argparse.ArgumentParser) -> None:
-    """The worker's log lines on stderr."""
-    p.add_argument(
-        "--log-format",
-        choices=(LogFormat.JSON.value, LogFormat.CONSOLE.value),
-        default=LogFormat.JSON.value,
-    )
-    p.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=1,
-        help="more logs (-v: debug); the worker logs info by default",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    p.add_argument(
-        "--log-level",
-        choices=LEVELS,
-        type=str.lower,
-        help="level of the worker's own log lines (overrides -v and -q)",
-    )
+    """The worker's log lines on stderr: JSON lines at info by default; ``-v``, ``-vv`` and
+    ``-q`` mean what they mean for every command."""
+    add_log_options(p, log_format=LogFormat.JSON, default_verbosity=1)
+
+
+#: What the worker's exit codes mean (the numbers are :class:`ExitCode`'s).
+EXIT_CODES = {
+    ExitCode.OK: "stopped by SIGTERM or SIGINT (jobs still running at AWS are picked up by the "
+    "next start on the same journal)",
+    ExitCode.FAILED_ROWS: "the worker could not start: a journal that cannot be opened, a port "
+    "in use (one log line says which)",
+    ExitCode.INVALID_INPUT: "usage or configuration error (a flag, REFIMPORT_<OPTION> or the "
+    "config file): nothing started",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="refimport worker",
         description="Run until stopped, importing manifests from a spool directory, HTTP and SQS.",
+        epilog=exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_intake_flags(p)
     _add_row_flags(p)
@@ -246,8 +245,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(p)
     _add_access_flags(p)
     add_sqs_arguments(p)
+    add_config_option(p)
     _add_log_flags(p)
     return p
+
+
+def exit_codes_text() -> str:
+    """The ``exit codes:`` list ``refimport worker --help`` ends with, one code a line."""
+    lines = ["exit codes:"]
+    for code in sorted(EXIT_CODES):
+        lines += textwrap.wrap(
+            EXIT_CODES[code],
+            width=92,
+            initial_indent=f"  {int(code):<4} ",
+            subsequent_indent="       ",
+        )
+    return "\n".join(lines)
 
 
 # -- from flags to a configuration ----------------------------------------------------------------

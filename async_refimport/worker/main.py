@@ -33,6 +33,7 @@ import botocore.exceptions
 from async_refimport._errors import RefImportError
 from async_refimport._log import get_logger
 from async_refimport._logconfig import configure_logging
+from async_refimport._options import ConfigError, parse_with_defaults, verbosity
 from async_refimport.worker.app import Worker
 from async_refimport.worker.config import (
     WorkerConfig,
@@ -91,10 +92,14 @@ def _configure(parser: argparse.ArgumentParser, argv: list[str] | None) -> Worke
 
     Exits through ``parser.error`` (status 2) on a usage error.
     """
-    args = parser.parse_args(argv)
+    try:
+        # The flags left out take their defaults from REFIMPORT_<FLAG>, then the config file.
+        args = parse_with_defaults(parser, sys.argv[1:] if argv is None else argv, section="worker")
+    except ConfigError as exc:
+        parser.error(str(exc))
     if not has_intake(args):
         parser.error("give --spool DIR, --http-port P, --sqs-queue-url URL, or several")
-    configure_logging(args.log_format, 0 if args.quiet else args.verbose, log_level=args.log_level)
+    configure_logging(args.log_format, verbosity(args), log_level=args.log_level)
     try:
         config = config_from_args(args)
     except ValueError as exc:

@@ -465,7 +465,7 @@ def test_a_password_in_the_endpoint_url_is_not_echoed(
 ) -> None:
     secret_url = emulator.omics_endpoint_url.replace("http://", "http://admin:hunter2@")
     args = ("--journal", str(tmp_path / "j.sqlite"), "--store-id", store_id)
-    worker = spawn(emulator, tmp_path, *args, "--endpoint-url", secret_url, "-v")
+    worker = spawn(emulator, tmp_path, *args, "--endpoint-url", secret_url, "-vv")
     body = submission(genomes(s3_fasta, 2, "secret"))
     assert send(worker, "POST", "/v1/imports", body, JSON)[0] == 202
     status, doc = send(worker, "GET", "/v1/stores")
