@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of fault draws and ids")
     p.add_argument(
+        "--same-region",
+        action="store_true",
+        help="enforce HealthOmics' same-Region rule: a source in a bucket of another Region than "
+        "its store fails (default: off, one bucket serves stores of every Region)",
+    )
+    p.add_argument(
         "--env-file",
         type=Path,
         default=None,
@@ -219,6 +225,7 @@ async def _serve(args: argparse.Namespace, faults: Faults, unknowns: Unknowns) -
             unknowns=unknowns,
             events=not args.no_events,
             events_endpoint_url=args.events_endpoint_url,
+            same_region=args.same_region,
         ) as emu:
             if args.env_file is not None:
                 # Before the JSON line: whoever waits for that line finds the file complete.

@@ -79,6 +79,9 @@ class Emulator:
         events_endpoint_url: the EventBridge to publish to; ``None`` means the embedded moto
             server (with ``s3_endpoint_url`` given and no ``events_endpoint_url``, no events are
             published).
+        same_region: enforce HealthOmics' same-Region rule: a source in a bucket of another
+            Region than its store fails. Off by default (one bucket then serves stores of every
+            Region); the Region of each source's bucket is recorded either way.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class Emulator:
         unknowns: Unknowns | None = None,
         events: bool = True,
         events_endpoint_url: str | None = None,
+        same_region: bool = False,
     ) -> None:
         check_settings(
             time_scale=time_scale,
@@ -106,6 +110,7 @@ class Emulator:
             store_quota=store_quota,
             job_overhead=job_overhead,
             throughput=throughput,
+            same_region=same_region,
         )
         self._host = host
         self._port = port
@@ -125,7 +130,11 @@ class Emulator:
             throughput=throughput,
             seed=seed,
             unknowns=unknowns,
+            bucket_region=self._bucket_region,
+            same_region=same_region,
         )
+        #: Bucket name -> Region, asked of S3 once per bucket (dropped on reset).
+        self._bucket_regions: dict[str, str] = {}
         self.service.import_slots = self._import_slots
         self._initial: dict[str, Any] = {
             "faults": self._faults.faults,
@@ -135,6 +144,7 @@ class Emulator:
             "store_quota": store_quota,
             "job_overhead": job_overhead,
             "throughput": throughput,
+            "same_region": same_region,
         }
         self._stack: AsyncExitStack | None = None
         self._state = "new"
@@ -248,6 +258,25 @@ class Emulator:
             body.close()
         return dict(resp.get("Metadata") or {})
 
+    async def _bucket_region(self, bucket: str) -> str | None:
+        """The Region of ``bucket`` (HeadBucket's ``x-amz-bucket-region``), cached per bucket;
+        None when there is no such bucket."""
+        known = self._bucket_regions.get(bucket)
+        if known is not None:
+            return known
+        try:
+            resp = await self._s3.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            # S3 answers a HEAD of a bucket of another Region than the client's with a 301
+            # that still names the bucket's Region; a 404 has none.
+            resp = exc.response
+        headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        region = resp.get("BucketRegion") or headers.get("x-amz-bucket-region")
+        if not isinstance(region, str) or not region:
+            return None
+        self._bucket_regions[bucket] = region
+        return region
+
     def _import_slots(self) -> tuple[int | None, int]:
         return self._faults.faults.import_quota, self._faults.other_imports()
 
@@ -352,6 +381,7 @@ class Emulator:
             "store_quota": s.store_quota,
             "job_overhead": s.job_overhead,
             "throughput": s.throughput,
+            "same_region": s.same_region,
             "faults": self._faults.faults.to_json(),
             "unknowns": s.unknowns.to_json(),
         }
@@ -388,6 +418,7 @@ class Emulator:
                 :meth:`configure`); by default the current settings are kept.
         """
         await self.service.reset()
+        self._bucket_regions.clear()  # a bucket may be made again, in another Region
         if self._publisher is not None:
             self._publisher.reset()
         if settings:
@@ -424,6 +455,7 @@ class Emulator:
         job_overhead: float | None = None,
         throughput: float | None = None,
         unknowns: Unknowns | None = None,
+        same_region: bool | None = None,
     ) -> dict[str, Any]:
         """Change settings at runtime; returns the resulting :meth:`config`.
 
@@ -436,6 +468,7 @@ class Emulator:
             store_quota=store_quota,
             job_overhead=job_overhead,
             throughput=throughput,
+            same_region=same_region,
         )
         if faults is not None and not isinstance(faults, Faults):
             raise ValueError("faults must be a Faults")
@@ -456,6 +489,8 @@ class Emulator:
             s.job_overhead = float(job_overhead)
         if throughput is not None:
             s.throughput = float(throughput)
+        if same_region is not None:
+            s.same_region = same_region
         return self.config()
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -588,6 +623,7 @@ class Emulator:
             "store_quota",
             "job_overhead",
             "throughput",
+            "same_region",
         }
         unknown = set(data) - allowed
         if unknown:
@@ -605,6 +641,7 @@ class Emulator:
             store_quota=data.get("store_quota"),
             job_overhead=data.get("job_overhead"),
             throughput=data.get("throughput"),
+            same_region=data.get("same_region"),
         )
 
 
@@ -615,6 +652,7 @@ def check_settings(
     store_quota: object,
     job_overhead: object,
     throughput: object,
+    same_region: object = None,
 ) -> None:
     """Refuse out-of-range settings (``None`` means "unchanged") with a ``ValueError``."""
     if time_scale is not None:
@@ -627,6 +665,8 @@ def check_settings(
         check_number("job_overhead", job_overhead, low=0.0)
     if throughput is not None:
         check_number("throughput", throughput, above=0.0)
+    if same_region is not None and not isinstance(same_region, bool):
+        raise ValueError(f"same_region must be true or false, got {same_region!r}")
 
 
 def client_kwargs(

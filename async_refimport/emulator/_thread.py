@@ -200,6 +200,7 @@ class EmulatorThread:
         job_overhead: float | None = None,
         throughput: float | None = None,
         unknowns: Unknowns | None = None,
+        same_region: bool | None = None,
     ) -> dict[str, Any]:
         """See :meth:`Emulator.configure`."""
         return self._run_sync(
@@ -211,5 +212,6 @@ class EmulatorThread:
                 store_quota=store_quota,
                 job_overhead=job_overhead,
                 throughput=throughput,
+                same_region=same_region,
             )
         )

@@ -10,8 +10,9 @@ Fixtures:
         is the same account as ``emulator.client_kwargs()``; returns the whole environment.
     emulator_factory: ``emulator_factory(**Emulator kwargs) -> EmulatorThread``; each one is
         stopped after the test. It shares the session emulator's S3 unless told otherwise.
-    s3_fasta: ``s3_fasta(key, data, *, bucket="refimport-test", metadata=None) -> "s3://..."``
-        uploads bytes or text to the emulator's S3, creating the bucket when needed.
+    s3_fasta: ``s3_fasta(key, data, *, bucket="refimport-test", metadata=None, region=None)
+        -> "s3://..."`` uploads bytes or text to the emulator's S3, creating the bucket when
+        needed (in ``region``: us-east-1 when None).
     events_queue: ``events_queue(region="us-east-1") -> queue URL``: an SQS queue in the
         emulator's moto fed by an EventBridge rule of that Region matching HealthOmics' reference
         import job events, as a user sets them up on AWS; removed after the test.
@@ -115,10 +116,14 @@ def s3_fasta(emulator_session: EmulatorThread) -> Callable[..., str]:
         *,
         bucket: str = "refimport-test",
         metadata: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> str:
         if bucket not in buckets:
+            where: dict[str, Any] = {}
+            if region not in (None, "us-east-1"):  # S3 refuses us-east-1 as a constraint
+                where["CreateBucketConfiguration"] = {"LocationConstraint": region}
             try:
-                client.create_bucket(Bucket=bucket)
+                client.create_bucket(Bucket=bucket, **where)
             except client.exceptions.BucketAlreadyOwnedByYou:
                 pass
             buckets.add(bucket)
