@@ -21,13 +21,13 @@ class StagingLimits:
     ``parts_in_memory`` across every file of the :class:`~async_refimport.staging.Stager`
     (a semaphore taken before a part is read, given back once S3 has it). With the defaults:
     8 MiB parts, 4 per file = 32 MiB per file, 16 in all = 128 MiB in all, whatever the files'
-    sizes and however many are staged at once. A server-side copy holds no bytes here.
+    sizes and however many are staged at once. A source smaller than one part is sent in one
+    PutObject. A server-side copy holds no bytes here.
 
     Attributes:
         part_size: Bytes per part of a streamed upload (S3: at least 5 MiB but for the last).
         parts_in_flight: Parts of one file read or being sent at once.
         parts_in_memory: Part buffers of all files at once (the global bound).
-        single_put_bytes: A source no larger than this is sent in one PutObject.
         copy_threshold: A server-side copy of more bytes than this is a multipart copy
             (UploadPartCopy); CopyObject itself takes up to 5 GiB.
         copy_part_size: Bytes per part of a multipart copy.
@@ -44,7 +44,6 @@ class StagingLimits:
     part_size: int = 8 * MIB
     parts_in_flight: int = 4
     parts_in_memory: int = 16
-    single_put_bytes: int = 8 * MIB
     copy_threshold: int = 5 * _GIB
     copy_part_size: int = 512 * MIB
     copy_parts_in_flight: int = 8
