@@ -61,6 +61,7 @@ from async_refimport.engine.importer import (
     ImporterStatus,
     StorePlan,
 )
+from async_refimport.engine.staging_driver import StagingDriver, StagingPlan, staging_driver
 from async_refimport.engine.waiting import buffered_events
 from async_refimport.gateway.base import OmicsGateway
 from async_refimport.journal import opened_journal
@@ -246,9 +247,12 @@ async def run_import(
     gateway: OmicsGateway | None = None,
     observer: ImportObserver | None = None,
     stop: anyio.Event | None = None,
+    staging: StagingPlan | None = None,
 ) -> ImportOutcome:
     """Import ``requests`` through an Importer on ``journal``; returns when every row is final,
     or once ``stop`` is set (a Start in flight is finished and journaled; a re-run resumes).
+
+    ``staging``: rows whose source is not in S3 in their store's Region are staged first.
 
     Each store's set-up is checked first (:meth:`Importer.verify_setup`): the rows of a store
     that cannot be used (credentials, access, store id, endpoint) are not journaled at all, so
@@ -267,8 +271,9 @@ async def run_import(
             (nothing was). A change found later ends the journaling: the rows journaled before
             it are imported, and the outcome says so (``manifest_changed``).
     """
-    async with Importer(journal, region=region, settings=settings, gateway=gateway) as imp:
-        unusable, run = await _run_rows(imp, requests, observer, stop)
+    importer = Importer(journal, region=region, settings=settings, gateway=gateway)
+    async with importer as imp, staging_driver(imp, staging) as via:
+        unusable, run = await _run_rows(imp, requests, observer, stop, via or imp)
         tally = Tally()
         async for page in imp.iter_results(run.row_ids):
             tally.add(page)
@@ -293,6 +298,7 @@ async def _run_rows(
     requests: RowsToImport,
     observer: ImportObserver | None,
     stop: anyio.Event | None,
+    via: Importer | StagingDriver,
 ) -> tuple[tuple[SetupError, ...], _Submitted]:
     """Check the stores, journal the rows of the usable ones and wait until they are final.
 
@@ -307,7 +313,9 @@ async def _run_rows(
             # (a RowSettled per row: about 700 B each, 140 MB for 200,000 rows).
             events = await stack.enter_async_context(imp.subscribe()) if observer else None
             unusable = await imp.verify_setup(_store_samples(requests))
-            run = await _submit(imp, requests, unusable, events)
+            if isinstance(via, StagingDriver):  # refuses rows it cannot stage, journals none
+                unusable += await via.setup_errors(_chunks(requests))
+            run = await _submit(imp, requests, unusable, events, via)
             if observer is not None and events is not None and run.row_ids:
                 await _introduce(observer, imp, run, events)
                 tg.start_soon(observer.run, events)
@@ -342,6 +350,7 @@ async def _submit(
     requests: RowsToImport,
     unusable: Sequence[SetupError],
     events: MemoryObjectReceiveStream[Event] | None,
+    via: Importer | StagingDriver,
 ) -> _Submitted:
     """Journal the rows a chunk at a time, but none of a store that cannot be used; stop
     journaling when the run is stopped.
@@ -364,9 +373,9 @@ async def _submit(
             async for rows in _chunks(requests):
                 if imp.stopping:
                     break
-                problems += await imp.conflicts(usable(rows))
+                problems += await via.conflicts(usable(rows))
         else:
-            problems = await imp.conflicts(usable(requests))
+            problems = await via.conflicts(usable(requests))
         if problems:
             raise RequestValidationError(problems)
     run = _Submitted()
@@ -379,7 +388,7 @@ async def _submit(
                 break
             kept = usable(chunk)
             run.not_started += len(chunk) - len(kept)
-            run.row_ids.extend(await imp.submit(kept))
+            run.row_ids.extend(await via.submit(kept))
             if events is not None:
                 early = (e for e in buffered_events(events) if not isinstance(e, RowSettled))
                 run.early.extend(early)

@@ -185,7 +185,7 @@ def print_summary(rows: Tally | Sequence[RowResult], console: Console, *, skippe
             f"[green]{c[RowState.IMPORTED]}[/]",
             str(c[RowState.ALREADY_PRESENT]),
             f"[red]{c[RowState.FAILED]}[/]" if c[RowState.FAILED] else "0",
-            str(c[RowState.QUEUED] + c[RowState.SUBMITTED]),
+            str(c[RowState.STAGING] + c[RowState.QUEUED] + c[RowState.SUBMITTED]),
             str(len(jobs.get((store_id, region), ()))),
         )
     if len(per_store) > 1:
@@ -197,7 +197,7 @@ def print_summary(rows: Tally | Sequence[RowResult], console: Console, *, skippe
             str(total[RowState.IMPORTED]),
             str(total[RowState.ALREADY_PRESENT]),
             str(total[RowState.FAILED]),
-            str(total[RowState.QUEUED] + total[RowState.SUBMITTED]),
+            str(total[RowState.STAGING] + total[RowState.QUEUED] + total[RowState.SUBMITTED]),
             str(sum(len(j) for j in jobs.values())),
         )
     console.print(table)

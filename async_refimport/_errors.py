@@ -145,6 +145,9 @@ class SetupKind(StrEnum):
     """Nothing answered within ``setup_timeout``."""
     SERVICE = "service"
     """Any other refusal of the store's first call."""
+    STAGING = "staging"
+    """The staging area of the store's Region cannot be used (no such bucket, a bucket of
+    another Region, access denied)."""
 
 
 class SetupError(RefImportError):

@@ -4,11 +4,13 @@ The JSON document is the one ``refimport import --json`` prints::
 
     {"summary": {"total": 3, "imported": 2, "already_present": 0, "failed": 1},
      "items": [{"store_id", "name", "source_file", "status", "reference_id", "md5", "job_id",
-                "message"}]}
+                "message", "arn", "uri"}]}
 
 ``md5`` is the reference's checksum as HealthOmics reports it (null until the service has
-reported it). :class:`JsonReportWriter` streams the document item by item, so a report of 200,000 rows
-never exists whole in memory.
+reported it). ``arn`` and ``uri`` are where a reference in its store is (its ARN and
+``omics://`` URI, from its row's role account: :mod:`async_refimport._arns`); null for a row
+not in its store, or whose role ARN names no account. :class:`JsonReportWriter` streams the
+document item by item, so a report of 200,000 rows never exists whole in memory.
 
 The CSV report is meant for spreadsheets, which run a cell starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return as a formula: such cells are prefixed with ``'`` (OWASP's
@@ -39,6 +41,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from async_refimport._arns import address_of
 from async_refimport._models import RowResult, RowState
 from async_refimport.journal.base import JobRecord
 
@@ -53,6 +56,8 @@ ITEM_FIELDS = (
     "md5",
     "job_id",
     "message",
+    "arn",
+    "uri",
 )
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"), plus the full-width
 # forms some locales' spreadsheets accept as well.
@@ -72,7 +77,9 @@ _CONTROLS = {
 
 
 def report_item(result: RowResult) -> dict[str, str | None]:
-    """One row of a report (``status`` is the row's state: IMPORTED, ALREADY_PRESENT, FAILED ...)."""
+    """One row of a report (``status`` is the row's state: IMPORTED, ALREADY_PRESENT, FAILED ...;
+    ``arn`` and ``uri`` those of its reference once it is in its store)."""
+    address = address_of(result)
     return {
         "store_id": result.store_id,
         "name": result.name,
@@ -82,6 +89,8 @@ def report_item(result: RowResult) -> dict[str, str | None]:
         "md5": result.md5,
         "job_id": result.job_id,
         "message": result.message,
+        "arn": address.arn if address else None,
+        "uri": address.uri if address else None,
     }
 
 
@@ -138,16 +147,16 @@ class Tally:
 
     @property
     def pending(self) -> int:
-        """Rows not final yet (queued, or in a job)."""
+        """Rows not final yet (staging, queued, or in a job)."""
         states = self.states
-        return states[RowState.QUEUED] + states[RowState.SUBMITTED]
+        return states[RowState.STAGING] + states[RowState.QUEUED] + states[RowState.SUBMITTED]
 
     def pending_stores(self) -> set[tuple[str, str]]:
         """``(store_id, region)`` of the stores with rows not final yet."""
         return {
             key
             for key, states in self.per_store.items()
-            if states[RowState.QUEUED] or states[RowState.SUBMITTED]
+            if states[RowState.STAGING] or states[RowState.QUEUED] or states[RowState.SUBMITTED]
         }
 
     def summary(self) -> dict[str, int]:
@@ -433,7 +442,7 @@ def _store_rows(results: Sequence[RowResult], bars: Sequence[_Bar]) -> str:
     return "".join(
         f"<tr><td>{escape(store)}</td><td>{sum(c.values())}</td><td>{c[RowState.IMPORTED]}</td>"
         f"<td>{c[RowState.ALREADY_PRESENT]}</td><td>{c[RowState.FAILED]}</td>"
-        f"<td>{c[RowState.QUEUED] + c[RowState.SUBMITTED]}</td>"
+        f"<td>{c[RowState.STAGING] + c[RowState.QUEUED] + c[RowState.SUBMITTED]}</td>"
         f"<td>{sum(1 for b in bars if b.lane == store)}</td></tr>"
         for store, c in sorted(per_store.items())
     )
@@ -452,6 +461,27 @@ def _failures_html(failures: Sequence[RowResult]) -> str:
     return (
         "<table><tr><th>Store</th><th>Name</th><th>Source</th><th>Job</th><th>Reason</th></tr>"
         f"{failure_rows}</table>"
+    )
+
+
+def _references_html(results: Sequence[RowResult]) -> str:
+    """The references in their stores, each with its id, ARN and URI (folded: it may be long)."""
+    rows = []
+    for r in results:
+        if r.ok and r.reference_id:
+            item = report_item(r)
+            rows.append(
+                f"<tr><td>{escape(_lane_name(r.store_id, r.region))}</td><td>{escape(r.name)}</td>"
+                f"<td>{escape(r.reference_id)}</td><td><code>{escape(item['arn'] or '')}"
+                f"</code></td><td><code>{escape(item['uri'] or '')}</code></td></tr>"
+            )
+    if not rows:
+        return "<h2>References (0)</h2><p class=muted>No reference is in its store yet.</p>"
+    return (
+        f"<h2>References ({len(rows)})</h2><details><summary>Each reference in its store, with "
+        "its ARN and omics:// URI (<code>refimport catalog</code> lists them by name)</summary>"
+        "<table><tr><th>Store</th><th>Name</th><th>Reference id</th><th>ARN</th><th>URI</th></tr>"
+        f"{''.join(rows)}</table></details>"
     )
 
 
@@ -513,5 +543,6 @@ at a time: gaps between bars are time the store sat idle.</p>
 {_store_rows(results, bars)}</table>
 <h2>Failures ({len(failures)})</h2>
 {_failures_html(failures)}
+{_references_html(results)}
 </body></html>
 """

@@ -479,6 +479,16 @@ class Importer:
             self._emit(RowsQueued(store, n))
         return ids
 
+    def rows_staged(self, store: StoreRef, count: int = 1) -> None:
+        """``count`` rows of ``store`` were staged and are QUEUED now (the staging driver's
+        word): its lane is woken."""
+        self._lane(store).notify()
+        self._emit(RowsQueued(store, count))
+
+    def announce(self, event: Event) -> None:
+        """Send ``event`` to the subscribers as the engine's own (a staging row that failed)."""
+        self._emit(event)
+
     async def conflicts(self, requests: Iterable[ImportRequest]) -> list[FieldError]:
         """The problems :meth:`submit` would find with ``requests`` (invalid fields, a name
         journaled for its store from another source file), journaling nothing: a caller

@@ -14,13 +14,22 @@ from async_refimport.manifest.formats import ManifestFormat
 
 @dataclass(frozen=True, slots=True)
 class ManifestDefaults:
-    """Values for fields a row leaves empty (from command-line flags and the AWS configuration)."""
+    """Values for fields a row leaves empty (from command-line flags and the AWS configuration).
+
+    Attributes:
+        stageable: Sources may also be ones staged first (``http(s)://``, ``file://``, a local
+            path): ``refimport import`` with somewhere to stage them.
+        fixed: Fields decided for every row elsewhere (a targets file): a row that sets one is
+            refused, naming it; the other attributes then hold placeholders.
+    """
 
     store_id: str | None = None
     role_arn: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
     profile: str | None = None
+    stageable: bool = False
+    fixed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

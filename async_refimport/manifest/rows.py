@@ -156,7 +156,6 @@ class RowBuilder:
         replay: Reading a checked manifest again (``CheckedManifest.chunks``): no problem is
             recorded twice.
         remote: What a remote client's rows may set, if they are a remote client's.
-        stageable: Sources may also be ones staged first (``http(s)://``, ``file://``, a path).
     """
 
     def __init__(
@@ -168,11 +167,9 @@ class RowBuilder:
         *,
         replay: bool = False,
         remote: RemoteLimits | None = None,
-        stageable: bool = False,
     ) -> None:
         self.source = str(source)
         self.remote = remote
-        self.stageable = stageable
         # Reading a checked manifest again (CheckedManifest.chunks): its errors are known, and
         # its repeated names too (the lines of those rows are skipped by the caller).
         self.replay = replay
@@ -476,6 +473,11 @@ class RowBuilder:
         errors = [(e.field, e.reason) for e in tag_errors]
         if self.remote is not None:
             errors.extend(self._remote_errors(values))
+        errors.extend(
+            (col, "is decided by the targets file (--targets): a manifest row may not set it")
+            for col in d.fixed
+            if col in values
+        )
         given = {col: values.get(col) or getattr(d, col) for col in _DEFAULTED}
         request = ImportRequest(
             store_id=self._share(given["store_id"]) or "",
@@ -489,9 +491,12 @@ class RowBuilder:
             profile=self._share(given["profile"]),
             source_md5=(values.get("md5") or "").lower() or None,
         )
-        for e in validate_request(request, stageable=self.stageable):
+        stageable = d.stageable and self.remote is None
+        for e in validate_request(request, stageable=stageable):
             if e.field in self.file_level and e.field not in values:
                 continue  # already reported once for the whole file
+            if e.field == "source_file" and any(f == "source_file" for f, _ in errors):
+                continue  # a remote client's source, refused above
             # The request's source_md5 is the manifest's md5 column.
             errors.append(("md5" if e.field == "source_md5" else e.field, e.reason))
         if request.region is None:
@@ -548,6 +553,14 @@ class RowBuilder:
                     col,
                     "cannot be set by a remote client (the worker's own configuration decides)",
                 )
+        source = values.get("source_file")
+        if isinstance(source, str) and source and not source.startswith("s3://"):
+            # The worker never fetches a client's URL (SSRF) nor reads its own disk for one.
+            yield (
+                "source_file",
+                "a remote client's source must be s3://bucket/key: the worker does not stage "
+                "http(s)://, file:// or local sources (refimport import --staging does)",
+            )
         allowed = self.remote.stores
         store_id = values.get("store_id") or self.defaults.store_id
         if allowed is not None and store_id and store_id not in allowed:

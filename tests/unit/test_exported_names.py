@@ -54,7 +54,14 @@ def test_setup_kind_is_an_enum_that_prints_and_serialises_as_before() -> None:
     assert str(error.kind) == "access" and isinstance(error.kind, str)
     assert f"({error.kind})" == "(access)"
     assert json.dumps({"kind": error.kind}) == '{"kind": "access"}'
-    assert {k.value for k in SetupKind} == {"credentials", "access", "store", "endpoint", "service"}
+    assert {k.value for k in SetupKind} == {
+        "credentials",
+        "access",
+        "store",
+        "endpoint",
+        "service",
+        "staging",
+    }
 
 
 class GetUntilFinal:
