@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from async_refimport._log import get_logger
 from async_refimport._logconfig import LEVELS, LogFormat
 
 #: Environment variables of option defaults start with this.
@@ -58,6 +59,8 @@ SHARED_KEYS = frozenset(
 SECTIONS = frozenset(
     {"import", "report", "status", "catalog", "journal-init", "events-init", "worker"}
 )
+
+log = get_logger(__name__)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -266,22 +269,63 @@ def parse_with_defaults(
     chosen, path = _chosen(parser, first)
     if not any(a.dest == "config" for a in chosen._actions):
         return first
-    name = section or "-".join(path)
-    values = _config_values(first.config, env, name)
+    if section is not None:
+        known = {section: frozenset(option_name(a) for a in defaultable(parser))}
+    else:
+        known = {
+            name: frozenset(option_name(a) for a in defaultable(sub))
+            for name, sub in configurable(parser)
+        }
+    label, values = _config_values(first.config, env, section or "-".join(path), known)
     actions = defaultable(chosen)
     given, unset = _given(parser, argv, actions)
+    sources: dict[str, str] = {}
     for action in actions:
         if action.dest not in unset:
             continue  # the command line gave it
         raw = env.get(env_name(action))
         if raw is not None:
-            setattr(given, action.dest, _convert(action, raw, env_name(action)))
+            where, value = env_name(action), raw
         elif option_name(action) in values:
             where, value = values[option_name(action)]
-            setattr(given, action.dest, _convert(action, value, where))
         else:
             setattr(given, action.dest, getattr(first, action.dest))
+            continue
+        setattr(given, action.dest, _convert(action, value, where))
+        sources["--" + option_name(action)] = where
+    given.option_sources = OptionSources(label, sources)
     return given
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSources:
+    """Where :func:`parse_with_defaults` found the defaults it used (``args.option_sources``),
+    for :func:`log_option_sources`.
+
+    Attributes:
+        config_file: The config file read, as messages name it (None: none).
+        defaults: Each option given by a variable or the file, with where (never its value).
+    """
+
+    config_file: str | None
+    defaults: Mapping[str, str]
+
+
+def log_option_sources(args: argparse.Namespace) -> None:
+    """Log, once logging is configured, the config file read (info) and where each option's
+    default came from (debug): what ``-v`` and ``-vv`` show in every shell. Values are not
+    logged (a role ARN or endpoint is the user's own business; a URL may carry a password).
+
+    Args:
+        args: What :func:`parse_with_defaults` returned.
+    """
+    sources: OptionSources | None = getattr(args, "option_sources", None)
+    if sources is None:
+        return
+    if sources.config_file is not None:
+        log.info("options.config_file", file=sources.config_file)
+    for option, where in sources.defaults.items():
+        log.debug("options.default", option=option, source=where)
 
 
 def _given(
@@ -322,13 +366,19 @@ def _chosen(
 
 
 def _config_values(
-    explicit: Path | None, environ: Mapping[str, str], section: str
-) -> dict[str, tuple[str, Any]]:
-    """The config file's values for ``section``: each key (the option's name) with where it is
-    written and its value; the section's own keys win over the top-level ones."""
+    explicit: Path | None,
+    environ: Mapping[str, str],
+    section: str,
+    known: Mapping[str, frozenset[str]],
+) -> tuple[str | None, dict[str, tuple[str, Any]]]:
+    """The config file's name and its values for ``section``: each key (the option's name) with
+    where it is written and its value; the section's own keys win over the top-level ones.
+
+    ``known`` holds the option names of each table this shell can check (``refimport``'s
+    commands, or the worker); the keys of the others' tables are checked by their shell."""
     found = _config_file(explicit, environ)
     if found is None:
-        return {}
+        return None, {}
     label, table = found
     values: dict[str, tuple[str, Any]] = {}
     for key, value in _keys(table, label, ""):
@@ -338,8 +388,13 @@ def _config_values(
                     f"{label}: unknown table [{key}]: the tables are "
                     f"{', '.join(f'[{s}]' for s in sorted(SECTIONS))}"
                 )
-            if key == section:
-                for name, inner in _keys(value, label, f"[{key}] "):
+            for name, inner in _keys(value, label, f"[{key}] "):
+                if key in known and name not in known[key]:
+                    raise ConfigError(
+                        f"{label}: unknown key {name!r} in [{key}]: its keys are "
+                        f"{', '.join(sorted(known[key]))}"
+                    )
+                if key == section:
                     values[name] = (f"{label}: [{key}] {name}", inner)
         elif key not in SHARED_KEYS:
             raise ConfigError(
@@ -349,7 +404,28 @@ def _config_values(
             )
         else:
             values.setdefault(key, (f"{label}: {key}", value))
-    return values
+    return label, values
+
+
+def configurable(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Each command under ``parser`` (itself included) that reads defaults: its table's name
+    (``import``, ``journal-init``) and its parser.
+
+    Args:
+        parser: A shell's parser.
+        path: The commands above ``parser``.
+
+    Yields:
+        ``(table, parser)`` for each parser with ``--config``, depth first.
+    """
+    if any(a.dest == "config" for a in parser._actions):
+        yield "-".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from configurable(sub, (*path, name))
 
 
 def _keys(table: Mapping[str, Any], label: str, where: str) -> Iterator[tuple[str, Any]]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def _isolated_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     # A command run without --journal writes under the test's own directory, never the user's
     # (tests run in parallel: a shared default journal would couple them).
     monkeypatch.delenv("REFIMPORT_JOURNAL", raising=False)
+    # Nor do the user's own option defaults (REFIMPORT_STORE_ID, REFIMPORT_CONFIG, ...) reach them.
+    for name in [n for n in os.environ if n.startswith("REFIMPORT_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     yield
 

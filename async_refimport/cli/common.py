@@ -21,7 +21,7 @@ from async_refimport import _options
 from async_refimport._console import ExitCode, display_path, err_console, escape
 from async_refimport._errors import SetupError
 from async_refimport._logconfig import configure_logging
-from async_refimport._options import verbosity
+from async_refimport._options import log_option_sources, verbosity
 from async_refimport._report import report_file
 from async_refimport.aws.clients import configured_endpoint, default_region
 from async_refimport.journal import is_dynamo_url, journal_spec_problem
@@ -148,6 +148,7 @@ def configure_cli_logging(args: argparse.Namespace, *, shift: int = 0) -> None:
             the deliberately broken files, shown in its summary already).
     """
     configure_logging(args.log_format, verbosity(args, shift=shift), log_level=args.log_level)
+    log_option_sources(args)
 
 
 # -- AWS defaults ---------------------------------------------------------------------------------

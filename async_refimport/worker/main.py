@@ -33,7 +33,12 @@ import botocore.exceptions
 from async_refimport._errors import RefImportError
 from async_refimport._log import get_logger
 from async_refimport._logconfig import configure_logging
-from async_refimport._options import ConfigError, parse_with_defaults, verbosity
+from async_refimport._options import (
+    ConfigError,
+    log_option_sources,
+    parse_with_defaults,
+    verbosity,
+)
 from async_refimport.worker.app import Worker
 from async_refimport.worker.config import (
     WorkerConfig,
@@ -100,6 +105,7 @@ def _configure(parser: argparse.ArgumentParser, argv: list[str] | None) -> Worke
     if not has_intake(args):
         parser.error("give --spool DIR, --http-port P, --sqs-queue-url URL, or several")
     configure_logging(args.log_format, verbosity(args), log_level=args.log_level)
+    log_option_sources(args)
     try:
         config = config_from_args(args)
     except ValueError as exc:

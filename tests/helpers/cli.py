@@ -27,9 +27,14 @@ class Run:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+def run_cli(
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+) -> Run:
     """``refimport ARGS`` (``python -m async_refimport``) with the test's environment (dummy
-    credentials)."""
+    credentials), in ``cwd`` if given (where it looks for refimport.toml and pyproject.toml)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "async_refimport", *map(str, args)],
@@ -37,6 +42,7 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float
         text=True,
         env=full_env,
         timeout=timeout,
+        cwd=cwd,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
