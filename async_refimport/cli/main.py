@@ -2,8 +2,9 @@
 
 This module only dispatches. Each command is a module of its own that builds its parser
 (``add_parser(sub)``) and sets its handler (``run(args) -> int``): :mod:`.import_`,
-:mod:`.status`, :mod:`.report`, :mod:`.journal`, :mod:`.events`, :mod:`.demo`; what they share
-is in :mod:`.common`. ``emulator``, ``worker`` and ``completion`` are listed here for
+:mod:`.status`, :mod:`.report`, :mod:`.catalog`, :mod:`.journal`, :mod:`.events`,
+:mod:`.demo`; what they share is in :mod:`.common`. ``emulator``, ``worker`` and
+``completion`` are listed here for
 ``--help`` only: :mod:`async_refimport.__main__` hands them to their own shells.
 
 Options left out take their defaults from ``REFIMPORT_<OPTION>`` and the config file
@@ -29,7 +30,7 @@ import botocore.exceptions
 from async_refimport._console import ExitCode, err_console, escape
 from async_refimport._errors import JournalError, RefImportError, SetupError
 from async_refimport._options import ConfigError, parse_with_defaults
-from async_refimport.cli import demo, events, import_, journal, report, status
+from async_refimport.cli import catalog, demo, events, import_, journal, report, status
 from async_refimport.cli.common import EPILOG, print_error, print_setup_errors, silence_stdout
 
 __all__ = ["ExitCode", "build_parser", "exit_code_of_error", "main"]
@@ -40,7 +41,7 @@ reference stores. Every row of a manifest ends imported exactly once, or failed 
 progress is journaled, so an interrupted run resumes where it stopped."""
 
 #: The commands, in ``--help`` order: each module adds its own parser.
-_COMMANDS = (import_, status, report, journal, events, demo)
+_COMMANDS = (import_, status, report, catalog, journal, events, demo)
 
 #: Other shells' commands, listed for ``--help``: :mod:`async_refimport.__main__` hands them
 #: their arguments, and their own parsers own their options.

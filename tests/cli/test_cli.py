@@ -240,7 +240,7 @@ def test_status_and_report_read_the_journal(
     as_csv = cli("report", "--journal", journal_path, "--format", "csv")
     assert (
         as_csv.stdout.splitlines()[0]
-        == "store_id,name,source_file,status,reference_id,md5,job_id,message"
+        == "store_id,name,source_file,status,reference_id,md5,job_id,message,arn,uri"
     )
     html_path = tmp_path / "report.html"
     html = cli("report", "--journal", journal_path, "--format", "html", "-o", html_path)

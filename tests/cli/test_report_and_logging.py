@@ -85,6 +85,8 @@ def test_json_document() -> None:
         "md5": None,
         "job_id": "j1",
         "message": None,
+        "arn": None,  # the row keeps no role: no account to name
+        "uri": None,
     }
 
 
