@@ -39,6 +39,11 @@ TARGET_FIELDS = ("store_id", "region", "role_arn", "profile", "endpoint_url")
 """The manifest fields a targets file decides: a manifest row may not set them with ``--targets``."""
 
 _REQUIRED = ("store_id", "region", "role_arn")
+_WHAT = {
+    "store_id": "the reference store's id",
+    "region": "the store's Region",
+    "role_arn": "the IAM role HealthOmics assumes to read this store's sources",
+}
 _ALIASES = {
     "storeid": "store_id",
     "referencestoreid": "store_id",
@@ -210,8 +215,7 @@ class _TargetsReader:
         before = len(self.errors)
         for col in _REQUIRED:
             if col not in values:
-                what = "the role HealthOmics assumes" if col == "role_arn" else "the store's"
-                self.error(line, col, f"is required (a target needs {what} {col})")
+                self.error(line, col, f"is required: {_WHAT[col]}")
         probe = ImportRequest(
             store_id=values.get("store_id", "0000000000"),
             role_arn=values.get("role_arn", "arn:aws:iam::000000000000:role/placeholder"),
