@@ -4,8 +4,8 @@ This module only dispatches. Each command is a module of its own that builds its
 (``add_parser(sub)``) and sets its handler (``run(args) -> int``): :mod:`.import_`,
 :mod:`.status`, :mod:`.report`, :mod:`.catalog`, :mod:`.journal`, :mod:`.events`,
 :mod:`.demo`; what they share is in :mod:`.common`. ``emulator``, ``worker`` and
-``completion`` are listed here for
-``--help`` only: :mod:`async_refimport.__main__` hands them to their own shells.
+``completion`` are listed here for ``--help`` only: :mod:`async_refimport.__main__` hands
+them to their own shells.
 
 Options left out take their defaults from ``REFIMPORT_<OPTION>`` and the config file
 (:func:`async_refimport._options.parse_with_defaults`).
