@@ -137,7 +137,7 @@ class HttpReader:
                 headers["If-Range"] = if_range
         try:
             response = await session.get(
-                source, headers=headers, max_redirects=limits.max_redirects
+                source, headers=headers, max_redirects=limits.max_redirects + 1
             )
         except aiohttp.TooManyRedirects as exc:
             raise StagingError(

@@ -371,9 +371,12 @@ class Stager:
             raise StagingError(
                 StagingCode.UNSUPPORTED, job.source, str(exc), retryable=False
             ) from exc
-        region = await self.bucket_region(
-            bucket, profile=job.profile, endpoint_url=job.endpoint_url
-        )
+        try:
+            region = await self.bucket_region(
+                bucket, profile=job.profile, endpoint_url=job.endpoint_url
+            )
+        except StagingError as exc:  # the same failure, named after the source
+            raise StagingError(exc.code, job.source, exc.detail, retryable=exc.retryable) from exc
         source_client = await self._client(region, job.profile, job.endpoint_url)
         try:
             head = await source_client.head_object(Bucket=bucket, Key=key)
