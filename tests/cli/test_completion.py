@@ -76,7 +76,12 @@ def test_bash_completes_commands_options_and_choices(bash_script: Path) -> None:
     # The delegated shells' own options: the emulator's and the worker's parsers.
     assert complete_in_bash(bash_script, "refimport", "emulator", "--busy-c") == ["--busy-code"]
     assert "--spool" in complete_in_bash(bash_script, "refimport", "worker", "--sp")
-    assert complete_in_bash(bash_script, "refimport", "completion", "") == ["bash", "zsh", "tcsh"]
+    assert complete_in_bash(bash_script, "refimport", "completion", "") == [
+        "bash",
+        "zsh",
+        "fish",
+        "tcsh",
+    ]
 
 
 def _option_strings(

@@ -36,7 +36,7 @@ def empty_journal(path: Path) -> Path:
 def listed_codes(help_text: str) -> dict[int, str]:
     """The ``exit codes:`` list of a ``--help``: each code and the first line of its meaning."""
     lines = help_text.split("exit codes:\n", 1)[1].splitlines()
-    codes = {}
+    codes: dict[int, str] = {}
     for line in lines:
         if not line.startswith("  ") or not line[2:3].isdigit():
             if codes and not line.startswith("       "):
