@@ -191,3 +191,32 @@ def test_the_catalog_of_a_journal_without_references_is_empty_in_every_format(
     }
     snippet = cli("catalog", "--journal", journal_path, "--format", "nextflow")
     assert parse_config(snippet.stdout) == {"params": {"refimport": {}, "refimport_stores": {}}}
+
+
+@pytest.mark.slow
+def test_a_staged_source_is_listed_by_its_original_source(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    tmp_path: Path,
+    journal_path: Path,
+) -> None:
+    store = create_store(emulator)
+    s3_fasta("stage/.keep", ">x\nACGT\n", bucket="catalog-staging")  # the staging bucket
+    local = tmp_path / "local genome.fa"
+    local.write_text(make_fasta("chr1", 300, seed=7))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f'source_file,name\n"{local}",local-genome\n')
+    run = cli(
+        "import", manifest, "--store-id", store, "--role-arn", role_arn(),
+        "--endpoint-url", emulator.omics_endpoint_url, "--journal", journal_path,
+        "--staging", "us-east-1=s3://catalog-staging/refs/",
+        "--s3-endpoint-url", emulator.s3_endpoint_url, "--json",
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    [item] = run.json()["items"]
+    assert item["source_file"].startswith("s3://catalog-staging/refs/") and item["uri"]
+    doc = cli("catalog", "--journal", journal_path).json()
+    [entry] = doc["references"]["local-genome"]
+    assert entry["original_source"] == str(local)
+    assert entry["uri"] == item["uri"] and entry["fasta_uri"] == item["uri"] + "/source"
