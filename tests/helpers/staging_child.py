@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import anyio
 
@@ -19,14 +20,14 @@ from async_refimport.staging import Stager, StagingArea
 from tests.helpers.staging_s3 import SMALL
 
 
-async def main(spec: dict[str, object]) -> None:
+async def main(spec: dict[str, Any]) -> None:
     """Stage every source of ``spec`` in turn, then abort the area's orphans."""
-    region, bucket, prefix = spec["area"]  # type: ignore[misc]
+    region, bucket, prefix = spec["area"]
     area = StagingArea(str(region), str(bucket), str(prefix))
     endpoint = str(spec["endpoint"])
     async with Stager(str(spec["ledger"]), limits=SMALL) as stager:
         print("ready", flush=True)
-        for source, md5 in spec["sources"]:  # type: ignore[attr-defined]
+        for source, md5 in spec["sources"]:
             staged = await stager.stage(source, area, md5=md5, endpoint_url=endpoint)
             print(
                 json.dumps({"uri": staged.uri, "size": staged.size, "reused": staged.reused}),

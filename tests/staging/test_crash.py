@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from async_refimport.staging import StagingArea, StagingLedger, UploadState
+from async_refimport.staging import LedgerUpload, StagingArea, StagingLedger, UploadState
 from tests.helpers.sources import SourceServer
 from tests.helpers.staging_s3 import ROOT, StagingS3
 
@@ -32,7 +33,7 @@ def _noise(size: int, seed: int) -> bytes:
     return bytes(out[:size])
 
 
-def _child(spec: dict[str, object]) -> subprocess.Popen[str]:
+def _child(spec: dict[str, Any]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.helpers.staging_child", json.dumps(spec)],
         stdout=subprocess.PIPE,
@@ -62,7 +63,7 @@ def test_kill_9_at_random_moments_then_one_complete_correct_object_each(
     copied = _noise(2_000_000, 3)  # over the copy threshold: 31 UploadPartCopy
     src_bucket = staging_s3.bucket("us-west-2")
     staging_s3.client("us-west-2").put_object(Bucket=src_bucket, Key="c/copied.fa", Body=copied)
-    spec = {
+    spec: dict[str, Any] = {
         "ledger": str(tmp_path / "journal.sqlite"),
         "endpoint": staging_s3.endpoint,
         "area": [area.region, area.bucket, area.prefix],
@@ -109,6 +110,6 @@ def test_kill_9_at_random_moments_then_one_complete_correct_object_each(
     }
 
 
-async def _ledger_uploads(path: Path, bucket: str) -> list:  # type: ignore[type-arg]
+async def _ledger_uploads(path: Path, bucket: str) -> list[LedgerUpload]:
     async with StagingLedger(path) as ledger:
         return await ledger.uploads(bucket)
