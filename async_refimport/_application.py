@@ -312,7 +312,7 @@ async def _run_rows(
             # Subscribed only for an observer: events nobody reads are buffered without bound
             # (a RowSettled per row: about 700 B each, 140 MB for 200,000 rows).
             events = await stack.enter_async_context(imp.subscribe()) if observer else None
-            unusable = await imp.verify_setup(_store_samples(requests))
+            unusable = await via.verify_setup(_store_samples(requests))
             if isinstance(via, StagingDriver):  # refuses rows it cannot stage, journals none
                 unusable += await via.setup_errors(_chunks(requests))
             run = await _submit(imp, requests, unusable, events, via)

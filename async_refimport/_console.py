@@ -32,6 +32,7 @@ from async_refimport._models import RowResult, RowState, printable
 from async_refimport._progress import ImportProgress
 from async_refimport._report import Tally
 from async_refimport.engine.importer import ImporterSettings
+from async_refimport.engine.staging_driver import StagingPlan
 from async_refimport.engine.waiting import buffered_events
 from async_refimport.manifest.reader import format_errors
 
@@ -231,6 +232,7 @@ def import_with_progress(
     settings: ImporterSettings | None = None,
     live: bool | None = None,
     quiet: bool = False,
+    staging: StagingPlan | None = None,
 ) -> ImportOutcome | None:
     """Import ``requests`` with the progress display on stderr (none when ``quiet``); Ctrl-C
     once stops starting jobs, twice exits at once.
@@ -243,13 +245,14 @@ def import_with_progress(
         settings: The Importer's settings (default: the library's).
         live: Live bars (default: when stderr is a terminal).
         quiet: No progress display at all.
+        staging: Where and how sources not in S3 in their store's Region are staged.
 
     Returns:
         What the run ended with; None when a request is invalid, or a manifest changed while
         its rows were read again (the problems were printed).
     """
     try:
-        return anyio.run(_import, requests, journal, region, settings, live, quiet)
+        return anyio.run(_import, requests, journal, region, settings, live, quiet, staging)
     except (RequestValidationError, ManifestError) as exc:
         print_problems(exc.errors, err_console())
         return None
@@ -262,6 +265,7 @@ async def _import(
     settings: ImporterSettings | None,
     live: bool | None,
     quiet: bool,
+    staging: StagingPlan | None = None,
 ) -> ImportOutcome:
     err = err_console()
     stop = anyio.Event()
@@ -277,6 +281,7 @@ async def _import(
                 settings=settings,
                 observer=display,
                 stop=stop,
+                staging=staging,
             )
         except Exception as exc:
             # Raised after the task group, not through it: the caller sees the error itself

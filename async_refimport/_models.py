@@ -405,6 +405,11 @@ def _check_source_file(
             reason = "must be s3://bucket/key with a valid bucket name (3..63 chars)"
             if stageable:
                 reason += ", an http(s):// URL, a file:// URL or a local path"
+            elif not source.startswith("s3://"):
+                reason += (
+                    "; a source elsewhere (http(s)://, a local file) is staged into S3 first "
+                    "with refimport import --staging REGION=s3://bucket/prefix/"
+                )
             errors.append(FieldError("source_file", reason))
             return
         # A URL's query or fragment is no part of the file's name.

@@ -58,9 +58,12 @@ from async_refimport.cli.common import (
 from async_refimport.cli.outcome import exit_code, plan_exit_code, print_ending
 from async_refimport.completion.events import EventsPolicy, check_queues
 from async_refimport.engine.importer import ImporterSettings, StorePlan
-from async_refimport.journal import journal_spec_problem
+from async_refimport.engine.staging_driver import StagingPlan
+from async_refimport.journal import is_dynamo_url, journal_spec_problem
 from async_refimport.journal.sqlite import default_journal_path
 from async_refimport.manifest.reader import FORMATS, CheckedManifest, ManifestDefaults
+from async_refimport.manifest.targets import TARGET_FIELDS, Target, read_targets
+from async_refimport.staging import MIB, StagingArea, StagingLimits, parse_area_uri, parse_staging
 
 # -- the parser -----------------------------------------------------------------------------------
 
@@ -101,6 +104,7 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     )
     _add_store_options(parser)
     _add_run_options(parser)
+    _add_staging_options(parser)
     _add_mode_options(parser)
     add_config_option(parser)
     add_log_options(parser)
@@ -170,6 +174,32 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_staging_options(parser: argparse.ArgumentParser) -> None:
+    # Sources from anywhere (docs/guides/staging.md), and one manifest into many stores.
+    parser.add_argument(
+        "--staging",
+        metavar="REGION=s3://BUCKET/PREFIX/",
+        action="append",
+        help="where a source that is not in S3 in its store's Region (s3:// of another Region, "
+        "http(s)://, a local file) is staged first, for the stores of REGION (repeat for each "
+        "Region)",
+    )
+    parser.add_argument(
+        "--targets",
+        metavar="TARGETS.csv",
+        help="import every manifest row into every store of this file (columns store_id, "
+        "region, role_arn; optional profile, endpoint_url, staging); rows then name no store, "
+        "Region, role, profile or endpoint",
+    )
+    parser.add_argument(
+        "--staging-part-size",
+        metavar="MiB",
+        type=int,
+        default=StagingLimits().part_size // MIB,
+        help="part size of a streamed multipart upload, 5..5120 (default: %(default)s)",
+    )
+
+
 def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     # How the manifest is read, what is printed, and whether anything is started.
     parser.add_argument(
@@ -225,25 +255,40 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.INVALID_INPUT if args.endpoint_url else ExitCode.SETUP
     profile = resolve_profile(args.profile)
     region = resolve_region(args.region, profile)
+    places = _staging_places(args)
+    if isinstance(places, ExitCode):
+        return places
+    areas, targets = places
     defaults = ManifestDefaults(
         store_id=args.store_id,
         role_arn=args.role_arn,
         region=region,
         endpoint_url=resolve_endpoint(args.endpoint_url),
         profile=profile,
+        stageable=bool(areas) or any(t.staging for t in targets),
     )
+    if targets:
+        defaults = _targets_defaults(defaults, targets)
     checked = _check_manifest(args, defaults)
     if not isinstance(checked, CheckedManifest):
         return checked
+    rows = _each_target(checked, targets) if targets else checked
+    if isinstance(rows, ExitCode):
+        return rows
     if args.events_queue_url and not _events_queues_readable(args.events_queue_url, region):
         return ExitCode.SETUP
     skipped = checked.manifest.invalid_rows if checked.errors else 0
     settings = _settings(args)
     if args.dry_run:
-        return _dry_run(checked, region, settings, json_output=args.json)
+        return _dry_run(checked, region, settings, json_output=args.json, targets=targets)
     journal: str | Path = args.journal or default_journal_path()
     outcome = import_with_progress(
-        checked, journal=journal, region=region, settings=settings, quiet=args.quiet
+        rows,
+        journal=journal,
+        region=region,
+        settings=settings,
+        quiet=args.quiet,
+        staging=_staging_plan(args, journal, areas, targets),
     )
     if outcome is None:
         return ExitCode.INVALID_INPUT
@@ -264,6 +309,10 @@ def _option_problem(args: argparse.Namespace) -> str | None:
         return f"--max-sources-per-job must be 1..{MAX_SOURCES_PER_JOB}"
     if not args.setup_timeout > 0:
         return "--setup-timeout must be a positive number of seconds"
+    if not 5 <= args.staging_part_size <= 5120:
+        return "--staging-part-size must be 5..5120 MiB (S3's limits on a part)"
+    if args.targets and (args.store_id or args.role_arn):
+        return "--targets names the stores and their roles: leave out --store-id and --role-arn"
     return journal_spec_problem(args.journal)
 
 
@@ -345,6 +394,94 @@ def _check_manifest(
     return checked
 
 
+# -- staging and targets ----------------------------------------------------------------------------
+
+# What a manifest row is checked with under --targets: the targets file names the real ones.
+_TARGETS_STORE = "0000000000"
+_TARGETS_ROLE = "arn:aws:iam::000000000000:role/targets-file"
+
+
+def _staging_places(
+    args: argparse.Namespace,
+) -> tuple[dict[str, StagingArea], list[Target]] | ExitCode:
+    """The ``--staging`` areas by Region and the ``--targets`` stores; or the exit code of a
+    refused option or targets file (its problems printed, nothing journaled)."""
+    areas: dict[str, StagingArea] = {}
+    for spec in args.staging or ():
+        try:
+            area = parse_staging(spec)
+        except ValueError as exc:
+            print_error(f"--staging: {exc}")
+            return ExitCode.INVALID_INPUT
+        if area.region in areas and areas[area.region] != area:
+            print_error(f"--staging: two staging areas for {area.region}: give one per Region")
+            return ExitCode.INVALID_INPUT
+        areas[area.region] = area
+    if not args.targets:
+        return areas, []
+    try:
+        return areas, read_targets(args.targets)
+    except ManifestError as exc:
+        print_problems(exc.errors, err_console())
+        return ExitCode.INVALID_INPUT
+
+
+def _targets_defaults(defaults: ManifestDefaults, targets: Sequence[Target]) -> ManifestDefaults:
+    """The manifest's defaults under ``--targets``: rows may not set the targets' fields, and
+    are checked with placeholders for them (each row is then sent to every target)."""
+    return ManifestDefaults(
+        store_id=_TARGETS_STORE,
+        role_arn=_TARGETS_ROLE,
+        region=targets[0].region,
+        stageable=defaults.stageable,
+        fixed=frozenset(TARGET_FIELDS),
+    )
+
+
+def _each_target(
+    checked: CheckedManifest, targets: Sequence[Target]
+) -> list[ImportRequest] | ExitCode:
+    """Every manifest row for every target, store by store (so results come grouped by store).
+
+    The rows are held in memory, once per target (a manifest of 10^5 rows into 3 stores: some
+    100 MB); without ``--targets`` they are read a chunk at a time instead.
+    """
+    try:
+        rows = [request for chunk in checked.chunks() for request in chunk]
+    except ManifestError as exc:
+        print_problems(exc.errors, err_console())
+        return ExitCode.INVALID_INPUT
+    return [target.request_for(row) for target in targets for row in rows]
+
+
+def _staging_plan(
+    args: argparse.Namespace,
+    journal: str | Path,
+    areas: dict[str, StagingArea],
+    targets: Sequence[Target],
+) -> StagingPlan | None:
+    """Where and how this run stages sources; None when nothing can be staged (no area)."""
+    own = {
+        t.store().key: parse_area_uri(t.region, t.staging) for t in targets if t.staging is not None
+    }
+    if not areas and not own:
+        return None
+    path = Path(str(journal))
+    # The Stager's ledger beside a SQLite journal (one per journal), else in the state directory.
+    ledger = (
+        default_journal_path().with_name("staging.sqlite")
+        if is_dynamo_url(journal)
+        else path.with_name(path.name + ".staging")
+    )
+    return StagingPlan(
+        areas=areas,
+        store_areas=own,
+        ledger=ledger,
+        s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
+        limits=StagingLimits(part_size=args.staging_part_size * MIB),
+    )
+
+
 def _events_queues_readable(urls: Sequence[str], region: str | None) -> bool:
     """Whether every ``--events-queue-url`` can be read; when one cannot, its one set-up line
     is printed (nothing is journaled: a run whose jobs all wait for the safety net would be a
@@ -416,10 +553,13 @@ def _dry_run(
     settings: ImporterSettings,
     *,
     json_output: bool,
+    targets: Sequence[Target] = (),
 ) -> int:
     """Plan the import and print the plan (the exit code is :func:`plan_exit_code`'s)."""
     try:
         requests = [request for chunk in checked.chunks() for request in chunk]
+        if targets:
+            requests = [t.request_for(r) for t in targets for r in requests]
     except ManifestError as exc:
         print_problems(exc.errors, err_console())
         return ExitCode.INVALID_INPUT

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 import anyio
@@ -48,6 +48,8 @@ log = get_logger(__name__)
 
 #: STAGING rows read from the journal at a time (the ones being staged are skipped).
 _WINDOW = 256
+#: What a store's set-up check is given as its sample row's source (the source plays no part).
+_SAMPLE_SOURCE = "s3://set-up-check/sample.fa"
 #: Seconds between looks at the journal when nothing wakes the driver (rows of another process).
 _RESCAN = 5.0
 
@@ -250,6 +252,22 @@ class StagingDriver:
         if errors:
             raise RequestValidationError(errors)
         return list(stores.values())
+
+    async def verify_setup(self, requests: Sequence[ImportRequest]) -> tuple[SetupError, ...]:
+        """:meth:`Importer.verify_setup` of the stores of ``requests``, whatever their sources.
+
+        Args:
+            requests: Rows naming every store of the run.
+
+        Returns:
+            The set-up problems found, one per store that cannot be used.
+        """
+        samples: dict[str, ImportRequest] = {}
+        for request in requests:
+            # The set-up check is about the store only: one row each, with a source it accepts.
+            key = request.store(self._imp.region).key
+            samples.setdefault(key, replace(request, source_file=_SAMPLE_SOURCE))
+        return await self._imp.verify_setup(list(samples.values()))
 
     async def conflicts(self, requests: Sequence[ImportRequest]) -> list[FieldError]:
         """The problems :meth:`submit` would find with ``requests`` (invalid fields, a name
