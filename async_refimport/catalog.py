@@ -361,6 +361,8 @@ def yaml_string(value: str) -> str:
     Returns:
         The scalar, quotes included; any YAML parser reads ``value`` back.
     """
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'  # the common case, at C speed
     parts = ['"']
     for ch in value:
         if ch in _YAML_ESCAPES:
@@ -445,6 +447,8 @@ def groovy_string(value: str) -> str:
     Returns:
         The literal, quotes included.
     """
+    if value.isprintable() and "'" not in value and "\\" not in value:
+        return f"'{value}'"  # the common case, at C speed
     parts = ["'"]
     for ch in value:
         if ch in _GROOVY_ESCAPES:
