@@ -9,6 +9,7 @@ import io
 import json
 import os
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,31 @@ def test_a_staged_source_is_listed_by_its_original_source(
     [entry] = doc["references"]["local-genome"]
     assert entry["original_source"] == str(local)
     assert entry["uri"] == item["uri"] and entry["fasta_uri"] == item["uri"] + "/source"
+
+
+@pytest.mark.slow
+def test_the_catalog_of_a_dynamodb_journal(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    tmp_path: Path,
+    moto_endpoint: str,
+) -> None:
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
+    url = f"dynamodb://refimport-catalog-{uuid.uuid4().hex[:8]}"
+    assert cli("journal", "init", url, "--region", "us-east-1", env=env).code == 0
+    store = create_store(emulator)
+    uri = s3_fasta("ddb/1.fa", make_fasta("chr1", 200, seed=1))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"source_file,name\n{uri},GRCh38.p14\n")
+    run = cli(
+        "import", manifest, "--store-id", store, "--role-arn", role_arn(),
+        "--endpoint-url", emulator.omics_endpoint_url, "--journal", url, "--json", env=env,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    [item] = run.json()["items"]
+    snippet = cli("catalog", "--journal", url, "--format", "nextflow", env=env)
+    assert snippet.code == 0, snippet.stderr
+    params = parse_config(snippet.stdout)["params"]
+    assert params["refimport"] == {"us-east-1": {"GRCh38.p14": item["uri"] + "/source"}}
+    assert item["arn"] == emulator_arns(emulator, store, "us-east-1")["GRCh38.p14"]
