@@ -249,3 +249,43 @@ def test_the_catalog_of_a_dynamodb_journal(
     params = parse_config(snippet.stdout)["params"]
     assert params["refimport"] == {"us-east-1": {"GRCh38.p14": item["uri"] + "/source"}}
     assert item["arn"] == emulator_arns(emulator, store, "us-east-1")["GRCh38.p14"]
+
+
+@pytest.mark.slow
+def test_one_manifest_into_two_regions_is_one_name_with_two_stores(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    tmp_path: Path,
+    journal_path: Path,
+) -> None:
+    emulator.configure(same_region=True)
+    east, west = create_store(emulator, "us-east-1"), create_store(emulator, "us-west-2")
+    s3_fasta("stage/.keep", ">x\nACGT\n", bucket="catalog-west-stage", region="us-west-2")
+    source = s3_fasta("east/GRCh38.fa", make_fasta("chr1", 300, seed=3), bucket="catalog-east")
+    targets = tmp_path / "targets.csv"
+    targets.write_text(
+        "store_id,region,role_arn,endpoint_url,staging\n"
+        f"{east},us-east-1,{role_arn()},{emulator.omics_endpoint_url},\n"
+        f"{west},us-west-2,{role_arn()},{emulator.omics_endpoint_url},"
+        "s3://catalog-west-stage/refs/\n"
+    )
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"source_file,name\n{source},GRCh38\n")
+    run = cli(
+        "import", manifest, "--targets", targets, "--journal", journal_path,
+        "--s3-endpoint-url", emulator.s3_endpoint_url,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    doc = cli("catalog", "--journal", journal_path).json()
+    entries = {e["region"]: e for e in doc["references"]["GRCh38"]}
+    assert set(entries) == {"us-east-1", "us-west-2"}
+    assert entries["us-east-1"]["store_id"] == east and entries["us-west-2"]["store_id"] == west
+    # The west store imported a staged copy; the catalog names the manifest's source for both.
+    assert {e["original_source"] for e in entries.values()} == {source}
+    for region, store in (("us-east-1", east), ("us-west-2", west)):
+        assert entries[region]["arn"] == emulator_arns(emulator, store, region)["GRCh38"]
+    params = parse_config(cli("catalog", "--journal", journal_path, "--format", "nextflow").stdout)
+    assert params["params"]["refimport"] == {
+        region: {"GRCh38": entry["fasta_uri"]} for region, entry in entries.items()
+    }
