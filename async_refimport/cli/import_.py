@@ -193,10 +193,12 @@ def _add_staging_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--staging-part-size",
-        metavar="MiB",
-        type=int,
-        default=StagingLimits().part_size // MIB,
-        help="part size of a streamed multipart upload, 5..5120 (default: %(default)s)",
+        metavar="SIZE",
+        type=_size,
+        default=StagingLimits().part_size,
+        help="part size of a streamed upload: MiB, or a size such as 64KiB or 16MiB (S3 needs "
+        "at least 5 MiB, but an S3 of one's own may take less; default: 8 MiB); memory in "
+        "flight is 4 parts per file, 16 in all",
     )
 
 
@@ -309,8 +311,8 @@ def _option_problem(args: argparse.Namespace) -> str | None:
         return f"--max-sources-per-job must be 1..{MAX_SOURCES_PER_JOB}"
     if not args.setup_timeout > 0:
         return "--setup-timeout must be a positive number of seconds"
-    if not 5 <= args.staging_part_size <= 5120:
-        return "--staging-part-size must be 5..5120 MiB (S3's limits on a part)"
+    if not 1024 <= args.staging_part_size <= 5120 * MIB:
+        return "--staging-part-size must be 1KiB..5120MiB (S3's own minimum is 5MiB)"
     if args.targets and (args.store_id or args.role_arn):
         return "--targets names the stores and their roles: leave out --store-id and --role-arn"
     return journal_spec_problem(args.journal)
@@ -478,8 +480,18 @@ def _staging_plan(
         store_areas=own,
         ledger=ledger,
         s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
-        limits=StagingLimits(part_size=args.staging_part_size * MIB),
+        limits=StagingLimits(part_size=args.staging_part_size),
     )
+
+
+def _size(text: str) -> int:
+    """A size in bytes from ``16``/``16MiB`` (MiB), ``64KiB`` or ``1GiB`` (argparse's type)."""
+    units = {"kib": 1024, "mib": MIB, "gib": 1024 * MIB, "": MIB}
+    number = text.strip().lower().rstrip("kmgib")
+    unit = text.strip().lower()[len(number) :]
+    if unit not in units or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (16, 16MiB, 64KiB, 1GiB)")
+    return int(number) * units[unit]
 
 
 def _events_queues_readable(urls: Sequence[str], region: str | None) -> bool:
