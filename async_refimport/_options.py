@@ -140,11 +140,11 @@ def verbosity(args: argparse.Namespace, *, shift: int = 0) -> int:
         shift: Added to the verbosity of ``-v`` (the demo's is one lower).
 
     Returns:
-        -1 with ``-q``; else the count of ``-v`` plus ``shift``, at least the shell's default.
+        -1 with ``-q``; else the count of ``-v``, at least the shell's default, plus ``shift``.
     """
     if args.quiet:
         return -1
-    return max(int(args.verbose) + shift, int(args.default_verbosity))
+    return max(int(args.verbose), int(args.default_verbosity)) + shift
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
