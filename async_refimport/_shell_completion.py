@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 
 import shtab
 
+from async_refimport._console import ExitCode
+
 #: The shells this command writes scripts for (fish by :func:`fish_script`, the others by shtab).
 SHELLS = ("bash", "zsh", "fish", "tcsh")
 
@@ -39,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="refimport completion",
         description="Print the shell completion script of refimport (every command, option "
         "and choice) on stdout.",
-        epilog=_INSTALL,
+        epilog=f"{_INSTALL}\n\nexit codes:\n  {int(ExitCode.OK):<4} the script is written\n"
+        f"  {int(ExitCode.INVALID_INPUT):<4} usage error (a shell it does not know)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("shell", choices=SHELLS, help="the shell to complete in")
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        code = exc.code
+        return int(code or 0) if not isinstance(code, str) else ExitCode.INVALID_INPUT
     sys.stdout.write(script(args.shell))
-    return 0
+    return ExitCode.OK

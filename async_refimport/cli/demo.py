@@ -39,6 +39,7 @@ from async_refimport.cli.common import (
     Subparsers,
     add_log_options,
     configure_cli_logging,
+    exit_codes_epilog,
     print_error,
 )
 from async_refimport.engine.importer import ImporterSettings
@@ -149,6 +150,17 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
         description="Start the embedded HealthOmics emulator with a compressed clock, upload "
         "synthetic genomes (and two broken ones) to its S3, import them through the real "
         "engine with the progress display, and write an HTML report. No AWS account needed.",
+        epilog=exit_codes_epilog(
+            {
+                ExitCode.OK: "every row imported but the two broken ones (which fail, as meant)",
+                ExitCode.FAILED_ROWS: "another row failed",
+                ExitCode.INVALID_INPUT: "usage error, or the emulator's extra is not installed "
+                "(one line says what to install)",
+                ExitCode.INTERRUPTED: "interrupted (a demo starts afresh)",
+            },
+            tail="",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--rows", metavar="N", type=int, default=300, help="genomes to import (default: 300)"
