@@ -660,7 +660,7 @@ class Service:
         if taken is None:
             return None
         self.counters.name_conflicts += 1
-        return _clip(f"Reference name {name!r} already exists in the store (reference {taken})")
+        return _clip(self.unknowns.name_taken(name=name, reference=taken))
 
     async def _run(self, job: Job) -> None:
         """Move ``job`` through its life; durations follow the documented model.

@@ -62,6 +62,9 @@ class Unknowns:
             AWS's EventBridge page lists reference import events for SUBMITTED, IN_PROGRESS,
             COMPLETED, FAILED and COMPLETED_WITH_FAILURES only, so a cancelled job is assumed to
             send no final event.
+        taken_message: the failure message of a source whose name the store already holds, in any
+            words (``{name}`` and ``{reference}`` are replaced by the name and the holding
+            reference's id); ``None``: the emulator's own wording. AWS documents none.
     """
 
     busy_code: str = "ServiceQuotaExceededException"
@@ -72,21 +75,22 @@ class Unknowns:
     seed: int = 0
     busy_message: str | None = None
     cancel_events: bool = False
+    taken_message: str | None = None
 
     def __post_init__(self) -> None:
         if self.busy_code not in BUSY_CODES:
             raise ValueError(
                 f"busy_code must be one of {sorted(BUSY_CODES)}, got {self.busy_code!r}"
             )
-        if self.busy_message is not None and (
-            not isinstance(self.busy_message, str)
-            or not self.busy_message.strip()
-            or len(self.busy_message) > BUSY_MESSAGE_MAX
-        ):
-            raise ValueError(
-                f"busy_message must be null or a non-blank string of at most {BUSY_MESSAGE_MAX} "
-                f"characters, got {self.busy_message!r}"
-            )
+        for name in ("busy_message", "taken_message"):
+            words = getattr(self, name)
+            if words is not None and (
+                not isinstance(words, str) or not words.strip() or len(words) > BUSY_MESSAGE_MAX
+            ):
+                raise ValueError(
+                    f"{name} must be null or a non-blank string of at most {BUSY_MESSAGE_MAX} "
+                    f"characters, got {words!r}"
+                )
         if not isinstance(self.cancel_events, bool):
             raise ValueError(f"cancel_events must be true or false, got {self.cancel_events!r}")
         for name in ("get_lag", "list_lag"):
@@ -104,6 +108,12 @@ class Unknowns:
             return BUSY_CODES[self.busy_code].format(store=store, job=job)
         # Plain replacement, not str.format: a message may hold braces of its own.
         return self.busy_message.replace("{store}", store).replace("{job}", job)
+
+    def name_taken(self, *, name: str, reference: str) -> str:
+        """The failure message of a source whose ``name`` is held by ``reference``."""
+        if self.taken_message is None:
+            return f"Reference name {name!r} already exists in the store (reference {reference})"
+        return self.taken_message.replace("{name}", name).replace("{reference}", reference)
 
     def replace(self, **changes: Any) -> Unknowns:
         """Return a copy with ``changes`` applied (unknown names raise ``TypeError``)."""

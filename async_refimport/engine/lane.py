@@ -12,7 +12,6 @@ function from the error to a :class:`~async_refimport.engine.start.StartAction`;
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -49,11 +48,6 @@ from async_refimport.journal.base import FinalJobStatus, JobRecord, QueuedRow, S
 
 log = get_logger(__name__)
 
-# A source that failed because its name is taken; the reference may not be listed yet.
-_NAME_TAKEN = re.compile(
-    r"already exists|already in use|\bname\b[^.]*\b(taken|in use|exists)\b", re.IGNORECASE
-)
-
 
 class Lane:
     """Drives one store. ``run`` returns only when cancelled (the Importer owns its task)."""
@@ -77,6 +71,11 @@ class Lane:
         self._prefetching = False
         # When this process last took or renewed the store's lease (the lane's clock).
         self._leased_at = 0.0
+
+    @property
+    def quiet(self) -> bool:
+        """Idle, with nothing of its own calling AWS (no pre-flight, no listing under way)."""
+        return self.idle and not self._prefetching and not self._names.listing
 
     def notify(self) -> None:
         """New rows were queued for this store."""
@@ -496,21 +495,27 @@ class Lane:
         if cancelled:
             log.warning("import_job.cancelled_outside", message=snapshot.message)
         if failed:
-            settlements.extend(await self._settle_failed(job, failed))
+            made = {s.reference_id for s in settlements if s.reference_id}
+            settlements.extend(await self._settle_failed(job, failed, made, snapshot.created))
         settlements = await self._with_checksums(settlements, snapshot)
         await self._finish(
             job, settlements, requeue=requeue, status=snapshot.status, message=snapshot.message
         )
 
     async def _settle_failed(
-        self, job: JobRecord, failed: list[tuple[QueuedRow, str | None]]
+        self,
+        job: JobRecord,
+        failed: list[tuple[QueuedRow, str | None]],
+        made: set[str],
+        created: datetime | None,
     ) -> list[Settlement]:
         """The outcome of each row whose source failed: its name held now is ALREADY_PRESENT
         (taken by another client, or before a crash), or IMPORTED when the reference holding it
         was made by an earlier job of ours (asked: creationJobId; a job sent again after its
         first run went unseen); else FAILED with the message. This job made none of them: their
-        sources failed."""
-        existing = await self._taken_names(failed)
+        sources failed. ``made``: the references this job made; ``created``: when it began."""
+        began = created or datetime.fromtimestamp(job.started_at or job.written_at, UTC)
+        existing = await self._taken_names(failed, made, began)
         jobs: set[str] = set()
         if existing:
             jobs = await self._deps.journal.known_job_ids(self.store) - {job.job_id or ""}
@@ -567,16 +572,21 @@ class Lane:
             for s in settlements
         ]
 
-    async def _taken_names(self, failed: list[tuple[QueuedRow, str | None]]) -> dict[str, str]:
+    async def _taken_names(
+        self, failed: list[tuple[QueuedRow, str | None]], made: set[str], created: datetime
+    ) -> dict[str, str]:
         """Which failed rows' names the store holds now, by name, with the reference id.
 
         A source that failed because its name exists had its reference created moments ago, maybe
-        by another tool: ListReferences may not show it yet. Those names are looked up again, with
-        backoff, for up to ``consistency_grace`` seconds; other failures are checked once.
+        by another tool: ListReferences may not show it yet. What a source's failure says is never
+        read (AWS documents no wording): when :meth:`_list_may_lag`, the names not listed are
+        looked up again, with backoff, for up to ``consistency_grace`` seconds; else once.
         """
         d, s = self._deps, self._settings
         existing = await self._names.lookup([row.name for row, _ in failed])
-        late = [r.name for r, m in failed if r.name not in existing and _NAME_TAKEN.search(m or "")]
+        late = [r.name for r, _ in failed if r.name not in existing]
+        if late and not await self._list_may_lag(made, created):
+            late = []  # the List is current: a name it does not show, the store does not hold
         began, tries = d.clock(), 0
         while late and (waited := d.clock() - began) < s.consistency_grace:
             tries += 1
@@ -587,6 +597,19 @@ class Lane:
             existing.update(found)
             late = [n for n in late if n not in found]
         return existing
+
+    async def _list_may_lag(self, made: set[str], created: datetime) -> bool:
+        """Whether ListReferences may not show yet a name taken before a source failed, from what
+        the service shows: the references created since the job began are listed. One there that
+        this job did not make (a name taken meanwhile), or one it made missing there (the List
+        lags behind this job's writes, so maybe behind an earlier one), says it may; so does a
+        listing that fails."""
+        try:
+            listed = set(await self._deps.gateway.reference_checksums(self.store, created))
+        except ServiceError as exc:
+            log.warning("store.checksums_failed", error=str(exc))
+            return True
+        return bool(listed - made) or not made <= listed
 
     async def _finish(
         self,
