@@ -6,7 +6,8 @@ read their options' defaults from the same places, in this order (the first wins
 1. the option on the command line;
 2. the environment: ``REFIMPORT_<OPTION>``, the long option's name in capitals with ``_`` for
    ``-`` (``--store-id`` is ``REFIMPORT_STORE_ID``, ``--check-sources`` is
-   ``REFIMPORT_CHECK_SOURCES=false``); a repeatable option takes a comma-separated list;
+   ``REFIMPORT_CHECK_SOURCES=false``); a repeatable option takes a comma-separated list; an
+   empty variable is not set;
 3. the config file: ``--config FILE``, else ``$REFIMPORT_CONFIG``, else ``refimport.toml`` in
    the working directory, else the ``[tool.refimport]`` table of ``./pyproject.toml``. Its
    top-level keys are the options several commands share (:data:`SHARED_KEYS`); any option of
@@ -284,7 +285,7 @@ def parse_with_defaults(
         if action.dest not in unset:
             continue  # the command line gave it
         raw = env.get(env_name(action))
-        if raw is not None:
+        if raw:  # set and not empty (REFIMPORT_X= is unset, as AWS_PROFILE= is)
             where, value = env_name(action), raw
         elif option_name(action) in values:
             where, value = values[option_name(action)]

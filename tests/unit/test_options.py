@@ -77,6 +77,11 @@ def test_values_are_parsed_as_the_option_would_and_flags_replace_lists(
         worker_like(), [], section="worker", environ={"REFIMPORT_ALLOW_STORE": "x, y"}
     )
     assert env.allow_store == ["x", "y"] and env.grace == 30.0 and env.trusted_network is False
+    # An empty variable is not set: the file's value (here none: the built-in default) applies.
+    empty = parse_with_defaults(
+        worker_like(), [], section="worker", environ={"REFIMPORT_GRACE": ""}
+    )
+    assert empty.grace == 30.0
 
 
 @pytest.mark.parametrize(
