@@ -13,9 +13,10 @@ HTTP bytes are read as sent (``auto_decompress=False``): a gzip or bgzip file st
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import Protocol
 
 import aiohttp
 import anyio
@@ -243,7 +244,7 @@ class FileReader:
         offset: Where the bytes read start.
     """
 
-    def __init__(self, source: str, handle: IO[bytes], size: int, offset: int) -> None:
+    def __init__(self, source: str, handle: io.BufferedReader, size: int, offset: int) -> None:
         self._source = source
         self._handle = handle
         self.info = SourceInfo(size)
@@ -293,10 +294,16 @@ class FileReader:
         Raises:
             StagingError: TRUNCATED (the file shrank while read), UNREADABLE.
         """
+        # The buffer is made here, on the event loop's thread, and filled in a worker thread: a
+        # part made by a worker thread would come from that thread's malloc arena, and with
+        # parts freed on this thread the arenas fragment (RSS grew with the file's size).
+        buffer = bytearray(size)
         try:
-            data = await anyio.to_thread.run_sync(self._handle.read, size)
+            count = await anyio.to_thread.run_sync(self._handle.readinto, buffer)
         except OSError as exc:
             raise file_error(self._source, exc) from exc
+        data = bytes(memoryview(buffer)[:count])
+        del buffer
         self._position += len(data)
         expected = self.info.size or 0
         if len(data) < size and self._position < expected:
