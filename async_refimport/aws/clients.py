@@ -40,13 +40,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from botocore.config import Config
 from botocore.hooks import EventAliaser
+from botocore.useragent import UserAgentString
 
 from async_refimport._log import get_logger
 from async_refimport.aws._sdk import (
     ALIAS_NAMES,
+    CachedUserAgent,
     CopyOnWriteEmitter,
     SharedAliases,
     parse_timestamp,
+    share_client_parts,
     share_file_parses,
     tls_context,
     with_shared_tls,
@@ -254,6 +257,9 @@ def _new_core_session(profile: str | None) -> Any:
     core.get_component("response_parser_factory").set_parser_defaults(
         timestamp_parser=parse_timestamp
     )
+    agent = core.get_component("user_agent_creator")
+    if type(agent) is UserAgentString:  # the session's; each client copies it
+        agent.__class__ = CachedUserAgent
     return core
 
 
@@ -429,13 +435,40 @@ class ClientPool:
             session = self._sessions[profile] = new_session(profile)
         return session
 
-    def clients(self) -> int:
-        """How many clients are open.
+    def clients(
+        self,
+        *,
+        profiles: Iterable[str | None] | None = None,
+        services: Iterable[str] | None = None,
+    ) -> int:
+        """How many clients are open (of ``profiles``, of ``services``, when given).
+
+        Args:
+            profiles: Count only the clients of these profiles (``None`` in it: the default
+                chain's).
+            services: Count only the clients of these services.
 
         Returns:
             The number of clients made and not yet closed.
         """
-        return len(self._clients)
+        return len(self._keys(profiles, None, services))
+
+    def _keys(
+        self,
+        profiles: Iterable[str | None] | None,
+        region: str | None,
+        services: Iterable[str] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The keys of the clients of ``profiles``, ``region`` and ``services`` (None: any)."""
+        of = None if profiles is None else set(profiles)
+        wanted = None if services is None else set(services)
+        return [
+            k
+            for k in self._clients
+            if (of is None or k[1] in of)
+            and (region is None or k[2] == region)
+            and (wanted is None or k[0] in wanted)
+        ]
 
     async def client(
         self,
@@ -474,10 +507,13 @@ class ClientPool:
         async with lock:
             made = self._clients.get(key)
             if made is None:
-                context = self.session(profile).client(
+                session = self.session(profile)
+                context = session.client(
                     service, region_name=region, endpoint_url=endpoint_url, config=client_config
                 )
-                made = self._clients[key] = (await context.__aenter__(), context)
+                client = await context.__aenter__()
+                share_client_parts(client, same_handlers=_shared_handlers(session))
+                made = self._clients[key] = (client, context)
         if self._making.get(key) is lock and not lock.statistics().tasks_waiting:
             del self._making[key]
         return made[0]
@@ -490,24 +526,45 @@ class ClientPool:
             self._config_keys[id(config)] = known
         return known[1], known[2]
 
-    async def release(self, *, profile: str | None, region: str | None = None) -> int:
-        """Close the clients of ``profile`` (in ``region`` only, if given): an account done.
+    async def release(
+        self,
+        *,
+        profile: str | None,
+        region: str | None = None,
+        services: Iterable[str] | None = None,
+        linger: float = 0.0,
+    ) -> int:
+        """Close the clients of ``profile`` (in ``region``, of ``services`` only, if given): an
+        account done.
 
-        The profile's session is kept (its credentials stay cached); a later :meth:`client` call
-        makes a new client. Bounded like :meth:`aclose`. A request in flight on a released
-        client fails: release only what no task still uses.
+        The clients are taken out of the pool at once (:meth:`clients` no longer counts them,
+        and a later :meth:`client` call makes a new one), then closed after ``linger`` seconds,
+        so that a request still in flight on one of them ends as it would have; a request in
+        flight at the close fails. The profile's session is kept (its credentials stay cached).
+        The close is bounded like :meth:`aclose`, and done even if the caller is cancelled
+        while lingering.
 
         Args:
             profile: The profile whose clients are closed (``None``: the default chain's).
             region: Only the clients of this Region (after :func:`configured_region`).
+            services: Only the clients of these services (``omics``, ``s3`` ...).
+            linger: Seconds between taking the clients out and closing them.
 
         Returns:
-            How many clients were closed.
+            How many clients were released.
         """
         region = configured_region(region) if region is not None else None
-        keys = [k for k in self._clients if k[1] == profile and (region is None or k[2] == region)]
-        await self._close([self._clients.pop(k) for k in keys])
-        return len(keys)
+        keys = self._keys([profile], region, services)
+        # Taken out before anything is awaited: whoever asks from now on gets a new client.
+        made = [self._clients.pop(k) for k in keys]
+        if made:
+            log.debug("aws.clients_released", profile=profile, clients=len(made))
+        try:
+            if made and linger > 0:
+                await anyio.sleep(linger)
+        finally:
+            await self._close(made)
+        return len(made)
 
     async def aclose(self) -> None:
         """Close every client (bounded by ``close_timeout``, shielded).
@@ -528,6 +585,13 @@ class ClientPool:
                     log.debug("aws.close_failed", error=repr(exc))
         if scope.cancelled_caught:
             log.warning("aws.close_timed_out", timeout=self._close_timeout)
+
+
+def _shared_handlers(session: Any) -> bool:
+    """Whether ``session`` emits with the process's shared event handlers only."""
+    events = getattr(getattr(session, "_session", None), "_events", None)
+    emitter = getattr(events, "_emitter", None)
+    return isinstance(emitter, CopyOnWriteEmitter) and emitter.shared
 
 
 def _config_key(config: Config) -> tuple[Any, ...]:

@@ -396,6 +396,10 @@ class PollingWatcher:
         snapshot: JobSnapshot | None = None
         baseline: tuple[float, int] | None = None
         while True:
+            if predicted is None:
+                # A cold job (a fan-out's first jobs start together) learns from the first job
+                # of any store that ends while it runs, instead of polling cold to its end.
+                predicted, spread = self.predict(store, sources, size)
             elapsed = self._clock() - started
             await self._sleep(
                 self.next_delay(predicted, elapsed, misses, snapshot, spread, baseline)

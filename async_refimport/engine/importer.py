@@ -48,6 +48,7 @@ from async_refimport.aws.preflight import Preflight, S3SourceChecker
 from async_refimport.completion.base import CompletionWatcher
 from async_refimport.completion.events import EventWatcher, queue_clients
 from async_refimport.completion.polling import PollingWatcher
+from async_refimport.engine.accounts import IdleAccounts
 from async_refimport.engine.deps import LaneDeps
 from async_refimport.engine.lane import Lane
 from async_refimport.engine.planning import plan_stores, verify_stores
@@ -270,7 +271,7 @@ class Importer:
                 gateway=self._gateway,
                 watcher=self._watcher,
                 emit=self._emit,
-                changed=self._signal_change,
+                changed=self._lane_changed,
                 owner=self._owner,
                 clock=self._clock,
                 sleep=self._sleep,
@@ -412,6 +413,13 @@ class Importer:
     def _signal_change(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
+
+    def _lane_changed(self) -> None:
+        self._signal_change()
+        if self._tg is not None and not self._stopping:  # an account done lets its clients go
+            IdleAccounts(
+                self._pool, self._lanes.values, self._tg.start_soon, self._lane_scopes
+            ).check()
 
     def _on_retry(
         self, operation: str, store: StoreRef, attempt: int, error: BaseException, delay: float

@@ -115,6 +115,11 @@ class StoreNames:
         self._present[name] = reference_id
 
     @property
+    def listing(self) -> bool:
+        """Whether the background listing is under way (it calls the service meanwhile)."""
+        return self._listing
+
+    @property
     def references(self) -> int:
         """Live names known so far (the store's size once the listing is complete)."""
         return len(self._present)
