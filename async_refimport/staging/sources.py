@@ -339,25 +339,33 @@ def file_error(source: str, exc: BaseException) -> StagingError:
     return StagingError(StagingCode.UNREADABLE, source, _why(exc))
 
 
-async def file_sha256(source: str) -> tuple[str, int]:
+async def file_sha256(source: str, max_bytes: int) -> tuple[str, int]:
     """The SHA-256 (hex) and size of a local file, read in a worker thread.
 
     Args:
         source: The path or ``file://`` URL.
+        max_bytes: A larger file is refused before it is read.
 
     Returns:
         ``(sha256 hex, size)``.
 
     Raises:
-        StagingError: the file cannot be read.
+        StagingError: the file cannot be read, or is over ``max_bytes`` (TOO_LARGE).
     """
 
     def digest() -> tuple[str, int]:
         with open(local_path(source), "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                return "", size
             return hashlib.file_digest(handle, "sha256").hexdigest(), size
 
     try:
-        return await anyio.to_thread.run_sync(digest)
+        found, size = await anyio.to_thread.run_sync(digest)
     except (OSError, ValueError) as exc:
         raise file_error(source, exc) from exc
+    if size > max_bytes:
+        raise StagingError(
+            StagingCode.TOO_LARGE, source, f"{size} bytes, over the limit of {max_bytes}"
+        )
+    return found, size

@@ -420,7 +420,7 @@ class Stager:
             if job.md5 is not None:
                 key = md5_key(prefix, job.md5, name)
             elif job.kind is SourceKind.FILE:
-                sha256_hex, size = await file_sha256(job.source)
+                sha256_hex, size = await file_sha256(job.source, self.limits.max_bytes)
                 key = file_key(prefix, sha256_hex, name)
             else:
                 first.append(await HttpReader.open(self._session(), job.source, self.limits))

@@ -374,3 +374,27 @@ async def _until_parts(path: Path, area: StagingArea, count: int) -> None:
 
 def test_env_is_isolated() -> None:
     assert os.environ["AWS_ACCESS_KEY_ID"].startswith("AKIAEMULATOR")
+
+
+async def test_a_source_over_the_size_limit_is_too_large_before_anything_is_sent(
+    staging_s3: StagingS3, area: StagingArea, tmp_path: Path, source_server: SourceServer
+) -> None:
+    from dataclasses import replace
+
+    data = body(5000, seed=11)
+    path = tmp_path / "big.fa"
+    path.write_bytes(data)
+    url = source_server.add("/big.fa", data)
+    s3_source = source_bucket(staging_s3, "us-east-1", "big.fa", data)
+    async with Stager(tmp_path / "ledger.sqlite", limits=replace(SMALL, max_bytes=4096)) as small:
+        for source, md5 in (
+            (str(path), None),
+            (str(path), hashlib.md5(data).hexdigest()),
+            (url, None),
+            (s3_source, None),
+        ):
+            with pytest.raises(StagingError) as raised:
+                await small.stage(source, area, md5=md5, endpoint_url=staging_s3.endpoint)
+            assert raised.value.code is StagingCode.TOO_LARGE, (source, str(raised.value))
+            assert "5000 bytes" in str(raised.value)
+    assert keys(staging_s3, area) == [] and open_uploads(staging_s3, area) == []
