@@ -52,12 +52,13 @@ class RowState(StrEnum):
     once staged it is QUEUED with the staged object as its source.
     """
 
-    STAGING = "STAGING"
     QUEUED = "QUEUED"
     SUBMITTED = "SUBMITTED"
     IMPORTED = "IMPORTED"
     ALREADY_PRESENT = "ALREADY_PRESENT"
     FAILED = "FAILED"
+    # Last: the states listed before it kept their order (messages and documents list them).
+    STAGING = "STAGING"
 
     @property
     def is_final(self) -> bool:
