@@ -8,15 +8,30 @@ Two kinds of numbers:
   store, the job each store runs here, API calls and throttles per operation) through a custom
   collector, so nothing is double-counted across restarts of a counter and memory does not grow
   with the number of rows.
+
+Beside them, as Prometheus's conventions expect of any exporter: the process's own numbers
+(``process_*``: CPU, memory, open file descriptors, start time), the Python platform's
+(``python_info``, ``python_gc_*``) and ``refimport_build_info{version="..."} 1``, all in the
+worker's registry. Names follow promtool's ``check metrics`` lint (``tests/worker/test_metrics_lint.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 
 import anyio
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -140,6 +155,24 @@ class _JournalCollector(Collector):
         ]
 
 
+def _register_standard_collectors(registry: CollectorRegistry) -> None:
+    """The process, Python platform and garbage collector collectors, and the build's version,
+    in ``registry`` (the process-global registry has its own; this one is the worker's).
+
+    Args:
+        registry: The worker's registry.
+    """
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)  # registers nothing where the interpreter keeps no gc stats
+    Gauge(
+        "refimport_build_info",
+        "Always 1: the version of async-refimport this worker runs, as a label",
+        ["version"],
+        registry=registry,
+    ).labels(metadata.version("async-refimport")).set(1)
+
+
 class WorkerMetrics:
     """The worker's metrics; feed it events with :meth:`observe`, serve :meth:`render`.
 
@@ -192,6 +225,7 @@ class WorkerMetrics:
         )
         self._journal = _JournalCollector()
         r.register(self._journal)
+        _register_standard_collectors(r)
 
     def observe(self, event: Event) -> None:
         """Count one engine event (jobs started and finished, retries, rows settled, stores
