@@ -261,17 +261,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(places, ExitCode):
         return places
     areas, targets = places
-    defaults = ManifestDefaults(
-        store_id=args.store_id,
-        role_arn=args.role_arn,
-        region=region,
-        endpoint_url=resolve_endpoint(args.endpoint_url),
-        profile=profile,
-        stageable=bool(areas) or any(t.staging for t in targets),
-    )
-    if targets:
-        defaults = _targets_defaults(defaults, targets)
-    checked = _check_manifest(args, defaults)
+    checked = _check_manifest(args, _defaults(args, region, profile, areas, targets))
     if not isinstance(checked, CheckedManifest):
         return checked
     rows = _each_target(checked, targets) if targets else checked
@@ -428,15 +418,32 @@ def _staging_places(
         return ExitCode.INVALID_INPUT
 
 
-def _targets_defaults(defaults: ManifestDefaults, targets: Sequence[Target]) -> ManifestDefaults:
-    """The manifest's defaults under ``--targets``: rows may not set the targets' fields, and
-    are checked with placeholders for them (each row is then sent to every target)."""
+def _defaults(
+    args: argparse.Namespace,
+    region: str | None,
+    profile: str | None,
+    areas: dict[str, StagingArea],
+    targets: Sequence[Target],
+) -> ManifestDefaults:
+    """The manifest's defaults: from the options; under ``--targets``, rows may not set the
+    targets' fields and are checked with placeholders for them (each row is then sent to every
+    target). Sources elsewhere are accepted when there is somewhere to stage them."""
+    stageable = bool(areas) or any(t.staging for t in targets)
+    if targets:
+        return ManifestDefaults(
+            store_id=_TARGETS_STORE,
+            role_arn=_TARGETS_ROLE,
+            region=targets[0].region,
+            stageable=stageable,
+            fixed=frozenset(TARGET_FIELDS),
+        )
     return ManifestDefaults(
-        store_id=_TARGETS_STORE,
-        role_arn=_TARGETS_ROLE,
-        region=targets[0].region,
-        stageable=defaults.stageable,
-        fixed=frozenset(TARGET_FIELDS),
+        store_id=args.store_id,
+        role_arn=args.role_arn,
+        region=region,
+        endpoint_url=resolve_endpoint(args.endpoint_url),
+        profile=profile,
+        stageable=stageable,
     )
 
 
