@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
 
+from ._sts import temporary_key_account
+
 #: Dummy credentials handed out by :meth:`Emulator.client_kwargs` and :func:`environ`.
 ACCESS_KEY_ID = "AKIAEMULATOR00000000"
 SECRET_ACCESS_KEY = "emulator-secret"
@@ -29,12 +31,16 @@ CONFLICTING = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_S
 def account_for(access_key_id: str) -> str:
     """Derive the 12-digit account id the emulator assigns to an access key id.
 
-    A key id that is itself 12 digits is used as is (handy to pick an account in tests);
-    any other key maps to ``int(sha256(key)) mod 10**12``, zero-padded, so distinct keys
-    behave as distinct accounts with their own store quota.
+    A key id that is itself 12 digits is used as is (handy to pick an account in tests); the
+    temporary credentials of a role assumed through the emulator's STS are the role's account
+    (:func:`~._sts.temporary_key_account`); any other key maps to ``int(sha256(key)) mod
+    10**12``, zero-padded, so distinct keys behave as distinct accounts with their own store quota.
     """
     if access_key_id.isdigit() and len(access_key_id) == 12:
         return access_key_id
+    assumed = temporary_key_account(access_key_id)
+    if assumed is not None:
+        return assumed
     digest = int(hashlib.sha256(access_key_id.encode()).hexdigest(), 16)
     return f"{digest % 10**12:012d}"
 
@@ -44,7 +50,7 @@ def environ(endpoints: Mapping[str, str], base: Mapping[str, str] | None = None)
 
     ``base`` (default: a copy of ``os.environ``) with the emulator's access key and secret, its
     Region (``AWS_REGION``, ``AWS_DEFAULT_REGION``), its endpoints (``AWS_ENDPOINT_URL_OMICS``,
-    ``AWS_ENDPOINT_URL_S3``, and ``AWS_ENDPOINT_URL_EVENTBRIDGE`` / ``_SQS`` when it
+    ``AWS_ENDPOINT_URL_STS`` (the same server), ``AWS_ENDPOINT_URL_S3``, and ``AWS_ENDPOINT_URL_EVENTBRIDGE`` / ``_SQS`` when it
     publishes events) and ``AWS_DISABLE_HOST_PREFIX_INJECTION=true`` set, and the variables that would pick
     other credentials (``AWS_PROFILE``, ``AWS_SESSION_TOKEN``, ...) removed. Hand it to a child
     process (``subprocess.run(..., env=emu.environ())``) or apply it to this process with
@@ -69,6 +75,8 @@ def _variables(endpoints: Mapping[str, str]) -> dict[str, str]:
         "AWS_REGION": endpoints["region"],
         "AWS_DEFAULT_REGION": endpoints["region"],
         "AWS_ENDPOINT_URL_OMICS": endpoints["omics_endpoint_url"],
+        # The emulator answers STS's AssumeRole too: profiles that assume a role work.
+        "AWS_ENDPOINT_URL_STS": endpoints["omics_endpoint_url"],
         "AWS_ENDPOINT_URL_S3": endpoints["s3_endpoint_url"],
         # botocore prefixes the omics host with "control-storage-", even for a configured
         # endpoint; the emulator has no such host. Read by recent botocore and the AWS CLI.

@@ -36,6 +36,7 @@ from ._service import (
     Caller,
     Service,
 )
+from ._sts import Sts
 from ._unknowns import CANCEL_STATUSES, Unknowns
 
 log = get_logger(__name__)
@@ -121,6 +122,8 @@ class Emulator:
         self._events_url = events_endpoint_url if events else None
         self._publisher: EventPublisher | None = None
         self._faults = FaultInjector(faults if faults is not None else Faults())
+        #: AssumeRole on the same server, and who signed each omics call (``stats()["sts"]``).
+        self.sts = Sts()
         self.service = Service(
             s3_reader=self._read_s3,
             time_scale=time_scale,
@@ -393,6 +396,7 @@ class Emulator:
         out["events"] = {k: counters.get(k, 0) for k in EVENT_COUNTERS}
         out["import_slots"] = self._import_slots_stats()
         out["config"] = self.config()
+        out["sts"] = self.sts.stats()
         return out
 
     def _import_slots_stats(self) -> dict[str, Any]:
@@ -419,6 +423,7 @@ class Emulator:
         """
         await self.service.reset()
         self._bucket_regions.clear()  # a bucket may be made again, in another Region
+        self.sts.reset()
         if self._publisher is not None:
             self._publisher.reset()
         if settings:
@@ -498,6 +503,8 @@ class Emulator:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_emulator/"):
             return await self._inspect(request)
+        if self.sts.handles(request):
+            return await self.sts.handle(request)
         found = match_route(request.method, request.path)
         if found is None:
             return _error(
@@ -522,6 +529,7 @@ class Emulator:
         self, request: web.Request, op: Any, uri_params: dict[str, str]
     ) -> web.StreamResponse:
         caller = _caller(request)
+        self.sts.saw(request, uri_params)
         inj = self._faults
         counters = self.service.counters
         if not inj.admit(caller.account, caller.region, op.name):
