@@ -21,7 +21,7 @@ from async_refimport._console import ExitCode
 SHELLS = ("bash", "zsh", "fish", "tcsh")
 
 #: Arguments that name a file or a directory (by ``dest``), completed as paths.
-_FILES = frozenset({"manifest", "journal", "output", "env_file"})
+_FILES = frozenset({"manifest", "journal", "output", "env_file", "config", "targets"})
 _DIRECTORIES = frozenset({"workdir", "spool"})
 
 _INSTALL = """\
@@ -199,7 +199,7 @@ def _fish_value(action: argparse.Action) -> str:
         return ""
     if action.choices:
         return " -x -a " + _fish_quote(" ".join(map(str, action.choices)))
-    if action.dest in _FILES or action.dest == "config":
+    if action.dest in _FILES:
         return " -r -F"
     if action.dest in _DIRECTORIES:
         return " -x -a '(__fish_complete_directories)'"

@@ -104,3 +104,7 @@ def test_fish_completes_paths_where_a_file_is_named(fish_script: Path, tmp_path:
     (tmp_path / "refs.csv").write_text("source_file,name\n")
     assert offered(fish_script, f"refimport import {tmp_path}/re") == [f"{tmp_path}/refs.csv"]
     assert offered(fish_script, f"refimport report -o {tmp_path}/re") == [f"{tmp_path}/refs.csv"]
+    (tmp_path / "site.toml").write_text("")
+    assert offered(fish_script, f"refimport status --config {tmp_path}/si") == [
+        f"{tmp_path}/site.toml"
+    ]
