@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def staged_objects(emulator: EmulatorThread, bucket: str) -> dict[str, str]:
 
 
 def import_args(
-    emulator: EmulatorThread, manifest: Path, journal: Path, *extra: str | Path
+    emulator: EmulatorThread, manifest: Path, journal: str | Path, *extra: str | Path
 ) -> list[str | Path]:
     return [
         "import", manifest, "--journal", journal, "--json",
@@ -261,3 +262,28 @@ def test_a_target_failing_set_up_does_not_hold_the_others_back(
     assert "9999999999" in run.stderr
     [item] = run.json()["items"]
     assert (item["store_id"], item["status"]) == (east, "IMPORTED")
+
+
+def test_a_dynamodb_journal_refuses_rows_to_stage_up_front(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    source_server: SourceServer,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
+    url = f"dynamodb://refimport-staging-{uuid.uuid4().hex[:8]}"
+    assert cli("journal", "init", url, "--region", "us-east-1", env=env).code == 0
+    store = create_store(emulator, "us-east-1")
+    make_bucket(emulator, "stage-ddb", "us-east-1")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"source_file,name\n{source_server.url('/w.fa')},web-ref\n")
+    run = cli(
+        *import_args(emulator, manifest, url),
+        "--store-id", store, "--role-arn", role_arn(), "--region", "us-east-1",
+        "--endpoint-url", emulator.omics_endpoint_url,
+        "--staging", "us-east-1=s3://stage-ddb/refs/", env=env,
+    )  # fmt: skip
+    assert run.code == 2, run.stderr
+    assert "staging needs a SQLite journal" in run.stderr
+    assert source_server.hits() == [] and starts(emulator) == 0
