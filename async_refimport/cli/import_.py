@@ -14,6 +14,7 @@ import os
 import sys
 import urllib.parse
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -582,11 +583,19 @@ def _dry_run(
     except ManifestError as exc:
         print_problems(exc.errors, err_console())
         return ExitCode.INVALID_INPUT
+    requests, staged = _staged_placeholders(requests, region)
     try:
         plans = anyio.run(_plan, requests, region, settings)
     except RefImportError as exc:
         print_error(exc)
         return ExitCode.FAILED_ROWS
+    plans = [_without_staged(p, staged) for p in plans]
+    if staged:
+        (err_console() if json_output else out_console()).print(
+            f"{len(staged)} row(s) have a source that is staged first (not in S3): the dry run "
+            "does not stage or check it.",
+            markup=False,
+        )
     if json_output:
         sys.stdout.write(json.dumps(plan_document(plans), indent=2) + "\n")
     else:
@@ -600,6 +609,36 @@ def _dry_run(
     if code is ExitCode.SETUP:
         print_setup_errors([p.setup_error for p in plans if p.setup_error is not None])
     return code
+
+
+# What a dry run plans a row to stage with: a source of the form the plan takes (never sent).
+_TO_STAGE = "s3://to-be-staged/source.fa"
+
+
+def _staged_placeholders(
+    requests: list[ImportRequest], region: str | None
+) -> tuple[list[ImportRequest], set[tuple[str, str | None, str]]]:
+    """The requests a dry run plans (a source staged first given a placeholder in S3), and the
+    rows so changed by store id, Region and name."""
+    staged = {
+        (r.store_id, r.region or region, r.name)
+        for r in requests
+        if not r.source_file.startswith("s3:")
+    }
+    if not staged:
+        return requests, staged
+    planned = [
+        r if r.source_file.startswith("s3:") else replace(r, source_file=_TO_STAGE)
+        for r in requests
+    ]
+    return planned, staged
+
+
+def _without_staged(plan: StorePlan, staged: set[tuple[str, str | None, str]]) -> StorePlan:
+    """``plan`` without the placeholder sources its source check found missing."""
+    key = (plan.store.store_id, plan.store.region)
+    missing = {n: why for n, why in plan.missing.items() if (*key, n) not in staged}
+    return plan if len(missing) == len(plan.missing) else replace(plan, missing=missing)
 
 
 async def _plan(

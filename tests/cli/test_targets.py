@@ -287,3 +287,30 @@ def test_a_dynamodb_journal_refuses_rows_to_stage_up_front(
     assert run.code == 2, run.stderr
     assert "staging needs a SQLite journal" in run.stderr
     assert source_server.hits() == [] and starts(emulator) == 0
+
+
+def test_a_dry_run_plans_rows_to_stage_without_staging_them(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    source_server: SourceServer,
+    tmp_path: Path,
+) -> None:
+    stores = {region: create_store(emulator, region) for region in REGIONS[:2]}
+    targets = write_targets(tmp_path / "targets.csv", emulator, stores, {})
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "source_file,name\n"
+        + "".join(f"{source_server.url(f'/d{i}.fa')},dry-{i}\n" for i in range(3))
+    )
+    run = cli(
+        "import", manifest, "--targets", targets, "--dry-run", "--json",
+        "--staging", "us-east-1=s3://stage-a/p/", "--staging", "us-west-2=s3://stage-b/p/",
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    plans = {p["store_id"]: p for p in run.json()["stores"]}
+    assert set(plans) == set(stores.values())
+    for plan in plans.values():
+        assert (plan["rows"], plan["to_import"], plan["jobs"]) == (3, 3, 1)
+        assert "missing_sources" not in plan
+    assert "6 row(s) have a source that is staged first" in run.stderr
+    assert source_server.hits() == [] and starts(emulator) == 0
