@@ -14,7 +14,6 @@ import os
 import sys
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -57,14 +56,22 @@ from async_refimport.cli.common import (
     silence_stdout,
 )
 from async_refimport.cli.outcome import exit_code, plan_exit_code, print_ending
+from async_refimport.cli.targeting import (
+    each_target,
+    manifest_defaults,
+    parse_size,
+    staged_placeholders,
+    staging_places,
+    staging_plan,
+    without_staged,
+)
 from async_refimport.completion.events import EventsPolicy, check_queues
 from async_refimport.engine.importer import ImporterSettings, StorePlan
-from async_refimport.engine.staging_driver import StagingPlan
-from async_refimport.journal import is_dynamo_url, journal_spec_problem
+from async_refimport.journal import journal_spec_problem
 from async_refimport.journal.sqlite import default_journal_path
 from async_refimport.manifest.reader import FORMATS, CheckedManifest, ManifestDefaults
-from async_refimport.manifest.targets import TARGET_FIELDS, Target, read_targets
-from async_refimport.staging import MIB, StagingArea, StagingLimits, parse_area_uri, parse_staging
+from async_refimport.manifest.targets import Target
+from async_refimport.staging import MIB, StagingLimits
 
 # -- the parser -----------------------------------------------------------------------------------
 
@@ -195,7 +202,7 @@ def _add_staging_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--staging-part-size",
         metavar="SIZE",
-        type=_size,
+        type=parse_size,
         default=StagingLimits().part_size,
         help="part size of a streamed upload: MiB, or a size such as 64KiB or 16MiB (S3 needs "
         "at least 5 MiB, but an S3 of one's own may take less; default: 8 MiB); memory in "
@@ -258,14 +265,14 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.INVALID_INPUT if args.endpoint_url else ExitCode.SETUP
     profile = resolve_profile(args.profile)
     region = resolve_region(args.region, profile)
-    places = _staging_places(args)
+    places = staging_places(args)
     if isinstance(places, ExitCode):
         return places
     areas, targets = places
-    checked = _check_manifest(args, _defaults(args, region, profile, areas, targets))
+    checked = _check_manifest(args, manifest_defaults(args, region, profile, areas, targets))
     if not isinstance(checked, CheckedManifest):
         return checked
-    rows = _each_target(checked, targets) if targets else checked
+    rows = each_target(checked, targets) if targets else checked
     if isinstance(rows, ExitCode):
         return rows
     if args.events_queue_url and not _events_queues_readable(args.events_queue_url, region):
@@ -281,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         region=region,
         settings=settings,
         quiet=args.quiet,
-        staging=_staging_plan(args, journal, areas, targets),
+        staging=staging_plan(args, journal, areas, targets),
     )
     if outcome is None:
         return ExitCode.INVALID_INPUT
@@ -387,121 +394,6 @@ def _check_manifest(
     return checked
 
 
-# -- staging and targets ----------------------------------------------------------------------------
-
-# What a manifest row is checked with under --targets: the targets file names the real ones.
-_TARGETS_STORE = "0000000000"
-_TARGETS_ROLE = "arn:aws:iam::000000000000:role/targets-file"
-
-
-def _staging_places(
-    args: argparse.Namespace,
-) -> tuple[dict[str, StagingArea], list[Target]] | ExitCode:
-    """The ``--staging`` areas by Region and the ``--targets`` stores; or the exit code of a
-    refused option or targets file (its problems printed, nothing journaled)."""
-    areas: dict[str, StagingArea] = {}
-    for spec in args.staging or ():
-        try:
-            area = parse_staging(spec)
-        except ValueError as exc:
-            print_error(f"--staging: {exc}")
-            return ExitCode.INVALID_INPUT
-        if area.region in areas and areas[area.region] != area:
-            print_error(f"--staging: two staging areas for {area.region}: give one per Region")
-            return ExitCode.INVALID_INPUT
-        areas[area.region] = area
-    if not args.targets:
-        return areas, []
-    try:
-        return areas, read_targets(args.targets)
-    except ManifestError as exc:
-        print_problems(exc.errors, err_console())
-        return ExitCode.INVALID_INPUT
-
-
-def _defaults(
-    args: argparse.Namespace,
-    region: str | None,
-    profile: str | None,
-    areas: dict[str, StagingArea],
-    targets: Sequence[Target],
-) -> ManifestDefaults:
-    """The manifest's defaults: from the options; under ``--targets``, rows may not set the
-    targets' fields and are checked with placeholders for them (each row is then sent to every
-    target). Sources elsewhere are accepted when there is somewhere to stage them."""
-    stageable = bool(areas) or any(t.staging for t in targets)
-    if targets:
-        return ManifestDefaults(
-            store_id=_TARGETS_STORE,
-            role_arn=_TARGETS_ROLE,
-            region=targets[0].region,
-            stageable=stageable,
-            fixed=frozenset(TARGET_FIELDS),
-        )
-    return ManifestDefaults(
-        store_id=args.store_id,
-        role_arn=args.role_arn,
-        region=region,
-        endpoint_url=resolve_endpoint(args.endpoint_url),
-        profile=profile,
-        stageable=stageable,
-    )
-
-
-def _each_target(
-    checked: CheckedManifest, targets: Sequence[Target]
-) -> list[ImportRequest] | ExitCode:
-    """Every manifest row for every target, store by store (so results come grouped by store).
-
-    The rows are held in memory, once per target (a manifest of 10^5 rows into 3 stores: some
-    100 MB); without ``--targets`` they are read a chunk at a time instead.
-    """
-    try:
-        rows = [request for chunk in checked.chunks() for request in chunk]
-    except ManifestError as exc:
-        print_problems(exc.errors, err_console())
-        return ExitCode.INVALID_INPUT
-    return [target.request_for(row) for target in targets for row in rows]
-
-
-def _staging_plan(
-    args: argparse.Namespace,
-    journal: str | Path,
-    areas: dict[str, StagingArea],
-    targets: Sequence[Target],
-) -> StagingPlan | None:
-    """Where and how this run stages sources; None when nothing can be staged (no area)."""
-    own = {
-        t.store().key: parse_area_uri(t.region, t.staging) for t in targets if t.staging is not None
-    }
-    if not areas and not own:
-        return None
-    path = Path(str(journal))
-    # The Stager's ledger beside a SQLite journal (one per journal), else in the state directory.
-    ledger = (
-        default_journal_path().with_name("staging.sqlite")
-        if is_dynamo_url(journal)
-        else path.with_name(path.name + ".staging")
-    )
-    return StagingPlan(
-        areas=areas,
-        store_areas=own,
-        ledger=ledger,
-        s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
-        limits=StagingLimits(part_size=args.staging_part_size),
-    )
-
-
-def _size(text: str) -> int:
-    """A size in bytes from ``16``/``16MiB`` (MiB), ``64KiB`` or ``1GiB`` (argparse's type)."""
-    units = {"kib": 1024, "mib": MIB, "gib": 1024 * MIB, "": MIB}
-    number = text.strip().lower().rstrip("kmgib")
-    unit = text.strip().lower()[len(number) :]
-    if unit not in units or not number.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size (16, 16MiB, 64KiB, 1GiB)")
-    return int(number) * units[unit]
-
-
 def _events_queues_readable(urls: Sequence[str], region: str | None) -> bool:
     """Whether every ``--events-queue-url`` can be read; when one cannot, its one set-up line
     is printed (nothing is journaled: a run whose jobs all wait for the safety net would be a
@@ -583,13 +475,13 @@ def _dry_run(
     except ManifestError as exc:
         print_problems(exc.errors, err_console())
         return ExitCode.INVALID_INPUT
-    requests, staged = _staged_placeholders(requests, region)
+    requests, staged = staged_placeholders(requests, region)
     try:
         plans = anyio.run(_plan, requests, region, settings)
     except RefImportError as exc:
         print_error(exc)
         return ExitCode.FAILED_ROWS
-    plans = [_without_staged(p, staged) for p in plans]
+    plans = [without_staged(p, staged) for p in plans]
     if staged:
         (err_console() if json_output else out_console()).print(
             f"{len(staged)} row(s) have a source that is staged first (not in S3): the dry run "
@@ -609,36 +501,6 @@ def _dry_run(
     if code is ExitCode.SETUP:
         print_setup_errors([p.setup_error for p in plans if p.setup_error is not None])
     return code
-
-
-# What a dry run plans a row to stage with: a source of the form the plan takes (never sent).
-_TO_STAGE = "s3://to-be-staged/source.fa"
-
-
-def _staged_placeholders(
-    requests: list[ImportRequest], region: str | None
-) -> tuple[list[ImportRequest], set[tuple[str, str | None, str]]]:
-    """The requests a dry run plans (a source staged first given a placeholder in S3), and the
-    rows so changed by store id, Region and name."""
-    staged = {
-        (r.store_id, r.region or region, r.name)
-        for r in requests
-        if not r.source_file.startswith("s3:")
-    }
-    if not staged:
-        return requests, staged
-    planned = [
-        r if r.source_file.startswith("s3:") else replace(r, source_file=_TO_STAGE)
-        for r in requests
-    ]
-    return planned, staged
-
-
-def _without_staged(plan: StorePlan, staged: set[tuple[str, str | None, str]]) -> StorePlan:
-    """``plan`` without the placeholder sources its source check found missing."""
-    key = (plan.store.store_id, plan.store.region)
-    missing = {n: why for n, why in plan.missing.items() if (*key, n) not in staged}
-    return plan if len(missing) == len(plan.missing) else replace(plan, missing=missing)
 
 
 async def _plan(

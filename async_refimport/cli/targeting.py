@@ -1,0 +1,237 @@
+"""What ``refimport import`` does with ``--staging``, ``--targets`` and ``--staging-part-size``:
+the staging areas and the targets read from the options, the manifest's defaults under
+``--targets``, every row for every target, the run's :class:`StagingPlan`, and how a dry run plans
+a row whose source is staged first (docs/guides/staging.md)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from async_refimport._console import ExitCode, err_console, print_problems
+from async_refimport._errors import ManifestError
+from async_refimport._models import ImportRequest
+from async_refimport.aws.clients import configured_endpoint
+from async_refimport.cli.common import print_error, resolve_endpoint
+from async_refimport.engine.importer import StorePlan
+from async_refimport.engine.staging_driver import StagingPlan
+from async_refimport.journal import is_dynamo_url
+from async_refimport.journal.sqlite import default_journal_path
+from async_refimport.manifest.reader import CheckedManifest, ManifestDefaults
+from async_refimport.manifest.targets import TARGET_FIELDS, Target, read_targets
+from async_refimport.staging import MIB, StagingArea, StagingLimits, parse_area_uri, parse_staging
+
+__all__ = [
+    "each_target",
+    "manifest_defaults",
+    "parse_size",
+    "staged_placeholders",
+    "staging_places",
+    "staging_plan",
+    "without_staged",
+]
+
+# What a manifest row is checked with under --targets: the targets file names the real ones.
+_TARGETS_STORE = "0000000000"
+_TARGETS_ROLE = "arn:aws:iam::000000000000:role/targets-file"
+
+
+def staging_places(
+    args: argparse.Namespace,
+) -> tuple[dict[str, StagingArea], list[Target]] | ExitCode:
+    """The ``--staging`` areas by Region and the ``--targets`` stores.
+
+    Args:
+        args: The parsed command line.
+
+    Returns:
+        The areas and the targets (none without ``--targets``); or the exit code of a refused
+        option or targets file, its problems printed (nothing journaled).
+    """
+    areas: dict[str, StagingArea] = {}
+    for spec in args.staging or ():
+        try:
+            area = parse_staging(spec)
+        except ValueError as exc:
+            print_error(f"--staging: {exc}")
+            return ExitCode.INVALID_INPUT
+        if area.region in areas and areas[area.region] != area:
+            print_error(f"--staging: two staging areas for {area.region}: give one per Region")
+            return ExitCode.INVALID_INPUT
+        areas[area.region] = area
+    if not args.targets:
+        return areas, []
+    try:
+        return areas, read_targets(args.targets)
+    except ManifestError as exc:
+        print_problems(exc.errors, err_console())
+        return ExitCode.INVALID_INPUT
+
+
+def manifest_defaults(
+    args: argparse.Namespace,
+    region: str | None,
+    profile: str | None,
+    areas: dict[str, StagingArea],
+    targets: Sequence[Target],
+) -> ManifestDefaults:
+    """The manifest's defaults: from the options; under ``--targets``, rows may not set the
+    targets' fields and are checked with placeholders for them (each row is then sent to every
+    target). Sources elsewhere are accepted when there is somewhere to stage them.
+
+    Args:
+        args: The parsed command line.
+        region: The Region of rows naming none.
+        profile: The AWS profile of rows naming none.
+        areas: The ``--staging`` areas.
+        targets: The ``--targets`` stores.
+
+    Returns:
+        The defaults the manifest is checked with.
+    """
+    stageable = bool(areas) or any(t.staging for t in targets)
+    if targets:
+        return ManifestDefaults(
+            store_id=_TARGETS_STORE,
+            role_arn=_TARGETS_ROLE,
+            region=targets[0].region,
+            stageable=stageable,
+            fixed=frozenset(TARGET_FIELDS),
+        )
+    return ManifestDefaults(
+        store_id=args.store_id,
+        role_arn=args.role_arn,
+        region=region,
+        endpoint_url=resolve_endpoint(args.endpoint_url),
+        profile=profile,
+        stageable=stageable,
+    )
+
+
+def each_target(
+    checked: CheckedManifest, targets: Sequence[Target]
+) -> list[ImportRequest] | ExitCode:
+    """Every manifest row for every target, store by store (so results come grouped by store).
+
+    The rows are held in memory, once per target (a manifest of 10^5 rows into 3 stores: some
+    100 MB); without ``--targets`` they are read a chunk at a time instead.
+
+    Args:
+        checked: The checked manifest.
+        targets: The stores.
+
+    Returns:
+        The requests; or the exit code of a manifest that changed since it was checked (its
+        problem printed).
+    """
+    try:
+        rows = [request for chunk in checked.chunks() for request in chunk]
+    except ManifestError as exc:
+        print_problems(exc.errors, err_console())
+        return ExitCode.INVALID_INPUT
+    return [target.request_for(row) for target in targets for row in rows]
+
+
+def staging_plan(
+    args: argparse.Namespace,
+    journal: str | Path,
+    areas: dict[str, StagingArea],
+    targets: Sequence[Target],
+) -> StagingPlan | None:
+    """Where and how this run stages sources.
+
+    Args:
+        args: The parsed command line.
+        journal: The journal (the Stager's ledger is a file beside a SQLite one).
+        areas: The ``--staging`` areas.
+        targets: The ``--targets`` stores (their own areas).
+
+    Returns:
+        The plan; None when nothing can be staged (no area at all).
+    """
+    own = {
+        t.store().key: parse_area_uri(t.region, t.staging) for t in targets if t.staging is not None
+    }
+    if not areas and not own:
+        return None
+    path = Path(str(journal))
+    # The Stager's ledger beside a SQLite journal (one per journal), else in the state directory.
+    ledger = (
+        default_journal_path().with_name("staging.sqlite")
+        if is_dynamo_url(journal)
+        else path.with_name(path.name + ".staging")
+    )
+    return StagingPlan(
+        areas=areas,
+        store_areas=own,
+        ledger=ledger,
+        s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
+        limits=StagingLimits(part_size=args.staging_part_size),
+    )
+
+
+def parse_size(text: str) -> int:
+    """A size in bytes (argparse's type of ``--staging-part-size``).
+
+    Args:
+        text: ``16`` or ``16MiB`` (MiB), ``64KiB``, ``1GiB``.
+
+    Returns:
+        The bytes.
+
+    Raises:
+        argparse.ArgumentTypeError: not a size.
+    """
+    units = {"kib": 1024, "mib": MIB, "gib": 1024 * MIB, "": MIB}
+    number = text.strip().lower().rstrip("kmgib")
+    unit = text.strip().lower()[len(number) :]
+    if unit not in units or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (16, 16MiB, 64KiB, 1GiB)")
+    return int(number) * units[unit]
+
+
+# What a dry run plans a row to stage with: a source of the form the plan takes (never sent).
+_TO_STAGE = "s3://to-be-staged/source.fa"
+
+
+def staged_placeholders(
+    requests: list[ImportRequest], region: str | None
+) -> tuple[list[ImportRequest], set[tuple[str, str | None, str]]]:
+    """The requests a dry run plans: a source staged first is given a placeholder in S3.
+
+    Args:
+        requests: The run's requests.
+        region: The Region of requests naming none.
+
+    Returns:
+        The requests to plan, and the rows given a placeholder by store id, Region and name.
+    """
+    staged = {
+        (r.store_id, r.region or region, r.name)
+        for r in requests
+        if not r.source_file.startswith("s3:")
+    }
+    if not staged:
+        return requests, staged
+    planned = [
+        r if r.source_file.startswith("s3:") else replace(r, source_file=_TO_STAGE)
+        for r in requests
+    ]
+    return planned, staged
+
+
+def without_staged(plan: StorePlan, staged: set[tuple[str, str | None, str]]) -> StorePlan:
+    """``plan`` without the placeholder sources its source check found missing.
+
+    Args:
+        plan: A store's plan.
+        staged: The rows given a placeholder (:func:`staged_placeholders`).
+
+    Returns:
+        The plan, its ``missing`` without them.
+    """
+    key = (plan.store.store_id, plan.store.region)
+    missing = {n: why for n, why in plan.missing.items() if (*key, n) not in staged}
+    return plan if len(missing) == len(plan.missing) else replace(plan, missing=missing)
