@@ -30,7 +30,7 @@ from async_refimport.staging.areas import (
 )
 from async_refimport.staging.errors import StagingCode, StagingError
 from async_refimport.staging.keys import file_key, http_key, is_md5, md5_key, plain_md5_etag, s3_key
-from async_refimport.staging.ledger import ACTIVE, StagingLedger, UploadState
+from async_refimport.staging.ledger import ACTIVE, LedgerUpload, StagingLedger, UploadState
 from async_refimport.staging.limits import StagingLimits
 from async_refimport.staging.multipart import Destination, abort_upload
 from async_refimport.staging.regions import BucketRegions, s3_error
@@ -296,13 +296,9 @@ class Stager:
             How many uploads were aborted.
         """
         client = await self._client(area.region, profile, endpoint_url)
-        active = await self._ledger.uploads(area.bucket, prefix=area.prefix, states=ACTIVE)
-        # The newest upload of each key is the one a resumed stage() continues; older ones were
-        # superseded. An upload of a key being staged right now is never touched.
-        newest = {u.key: u.upload_id for u in active}
-        keep = set(newest.values()) | {
-            u.upload_id for u in active if self._locked(area.bucket, u.key)
-        }
+        every = await self._ledger.uploads(area.bucket, prefix=area.prefix)
+        active = [u for u in every if u.state in ACTIVE]
+        keep = _resumable(every) | {u.upload_id for u in active if self._locked(area.bucket, u.key)}
         aborted = 0
         for key, upload_id in await _listed_uploads(client, area):
             if upload_id not in keep:
@@ -543,6 +539,24 @@ class _Job:
     profile: str | None
     endpoint_url: str | None
     dest: Destination | None = None
+
+
+def _resumable(uploads: list[LedgerUpload]) -> set[str]:
+    """The active uploads a later stage() would resume (``uploads`` oldest first).
+
+    That is the newest upload of its key, when no newer upload of the same source exists: a
+    source whose bytes changed (a new ETag) is staged under another key, and an upload of its
+    old key would never be completed.
+    """
+    newest_of_key = {u.key: u.upload_id for u in uploads if u.state in ACTIVE}
+    newest_of_source = {u.source: u.upload_id for u in uploads}
+    return {
+        u.upload_id
+        for u in uploads
+        if u.state in ACTIVE
+        and newest_of_key[u.key] == u.upload_id
+        and newest_of_source[u.source] == u.upload_id
+    }
 
 
 def _metadata(source: str, md5: str | None) -> dict[str, str]:

@@ -398,3 +398,27 @@ async def test_a_source_over_the_size_limit_is_too_large_before_anything_is_sent
             assert raised.value.code is StagingCode.TOO_LARGE, (source, str(raised.value))
             assert "5000 bytes" in str(raised.value)
     assert keys(staging_s3, area) == [] and open_uploads(staging_s3, area) == []
+
+
+async def test_an_upload_of_a_source_that_changed_since_is_superseded_and_aborted(
+    staging_s3: StagingS3, area: StagingArea, tmp_path: Path, source_server: SourceServer
+) -> None:
+    import anyio
+
+    old, new = body(640_000, seed=12), body(640_000, seed=13)
+    url = source_server.add("/changing.fa", old, chunk_delay=0.05)
+    ledger_path = tmp_path / "ledger.sqlite"
+    async with Stager(ledger_path, limits=SMALL) as first:
+        with anyio.move_on_after(60) as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(partial(first.stage, url, area, endpoint_url=staging_s3.endpoint))
+                await _until_parts(ledger_path, area, 2)
+                scope.cancel()
+    assert len(open_uploads(staging_s3, area)) == 1
+    source_server.add("/changing.fa", new)  # replaced at the same URL: another ETag
+    async with Stager(ledger_path, limits=SMALL) as second:
+        staged = await second.stage(url, area, endpoint_url=staging_s3.endpoint)
+        assert stored(staging_s3, staged) == new
+        # The old version's upload would never be completed: it is aborted, and only it.
+        assert await second.abort_orphans(area, endpoint_url=staging_s3.endpoint) == 1
+    assert open_uploads(staging_s3, area) == [] and keys(staging_s3, area) == [staged.key]
