@@ -46,8 +46,6 @@ __all__ = ["StagingDriver", "StagingPlan", "staging_driver"]
 
 log = get_logger(__name__)
 
-#: STAGING rows read from the journal at a time (the ones being staged are skipped).
-_WINDOW = 256
 #: What a store's set-up check is given as its sample row's source (the source plays no part).
 _SAMPLE_SOURCE = "s3://set-up-check/sample.fa"
 #: Seconds between looks at the journal when nothing wakes the driver (rows of another process).
@@ -99,7 +97,10 @@ class StagingDriver:
         self._stager = stager or Stager(plan.ledger, limits=plan.limits)
         self._journal: StagingQueue | None = staging_of(importer.journal)
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
-        self._active: set[int] = set()
+        # Rows being staged (by row id: their store's key), and the stores with rows to stage.
+        self._active: dict[int, str] = {}
+        self._stores: dict[str, StoreRef] = {}
+        self._added: dict[str, int] = {}  # submissions per store (a store's feed ends when none)
         self._used: dict[tuple[StagingArea, str | None], None] = {}
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -340,6 +341,9 @@ class StagingDriver:
     async def _add_staging(self, rows: Sequence[tuple[StoreRef, ImportRequest]]) -> list[int]:
         assert self._journal is not None  # classify refused the rows otherwise
         ids = await self._journal.add_staging_rows(rows)
+        for store, _ in rows:
+            self._stores.setdefault(store.key, store)
+            self._added[store.key] = self._added.get(store.key, 0) + 1
         self._signal()
         return ids
 
@@ -350,23 +354,31 @@ class StagingDriver:
         self._wake = anyio.Event()
 
     async def _run(self) -> None:
-        """Take STAGING rows from the journal, oldest first, and stage each in a task of its own
-        (at most ``per_region`` at once per Region); returns only when cancelled."""
+        """Feed each store's STAGING rows, oldest first, to tasks of their own: at most
+        ``per_region`` staged at once per Region, twice that taken up per store (so that every
+        store and Region goes ahead at once); returns only when cancelled."""
         assert self._journal is not None and self._tg is not None
-        told: set[str] = set()
+        # The stores an earlier run left rows to stage for (a restart resumes them).
+        for store in await self._imp.journal.stores_with_work():
+            self._stores.setdefault(store.key, store)
+        room = 2 * self._plan.per_region
         while True:
             wake = self._wake
-            for row in await self._journal.staging_rows(_WINDOW):
-                if row.row_id in self._active:
+            for key, store in list(self._stores.items()):
+                area = self._plan.area_for(store)
+                taken = sum(1 for k in self._active.values() if k == key)
+                if area is None or taken >= room:
+                    if area is None:  # left by a run that had one: resumed by such a run
+                        log.warning("staging.no_area", store_id=store.store_id)
+                        del self._stores[key]
                     continue
-                area = self._plan.area_for(row.store)
-                if area is None:
-                    if row.store.key not in told:  # left by a run that had one: resumed by such
-                        told.add(row.store.key)
-                        log.warning("staging.no_area", store_id=row.store.store_id)
-                    continue
-                self._active.add(row.row_id)
-                self._tg.start_soon(self._stage, row, area)
+                added = self._added.get(key, 0)
+                rows = await self._journal.staging_rows(taken + room, store=store)
+                if not rows and self._added.get(key, 0) == added:
+                    del self._stores[key]  # nothing left to stage (none added meanwhile)
+                for row in [r for r in rows if r.row_id not in self._active][: room - taken]:
+                    self._active[row.row_id] = key
+                    self._tg.start_soon(self._stage, row, area)
             with anyio.move_on_after(_RESCAN):
                 await wake.wait()
 
@@ -396,7 +408,7 @@ class StagingDriver:
                 log.info("staging.staged", row_id=row.row_id, reused=staged.reused)
                 self._imp.rows_staged(row.store)
         finally:
-            self._active.discard(row.row_id)
+            self._active.pop(row.row_id, None)
             self._signal()
 
 

@@ -510,9 +510,9 @@ class StagingQueue(Protocol):
         """
         ...
 
-    async def staging_rows(self, limit: int) -> list[StagingRow]:
-        """Read-only: up to ``limit`` of the oldest STAGING rows, of every store (what a
-        staging driver, or a restart, takes up).
+    async def staging_rows(self, limit: int, store: StoreRef | None = None) -> list[StagingRow]:
+        """Read-only: up to ``limit`` of the oldest STAGING rows of ``store``, or of every store
+        (what a staging driver, or a restart, takes up).
 
         Raises:
             JournalError: the journal cannot be read.

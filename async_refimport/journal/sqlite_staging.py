@@ -109,20 +109,23 @@ class SQLiteIntake(SQLiteFile):
         """
         return await self._add(requests, submission, staging=True)
 
-    async def staging_rows(self, limit: int) -> list[StagingRow]:
-        """Read-only: up to ``limit`` of the oldest STAGING rows, of every store.
+    async def staging_rows(self, limit: int, store: StoreRef | None = None) -> list[StagingRow]:
+        """Read-only: up to ``limit`` of the oldest STAGING rows of ``store`` (by the index of
+        a store's rows by state), or of every store.
 
         Raises:
             JournalError: the journal cannot be read.
         """
+        where = "state = 'STAGING'" + (" AND store_key = ?" if store is not None else "")
+        args: tuple[object, ...] = (store.key, limit) if store is not None else (limit,)
 
         def query(conn: sqlite3.Connection) -> list[StagingRow]:
             return [
                 StagingRow(r[0], store_of(r[1], f"row {r[0]}"), r[2], r[3], r[4])
                 for r in conn.execute(
                     "SELECT id, store_key, name, coalesce(original_source, source_file),"
-                    " source_md5 FROM rows WHERE state = 'STAGING' ORDER BY id LIMIT ?",
-                    (limit,),
+                    f" source_md5 FROM rows WHERE {where} ORDER BY id LIMIT ?",
+                    args,
                 )
             ]
 

@@ -47,6 +47,8 @@ async def test_a_staging_row_is_queued_once_staged(tmp_path: Path) -> None:
             (ids[2], WEST, "https://ftp.example.org/g0.fa.gz", MD5),
         ]
         assert len(await j.staging_rows(1)) == 1
+        assert [r.row_id for r in await j.staging_rows(10, store=WEST)] == [ids[2]]
+        assert [r.row_id for r in await j.staging_rows(1, store=STORE)] == [ids[0]]
 
         assert await j.mark_staged(ids[0], "s3://stage-east/sha256/ab/g0.fa.gz")
         assert not await j.mark_staged(ids[0], "s3://elsewhere/g0.fa.gz")  # idempotent
