@@ -45,7 +45,9 @@ class Hit:
         path: The request's path (without the query).
         range: The ``Range`` header as sent, or ``None``.
         status: The status answered.
-        sent: Body bytes written (fewer than promised for a truncated source).
+        sent: Body bytes written, or being written when the hit was recorded (just before the
+            last write, so a client that has read the answer finds it here); fewer than
+            promised for a truncated source.
     """
 
     method: str
@@ -357,9 +359,11 @@ class SourceServer:
             resp.enable_chunked_encoding()
         else:
             resp.content_length = end - start + 1
-        await resp.prepare(request)
         if request.method == "HEAD":
+            # Recorded before the answer goes out: a client never sees an answer whose hit is
+            # not in hits() yet.
             self._record(request, status, 0)
+            await resp.prepare(request)
             return resp
         return await self._send_body(request, resp, entry, start, end, status)
 
@@ -375,15 +379,23 @@ class SourceServer:
         stop = end + 1
         if entry.truncate_at is not None:
             stop = min(stop, start + entry.truncate_at)
+        if stop <= start:
+            self._record(request, status, 0)
+        await resp.prepare(request)
         sent, pos = 0, start
         while pos < stop:
             chunk = entry.read(pos, min(CHUNK, stop - pos))
+            if not chunk or pos + len(chunk) >= stop:
+                # The last write: recorded first, so that a client that has read the whole
+                # answer always finds its hit (the file shrank: what it has is all it gets).
+                self._record(request, status, sent + len(chunk))
             await resp.write(chunk)
+            if not chunk:
+                break
             sent += len(chunk)
             pos += len(chunk)
             if entry.chunk_delay and pos < stop:
                 await asyncio.sleep(entry.chunk_delay)
-        self._record(request, status, sent)
         if stop <= end:
             # Fewer bytes than promised: close the connection (after flushing what was
             # written), so the client sees a body shorter than its Content-Length.
