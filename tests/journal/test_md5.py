@@ -63,3 +63,15 @@ async def test_a_journal_from_before_md5(tmp_path: Path) -> None:
         assert [r.md5 for r in await rw.results()] == [None, MD5]
     async with SQLiteJournal(path) as again:  # migrating twice is harmless
         assert len(await again.results()) == 2
+
+
+async def test_rows_keep_their_role_and_their_sources_md5(journal_factory: JournalFactory) -> None:
+    from dataclasses import replace
+
+    async with journal_factory() as j:
+        (store, request), plain = reqs(2)
+        ids = await j.add_rows([(store, replace(request, source_md5=MD5)), plain])
+        with_md5, without = await j.results(ids)
+        assert (with_md5.source_md5, without.source_md5) == (MD5, None)
+        assert with_md5.role_arn == request.role_arn and with_md5.original_source is None
+        assert with_md5.md5 is None  # the reference's checksum is another one, not known yet
