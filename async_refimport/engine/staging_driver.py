@@ -114,7 +114,7 @@ class StagingDriver:
             await self.aclose()
             raise
         if self._journal is not None:
-            self._tg.start_soon(self._run, name="staging driver")
+            self._tg.start_soon(self._run, self._tg, name="staging driver")
         return self
 
     async def __aexit__(
@@ -353,11 +353,11 @@ class StagingDriver:
         self._wake.set()
         self._wake = anyio.Event()
 
-    async def _run(self) -> None:
+    async def _run(self, tg: TaskGroup) -> None:
         """Feed each store's STAGING rows, oldest first, to tasks of their own: at most
         ``per_region`` staged at once per Region, twice that taken up per store (so that every
         store and Region goes ahead at once); returns only when cancelled."""
-        assert self._journal is not None and self._tg is not None
+        assert self._journal is not None
         # The stores an earlier run left rows to stage for (a restart resumes them).
         for store in await self._imp.journal.stores_with_work():
             self._stores.setdefault(store.key, store)
@@ -378,7 +378,7 @@ class StagingDriver:
                     del self._stores[key]  # nothing left to stage (none added meanwhile)
                 for row in [r for r in rows if r.row_id not in self._active][: room - taken]:
                     self._active[row.row_id] = key
-                    self._tg.start_soon(self._stage, row, area)
+                    tg.start_soon(self._stage, row, area)
             with anyio.move_on_after(_RESCAN):
                 await wake.wait()
 
@@ -397,9 +397,14 @@ class StagingDriver:
                     profile=row.store.profile,
                     endpoint_url=self._plan.s3_endpoint_url,
                 )
-        except (StagingError, ValueError, OSError) as exc:
-            message = printable(redact_url(str(exc)))
-            log.warning("staging.failed", row_id=row.row_id, store_id=row.store.store_id)
+        except Exception as exc:  # whatever it is, the row fails alone and the run goes on
+            if isinstance(exc, (StagingError, ValueError, OSError)):
+                message = str(exc)
+                log.warning("staging.failed", row_id=row.row_id, store_id=row.store.store_id)
+            else:  # not a failure the Stager names: a bug, or an error nobody foresaw
+                message = f"staging {row.source}: {type(exc).__name__}: {exc}"
+                log.error("staging.unexpected", row_id=row.row_id, exc_info=exc)
+            message = printable(redact_url(message))
             if await self._journal.fail_staging(row.row_id, message):
                 [result] = await self._imp.journal.results([row.row_id])
                 self._imp.announce(RowSettled(result))
