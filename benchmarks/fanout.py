@@ -14,7 +14,8 @@ No request is sent: the clients point at an endpoint nobody listens on (issue 23
 emulator (a process of its own), a store per account (a profile each, its access key the
 account's id), sources checked in the emulator's S3. Reported: the importing process's peak RSS,
 its CPU per store (and the garbage collector's share of it), its API calls per store and CPU per
-call, the time to the first Start of the last store, and the makespan; ``--results`` splices them
+call, the time to the first Start of the last store, the makespan, and the host's load average at
+the end (``--json``: the calls per store, and so the CPU, follow it); ``--results`` splices them
 into RESULTS.md ("Fan-out across accounts").
 
 To see where the importing process's CPU goes: ``FANOUT_PROFILE=out.prof`` (cProfile, CPU time,
@@ -203,6 +204,8 @@ async def _import(spec: dict[str, Any]) -> dict[str, Any]:
         "calls": calls,
         "last_first_start_s": round(max(first_start.values(), default=0.0), 2),
         "makespan_s": round(makespan, 2),
+        # The polls a job takes follow its wall-clock length, which follows the host's load.
+        "host_load_1min": round(os.getloadavg()[0], 2),
     }
 
 
