@@ -315,7 +315,7 @@ class StagingDriver:
                     store_id=store.store_id,
                     region=store.region,
                     kind=SetupKind.STAGING,
-                    fix=f"name a staging bucket of {store.region} you can write to",
+                    fix=f"Name a staging bucket of {store.region} that you can write to.",
                 )
         return problems
 
