@@ -39,17 +39,27 @@ def counting_s3() -> Iterator[StagingS3]:
         yield server
 
 
-def staging_rows(journal: Path) -> int:
-    """How many rows the journal holds STAGING (read as another process would)."""
-    if not journal.exists():
+def count(path: Path, sql: str) -> int:
+    """One count from a SQLite file, read as another process would (0 before it exists)."""
+    if not path.exists():
         return 0
-    conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
-        return int(conn.execute("SELECT count(*) FROM rows WHERE state = 'STAGING'").fetchone()[0])
+        return int(conn.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:
         return 0  # killed before it made the tables
     finally:
         conn.close()
+
+
+def staging_rows(journal: Path) -> int:
+    """How many rows the journal holds STAGING."""
+    return count(journal, "SELECT count(*) FROM rows WHERE state = 'STAGING'")
+
+
+def parts_staged(journal: Path) -> int:
+    """How many parts of multipart uploads the Stager's ledger (beside the journal) recorded."""
+    return count(journal.with_name(journal.name + ".staging"), "SELECT count(*) FROM staging_parts")
 
 
 @pytest.mark.slow
@@ -105,27 +115,30 @@ def test_kill_9_while_staging_then_every_row_imported_once_per_store(
     rng = random.Random(22)
     during_staging = 0
     trace = []
-    startup: float | None = None
+    first = True
     for _ in range(KILLS):
+        parts = parts_staged(journal_path)
         proc = subprocess.Popen(
             [sys.executable, "-m", "async_refimport", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
         )
-        # A random moment around the time a run starts staging (start-up takes seconds under
-        # load: the first run measures it).
-        if startup is None:
-            began = time.monotonic()
-            while not staging_rows(journal_path) and time.monotonic() - began < 120:
+        # A random moment once this run is staging (a part more in the ledger than before it
+        # started: start-up takes seconds under load), else (all staged) while it imports.
+        if first or staging_rows(journal_path):
+            deadline = time.monotonic() + 60
+            while parts_staged(journal_path) == parts and proc.poll() is None:
+                if time.monotonic() > deadline:
+                    break
                 time.sleep(0.05)
-            startup = time.monotonic() - began
             time.sleep(rng.uniform(0.0, 1.5))
         else:
-            time.sleep(rng.uniform(0.7 * startup, startup + 2.5))
+            time.sleep(rng.uniform(0.5, 3.0))
+        first = False
         proc.kill()
         proc.wait(60)
-        trace.append(staging_rows(journal_path))
+        trace.append(staging_rows(journal_path))  # rows left STAGING by the kill
         during_staging += trace[-1] > 0
     assert during_staging >= 3, trace  # the kills did land while rows were staging
 
