@@ -63,6 +63,7 @@ from async_refimport.cli.targeting import (
     staged_placeholders,
     staging_places,
     staging_plan,
+    with_run_defaults,
     without_staged,
 )
 from async_refimport.completion.events import EventsPolicy, check_queues
@@ -269,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(places, ExitCode):
         return places
     areas, targets = places
+    targets = with_run_defaults(targets, profile, resolve_endpoint(args.endpoint_url))
     checked = _check_manifest(args, manifest_defaults(args, region, profile, areas, targets))
     if not isinstance(checked, CheckedManifest):
         return checked

@@ -70,6 +70,27 @@ def staging_places(
         return ExitCode.INVALID_INPUT
 
 
+def with_run_defaults(
+    targets: Sequence[Target], profile: str | None, endpoint_url: str | None
+) -> list[Target]:
+    """The targets, those naming no profile or endpoint given the run's (``--profile``,
+    ``--endpoint-url`` and their defaults), as rows naming none get them without ``--targets``:
+    a target's store is never signed for by another account's credentials by omission.
+
+    Args:
+        targets: The ``--targets`` stores.
+        profile: The run's AWS profile.
+        endpoint_url: The run's HealthOmics endpoint.
+
+    Returns:
+        The targets to import into.
+    """
+    return [
+        replace(t, profile=t.profile or profile, endpoint_url=t.endpoint_url or endpoint_url)
+        for t in targets
+    ]
+
+
 def manifest_defaults(
     args: argparse.Namespace,
     region: str | None,
