@@ -9,8 +9,12 @@ of the ledger's own, created if missing (``staging_uploads``, ``staging_parts``)
 * an upload is marked COMPLETING before CompleteMultipartUpload is sent, and COMPLETED after: on
   resume a COMPLETING upload's key is looked at first (a HEAD), so a completed object is never
   completed again;
-* an upload superseded (its source changed, S3 forgot it) is marked ABORTED once aborted; uploads
-  under a staging prefix the ledger does not know are orphans (``Stager.abort_orphans``).
+* a key is recorded (an *intent*) before CreateMultipartUpload is sent, write-ahead as the
+  journal records a job before its Start: an upload S3 lists under a key with an intent left
+  behind was begun by this ledger's run that died before recording its id;
+* an upload superseded (its source changed, S3 forgot it) is marked ABORTED once aborted; which
+  listed uploads are orphans is :meth:`Stager.abort_orphans`'s rule (this ledger's, or unknown
+  and older than ``StagingLimits.orphan_age``).
 
 The file is WAL with ``synchronous=FULL``, as the journal's: a record survives kill -9 and power
 loss. One connection, used from worker threads one call at a time.
@@ -55,6 +59,14 @@ _SCHEMA = (
         checksum TEXT,
         size INTEGER NOT NULL,
         PRIMARY KEY (upload_id, part_number)
+    )""",
+    # Write-ahead: a key is recorded before CreateMultipartUpload, and forgotten once the
+    # upload's id is recorded; one left behind is a crash in between (an upload only ours).
+    """CREATE TABLE IF NOT EXISTS staging_intents (
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (bucket, key)
     )""",
 )
 
@@ -182,10 +194,57 @@ class StagingLedger:
 
         return await anyio.to_thread.run_sync(locked)
 
+    async def intend(self, bucket: str, key: str) -> None:
+        """Record that an upload of ``key`` is about to be created (before CreateMultipartUpload).
+
+        Args:
+            bucket: The staging bucket.
+            key: The object's key.
+        """
+        now = time.time()
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO staging_intents VALUES (?, ?, ?)", (bucket, key, now)
+            )
+        )
+
+    async def forget_intent(self, bucket: str, key: str) -> None:
+        """Forget ``key``'s intent (its upload was not created, or its orphans are aborted).
+
+        Args:
+            bucket: The staging bucket.
+            key: The object's key.
+        """
+        await self._run(
+            lambda c: c.execute(
+                "DELETE FROM staging_intents WHERE bucket = ? AND key = ?", (bucket, key)
+            )
+        )
+
+    async def intents(self, bucket: str, *, prefix: str = "") -> dict[str, float]:
+        """The keys with an intent left (a crash between CreateMultipartUpload and its record).
+
+        Args:
+            bucket: The staging bucket.
+            prefix: Only keys under this prefix.
+
+        Returns:
+            Key to when its intent was recorded (seconds since the epoch).
+        """
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT key, created FROM staging_intents WHERE bucket = ? AND substr(key, 1, ?) = ?",
+                (bucket, len(prefix), prefix),
+            ).fetchall()
+        )
+        return {str(r[0]): float(r[1]) for r in rows}
+
     async def begin(
         self, bucket: str, key: str, upload_id: str, *, source: str, part_size: int
     ) -> LedgerUpload:
         """Record a new multipart upload (right after CreateMultipartUpload returned its id).
+
+        The key's intent (:meth:`intend`) is forgotten in the same transaction.
 
         Args:
             bucket: The staging bucket.
@@ -201,12 +260,30 @@ class StagingLedger:
         upload = LedgerUpload(
             upload_id, bucket, key, UploadState.UPLOADING, without_userinfo(source), part_size, now
         )
-        await self._run(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO staging_uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (upload_id, bucket, key, upload.state.value, upload.source, part_size, now, now),
-            )
-        )
+
+        def record(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute(
+                    "INSERT OR REPLACE INTO staging_uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        upload_id,
+                        bucket,
+                        key,
+                        upload.state.value,
+                        upload.source,
+                        part_size,
+                        now,
+                        now,
+                    ),
+                )
+                c.execute("DELETE FROM staging_intents WHERE bucket = ? AND key = ?", (bucket, key))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await self._run(record)
         return upload
 
     async def active(self, bucket: str, key: str) -> LedgerUpload | None:

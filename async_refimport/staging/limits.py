@@ -39,6 +39,11 @@ class StagingLimits:
         attempts: Attempts per source before a retryable failure is raised (each resumes from
             the ledger).
         retry_delay: Seconds before the first retry (doubled each time).
+        orphan_age: Seconds after which a multipart upload under the staging prefix that the
+            ledger does not know (another run's, another ledger's) counts as abandoned and
+            :meth:`~async_refimport.staging.Stager.abort_orphans` aborts it; a younger one may
+            be another run's, still in flight, and is left alone (as the lifecycle rule
+            ``AbortIncompleteMultipartUpload`` does, after a day by default).
     """
 
     part_size: int = 8 * MIB
@@ -53,6 +58,7 @@ class StagingLimits:
     read_timeout: float = 120.0
     attempts: int = 3
     retry_delay: float = 1.0
+    orphan_age: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         """Refuse limits S3 or the bounds cannot work with.

@@ -221,11 +221,13 @@ async def resume_or_create(
         resumed = await _reconcile(dest, ledger, found)
         if resumed is not None:
             return resumed, True
+    await ledger.intend(dest.bucket, dest.key)  # write-ahead: a crash next leaves an orphan ours
     try:
         answer = await dest.client.create_multipart_upload(
             Bucket=dest.bucket, Key=dest.key, ChecksumAlgorithm=CHECKSUM, Metadata=dest.metadata
         )
     except _S3_ERRORS as exc:
+        await ledger.forget_intent(dest.bucket, dest.key)
         raise s3_error(exc, dest.source, f"CreateMultipartUpload {dest.uri}") from exc
     upload = await ledger.begin(
         dest.bucket, dest.key, answer["UploadId"], source=dest.source, part_size=part_size

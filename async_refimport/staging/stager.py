@@ -6,10 +6,13 @@ See the package's docstring (:mod:`async_refimport.staging`) for what it guarant
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -49,6 +52,7 @@ __all__ = ["StagedObject", "Stager"]
 log = get_logger(__name__)
 
 _S3_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+_CLOCK_SKEW = 300.0
 _ENCRYPTED = frozenset({"aws:kms", "aws:kms:dsse"})
 
 
@@ -282,10 +286,13 @@ class Stager:
     ) -> int:
         """Abort the multipart uploads under ``area``'s prefix that nothing will complete.
 
-        Those are uploads S3 lists that the ledger does not hold as UPLOADING or COMPLETING
-        (a crash between CreateMultipartUpload and its record; another ledger's) and uploads the
-        ledger holds that a newer upload of the same key superseded. Call it when no stage()
-        of this area is running (at the end of a run).
+        Only uploads that are this ledger's, or abandoned: an upload the ledger knows but would
+        not resume (superseded by a newer one of its key or source, or given up), an upload of a
+        key whose intent the ledger holds (a crash between CreateMultipartUpload and its record),
+        and an upload the ledger does not know that S3 says was initiated longer ago than
+        ``limits.orphan_age`` (default a day). A younger unknown upload may be another run's
+        in flight (a shared staging prefix) and is left alone. Call it when no stage() of this
+        area is running (at the end of a run).
 
         Args:
             area: The staging area.
@@ -299,10 +306,24 @@ class Stager:
         every = await self._ledger.uploads(area.bucket, prefix=area.prefix)
         active = [u for u in every if u.state in ACTIVE]
         keep = _resumable(every) | {u.upload_id for u in active if self._locked(area.bucket, u.key)}
+        known = {u.upload_id for u in every}
+        intents = {
+            key: at
+            for key, at in (await self._ledger.intents(area.bucket, prefix=area.prefix)).items()
+            if not self._locked(area.bucket, key)
+        }
+        cutoff = time.time() - self.limits.orphan_age
         aborted = 0
-        for key, upload_id in await _listed_uploads(client, area):
-            if upload_id not in keep:
+        for key, upload_id, initiated in await _listed_uploads(client, area):
+            if upload_id in keep:
+                continue
+            # S3's clock against ours: an upload of an intent's key begun well before the
+            # intent is not the one it announced.
+            ours = upload_id in known or initiated >= intents.get(key, math.inf) - _CLOCK_SKEW
+            if ours or initiated < cutoff:
                 aborted += await abort_upload(client, self._ledger, area.bucket, key, upload_id)
+        for key in intents:
+            await self._ledger.forget_intent(area.bucket, key)
         for upload in active:  # superseded ones S3 no longer lists: the ledger catches up
             if upload.upload_id not in keep:
                 await self._ledger.mark(upload.upload_id, UploadState.ABORTED)
@@ -523,7 +544,7 @@ class Stager:
                     dest.client, self._ledger, dest.bucket, dest.key, upload.upload_id
                 )
         area = StagingArea("", dest.bucket, dest.key)
-        for key, upload_id in await _listed_uploads(dest.client, area):
+        for key, upload_id, _ in await _listed_uploads(dest.client, area):
             if key == dest.key:  # begun by a run that died before recording it
                 await abort_upload(dest.client, self._ledger, dest.bucket, key, upload_id)
 
@@ -575,16 +596,25 @@ def _validator(reader: Reader) -> str | None:
     return reader.info.last_modified
 
 
-async def _listed_uploads(client: Any, area: StagingArea) -> list[tuple[str, str]]:
-    """The multipart uploads S3 lists under the area's prefix: (key, upload id)."""
-    found: list[tuple[str, str]] = []
+def _epoch(initiated: object) -> float:
+    """S3's ``Initiated`` as seconds since the epoch (now when missing: never old enough)."""
+    if isinstance(initiated, datetime):
+        return initiated.timestamp()
+    return time.time()
+
+
+async def _listed_uploads(client: Any, area: StagingArea) -> list[tuple[str, str, float]]:
+    """The multipart uploads S3 lists under the area's prefix: (key, upload id, initiated)."""
+    found: list[tuple[str, str, float]] = []
     request: dict[str, Any] = {"Bucket": area.bucket, "Prefix": area.prefix}
     while True:
         try:
             page = await client.list_multipart_uploads(**request)
         except _S3_ERRORS as exc:
             raise s3_error(exc, area.uri(), "ListMultipartUploads") from exc
-        found += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
+        found += [
+            (u["Key"], u["UploadId"], _epoch(u.get("Initiated"))) for u in page.get("Uploads", [])
+        ]
         if not page.get("IsTruncated"):
             return found
         request["KeyMarker"] = page.get("NextKeyMarker")

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -50,6 +53,7 @@ class CountingS3:
         self.app = app
         self.lock = threading.Lock()
         self.counts: dict[str, dict[str, int]] = {"put": {}, "complete": {}, "create": {}}
+        self.created: dict[bytes, float] = {}  # upload id -> when it was created
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -59,6 +63,8 @@ class CountingS3:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         kind = _kind(environ)
+        if kind == "list_uploads":
+            return [self._initiated(b"".join(self.app(environ, start_response)))]
         if kind is None:
             return self.app(environ, start_response)
         seen: list[str] = []
@@ -74,7 +80,28 @@ class CountingS3:
             key = unquote(path.lstrip("/"))
             with self.lock:
                 self.counts[kind][key] = self.counts[kind].get(key, 0) + 1
+                if kind == "create":
+                    for upload_id in re.findall(rb"<UploadId>([^<]+)</UploadId>", body):
+                        self.created[upload_id] = time.time()
         return [body]
+
+    def _initiated(self, body: bytes) -> bytes:
+        """ListMultipartUploads with each upload's real Initiated (moto answers one fixed date)."""
+
+        def one(upload: re.Match[bytes]) -> bytes:
+            found = re.search(rb"<UploadId>([^<]+)</UploadId>", upload[0])
+            with self.lock:
+                at = self.created.get(found[1]) if found else None
+            stamp = datetime.fromtimestamp(at or time.time(), UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.000Z"
+            )
+            return re.sub(
+                rb"<Initiated>[^<]*</Initiated>",
+                f"<Initiated>{stamp}</Initiated>".encode(),
+                upload[0],
+            )
+
+        return re.sub(rb"<Upload>.*?</Upload>", one, body, flags=re.S)
 
 
 def _kind(environ: dict[str, Any]) -> str | None:
@@ -90,6 +117,8 @@ def _kind(environ: dict[str, Any]) -> str | None:
         return "complete"
     if method == "POST" and "uploads" in query:
         return "create"
+    if method == "GET" and "uploads" in query:
+        return "list_uploads"
     return None
 
 

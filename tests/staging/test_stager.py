@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -326,10 +327,59 @@ async def test_orphaned_uploads_under_the_prefix_are_aborted(
     await ledger.begin(area.bucket, "staged/md5/y/mine.fa", mine, source="/x", part_size=1)
     await ledger.aclose()
 
-    assert await stager.abort_orphans(area, endpoint_url=staging_s3.endpoint) == 1
+    # Unknown to the ledger and younger than orphan_age: maybe another run's, left alone.
+    assert await stager.abort_orphans(area, endpoint_url=staging_s3.endpoint) == 0
+    assert sorted(open_uploads(staging_s3, area)) == [
+        "staged/md5/x/orphan.fa",
+        "staged/md5/y/mine.fa",
+    ]
+    # Once older than orphan_age (0 here) it is abandoned.
+    async with Stager(tmp_path / "ledger.sqlite", limits=replace(SMALL, orphan_age=0)) as aged:
+        assert await aged.abort_orphans(area, endpoint_url=staging_s3.endpoint) == 1
     assert open_uploads(staging_s3, area) == ["staged/md5/y/mine.fa"]
     listed = client.list_multipart_uploads(Bucket=area.bucket)["Uploads"]
     assert sorted(u["Key"] for u in listed) == ["elsewhere/keep.fa", "staged/md5/y/mine.fa"]
+
+
+async def test_an_upload_created_before_a_crash_could_record_it_is_aborted(
+    staging_s3: StagingS3, area: StagingArea, stager: Stager, tmp_path: Path
+) -> None:
+    # The intent is written before CreateMultipartUpload; the crash came before begin().
+    async with StagingLedger(tmp_path / "ledger.sqlite") as ledger:
+        await ledger.intend(area.bucket, "staged/md5/z/crashed.fa")
+    client = staging_s3.client(area.region)
+    client.create_multipart_upload(Bucket=area.bucket, Key="staged/md5/z/crashed.fa")
+
+    assert await stager.abort_orphans(area, endpoint_url=staging_s3.endpoint) == 1
+    assert open_uploads(staging_s3, area) == []
+
+
+async def test_a_run_sharing_the_prefix_leaves_another_runs_upload_in_flight_alone(
+    staging_s3: StagingS3, area: StagingArea, tmp_path: Path, source_server: SourceServer
+) -> None:
+    import anyio
+
+    data = body(640_000, seed=21)
+    url = source_server.add("/shared.fa", data, chunk_delay=0.05)
+    other_ledger = tmp_path / "other.sqlite"
+    found: list[StagedObject] = []
+    async with (
+        Stager(tmp_path / "mine.sqlite", limits=SMALL) as mine,
+        Stager(other_ledger, limits=SMALL) as other,
+    ):
+
+        async def stage_other() -> None:
+            found.append(await other.stage(url, area, endpoint_url=staging_s3.endpoint))
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as group:
+                group.start_soon(stage_other)
+                await _until_parts(other_ledger, area, 1)
+                assert await mine.abort_orphans(area, endpoint_url=staging_s3.endpoint) == 0
+                assert len(open_uploads(staging_s3, area)) == 1
+    (staged,) = found
+    assert stored(staging_s3, staged) == data
+    assert made(staging_s3, staged) == 1 and open_uploads(staging_s3, area) == []
 
 
 async def test_an_upload_interrupted_resumes_sending_only_missing_parts(
