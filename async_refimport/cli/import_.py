@@ -57,6 +57,7 @@ from async_refimport.cli.common import (
 )
 from async_refimport.cli.outcome import exit_code, plan_exit_code, print_ending
 from async_refimport.cli.targeting import (
+    cross_region_rows,
     each_target,
     manifest_defaults,
     parse_size,
@@ -68,11 +69,12 @@ from async_refimport.cli.targeting import (
 )
 from async_refimport.completion.events import EventsPolicy, check_queues
 from async_refimport.engine.importer import ImporterSettings, StorePlan
+from async_refimport.engine.staging_driver import StagingPlan
 from async_refimport.journal import journal_spec_problem
 from async_refimport.journal.sqlite import default_journal_path
 from async_refimport.manifest.reader import FORMATS, CheckedManifest, ManifestDefaults
 from async_refimport.manifest.targets import Target
-from async_refimport.staging import MIB, StagingLimits
+from async_refimport.staging import MIB, StagingArea, StagingLimits
 
 # -- the parser -----------------------------------------------------------------------------------
 
@@ -145,6 +147,15 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
         default=ImporterSettings().setup_timeout,
         help="give up on a store whose first call gets no answer at all within SECONDS (a wrong "
         "endpoint, an unreachable VPC endpoint or proxy): exit code 3 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--consistency-grace",
+        metavar="SECONDS",
+        type=float,
+        default=ImporterSettings().consistency_grace,
+        help="how long the service's reads may lag its writes before they are believed: a "
+        "job's source failed and its name not listed is looked up again for so long when the "
+        "List cannot be judged current (default: %(default)s)",
     )
 
 
@@ -256,12 +267,10 @@ def run(args: argparse.Namespace) -> int:
         was sent).
     """
     configure_cli_logging(args)
-    problem = _option_problem(args)
-    if problem is not None:
+    if (problem := _option_problem(args)) is not None:
         print_error(problem)
         return ExitCode.INVALID_INPUT
-    endpoint_problem = _endpoint_problem(args.endpoint_url)
-    if endpoint_problem is not None:
+    if (endpoint_problem := _endpoint_problem(args.endpoint_url)) is not None:
         print_error(endpoint_problem)
         return ExitCode.INVALID_INPUT if args.endpoint_url else ExitCode.SETUP
     profile = resolve_profile(args.profile)
@@ -284,13 +293,16 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(checked, region, settings, json_output=args.json, targets=targets)
     journal: str | Path = args.journal or default_journal_path()
+    plan = _staging(args, journal, (areas, targets), rows, region)
+    if isinstance(plan, ExitCode):
+        return plan
     outcome = import_with_progress(
         rows,
         journal=journal,
         region=region,
         settings=settings,
         quiet=args.quiet,
-        staging=staging_plan(args, journal, areas, targets),
+        staging=plan,
     )
     if outcome is None:
         return ExitCode.INVALID_INPUT
@@ -305,12 +317,50 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _staging(
+    args: argparse.Namespace,
+    journal: str | Path,
+    places: tuple[dict[str, StagingArea], list[Target]],
+    rows: CheckedManifest | Sequence[ImportRequest],
+    region: str | None,
+) -> StagingPlan | ExitCode | None:
+    """The run's staging plan; with nowhere to stage, INVALID_INPUT for rows whose s3:// bucket
+    is of another Region than their store's (printed, nothing journaled)."""
+    plan = staging_plan(args, journal, *places)
+    if plan is None and not _same_regions(rows, region, args):
+        return ExitCode.INVALID_INPUT
+    return plan
+
+
+def _same_regions(
+    rows: CheckedManifest | Sequence[ImportRequest], region: str | None, args: argparse.Namespace
+) -> bool:
+    requests = (
+        (r for chunk in rows.chunks() for r in chunk) if isinstance(rows, CheckedManifest) else rows
+    )
+    try:
+        errors, warning = cross_region_rows(
+            requests, region, configured_endpoint("s3", args.s3_endpoint_url)
+        )
+    except ManifestError as exc:  # the manifest changed since it was checked
+        print_problems(exc.errors, err_console())
+        return False
+    if warning is not None:
+        err_console().print(f"Warning: {warning}", markup=False, highlight=False)
+    if errors:
+        print_problems(errors, err_console())
+        return False
+    return True
+
+
 def _option_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the options argparse cannot check; None when nothing is."""
     if not 1 <= args.max_sources_per_job <= MAX_SOURCES_PER_JOB:
         return f"--max-sources-per-job must be 1..{MAX_SOURCES_PER_JOB}"
     if not args.setup_timeout > 0:
         return "--setup-timeout must be a positive number of seconds"
+    if not args.consistency_grace >= 0:
+        return "--consistency-grace must be a number of seconds, 0 or more"
     if not 1024 <= args.staging_part_size <= 5120 * MIB:
         return "--staging-part-size must be 1KiB..5120MiB (S3's own minimum is 5MiB)"
     if args.targets and (args.store_id or args.role_arn):
@@ -422,6 +472,7 @@ def _settings(args: argparse.Namespace) -> ImporterSettings:
             s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
         ),
         setup_timeout=args.setup_timeout,
+        consistency_grace=args.consistency_grace,
     )
 
 
