@@ -6,14 +6,17 @@ a row whose source is staged first (docs/guides/staging.md)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import anyio
+import botocore.exceptions
+
 from async_refimport._console import ExitCode, err_console, print_problems
-from async_refimport._errors import ManifestError
+from async_refimport._errors import FieldError, ManifestError
 from async_refimport._models import ImportRequest
-from async_refimport.aws.clients import configured_endpoint
+from async_refimport.aws.clients import ClientPool, configured_endpoint, endpoint_configured
 from async_refimport.cli.common import print_error, resolve_endpoint
 from async_refimport.engine.importer import StorePlan
 from async_refimport.engine.staging_driver import StagingPlan
@@ -21,9 +24,21 @@ from async_refimport.journal import is_dynamo_url
 from async_refimport.journal.sqlite import default_journal_path
 from async_refimport.manifest.reader import CheckedManifest, ManifestDefaults
 from async_refimport.manifest.targets import TARGET_FIELDS, Target, read_targets
-from async_refimport.staging import MIB, StagingArea, StagingLimits, parse_area_uri, parse_staging
+from async_refimport.staging import (
+    MIB,
+    SourceKind,
+    StagingArea,
+    StagingError,
+    StagingLimits,
+    parse_area_uri,
+    parse_s3_uri,
+    parse_staging,
+    source_kind,
+)
+from async_refimport.staging.regions import BucketRegions
 
 __all__ = [
+    "cross_region_rows",
     "each_target",
     "manifest_defaults",
     "parse_size",
@@ -256,3 +271,80 @@ def without_staged(plan: StorePlan, staged: set[tuple[str, str | None, str]]) ->
     key = (plan.store.store_id, plan.store.region)
     missing = {n: why for n, why in plan.missing.items() if (*key, n) not in staged}
     return plan if len(missing) == len(plan.missing) else replace(plan, missing=missing)
+
+
+def cross_region_rows(
+    rows: Iterable[ImportRequest], region: str | None, s3_endpoint_url: str | None
+) -> tuple[list[FieldError], str | None]:
+    """With nowhere to stage: the rows whose ``s3://`` source is in a bucket of another Region
+    than their store's, which HealthOmics refuses (it imports only from its own Region).
+
+    Each distinct bucket's Region is asked once (HeadBucket, else GetBucketLocation). When the
+    lookup is refused, the rows go as they are and one line says so; a store behind another
+    HealthOmics endpoint (an emulator) with no S3 endpoint named is not looked at (as the
+    source check does not).
+
+    Args:
+        rows: The run's rows.
+        region: The Region of rows naming none.
+        s3_endpoint_url: The S3 endpoint (an emulator's), ``None`` for AWS's.
+
+    Returns:
+        A row error per such row, and the warning line (or ``None``).
+    """
+    return anyio.run(_cross_region_rows, rows, region, s3_endpoint_url)
+
+
+async def _cross_region_rows(
+    rows: Iterable[ImportRequest], region: str | None, s3_endpoint_url: str | None
+) -> tuple[list[FieldError], str | None]:
+    errors: list[FieldError] = []
+    unknown: dict[str, str] = {}  # bucket -> why its Region is not known
+    async with ClientPool() as pool:
+        regions = BucketRegions(pool)
+        for row in rows:
+            if source_kind(row.source_file) is not SourceKind.S3:
+                continue
+            try:
+                bucket, _ = parse_s3_uri(row.source_file)
+                store = row.store(region)
+            except ValueError:
+                continue  # the service (or the pre-flight) says what is wrong with it
+            if bucket in unknown:
+                continue
+            if s3_endpoint_url is None and endpoint_configured("omics", store.endpoint_url):
+                continue  # an emulator's S3 is only known by name (as for the source check)
+            try:
+                found = await regions.region(
+                    bucket, profile=store.profile, endpoint_url=s3_endpoint_url
+                )
+            except StagingError as exc:
+                unknown[bucket] = exc.detail
+                continue
+            except botocore.exceptions.BotoCoreError as exc:  # no Region, no such profile
+                unknown[bucket] = str(exc)
+                continue
+            if found != store.region:
+                errors.append(_cross_region_error(row, bucket, found, store.region))
+    return errors, _unknown_line(unknown)
+
+
+def _cross_region_error(row: ImportRequest, bucket: str, found: str, region: str) -> FieldError:
+    return FieldError(
+        "source_file",
+        f"{row.source_file} is in a bucket of {found} ({bucket}) and the store is in {region}: "
+        f"HealthOmics imports only from a bucket of the store's Region; stage it with "
+        f"--staging {region}=s3://BUCKET/PREFIX/ (a bucket in {region})",
+        row_name=row.name,
+    )
+
+
+def _unknown_line(unknown: dict[str, str]) -> str | None:
+    if not unknown:
+        return None
+    buckets = ", ".join(sorted(unknown))
+    why = next(iter(unknown.values()))
+    return (
+        f"Region of source bucket(s) {buckets} not known ({why}): their rows are sent as they "
+        "are, and HealthOmics fails any in a bucket of another Region than its store's."
+    )

@@ -314,3 +314,55 @@ def test_a_dry_run_plans_rows_to_stage_without_staging_them(
         assert "missing_sources" not in plan
     assert "6 row(s) have a source that is staged first" in run.stderr
     assert source_server.hits() == [] and starts(emulator) == 0
+
+
+def test_an_s3_source_of_another_region_with_nowhere_to_stage_is_a_row_error(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    tmp_path: Path,
+    journal_path: Path,
+) -> None:
+    east = create_store(emulator, "us-east-1")
+    far = s3_fasta(
+        "x/far.fa", make_fasta("chr1", 200, seed=4), bucket="far-src", region="eu-west-1"
+    )
+    near = s3_fasta("x/near.fa", make_fasta("chr2", 200, seed=5), bucket="near-src")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"source_file,name\n{far},far-ref\n{near},near-ref\n")
+    run = cli(
+        *import_args(emulator, manifest, journal_path),
+        "--store-id", east, "--role-arn", role_arn(), "--region", "us-east-1",
+        "--endpoint-url", emulator.omics_endpoint_url,
+    )  # fmt: skip
+    assert run.code == 2, run.stderr
+    [line] = [x for x in run.stderr.splitlines() if "far-ref" in x]
+    assert "eu-west-1" in line and "us-east-1" in line
+    assert "--staging us-east-1=s3://" in line
+    assert "near-ref" not in run.stderr  # its bucket is the store's Region
+    assert starts(emulator) == 0
+    status = cli("status", "--journal", journal_path, "--json")
+    assert status.code != 0 or status.json()["stores"] == []
+
+
+def test_a_target_naming_no_endpoint_takes_the_runs_endpoint_url(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    s3_fasta: Callable[..., str],
+    tmp_path: Path,
+    journal_path: Path,
+) -> None:
+    east = create_store(emulator, "us-east-1")
+    uri = s3_fasta("t/e.fa", make_fasta("chr1", 200, seed=6), bucket="targets-endpoint")
+    targets = tmp_path / "targets.csv"
+    targets.write_text(f"store_id,region,role_arn\n{east},us-east-1,{role_arn()}\n")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"source_file,name\n{uri},endpoint-ref\n")
+    run = cli(
+        *import_args(emulator, manifest, journal_path, "--targets", targets),
+        "--endpoint-url", emulator.omics_endpoint_url,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    [item] = run.json()["items"]
+    assert (item["store_id"], item["status"]) == (east, "IMPORTED")
+    assert [r["name"] for r in emulator.stats()["references"][east]] == ["endpoint-ref"]
