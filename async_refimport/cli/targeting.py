@@ -205,6 +205,7 @@ def staging_plan(
         ledger=ledger,
         s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
         limits=StagingLimits(part_size=args.staging_part_size),
+        per_store=bool(targets),  # a target with nowhere to stage never holds the others back
     )
 
 

@@ -64,6 +64,8 @@ class StagingPlan:
         s3_endpoint_url: The S3 endpoint (an emulator's), or ``None`` for AWS's.
         limits: Part sizes, parallelism and memory bounds of the Stager.
         per_region: Sources staged at once per Region.
+        per_store: A store with rows to stage and no staging area is one set-up error (its
+            rows left out, the other stores go on: ``--targets``), not a row error per row.
     """
 
     areas: Mapping[str, StagingArea] = field(default_factory=dict)
@@ -72,6 +74,7 @@ class StagingPlan:
     s3_endpoint_url: str | None = None
     limits: StagingLimits | None = None
     per_region: int = 4
+    per_store: bool = False
 
     def area_for(self, store: StoreRef) -> StagingArea | None:
         """The staging area of ``store``: its own, else its Region's, else ``None``."""
@@ -104,6 +107,7 @@ class StagingDriver:
         self._used: dict[tuple[StagingArea, str | None], None] = {}
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
+        self._no_area: dict[str, SetupError] = {}  # stores left out: nowhere to stage (per_store)
 
     async def __aenter__(self) -> StagingDriver:
         if self._own_stager:
@@ -171,7 +175,10 @@ class StagingDriver:
                 errors.append(FieldError("source_file", printable(str(exc)), row_name=request.name))
                 needs = False
             if needs and (problem := self._cannot_stage(store)) is not None:
-                errors.append(FieldError("source_file", problem, row_name=request.name))
+                if self._journal is not None and self._plan.per_store:
+                    self._no_area.setdefault(store.key, _no_area_error(store))
+                else:
+                    errors.append(FieldError("source_file", problem, row_name=request.name))
             flags.append(needs)
         if errors:
             raise RequestValidationError(errors)
@@ -217,7 +224,8 @@ class StagingDriver:
         Raises:
             RequestValidationError: as :meth:`stores_to_stage`.
         """
-        return tuple((await self.check_areas(await self.stores_to_stage(chunks))).values())
+        checked = await self.check_areas(await self.stores_to_stage(chunks))
+        return tuple({**self._no_area, **checked}.values())
 
     async def stores_to_stage(
         self, chunks: AsyncIterator[Sequence[ImportRequest]]
@@ -435,3 +443,18 @@ async def staging_driver(
         return
     async with StagingDriver(importer, plan) as driver:
         yield driver
+
+
+def _no_area_error(store: StoreRef) -> SetupError:
+    """The set-up error of a store with rows to stage and no staging area (``--targets``)."""
+    return SetupError(
+        f"rows need staging into {store.region} (their source is not in S3 in the store's "
+        f"Region) and no staging area is given for {store.region}",
+        store_id=store.store_id,
+        region=store.region,
+        kind=SetupKind.STAGING,
+        fix=(
+            f"Give the target a staging column (s3://BUCKET/PREFIX/ of a bucket in "
+            f"{store.region}), or pass --staging {store.region}=s3://BUCKET/PREFIX/."
+        ),
+    )

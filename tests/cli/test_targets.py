@@ -366,3 +366,31 @@ def test_a_target_naming_no_endpoint_takes_the_runs_endpoint_url(
     [item] = run.json()["items"]
     assert (item["store_id"], item["status"]) == (east, "IMPORTED")
     assert [r["name"] for r in emulator.stats()["references"][east]] == ["endpoint-ref"]
+
+
+def test_a_target_with_nowhere_to_stage_is_one_setup_line_and_the_others_go_on(
+    cli: Callable[..., Run],
+    emulator: EmulatorThread,
+    source_server: SourceServer,
+    tmp_path: Path,
+    journal_path: Path,
+) -> None:
+    stores = {r: create_store(emulator, r) for r in ("us-east-1", "us-west-2")}
+    make_bucket(emulator, "stage-only-east", "us-east-1")
+    targets = write_targets(
+        tmp_path / "targets.csv", emulator, stores, {"us-east-1": "s3://stage-only-east/refs/"}
+    )
+    rows = ["source_file,name"]
+    for i in range(3):
+        url = source_server.add(f"/n{i}.fa", make_fasta(f"c{i}", 300, seed=i).encode())
+        rows.append(f"{url},n{i}-ref")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    run = cli(*import_args(emulator, manifest, journal_path, "--targets", targets), timeout=300)
+    assert run.code == 3, run.stderr  # as for a target failing its set-up check
+    assert run.stderr.count("no staging area is given for us-west-2") == 1, run.stderr
+    assert stores["us-west-2"] in run.stderr
+    items = run.json()["items"]
+    assert {(i["store_id"], i["status"]) for i in items} == {(stores["us-east-1"], "IMPORTED")}
+    assert len(items) == 3
+    assert emulator.stats()["references"].get(stores["us-west-2"], []) == []
