@@ -408,6 +408,13 @@ class Stager:
             )
         encrypted = head.get("ServerSideEncryption") in _ENCRYPTED or "SSECustomerAlgorithm" in head
         plain = plain_md5_etag(etag, encrypted)
+        if job.md5 is not None and plain is None:
+            # Its ETag is no MD5, and checking would read the whole object here: say so.
+            log.warning(
+                "staging.md5_not_checked",
+                source=without_userinfo(job.source),
+                reason="SSE-KMS/SSE-C encrypted" if encrypted else "uploaded in parts",
+            )
         if job.md5 is not None and plain is not None and plain != job.md5:
             raise StagingError(
                 StagingCode.MD5_MISMATCH,

@@ -130,6 +130,22 @@ async def test_a_large_object_is_copied_in_parts_and_an_md5_against_its_etag_fai
     assert raised.value.code is StagingCode.MD5_MISMATCH
 
 
+async def test_an_md5_for_a_multipart_s3_source_is_not_checked_and_a_warning_says_so(
+    staging_s3: StagingS3, area: StagingArea, stager: Stager, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    data = body(300_000, seed=7)
+    source = source_bucket(staging_s3, "us-west-2", "parts/chr7.fasta", data, multipart=True)
+    with caplog.at_level(logging.WARNING, logger="async_refimport"):
+        staged = await stager.stage(
+            source, area, md5=hashlib.md5(b"other").hexdigest(), endpoint_url=staging_s3.endpoint
+        )
+    assert stored(staging_s3, staged) == data  # staged all the same: its md5 cannot be told
+    warned = [r.getMessage() for r in caplog.records if "md5_not_checked" in r.getMessage()]
+    assert len(warned) == 1 and "uploaded in parts" in warned[0] and source in warned[0]
+
+
 async def test_a_missing_object_or_bucket_is_not_found(
     staging_s3: StagingS3, area: StagingArea, stager: Stager
 ) -> None:
