@@ -220,6 +220,15 @@ def _add_staging_options(parser: argparse.ArgumentParser) -> None:
         "at least 5 MiB, but an S3 of one's own may take less; default: 8 MiB); memory in "
         "flight is 4 parts per file, 16 in all",
     )
+    parser.add_argument(
+        "--staging-retry-delay",
+        metavar="SECONDS",
+        type=float,
+        default=StagingLimits().retry_delay,
+        help="seconds before a source whose staging failed for a reason that may pass (a "
+        "truncated download, a 5xx) is tried again, doubled each time, 3 tries in all "
+        "(default: 1)",
+    )
 
 
 def _add_mode_options(parser: argparse.ArgumentParser) -> None:

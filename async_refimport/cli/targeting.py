@@ -204,7 +204,9 @@ def staging_plan(
         store_areas=own,
         ledger=ledger,
         s3_endpoint_url=configured_endpoint("s3", args.s3_endpoint_url),
-        limits=StagingLimits(part_size=args.staging_part_size),
+        limits=StagingLimits(
+            part_size=args.staging_part_size, retry_delay=args.staging_retry_delay
+        ),
         per_store=bool(targets),  # a target with nowhere to stage never holds the others back
     )
 

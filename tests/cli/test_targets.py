@@ -56,7 +56,9 @@ def import_args(
 ) -> list[str | Path]:
     return [
         "import", manifest, "--journal", journal, "--json",
-        "--s3-endpoint-url", emulator.s3_endpoint_url, *extra,
+        "--s3-endpoint-url", emulator.s3_endpoint_url,
+        "--staging-retry-delay", "0.01",  # a retried source never sleeps for real
+        *extra,
     ]  # fmt: skip
 
 

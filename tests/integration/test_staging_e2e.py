@@ -110,6 +110,7 @@ def test_kill_9_while_staging_then_every_row_imported_once_per_store(
     args = [
         "import", str(manifest), "--targets", str(targets), "--journal", str(journal_path),
         "--s3-endpoint-url", counting_s3.endpoint, "--staging-part-size", "64KiB", "--quiet",
+        "--staging-retry-delay", "0.01",
     ]  # fmt: skip
     env = {**os.environ, "COLUMNS": "200"}
     rng = random.Random(22)
