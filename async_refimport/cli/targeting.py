@@ -28,6 +28,7 @@ from async_refimport.staging import (
     MIB,
     SourceKind,
     StagingArea,
+    StagingCode,
     StagingError,
     StagingLimits,
     parse_area_uri,
@@ -283,7 +284,9 @@ def cross_region_rows(
     than their store's, which HealthOmics refuses (it imports only from its own Region).
 
     Each distinct bucket's Region is asked once (HeadBucket, else GetBucketLocation). When the
-    lookup is refused, the rows go as they are and one line says so; a store behind another
+    lookup is refused (access denied, no credentials), the rows go as they are and one line
+    says so; when S3 cannot be reached or has no such bucket, they go as they are silently (the
+    service or the source check tells it); a store behind another
     HealthOmics endpoint (an emulator) with no S3 endpoint named is not looked at (as the
     source check does not).
 
@@ -322,10 +325,12 @@ async def _cross_region_rows(
                     bucket, profile=store.profile, endpoint_url=s3_endpoint_url
                 )
             except StagingError as exc:
-                unknown[bucket] = exc.detail
+                # Refused: said once. Unreachable, or no such bucket: the service (or the source
+                # check) will say it better, and a run that cannot reach S3 fails on its own.
+                unknown[bucket] = exc.detail if exc.code is StagingCode.ACCESS_DENIED else ""
                 continue
-            except botocore.exceptions.BotoCoreError as exc:  # no Region, no such profile
-                unknown[bucket] = str(exc)
+            except botocore.exceptions.BotoCoreError:  # no Region, no such profile: as above
+                unknown[bucket] = ""
                 continue
             if found != store.region:
                 errors.append(_cross_region_error(row, bucket, found, store.region))
@@ -343,10 +348,11 @@ def _cross_region_error(row: ImportRequest, bucket: str, found: str, region: str
 
 
 def _unknown_line(unknown: dict[str, str]) -> str | None:
-    if not unknown:
+    refused = {bucket: why for bucket, why in unknown.items() if why}
+    if not refused:
         return None
-    buckets = ", ".join(sorted(unknown))
-    why = next(iter(unknown.values()))
+    buckets = ", ".join(sorted(refused))
+    why = next(iter(refused.values()))
     return (
         f"Region of source bucket(s) {buckets} not known ({why}): their rows are sent as they "
         "are, and HealthOmics fails any in a bucket of another Region than its store's."
